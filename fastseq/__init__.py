@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "gather_rows": "fastseq.store",
     "train_bptt": "fastseq.trainer",
     "NonFiniteLossError": "fastseq.trainer",
+    "stdlib_paragraphs": "fastseq.corpus",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
