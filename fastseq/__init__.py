@@ -22,6 +22,26 @@ _EXPORTS: dict[str, str] = {
     "train_bptt": "fastseq.trainer",
     "NonFiniteLossError": "fastseq.trainer",
     "stdlib_paragraphs": "fastseq.corpus",
+    # MNIST rows, RNN autoencoder, hidden-unit pictures (issue 4)
+    "Digits": "fastseq.data",
+    "read_idx": "fastseq.data",
+    "write_idx": "fastseq.data",
+    "load_mnist": "fastseq.data",
+    "held_out_split": "fastseq.data",
+    "RowRNN": "fastseq.rnn",
+    "TiedRNN": "fastseq.rnn",
+    "UntiedRNN": "fastseq.rnn",
+    "GRURows": "fastseq.rnn",
+    "LSTMRows": "fastseq.rnn",
+    "make_model": "fastseq.rnn",
+    "complete": "fastseq.rnn",
+    "completion_mse": "fastseq.rnn",
+    "baseline_errors": "fastseq.rnn",
+    "save_model": "fastseq.rnn",
+    "load_model": "fastseq.rnn",
+    "sample_windows": "fastseq.inspect",
+    "unit_responses": "fastseq.inspect",
+    "hidden_unit_pictures": "fastseq.inspect",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
