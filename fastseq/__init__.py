@@ -21,6 +21,11 @@ _EXPORTS: dict[str, str] = {
     "gather_rows": "fastseq.store",
     "train_bptt": "fastseq.trainer",
     "NonFiniteLossError": "fastseq.trainer",
+    # mosaics of weights (issue 6)
+    "tile": "fastseq.mosaic",
+    "save_png": "fastseq.mosaic",
+    "MosaicLayout": "fastseq.layout",
+    "paragraph_layout": "fastseq.layout",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
