@@ -42,6 +42,11 @@ _EXPORTS: dict[str, str] = {
     "sample_windows": "fastseq.inspect",
     "unit_responses": "fastseq.inspect",
     "hidden_unit_pictures": "fastseq.inspect",
+    # mosaics of weights (issue 6)
+    "tile": "fastseq.mosaic",
+    "save_png": "fastseq.mosaic",
+    "MosaicLayout": "fastseq.layout",
+    "paragraph_layout": "fastseq.layout",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
