@@ -5,7 +5,7 @@ The main model is the tied-weight RNN
     h_t = sigmoid(x_t Wxh + h_{t-1} Whh + b),    y_t = sigmoid(h_t Wxh^T + c),
 
 where ``y_t`` predicts row ``t+1``. Untied RNN, GRU and LSTM variants share its
-interface: ``step`` for one row, ``forward`` for a whole sequence, ``decoder`` for
+interface: ``step`` for one row, ``forward`` for a whole sequence, ``as_decoder`` for
 :func:`fastseq.train_bptt`, and ``advance``, which also returns each unit's response
 (the pre-sigmoid activation for the RNNs; what :mod:`fastseq.inspect` weighs windows by). :func:`complete` continues half-seen digits by feeding predictions back.
 Parameters are saved with safetensors (no code runs on load), atomically.
@@ -24,7 +24,7 @@ from fastseq._atomic import atomic_path
 from fastseq._validate import positive_int
 
 __all__ = [
-    "RowRNN", "TiedRNN", "UntiedRNN", "GRURows", "LSTMRows", "MODEL_KINDS", "make_model",
+    "RowRNN", "RowDecoder", "TiedRNN", "UntiedRNN", "GRURows", "LSTMRows", "MODEL_KINDS", "make_model",
     "complete", "completion_mse", "baseline_errors", "save_model", "load_model", "as_sequences",
 ]
 
@@ -77,11 +77,36 @@ class RowRNN(nn.Module):
         s = self.initial_state(1)
         return tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach()
 
-    def decoder(self, visible: torch.Tensor, context: torch.Tensor, hidden: State) -> tuple[torch.Tensor, State]:
-        """:func:`fastseq.train_bptt` interface: ``context`` (``B x F``) is the current row,
-        ``visible`` is ignored, ``hidden`` is ``1 x B x H``; returns ``1 x B x F`` and ``1 x B x H``."""
+    def as_decoder(self, feedback: bool = False) -> "RowDecoder":
+        """This model behind the :func:`fastseq.train_bptt` decoder interface (shares its parameters)."""
+        return RowDecoder(self, feedback)
+
+
+class RowDecoder(nn.Module):
+    """A row model as :func:`fastseq.train_bptt`'s ``decoder(visible, context, hidden)``.
+
+    ``hidden`` is ``1 x B x H`` (a tuple for the LSTM); returns ``1 x B x F`` predictions
+    of the next row and the new ``1 x B x H`` state.
+
+    Args:
+        model: the row model; its parameters are shared, not copied.
+        feedback: False: read ``context`` (``B x F``, the true current row) and ignore
+            ``visible``. True: read ``visible[0]``, the trainer's previous output fed back,
+            or (with probability ``teacher_forcing``) the previous target, i.e. the true
+            current row; training on its own predictions teaches the network to continue
+            from them, as :func:`complete` asks. After a reset ``visible`` is the
+            trainer's ``visible_seed``, which stands for the first row (all zero in MNIST).
+    """
+
+    def __init__(self, model: RowRNN, feedback: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.feedback = bool(feedback)
+
+    def forward(self, visible: torch.Tensor, context: torch.Tensor, hidden: State) -> tuple[torch.Tensor, State]:
+        x = visible[0] if self.feedback else context
         state = tuple(t[0] for t in hidden) if isinstance(hidden, tuple) else hidden[0]
-        y, state = self.step(context, state)
+        y, state = self.model.step(x, state)
         out_state = tuple(t.unsqueeze(0) for t in state) if isinstance(state, tuple) else state.unsqueeze(0)
         return y.unsqueeze(0), out_state
 

