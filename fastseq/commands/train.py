@@ -221,12 +221,16 @@ def _completion_figure(test, completed, labels, k: int, per_class: int = 2):
 
 
 def _units_figure(pics, window: int):
-    """One cell per unit: the weighted window above the rows the network expects next."""
+    """One cell per unit, scaled to its own range: the weighted window above a grey line
+    above the rows the network expects next."""
     import numpy as np
 
-    gap = np.full((pics.shape[0], 1, pics.shape[2]), np.nan, dtype=pics.dtype)  # drawn as a dark line
-    cells = np.concatenate([pics[:, :window], gap, pics[:, window:]], axis=1)
-    return _tile(cells, spacing=2, scale="tile")
+    lo = pics.min(axis=(1, 2), keepdims=True)
+    span = pics.max(axis=(1, 2), keepdims=True) - lo
+    scaled = np.where(span > 0, (pics - lo) / np.where(span > 0, span, 1.0), 0.5)
+    gap = np.full((pics.shape[0], 1, pics.shape[2]), 0.5)
+    cells = np.concatenate([scaled[:, :window], gap, scaled[:, window:]], axis=1)
+    return _tile(cells, spacing=2, scale=None)
 
 
 def _tile(images, **kwargs):
