@@ -135,7 +135,7 @@ def adjacent_correlations(features, order) -> np.ndarray:
     """Correlations of consecutive rows in ``order``: ``N - 1`` values (float64).
 
     >>> import numpy as np
-    >>> adjacent_correlations(np.array([[1, 2, 3], [3, 2, 1], [2, 4, 6]]), [0, 2, 1]).tolist()
+    >>> adjacent_correlations(np.array([[1, 2, 3], [3, 2, 1], [2, 4, 6]]), [0, 2, 1]).round(6).tolist()
     [1.0, -1.0]
     """
     z = standardize(features, np.float64)
