@@ -47,6 +47,11 @@ _EXPORTS: dict[str, str] = {
     "save_png": "fastseq.mosaic",
     "MosaicLayout": "fastseq.layout",
     "paragraph_layout": "fastseq.layout",
+    "corrsort": "fastseq.order",
+    "adjacent_correlations": "fastseq.order",
+    "path_correlation": "fastseq.order",
+    "split_clusters": "fastseq.order",
+    "cluster_layout": "fastseq.order",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
