@@ -79,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mosaic", action="store_true",
                         help="draw PREFIX_completion.png (held-out digits: seen top half, completion, truth) and "
                              "PREFIX_hidden_units.png (per unit: the rows it responds to above what it predicts next)")
+    parser.add_argument("--sort_units", action="store_true",
+                        help="in PREFIX_hidden_units.png, put units with correlated pictures next to each other "
+                             "(fastseq.corrsort) instead of in index order")
     parser.add_argument("--seen", type=_positive_int, default=14, metavar="K",
                         help="rows shown to the network before it completes a digit")
     parser.add_argument("--window", type=_positive_int, default=10, metavar="L",
@@ -153,7 +156,12 @@ def run(args: argparse.Namespace) -> int:
         _save_picture(_completion_figure(test, completed, digits.test_labels, k), prefix, "_completion.png", zoom=3)
         pics = hidden_unit_pictures(model, digits.train_images, args.window, args.windows,
                                     seed=args.random_seed, progress=args.verbose)
-        _save_picture(_units_figure(pics, args.window), prefix, "_hidden_units.png", zoom=2)
+        order = None
+        if args.sort_units:
+            from fastseq.order import corrsort
+
+            order = corrsort(pics.reshape(len(pics), -1))
+        _save_picture(_units_figure(pics, args.window, order), prefix, "_hidden_units.png", zoom=2)
         written += [prefix.name + "_completion.png", prefix.name + "_hidden_units.png"]
     log(f"wrote {', '.join(str(prefix.with_name(w)) for w in written)}")
     log.file.close()
@@ -220,7 +228,7 @@ def _completion_figure(test, completed, labels, k: int, per_class: int = 2):
     return _tile(np.concatenate(groups), width=width, spacing=2, scale=None)
 
 
-def _units_figure(pics, window: int):
+def _units_figure(pics, window: int, order=None):
     """One cell per unit, scaled to its own range: the weighted window above a grey line
     above the rows the network expects next."""
     import numpy as np
@@ -230,7 +238,7 @@ def _units_figure(pics, window: int):
     scaled = np.where(span > 0, (pics - lo) / np.where(span > 0, span, 1.0), 0.5)
     gap = np.full((pics.shape[0], 1, pics.shape[2]), 0.5)
     cells = np.concatenate([scaled[:, :window], gap, scaled[:, window:]], axis=1)
-    return _tile(cells, spacing=2, scale=None)
+    return _tile(cells, spacing=2, scale=None, order=order)
 
 
 def _tile(images, **kwargs):
