@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "train_bptt": "fastseq.trainer",
     "NonFiniteLossError": "fastseq.trainer",
     "stdlib_paragraphs": "fastseq.corpus",
+    "one_hot_bytes": "fastseq.corpus",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
