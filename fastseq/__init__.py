@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "path_correlation": "fastseq.order",
     "split_clusters": "fastseq.order",
     "cluster_layout": "fastseq.order",
+    "one_hot_bytes": "fastseq.corpus",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
