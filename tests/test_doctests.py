@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fastseq.schedule", "fastseq.store", "fastseq.trainer", "fastseq.corpus"]
+MODULES = ["fastseq.schedule", "fastseq.store", "fastseq.trainer", "fastseq.corpus",
+           "fastseq.data", "fastseq.rnn", "fastseq.inspect"]
 
 
 @pytest.mark.parametrize("name", MODULES)
