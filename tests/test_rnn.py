@@ -154,3 +154,24 @@ def test_load_rejects_corrupt_and_foreign_files(tmp_path):
         load_model(tmp_path / "none")
     with pytest.raises(ValueError, match="one of rnn"):
         make_model("transformer")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "rnn_untied", "gru", "lstm"])
+@pytest.mark.parametrize("feedback", [False, True])
+def test_every_model_trains_through_train_bptt(kind, feedback):
+    import fastseq
+
+    torch.manual_seed(0)
+    m = make_model(kind, n_hidden=8)
+    images = np.random.default_rng(0).random((6, 10, 28)).astype(np.float32)
+    contexts, targets = as_sequences(images)
+    before = [p.detach().clone() for p in m.parameters()]
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+
+    def cost(p, t):
+        return torch.nn.functional.binary_cross_entropy(p, t, reduction="none").sum(-1)
+
+    losses = fastseq.train_bptt(m.as_decoder(feedback), contexts, targets, torch.zeros(28), m.hidden_seed(),
+                                opt, 4, 5, cost, teacher_forcing=0.5 if feedback else 0.0, seed=0)
+    assert len(losses) > 0 and np.isfinite(losses).all()
+    assert all(not torch.equal(a, b) for a, b in zip(before, m.parameters()))
