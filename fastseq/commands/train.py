@@ -95,7 +95,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class _Log:
-    """Print lines and keep them in PREFIX.log as they come."""
+    """Print lines and keep them in PREFIX.log as they come (a context manager)."""
 
     def __init__(self, path: Path) -> None:
         self.file = open(path, "w", encoding="utf-8")
@@ -105,15 +105,19 @@ class _Log:
         self.file.write(line + "\n")
         self.file.flush()
 
+    def __enter__(self) -> "_Log":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
 
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate and draw; see ``fastseq train --help``."""
-    import numpy as np
     import torch
 
     from fastseq.cli import CommandError
     from fastseq.data import load_mnist
-    from fastseq.rnn import baseline_errors, complete, completion_mse, load_model, make_model, save_model
 
     for name in ("model", "hidden", "data", "params"):  # left out of the namespace so --help shows no "None"
         if not hasattr(args, name):
@@ -129,12 +133,20 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--seen: expected 1 to {rows - 1} rows, got {args.seen}")
     if args.window > rows:
         raise CommandError(f"--window: expected at most {rows} rows, got {args.window}")
-    model = _model(args, digits.train_images.shape[2], load_model, make_model)
+    model = _model(args, digits.train_images.shape[2])
+    with _Log(prefix.with_name(prefix.name + ".log")) as log:
+        settings = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "command"}
+        log("fastseq train " + " ".join(f"--{k} {v}" for k, v in settings.items()))
+        log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
+        log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} "
+            f"parameters{', resumed from ' + str(args.params) if args.params else ''}")
+        _run_logged(model, digits, prefix, args, log)
+    return 0
 
-    log = _Log(prefix.with_name(prefix.name + ".log"))
-    log(f"fastseq train {' '.join(sys.argv[2:]) if sys.argv[1:2] == ['train'] else ''}".rstrip())
-    log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
-    log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} parameters")
+
+def _run_logged(model, digits, prefix: Path, args, log) -> None:
+    from fastseq.rnn import baseline_errors, complete, completion_mse, save_model
+
     start = time.perf_counter()
     _train(model, digits, args, log)
     train_s = time.perf_counter() - start
@@ -142,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     model.eval()
     k, test = args.seen, digits.test_images
+    rows = test.shape[1]
     completed = complete(model, test, k=k)
     err = completion_mse(completed, test, k)
     base = baseline_errors(digits.train_images, test, k)
@@ -164,12 +177,11 @@ def run(args: argparse.Namespace) -> int:
         _save_picture(_units_figure(pics, args.window, order), prefix, "_hidden_units.png", zoom=2)
         written += [prefix.name + "_completion.png", prefix.name + "_hidden_units.png"]
     log(f"wrote {', '.join(str(prefix.with_name(w)) for w in written)}")
-    log.file.close()
-    return 0
 
 
-def _model(args, n_visible, load_model, make_model):
+def _model(args, n_visible: int):
     from fastseq.cli import CommandError
+    from fastseq.rnn import load_model, make_model
 
     if args.params is None:
         return make_model(args.model or "rnn", args.hidden or 169, n_visible)
