@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     model = _model(args, digits.train_images.shape[2])
     with _Log(prefix.with_name(prefix.name + ".log")) as log:
         settings = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "command"}
-        log("fastseq train " + " ".join(f"--{k} {v}" for k, v in settings.items()))
+        log("fastseq train " + " ".join(f"--{k}" if v is True else f"--{k} {v}"
+                                         for k, v in settings.items() if v is not None and v is not False))
         log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
         log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} "
             f"parameters{', resumed from ' + str(args.params) if args.params else ''}")
