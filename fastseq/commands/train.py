@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=_positive_int, default=20, metavar="B", help="digits trained side by side")
     parser.add_argument("--bptt", type=_positive_int, default=27, metavar="K",
                         help="rows per truncated-BPTT window (one optimizer step each); 27 = a whole digit")
-    parser.add_argument("--learning_rate", type=_positive_float, default=0.003, metavar="LR", help="Adam learning rate")
+    parser.add_argument("--learning_rate", type=_positive_float, default=0.01, metavar="LR", help="Adam learning rate")
     parser.add_argument("--teacher_forcing", type=_fraction, default=0.5, metavar="P",
                         help="in training, chance that a step reads the true row instead of the network's own "
                              "prediction of it (1: always the true row)")
