@@ -1,6 +1,8 @@
 """Row models: tied weights, the trainer interface, completion against a plain loop, saving."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -139,6 +141,9 @@ def test_save_load_roundtrip(tmp_path, kind):
         assert n1 == n2
         torch.testing.assert_close(p1, p2)
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() would make it, not mkstemp's 0600
 
 
 def test_load_rejects_corrupt_and_foreign_files(tmp_path):
