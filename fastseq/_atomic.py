@@ -17,11 +17,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode open() would
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 (some writers recreate it): the mode open() gives
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
