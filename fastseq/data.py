@@ -145,14 +145,15 @@ def held_out_split(labels: np.ndarray, fraction: float = 0.1, seed: int = 0) -> 
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"Expected fraction in (0, 1), got {fraction}.")
     rng = np.random.default_rng(seed)
-    # Each digit's key is its random rank within its class over the class size; holding
-    # out the smallest keys takes every class in proportion, even for tiny data sets.
-    key = np.empty(labels.size)
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        key[rng.permutation(members)] = np.arange(members.size) / members.size
-    order = np.lexsort((rng.random(labels.size), key))
-    test_index = np.sort(order[: int(round(fraction * labels.size))])
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    # largest-remainder apportionment: round(fraction * N) in all, each class within one of its share
+    share = fraction * counts
+    take = np.floor(share).astype(np.int64)
+    extra = int(round(fraction * labels.size)) - int(take.sum())
+    by_remainder = np.lexsort((rng.random(classes.size), -(share - take)))
+    take[by_remainder[:extra]] += 1
+    test = [rng.permutation(np.flatnonzero(inverse == c))[: take[c]] for c in range(classes.size)]
+    test_index = np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
     train_index = np.setdiff1d(np.arange(labels.size), test_index)
     return train_index.astype(np.int64), test_index.astype(np.int64)
 

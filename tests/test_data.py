@@ -140,3 +140,16 @@ def test_embedded_digits_are_real_mnist():
     assert d.train_images[:, 0].mean() < 0.01 and d.train_images[:, 10:18, 10:18].mean() > 0.2
     d.train_images[:] = 0  # the cache behind load_mnist() is not handed out
     assert load_mnist().train_images.max() == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=60), st.floats(0.01, 0.99), st.integers(0, 2**31))
+def test_held_out_split_properties(labels, fraction, seed):
+    labels = np.array(labels)
+    before = labels.copy()
+    tr, te = held_out_split(labels, fraction, seed)
+    np.testing.assert_array_equal(labels, before)
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, te])), np.arange(labels.size))
+    assert te.size == round(fraction * labels.size)
+    counts = np.bincount(labels, minlength=5)
+    assert np.all(np.abs(np.bincount(labels[te], minlength=5) - fraction * counts) <= 1 + 1e-9)
