@@ -283,7 +283,16 @@ def baseline_errors(train: np.ndarray, test: np.ndarray, k: int = 14) -> dict[st
 
 
 def save_model(model: RowRNN, path: str | os.PathLike) -> None:
-    """Save parameters and architecture with safetensors, atomically (temp file + rename)."""
+    """Save parameters and architecture with safetensors, atomically (temp file + rename).
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "rnn.safetensors")
+        >>> save_model(TiedRNN(28, 8), path)
+        >>> m = load_model(path)
+        >>> m.kind, m.n_hidden
+        ('rnn', 8)
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
