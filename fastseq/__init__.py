@@ -23,6 +23,7 @@ _EXPORTS: dict[str, str] = {
     "NonFiniteLossError": "fastseq.trainer",
     "stdlib_paragraphs": "fastseq.corpus",
     "one_hot_bytes": "fastseq.corpus",
+    "shard_plan": "fastseq.distributed",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
