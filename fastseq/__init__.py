@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "split_clusters": "fastseq.order",
     "cluster_layout": "fastseq.order",
     "one_hot_bytes": "fastseq.corpus",
+    "shard_plan": "fastseq.distributed",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

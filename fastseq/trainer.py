@@ -10,6 +10,7 @@ device-to-host sync is one per window (the finiteness check of its loss).
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -262,6 +263,7 @@ def train_bptt(
     seed: int | None = None,
     wrap_around: bool = False,
     admit_longest_first: bool = True,
+    distributed: bool = False,
     device: str | torch.device | None = None,
     progress: bool = False,
 ) -> list[float]:
@@ -302,6 +304,12 @@ def train_bptt(
         admit_longest_first: start the ``batch_size`` longest sequences first, so
             that the end of the epoch, where slots run out of sequences, is short.
             False keeps the plain (shuffled) order.
+        distributed: data-parallel over the initialized ``torch.distributed``
+            default group: each process trains ``order[rank::world_size]`` and all
+            take the same step, on gradients summed over processes and a loss
+            averaged over the real steps of all processes (see
+            :mod:`fastseq.distributed`). Every process must pass the same data,
+            seeds and settings (with ``shuffle``, an explicit ``seed``).
         device: where to compute; default the decoder's device. Data are moved
             there once.
         progress: show a progress bar.
@@ -356,8 +364,24 @@ def train_bptt(
             f"Expected visible_seed to have as many features as targets for teacher forcing, "
             f"got {vseed.shape[0]} and {tgt_store.feature_shape[0]}."
         )
+    shard = None
+    world = 1
+    if distributed:
+        import torch.distributed as dist
+
+        from fastseq.distributed import all_reduce_gradients, shard_plan
+
+        if not dist.is_available() or not dist.is_initialized():
+            raise ValueError("Expected torch.distributed to be initialized for distributed=True, it is not.")
+        if shuffle and seed is None:
+            raise ValueError("Expected an explicit seed with shuffle=True and distributed=True, got None.")
+        world = dist.get_world_size()
+    longest = batch_size * world if admit_longest_first and not wrap_around else 0
     order = epoch_order(len(ctx_store), shuffle=shuffle, seed=seed, lengths=ctx_store.lengths,
-                        longest_first=batch_size if admit_longest_first and not wrap_around else 0)
+                        longest_first=longest)
+    if distributed:
+        shard = shard_plan(ctx_store.lengths, order, batch_size, bptt, dist.get_rank(), world, wrap_around)
+        order = shard.order
     schedule = SlotSchedule(ctx_store.lengths, batch_size, bptt, order, compact=True,
                             wrap_around=wrap_around)
     generator = None
@@ -375,14 +399,26 @@ def train_bptt(
                    desc="train_bptt")
     losses: list[float] = []
     try:
-        for w, total in windows:
-            loss = total / max(w.real_steps, 1)
-            value = float(loss.detach())  # the one sync per window
-            if not np.isfinite(value):
-                optimizer.zero_grad(set_to_none=True)
-                raise NonFiniteLossError(w.index, value)
+        for index in itertools.count():
+            item = next(windows, None)
+            if item is None and (shard is None or index >= shard.windows):
+                break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            if shard is None:
+                loss = item[1] / max(item[0].real_steps, 1)
+                value = float(loss.detach())  # the one sync per window
+            else:  # a process whose shard is done still joins the all-reduces, with zeros
+                total = item[1] if item is not None else torch.zeros((), device=device, dtype=dtype)
+                loss = total / max(int(shard.real_steps[index]), 1)
+                summed = loss.detach().clone()
+                dist.all_reduce(summed)
+                value = float(summed)
+            if not np.isfinite(value):
+                raise NonFiniteLossError(index, value)
+            if item is not None:
+                loss.backward()
+            if shard is not None:
+                all_reduce_gradients(params)
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(params, clip_grad_norm)
             optimizer.step()

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-MODULES = ["fastseq.schedule", "fastseq.store", "fastseq.trainer", "fastseq.corpus",
+MODULES = ["fastseq.schedule", "fastseq.store", "fastseq.trainer", "fastseq.corpus", "fastseq.distributed",
            "fastseq.data", "fastseq.rnn", "fastseq.inspect"]
 
 
