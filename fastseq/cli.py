@@ -13,6 +13,7 @@ import sys
 # subcommand name -> module; each module is small and imports heavy libraries in run()
 COMMANDS: dict[str, str] = {
     "demo": "fastseq.commands.demo",
+    "mosaic": "fastseq.commands.mosaic",
 }
 
 

@@ -297,11 +297,12 @@ def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndar
     path, _ = _nb_order.refine(path, c, z, nbr, 0, rng)
     kicks = 64
     with tqdm(total=round(budget, 2), unit="s", disable=not progress, desc="corrsort tsp") as bar:
-        while (elapsed := time.perf_counter() - t0) < budget:
+        while time.perf_counter() - t0 < budget:
             t1 = time.perf_counter()
             path, _ = _nb_order.refine(path, c, z, nbr, kicks, rng, False)
             took = time.perf_counter() - t1
-            bar.update(round(min(budget, time.perf_counter() - t0) - elapsed, 2))
+            bar.n = round(min(budget, time.perf_counter() - t0), 2)
+            bar.refresh()
             # rounds of about 20 ms keep the budget honest without much call overhead
             kicks = int(np.clip(kicks * 0.02 / max(took, 1e-4), 8, 1 << 16))
     return path
