@@ -116,6 +116,9 @@ def test_save_png_round_trip_zoom_and_atomic(tmp_path):
     save_png(np.ones((2, 2, 3)), p)  # replaces the old file
     assert skio.imread(p).shape == (2, 2, 3)
     assert sorted(os.listdir(tmp_path)) == ["m.png"]  # no temporary left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temp file
     with pytest.raises(ValueError, match="H x W"):
         save_png(np.zeros((2, 2, 2)), p)
     with pytest.raises(FileNotFoundError):
