@@ -127,47 +127,54 @@ def _at(p, k):
 
 
 @njit(cache=True)
-def _best_2opt(a, p, pos, c, z, cand):
+def _best_2opt(a, p, pos, c, z, cand, dac):
     """Best 2-opt move that makes ``a`` adjacent to a candidate: (gain, lo, hi) of the
-    segment ``p[lo..hi]`` to reverse."""
+    segment ``p[lo..hi]`` to reverse. ``dac[k]`` is the distance from ``a`` to
+    ``cand[k]``; as in Lin-Kernighan, the new edge must be shorter than the edge of
+    ``a`` it replaces (moves at a path end are always tried)."""
     i = pos[a]
+    succ = _at(p, i + 1)
+    pred = _at(p, i - 1)
+    d_succ = _dist(c, z, a, succ)
+    d_pred = _dist(c, z, a, pred)
     best, blo, bhi = EPS, -1, -1
-    for c_ in cand:
+    for k in range(cand.shape[0]):
+        c_ = cand[k]
         if c_ < 0 or c_ == a:
             continue
         j = pos[c_]
-        dac = _dist(c, z, a, c_)
         # a's successor side: ... a b ... c sc ...  ->  ... a c ... b sc ...
-        b = _at(p, i + 1)
-        if j > i + 1:
-            sc = _at(p, j + 1)
-            g = _dist(c, z, a, b) + _dist(c, z, c_, sc) - dac - _dist(c, z, b, sc)
-            if g > best:
-                best, blo, bhi = g, i + 1, j
-        elif j < i - 1:
-            sc = p[j + 1]
-            g = _dist(c, z, a, b) + _dist(c, z, c_, sc) - dac - _dist(c, z, b, sc)
-            if g > best:
-                best, blo, bhi = g, j + 1, i
+        if succ < 0 or dac[k] < d_succ:
+            if j > i + 1:
+                sc = _at(p, j + 1)
+                g = d_succ + _dist(c, z, c_, sc) - dac[k] - _dist(c, z, succ, sc)
+                if g > best:
+                    best, blo, bhi = g, i + 1, j
+            elif j < i - 1:
+                sc = p[j + 1]
+                g = d_succ + _dist(c, z, c_, sc) - dac[k] - _dist(c, z, succ, sc)
+                if g > best:
+                    best, blo, bhi = g, j + 1, i
         # a's predecessor side: ... pc c ... b a ...  ->  ... pc b ... c a ...
-        b = _at(p, i - 1)
-        if j < i - 1:
-            pc = _at(p, j - 1)
-            g = _dist(c, z, b, a) + _dist(c, z, pc, c_) - dac - _dist(c, z, pc, b)
-            if g > best:
-                best, blo, bhi = g, j, i - 1
-        elif j > i + 1:
-            pc = p[j - 1]
-            g = _dist(c, z, b, a) + _dist(c, z, pc, c_) - dac - _dist(c, z, b, pc)
-            if g > best:
-                best, blo, bhi = g, i, j - 1
+        if pred < 0 or dac[k] < d_pred:
+            if j < i - 1:
+                pc = _at(p, j - 1)
+                g = d_pred + _dist(c, z, pc, c_) - dac[k] - _dist(c, z, pc, pred)
+                if g > best:
+                    best, blo, bhi = g, j, i - 1
+            elif j > i + 1:
+                pc = p[j - 1]
+                g = d_pred + _dist(c, z, pc, c_) - dac[k] - _dist(c, z, pred, pc)
+                if g > best:
+                    best, blo, bhi = g, i, j - 1
     return best, blo, bhi
 
 
 @njit(cache=True)
-def _best_oropt(a, p, pos, c, z, cand, max_len):
+def _best_oropt(a, p, pos, c, z, cand, dac, max_len):
     """Best move of a segment of 1..max_len tiles with ``a`` at one end, to sit next to
-    a candidate. Returns (gain, start, length, cand, after, a_first)."""
+    a candidate (only candidates closer than the edges the move removes).
+    Returns (gain, start, length, cand, after, forward)."""
     n = p.shape[0]
     i = pos[a]
     best = EPS
@@ -183,22 +190,21 @@ def _best_oropt(a, p, pos, c, z, cand, max_len):
             prev = _at(p, s - 1)
             nxt = _at(p, s + length)
             x = p[s]
-            y = p[s + length - 1]
-            removed = _dist(c, z, prev, x) + _dist(c, z, y, nxt)
+            removed = _dist(c, z, prev, x) + _dist(c, z, p[s + length - 1], nxt)
             if prev >= 0 and nxt >= 0:
                 removed -= _dist(c, z, prev, nxt)
-            for c_ in cand:
-                if c_ < 0 or s <= pos[c_] < s + length:
+            for k in range(cand.shape[0]):
+                c_ = cand[k]
+                if c_ < 0 or dac[k] >= removed or s <= pos[c_] < s + length:
                     continue
-                dac = _dist(c, z, a, c_)
                 for after in (True, False):
-                    k = pos[c_] + 1 if after else pos[c_] - 1
-                    if after and k == s:
-                        k = s + length
-                    if not after and k == s + length - 1:
-                        k = s - 1
-                    e = _at(p, k)
-                    added = dac + _dist(c, z, other, e)
+                    m = pos[c_] + 1 if after else pos[c_] - 1
+                    if after and m == s:
+                        m = s + length
+                    if not after and m == s + length - 1:
+                        m = s - 1
+                    e = _at(p, m)
+                    added = dac[k] + _dist(c, z, other, e)
                     if e >= 0:
                         added -= _dist(c, z, c_, e)
                     g = removed - added
@@ -248,6 +254,7 @@ def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len):
     n = p.shape[0]
     k = nbr.shape[1]
     cand = np.empty(k + 2, dtype=np.intp)
+    dac = np.empty(k + 2, dtype=np.float64)
     total = 0.0
     while count > 0:
         a = queue[head]
@@ -257,8 +264,10 @@ def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len):
         cand[:k] = nbr[a]
         cand[k] = p[0]
         cand[k + 1] = p[n - 1]
-        g2, lo, hi = _best_2opt(a, p, pos, c, z, cand)
-        go, s, length, c_, after, forward = _best_oropt(a, p, pos, c, z, cand, max_len)
+        for m in range(k + 2):
+            dac[m] = _dist(c, z, a, cand[m])
+        g2, lo, hi = _best_2opt(a, p, pos, c, z, cand, dac)
+        go, s, length, c_, after, forward = _best_oropt(a, p, pos, c, z, cand, dac, max_len)
         if g2 <= EPS and go <= EPS:
             continue
         if g2 >= go:
@@ -291,8 +300,8 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50):
     """2-opt + Or-opt local search, then ``kicks`` rounds of iterated local search.
 
     Each kick swaps two short neighbouring segments (a local double bridge), repairs
-    with local search from the touched tiles, and is kept only if the path got no
-    longer. Returns the refined path (a new array) and its length; never longer
+    with local search from the touched tiles, and is kept only if the path got
+    shorter. Returns the refined path (a new array) and its length; never longer
     than ``path``.
     """
     n = path.shape[0]
@@ -304,14 +313,12 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50):
     inq = np.zeros(max(n, 1), dtype=np.bool_)
     if n < 3:
         return p, path_length(p, c, z)
-    if search:
+    while search:  # don't-look bits may miss a move: sweep until a full pass finds none
         count = 0
         for k in range(n):
             count = _push(queue, inq, 0, count, p[k])
-        _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len)
+        search = _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len) > 0.0
     cost = path_length(p, c, z)
-    if n < 8:
-        return p, cost
     best_p = p.copy()
     for _ in range(kicks):
         l1 = rng.integers(1, min(max_kick, n // 3) + 1)
@@ -331,7 +338,7 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50):
         for node in (before, b0, b1, c0, c1, after):
             count = _push(queue, inq, 0, count, node)
         gain = _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len)
-        if delta - gain <= 1e-12:
+        if delta - gain < -EPS or (delta - gain <= EPS and delta > EPS):
             cost += delta - gain
             best_p[:] = p
         else:

@@ -14,6 +14,7 @@ import sys
 COMMANDS: dict[str, str] = {
     "demo": "fastseq.commands.demo",
     "train": "fastseq.commands.train",
+    "mosaic": "fastseq.commands.mosaic",
 }
 
 

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
@@ -145,8 +145,8 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(suffix=".png", prefix=".tmp-", dir=folder)
-    os.close(fd)
+    # a fresh name rather than mkstemp, so the picture gets the usual (umask) permissions
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}.png")
     try:
         io.imsave(tmp, img, check_contrast=False)
         os.replace(tmp, path)

@@ -45,7 +45,7 @@ def standardize(features, dtype=np.float32) -> np.ndarray:
         x = x.astype(np.float64)
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise TypeError(f"Expected features to hold real numbers, got dtype {x.dtype}.")
-    x = x.reshape(x.shape[0], -1).astype(np.float64)  # always a copy
+    x = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))).astype(np.float64)  # always a copy
     bad = ~np.isfinite(x)
     if bad.any():
         counts = (~bad).sum(axis=1)
@@ -67,7 +67,7 @@ def corrsort(
     *,
     rows: bool | None = None,
     time_budget: float | None = None,
-    neighbours: int = 12,
+    neighbours: int = 10,
     seed: int | None = 0,
     dtype=np.float32,
     progress: bool = False,
@@ -85,7 +85,7 @@ def corrsort(
             matrix (memory O(N x (D + K)) instead of O(N^2); same greedy order up to
             float rounding). Default: only when N > 12,000.
         time_budget: seconds for the refinement of ``"tsp"``; default
-            ``min(10, 0.2 + 0.0004 * N)``. The greedy start and neighbour lists come first.
+            ``min(10, 0.25 + 0.0004 * N)``. The greedy start and neighbour lists come first.
         neighbours: K, candidates per row for rows mode and for refinement moves.
         seed: seed of the random kicks of the refinement.
         dtype: float type of the correlations (float32 halves memory; float64 for
@@ -122,7 +122,7 @@ def corrsort(
     if method == "tsp":
         if not use_rows:
             nbr = _matrix_neighbours(c, k)
-        budget = min(10.0, 0.2 + 0.0004 * n) if time_budget is None else float(time_budget)
+        budget = min(10.0, 0.25 + 0.0004 * n) if time_budget is None else float(time_budget)
         if not budget >= 0:
             raise ValueError(f"Expected time_budget to be >= 0 seconds, got {time_budget}.")
         path = _refine_for(path, c, z, nbr, budget, seed, progress)
@@ -297,11 +297,12 @@ def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndar
     path, _ = _nb_order.refine(path, c, z, nbr, 0, rng)
     kicks = 64
     with tqdm(total=round(budget, 2), unit="s", disable=not progress, desc="corrsort tsp") as bar:
-        while (elapsed := time.perf_counter() - t0) < budget:
+        while time.perf_counter() - t0 < budget:
             t1 = time.perf_counter()
             path, _ = _nb_order.refine(path, c, z, nbr, kicks, rng, False)
             took = time.perf_counter() - t1
-            bar.update(round(min(budget, time.perf_counter() - t0) - elapsed, 2))
+            bar.n = round(min(budget, time.perf_counter() - t0), 2)
+            bar.refresh()
             # rounds of about 20 ms keep the budget honest without much call overhead
             kicks = int(np.clip(kicks * 0.02 / max(took, 1e-4), 8, 1 << 16))
     return path

@@ -116,6 +116,9 @@ def test_save_png_round_trip_zoom_and_atomic(tmp_path):
     save_png(np.ones((2, 2, 3)), p)  # replaces the old file
     assert skio.imread(p).shape == (2, 2, 3)
     assert sorted(os.listdir(tmp_path)) == ["m.png"]  # no temporary left behind
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert os.stat(p).st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temp file
     with pytest.raises(ValueError, match="H x W"):
         save_png(np.zeros((2, 2, 2)), p)
     with pytest.raises(FileNotFoundError):
@@ -162,3 +165,55 @@ def test_paragraph_layout_minimizes_raggedness():
         paragraph_layout([[0, 1], [1]], 4)
     with pytest.raises(ValueError, match=r"clusters\[1\] empty"):
         paragraph_layout([[0], []], 4)
+
+
+# ---------------------------------------------------------------------------- command
+
+
+@pytest.fixture
+def fastseq_main(monkeypatch):
+    from fastseq import cli
+
+    monkeypatch.setattr(cli, "COMMANDS", {"mosaic": "fastseq.commands.mosaic"})
+    return cli.main
+
+
+def test_mosaic_command_writes_clustered_png(tmp_path, fastseq_main, capsys):
+    skio = pytest.importorskip("skimage.io")
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 36))
+    w = np.repeat(base, 6, axis=0) + 0.3 * rng.normal(size=(24, 36))  # 4 families of 6
+    np.save(tmp_path / "w.npy", w)
+    out = tmp_path / "m.png"
+    args = ["mosaic", str(tmp_path / "w.npy"), "--output", str(out), "--clusters", "--width", "8",
+            "--penalty", "2", "--time-budget", "0.05", "--zoom", "2", "-v"]
+    assert fastseq_main(args) == 0
+    img = skio.imread(out)
+    assert img.dtype == np.uint8 and img.shape[1] == 2 * (8 * 7 - 1)
+    said = capsys.readouterr().out
+    assert "24 tiles" in said and "4 clusters" in said
+    assert fastseq_main(["mosaic", str(tmp_path / "w.npy"), "-o", str(out), "--order", "none",
+                         "--shape", "4", "9", "--width", "6"]) == 0
+    assert skio.imread(out).shape == (4 * 5 - 1, 6 * 10 - 1)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--order", "none", "--clusters"], "--clusters"),
+        (["--shape", "3", "3"], "--shape only for N x D"),
+        (["--transpose"], "D x N"),
+    ],
+)
+def test_mosaic_command_user_errors_exit_2(tmp_path, fastseq_main, capsys, extra, message):
+    np.save(tmp_path / "w.npy", np.zeros((3, 2, 2)))
+    assert fastseq_main(["mosaic", str(tmp_path / "w.npy"), "-o", str(tmp_path / "m.png")] + extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_mosaic_command_refuses_pickled_arrays(tmp_path, fastseq_main, capsys):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert fastseq_main(["mosaic", str(tmp_path / "obj.npy"), "-o", str(tmp_path / "m.png")]) == 2
+    assert "plain numeric array" in capsys.readouterr().err
+    assert fastseq_main(["mosaic", str(tmp_path / "x.txt"), "-o", str(tmp_path / "m.png")]) == 2
