@@ -12,6 +12,7 @@ with every row.
 """
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Literal
 
@@ -105,6 +106,10 @@ def corrsort(
     if method not in ("greedy", "tsp"):
         raise ValueError(f"Expected method to be 'greedy' or 'tsp', got {method!r}.")
     neighbours = positive_int("neighbours", neighbours)
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"Expected dtype to be float32 or float64, got {np.dtype(dtype)}.")
+    if time_budget is not None and not (isinstance(time_budget, numbers.Real) and time_budget >= 0):
+        raise ValueError(f"Expected time_budget to be None or >= 0 seconds, got {time_budget!r}.")
     z = standardize(features, dtype)
     n = z.shape[0]
     if n <= 2:
@@ -123,8 +128,6 @@ def corrsort(
         if not use_rows:
             nbr = _matrix_neighbours(c, k)
         budget = min(10.0, 0.25 + 0.0004 * n) if time_budget is None else float(time_budget)
-        if not budget >= 0:
-            raise ValueError(f"Expected time_budget to be >= 0 seconds, got {time_budget}.")
         path = _refine_for(path, c, z, nbr, budget, seed, progress)
     if path[0] > path[-1]:  # one canonical direction: the smaller end index first
         path = path[::-1]

@@ -98,6 +98,10 @@ def test_corrsort_small_and_invalid_inputs():
         corrsort(np.ones((3, 3)), neighbours=0)
     with pytest.raises(ValueError, match="time_budget"):
         corrsort(np.random.default_rng(0).normal(size=(5, 3)), "tsp", time_budget=-1)
+    with pytest.raises(ValueError, match="time_budget"):
+        corrsort(np.ones((5, 3)), "tsp", time_budget="1")
+    with pytest.raises(ValueError, match="dtype"):
+        corrsort(np.ones((5, 3)), dtype=np.int32)
     with pytest.raises(TypeError, match="real numbers"):
         corrsort(np.array([["a"], ["b"]]))
 
