@@ -13,6 +13,7 @@ to train here).
 Run (about 5 minutes; the first run also trains the RBM, about a minute)::
 
     flock /tmp/fastseq-bench.lock python bench/compare_order.py --json out.json
+    flock /tmp/fastseq-bench.lock python bench/compare_order.py --seeds 8   # spread over seeds
 """
 from __future__ import annotations
 
@@ -212,11 +213,30 @@ def print_table(rows: list[dict]) -> None:
               f"{row['median_s'] / ref:.2f} | {length} | {above} | {peak} |")
 
 
+def seed_sweep(x: np.ndarray, seeds: int) -> None:
+    """Spread of ``corrsort(x, "tsp")`` over seeds: % above fast-tsp's 2 s path, and time."""
+    d = distances(x)
+    best = path_length(d, fast_tsp_path(x, 2.0))
+    corrsort(x[:20], "tsp", time_budget=0.01)
+    above, took = [], []
+    for seed in range(seeds):
+        t0 = time.perf_counter()
+        order = corrsort(x, "tsp", seed=seed)
+        took.append(time.perf_counter() - t0)
+        above.append(100 * (path_length(d, order) / best - 1))
+    print(f"fastseq tsp over {seeds} seeds, N = {x.shape[0]}: above fast-tsp (2 s) median {np.median(above):.2f}%, "
+          f"max {max(above):.2f}%; time median {np.median(took):.3f} s, max {max(took):.3f} s")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="also write the rows as JSON here")
     ap.add_argument("--sets", nargs="+", default=["rbm450", "random450", "digits10k", "random10k"])
+    ap.add_argument("--seeds", type=int, default=0, help="only run corrsort tsp on rbm450 with this many seeds")
     args = ap.parse_args(argv)
+    if args.seeds:
+        seed_sweep(rbm_filters(), args.seeds)
+        return 0
     rng = np.random.default_rng(0)
     data = {
         "rbm450": rbm_filters, "random450": lambda: rng.normal(size=(450, 784)).astype(np.float32),

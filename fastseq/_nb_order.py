@@ -105,6 +105,35 @@ def greedy_chain(c, z, nbr, nsim, first, second):
     return path[lo : hi + 1].copy()
 
 
+@njit(cache=True)
+def top_k_rows(s, k, offset):
+    """Per row of ``s``, the ``k`` largest columns by (value desc, index asc), leaving out
+    column ``offset + row`` (the row itself when ``s`` is a block of a similarity matrix).
+    Returns ``(indices, values)``, both ``rows x k``."""
+    rows, n = s.shape
+    idx = np.empty((rows, k), dtype=np.intp)
+    val = np.empty((rows, k), dtype=s.dtype)
+    for r in range(rows):
+        filled = 0
+        for j in range(n):
+            if j == offset + r:
+                continue
+            v = s[r, j]
+            if filled == k and not v > val[r, k - 1]:
+                continue
+            m = filled if filled < k else k - 1  # insertion point, from the back
+            while m > 0 and v > val[r, m - 1]:
+                if m < k:
+                    val[r, m] = val[r, m - 1]
+                    idx[r, m] = idx[r, m - 1]
+                m -= 1
+            val[r, m] = v
+            idx[r, m] = j
+            if filled < k:
+                filled += 1
+    return idx, val
+
+
 # ---------------------------------------------------------------------------- refinement
 
 
@@ -127,11 +156,12 @@ def _at(p, k):
 
 
 @njit(cache=True)
-def _best_2opt(a, p, pos, c, z, cand, dac):
+def _best_2opt(a, p, pos, c, z, cand, dac, max_rev):
     """Best 2-opt move that makes ``a`` adjacent to a candidate: (gain, lo, hi) of the
     segment ``p[lo..hi]`` to reverse. ``dac[k]`` is the distance from ``a`` to
     ``cand[k]``; as in Lin-Kernighan, the new edge must be shorter than the edge of
-    ``a`` it replaces (moves at a path end are always tried)."""
+    ``a`` it replaces (moves at a path end are always tried). Reversals longer than
+    ``max_rev`` tiles are skipped."""
     i = pos[a]
     succ = _at(p, i + 1)
     pred = _at(p, i - 1)
@@ -148,24 +178,24 @@ def _best_2opt(a, p, pos, c, z, cand, dac):
             if j > i + 1:
                 sc = _at(p, j + 1)
                 g = d_succ + _dist(c, z, c_, sc) - dac[k] - _dist(c, z, succ, sc)
-                if g > best:
+                if g > best and j - i <= max_rev:
                     best, blo, bhi = g, i + 1, j
             elif j < i - 1:
                 sc = p[j + 1]
                 g = d_succ + _dist(c, z, c_, sc) - dac[k] - _dist(c, z, succ, sc)
-                if g > best:
+                if g > best and i - j <= max_rev:
                     best, blo, bhi = g, j + 1, i
         # a's predecessor side: ... pc c ... b a ...  ->  ... pc b ... c a ...
         if pred < 0 or dac[k] < d_pred:
             if j < i - 1:
                 pc = _at(p, j - 1)
                 g = d_pred + _dist(c, z, pc, c_) - dac[k] - _dist(c, z, pc, pred)
-                if g > best:
+                if g > best and i - j <= max_rev:
                     best, blo, bhi = g, j, i - 1
             elif j > i + 1:
                 pc = p[j - 1]
                 g = d_pred + _dist(c, z, pc, c_) - dac[k] - _dist(c, z, pred, pc)
-                if g > best:
+                if g > best and j - i <= max_rev:
                     best, blo, bhi = g, i, j - 1
     return best, blo, bhi
 
@@ -249,13 +279,18 @@ def _push(queue, inq, head, count, node):
 
 
 @njit(cache=True)
-def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len):
-    """2-opt and Or-opt from the queued nodes until none improves; returns the gain."""
+def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len, max_rev):
+    """2-opt and Or-opt from the queued nodes until none improves.
+
+    Returns the gain and the first and last position that changed (lo > hi if none).
+    """
     n = p.shape[0]
     k = nbr.shape[1]
     cand = np.empty(k + 2, dtype=np.intp)
     dac = np.empty(k + 2, dtype=np.float64)
     total = 0.0
+    changed_lo = n
+    changed_hi = -1
     while count > 0:
         a = queue[head]
         head = (head + 1) % n
@@ -266,7 +301,7 @@ def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len):
         cand[k + 1] = p[n - 1]
         for m in range(k + 2):
             dac[m] = _dist(c, z, a, cand[m])
-        g2, lo, hi = _best_2opt(a, p, pos, c, z, cand, dac)
+        g2, lo, hi = _best_2opt(a, p, pos, c, z, cand, dac, max_rev)
         go, s, length, c_, after, forward = _best_oropt(a, p, pos, c, z, cand, dac, max_len)
         if g2 <= EPS and go <= EPS:
             continue
@@ -274,8 +309,13 @@ def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len):
             touched = (_at(p, lo - 1), p[lo], p[hi], _at(p, hi + 1))
             _reverse(p, pos, lo, hi)
             total += g2
+            changed_lo = min(changed_lo, lo)
+            changed_hi = max(changed_hi, hi)
         else:
             touched = (_at(p, s - 1), _at(p, s + length), p[s], c_)
+            j = pos[c_]
+            changed_lo = min(changed_lo, min(s, j))
+            changed_hi = max(changed_hi, max(s + length - 1, j))
             _move_segment(p, pos, s, length, c_, after, forward)
             total += go
         for node in touched:
@@ -283,7 +323,7 @@ def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len):
             count = _push(queue, inq, head, count, _at(p, pos[node] - 1) if node >= 0 else -1)
             count = _push(queue, inq, head, count, _at(p, pos[node] + 1) if node >= 0 else -1)
         count = _push(queue, inq, head, count, a)
-    return total
+    return total, changed_lo, changed_hi
 
 
 @njit(cache=True)
@@ -296,12 +336,14 @@ def path_length(p, c, z):
 
 
 @njit(cache=True)
-def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50):
+def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50, max_rev=1 << 62):
     """2-opt + Or-opt local search, then ``kicks`` rounds of iterated local search.
 
     Each kick swaps two short neighbouring segments (a local double bridge), repairs
     with local search from the touched tiles, and is kept only if the path got
-    shorter. Returns the refined path (a new array) and its length; never longer
+    shorter; repairs may skip 2-opt reversals longer than ``max_rev`` tiles (cheaper
+    kicks, but on 10,000 digits the long reversals pay for themselves, so the default
+    keeps them all). Returns the refined path (a new array) and its length; never longer
     than ``path``.
     """
     n = path.shape[0]
@@ -317,7 +359,7 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50):
         count = 0
         for k in range(n):
             count = _push(queue, inq, 0, count, p[k])
-        search = _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len) > 0.0
+        search = _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len, n)[0] > 0.0
     cost = path_length(p, c, z)
     best_p = p.copy()
     for _ in range(kicks):
@@ -337,13 +379,15 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50):
         count = 0
         for node in (before, b0, b1, c0, c1, after):
             count = _push(queue, inq, 0, count, node)
-        gain = _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len)
+        gain, lo, hi = _local_search(p, pos, c, z, nbr, queue, inq, 0, count, max_len, max_rev)
+        lo = min(lo, i + 1)  # only p[lo..hi] differs from best_p
+        hi = max(hi, i + l1 + l2)
         if delta - gain < -EPS or (delta - gain <= EPS and delta > EPS):
             cost += delta - gain
-            best_p[:] = p
+            best_p[lo : hi + 1] = p[lo : hi + 1]
         else:
-            p[:] = best_p
-            for k in range(n):
+            p[lo : hi + 1] = best_p[lo : hi + 1]
+            for k in range(lo, hi + 1):
                 pos[p[k]] = k
     return best_p, path_length(best_p, c, z)
 

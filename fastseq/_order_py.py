@@ -44,6 +44,16 @@ def greedy_chain(c: np.ndarray, first: int, second: int) -> list[int]:
     return chain
 
 
+def top_k_rows(s: np.ndarray, k: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the k largest columns other than ``offset + row``, by (value desc, index asc)."""
+    idx, val = [], []
+    for r, row in enumerate(s):
+        cols = sorted((j for j in range(len(row)) if j != offset + r), key=lambda j: (-row[j], j))[:k]
+        idx.append(cols)
+        val.append([row[j] for j in cols])
+    return np.array(idx, dtype=np.intp).reshape(len(s), k), np.array(val).reshape(len(s), k)
+
+
 def path_length(path, c: np.ndarray) -> float:
     """Sum of ``1 - c[a, b]`` over consecutive tiles."""
     return float(sum(1.0 - c[path[k], path[k + 1]] for k in range(len(path) - 1)))

@@ -12,6 +12,7 @@ with every row.
 """
 from __future__ import annotations
 
+import numbers
 import time
 from typing import Literal
 
@@ -105,6 +106,10 @@ def corrsort(
     if method not in ("greedy", "tsp"):
         raise ValueError(f"Expected method to be 'greedy' or 'tsp', got {method!r}.")
     neighbours = positive_int("neighbours", neighbours)
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"Expected dtype to be float32 or float64, got {np.dtype(dtype)}.")
+    if time_budget is not None and not (isinstance(time_budget, numbers.Real) and time_budget >= 0):
+        raise ValueError(f"Expected time_budget to be None or >= 0 seconds, got {time_budget!r}.")
     z = standardize(features, dtype)
     n = z.shape[0]
     if n <= 2:
@@ -123,8 +128,6 @@ def corrsort(
         if not use_rows:
             nbr = _matrix_neighbours(c, k)
         budget = min(10.0, 0.25 + 0.0004 * n) if time_budget is None else float(time_budget)
-        if not budget >= 0:
-            raise ValueError(f"Expected time_budget to be >= 0 seconds, got {time_budget}.")
         path = _refine_for(path, c, z, nbr, budget, seed, progress)
     if path[0] > path[-1]:  # one canonical direction: the smaller end index first
         path = path[::-1]
@@ -256,36 +259,12 @@ def neighbour_lists(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int,
         flat = int(np.argmax(s))
         if s.flat[flat] > best:
             best, pair = s.flat[flat], (r0 + flat // n, flat % n)
-        nbr[r0 : r0 + block], nsim[r0 : r0 + block] = _top_k(s, k)
+        nbr[r0 : r0 + block], nsim[r0 : r0 + block] = _nb_order.top_k_rows(s, k, r0)
     return nbr, nsim, pair[0], pair[1]
 
 
-def _top_k(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k largest columns sorted by (value desc, index asc)."""
-    part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.tile(np.arange(s.shape[1]), (s.shape[0], 1))
-    vals = np.take_along_axis(s, part, axis=1)
-    # a value tied with the k-th may be left out by argpartition; keep the lowest indices
-    kth = vals.min(axis=1, keepdims=True)
-    for r in np.flatnonzero((s == kth).sum(axis=1) > (vals == kth).sum(axis=1)):
-        cols = np.flatnonzero(s[r] >= kth[r, 0])
-        cols = cols[np.lexsort((cols, -s[r, cols]))][:k]
-        part[r], vals[r] = cols, s[r, cols]
-    idx = np.lexsort((part, -vals), axis=1)
-    part = np.take_along_axis(part, idx, axis=1)
-    vals = np.take_along_axis(vals, idx, axis=1)
-    return part, vals
-
-
 def _matrix_neighbours(c: np.ndarray, k: int) -> np.ndarray:
-    n = c.shape[0]
-    block = max(1, min(n, BLOCK_BYTES // max(1, n * c.itemsize)))
-    nbr = np.empty((n, k), dtype=np.intp)
-    for r0 in range(0, n, block):
-        s = c[r0 : r0 + block].copy()
-        rows = np.arange(s.shape[0])
-        s[rows, r0 + rows] = -np.inf
-        nbr[r0 : r0 + block] = _top_k(s, k)[0]
-    return nbr
+    return _nb_order.top_k_rows(c, k, 0)[0]
 
 
 def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndarray:

@@ -66,6 +66,20 @@ def test_rows_mode_gives_the_matrix_order(n, seed, k):
     assert got.tolist() == corrsort(x, rows=False, dtype=np.float64).tolist()
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 6), n=st.integers(2, 12), offset=st.integers(0, 6), seed=st.integers(0, 2**16),
+       levels=st.integers(1, 4))
+def test_top_k_kernel_matches_twin(rows, n, offset, seed, levels):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, levels, size=(rows, n)).astype(np.float32)  # few levels: many ties
+    k = int(rng.integers(1, n))
+    offset = min(offset, n - rows) if n >= rows else 0
+    got_i, got_v = nb.top_k_rows(s, k, offset)
+    want_i, want_v = py.top_k_rows(s, k, offset)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_array_equal(got_v, want_v)
+
+
 def test_neighbour_lists_are_sorted_top_k_with_lowest_index_on_ties():
     z = standardize(np.array([[0, 1.0], [1, 0], [1, 0], [0, 1], [1, 0]]), np.float64)
     nbr, nsim, first, second = neighbour_lists(z, 2)
@@ -84,6 +98,10 @@ def test_corrsort_small_and_invalid_inputs():
         corrsort(np.ones((3, 3)), neighbours=0)
     with pytest.raises(ValueError, match="time_budget"):
         corrsort(np.random.default_rng(0).normal(size=(5, 3)), "tsp", time_budget=-1)
+    with pytest.raises(ValueError, match="time_budget"):
+        corrsort(np.ones((5, 3)), "tsp", time_budget="1")
+    with pytest.raises(ValueError, match="dtype"):
+        corrsort(np.ones((5, 3)), dtype=np.int32)
     with pytest.raises(TypeError, match="real numbers"):
         corrsort(np.array([["a"], ["b"]]))
 
@@ -112,7 +130,7 @@ def test_each_move_gains_what_it_claims(n, seed, max_len):
     cand = np.concatenate([rng.permutation(n)[:4], [p[0], p[-1]]]).astype(np.intp)
     dac = np.array([1.0 - c[a, k] for k in cand])
     before = py.path_length(p.tolist(), c)
-    gain, lo, hi = nb._best_2opt(a, p, pos, c, z, cand, dac)
+    gain, lo, hi = nb._best_2opt(a, p, pos, c, z, cand, dac, n)
     if lo >= 0:
         q, qpos = p.copy(), pos.copy()
         nb._reverse(q, qpos, lo, hi)
@@ -176,16 +194,17 @@ def test_segment_kernel_matches_twin(n, seed, penalty, max_size):
     z = unit_rows(rng, n, 4)
     z[rng.random(n) < 0.2] = 0.0  # some constant rows
     order = rng.permutation(n).astype(np.intp)
-    got = nb.segment(order, np.zeros((0, 0)), z, penalty, max_size).tolist()
     want = py.segment(z, order, penalty, max_size)
-    if got != want:  # only a float near-tie may differ: the costs must then agree
-        cost = lambda cuts: sum(
-            ((r := z[order[a:b]]) - r.mean(axis=0)).__pow__(2).sum() + penalty
-            for a, b in zip(cuts, cuts[1:] + [n])
-        )
-        assert cost(got) == pytest.approx(cost(want), abs=1e-9)
-    c = correlation_matrix(z)
-    assert nb.segment(order, c, z, penalty, max_size).tolist() == got  # matrix path agrees
+
+    def cost(cuts):
+        runs = [z[order[a:b]] for a, b in zip(cuts, cuts[1:] + [n])]
+        return sum(((r - r.mean(axis=0)) ** 2).sum() + penalty for r in runs)
+
+    for c in (np.zeros((0, 0)), correlation_matrix(z)):  # from rows, and from the matrix
+        got = nb.segment(order, c, z, penalty, max_size).tolist()
+        assert got[0] == 0 and all(0 < b - a <= max_size for a, b in zip(got, got[1:] + [n]))
+        if got != want:  # only a float near-tie may differ: the costs must then agree
+            assert cost(got) == pytest.approx(cost(want), abs=1e-9)
 
 
 def test_split_clusters_finds_blocks_and_validates():
