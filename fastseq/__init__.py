@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "baseline_errors": "fastseq.rnn",
     "save_model": "fastseq.rnn",
     "load_model": "fastseq.rnn",
+    "as_sequences": "fastseq.rnn",
+    "RowDecoder": "fastseq.rnn",
     "sample_windows": "fastseq.inspect",
     "unit_responses": "fastseq.inspect",
     "hidden_unit_pictures": "fastseq.inspect",

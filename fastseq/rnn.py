@@ -209,7 +209,13 @@ def make_model(kind: str = "rnn", n_hidden: int = 169, n_visible: int = 28) -> R
 
 
 def as_sequences(images: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Cut ``N x T x F`` images into the trainer's contexts (rows ``0..T-2``) and targets (rows ``1..T-1``)."""
+    """Cut ``N x T x F`` images into the trainer's contexts (rows ``0..T-2``) and targets (rows ``1..T-1``).
+
+    Example:
+        >>> contexts, targets = as_sequences(np.zeros((5, 28, 28)))
+        >>> len(contexts), contexts[0].shape, targets[0].shape
+        (5, (27, 28), (27, 28))
+    """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or images.shape[1] < 2:
         raise ValueError(f"Expected images of shape N x T x F with T >= 2, got {images.shape}.")
@@ -261,7 +267,12 @@ def complete(model: RowRNN, rows, k: int = 14, batch_size: int = 1000) -> np.nda
 
 
 def completion_mse(completed: np.ndarray, truth: np.ndarray, k: int = 14) -> float:
-    """Mean squared error per pixel of rows ``k..T-1`` (the completed part)."""
+    """Mean squared error per pixel of rows ``k..T-1`` (the completed part) of ``N x T x F`` arrays.
+
+    Example:
+        >>> completion_mse(np.zeros((1, 4, 2)), np.ones((1, 4, 2)), k=2)
+        1.0
+    """
     completed, truth = np.asarray(completed), np.asarray(truth)
     if completed.shape != truth.shape:
         raise ValueError(f"Expected completed and truth of the same shape, got {completed.shape} and {truth.shape}.")
@@ -273,6 +284,11 @@ def baseline_errors(train: np.ndarray, test: np.ndarray, k: int = 14) -> dict[st
 
     ``repeat_last``: every unseen row is a copy of row ``k-1``. ``mean_bottom``: the
     unseen rows are the mean of rows ``k..T-1`` over ``train``.
+
+    Example:
+        >>> b = baseline_errors(np.ones((3, 4, 2)), np.ones((2, 4, 2)), k=2)
+        >>> b["repeat_last"], b["mean_bottom"]
+        (0.0, 0.0)
     """
     train, test = np.asarray(train, dtype=np.float32), np.asarray(test, dtype=np.float32)
     repeat = test.copy()
