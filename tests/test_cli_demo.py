@@ -26,9 +26,15 @@ def test_demo_bad_options_print_one_line(argv, text, capsys):
     assert len(err) == 1 and text in err[0]
 
 
-def test_unknown_option_is_argparse_error():
-    proc = subprocess.run([sys.executable, "-m", "fastseq.cli", "demo", "--bogus"], capture_output=True, text=True)
-    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr
+@pytest.mark.parametrize("argv,text", [
+    (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["demo", "--batch", "x"], "invalid int value: 'x'"),
+])
+def test_usage_errors_are_one_line(argv, text):
+    proc = subprocess.run([sys.executable, "-m", "fastseq.cli", *argv], capture_output=True, text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and text in lines[0]
 
 
 def test_padded_steps_counts_batch_maxima():
