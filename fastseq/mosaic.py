@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 import os
-import secrets
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
+from fastseq._atomic import atomic_path
 from fastseq._validate import positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,17 +143,8 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     if zoom > 1:
         img = np.repeat(np.repeat(img, zoom, axis=0), zoom, axis=1)
 
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    # a fresh name rather than mkstemp, so the picture gets the usual (umask) permissions
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(6)}.png")
-    try:
+    with atomic_path(path) as tmp:
         io.imsave(tmp, img, check_contrast=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -6,12 +6,12 @@ The trainer reads a window's rows out of the store with the native gather
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from fastseq._atomic import atomic_path
 from fastseq._schedule_cy import gather_rows_into
 from fastseq._validate import lengths_array
 
@@ -145,14 +145,8 @@ class SequenceStore:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for name, arr in (("data.npy", np.asarray(self.data)), ("lengths.npy", self.lengths)):
-            fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, arr, allow_pickle=False)
-                os.replace(tmp, path / name)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            with atomic_path(path / name) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike, mmap: bool = True) -> "SequenceStore":
