@@ -21,6 +21,19 @@ _EXPORTS: dict[str, str] = {
     "gather_rows": "fastseq.store",
     "train_bptt": "fastseq.trainer",
     "NonFiniteLossError": "fastseq.trainer",
+    # Boltzmann machines (issue 5)
+    "RBM": "fastseq.rbm",
+    "GaussianRBM": "fastseq.rbm",
+    "RRBM": "fastseq.rbm_beta",
+    "R3BM": "fastseq.rbm_beta",
+    "BetaRBM": "fastseq.rbm_beta",
+    "load_model": "fastseq.rbm_base",
+    "AISResult": "fastseq.rbm_likelihood",
+    "exact_log_partition": "fastseq.rbm_likelihood",
+    "ais_log_partition": "fastseq.rbm_likelihood",
+    "ais_schedule": "fastseq.rbm_likelihood",
+    "average_log_likelihood": "fastseq.rbm_likelihood",
+    "pseudo_likelihood": "fastseq.rbm_likelihood",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

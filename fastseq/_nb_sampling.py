@@ -41,6 +41,10 @@ BERNOULLI = 0
 BETA = 1
 EPS_MEAN = 1e-6   # means are clamped to [EPS_MEAN, 1 - EPS_MEAN]
 NU_MIN = 1e-3     # smallest Beta concentration; nu -> 0 is a Bernoulli(m) limit
+# Below this many draws the chunks run one after another in the calling thread: on a
+# small or busy machine a parallel launch costs more than it saves. The chunking (and so
+# every draw) is the same either way.
+PARALLEL_MIN = 1 << 15
 
 
 def make_streams(seed, n_streams: int = 8) -> tuple[np.random.Generator, ...]:
@@ -49,7 +53,8 @@ def make_streams(seed, n_streams: int = 8) -> tuple[np.random.Generator, ...]:
     >>> len(make_streams(0, 4))
     4
     """
-    return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n_streams))
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    return tuple(np.random.default_rng(s) for s in ss.spawn(n_streams))
 
 
 @njit(fastmath=True, cache=True, inline="always")
@@ -125,8 +130,15 @@ def _sigmoid_beta_driver(gens, x, sigma, out):
         _sigmoid_beta_chunk(gens[t], x, sigma, out, n * t // s, n * (t + 1) // s)
 
 
-def _flat(arr, dtype=None) -> np.ndarray:
-    return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+def _run(leaf, driver, gens, *arrays) -> None:
+    """Fill ``arrays[-1]`` chunk by chunk: in parallel if large, else serially (same draws)."""
+    out = arrays[-1]
+    n, s = out.size, len(gens)
+    if n >= PARALLEL_MIN:
+        driver(gens, *arrays)
+        return
+    for t in range(s):
+        leaf(gens[t], *arrays, n * t // s, n * (t + 1) // s)
 
 
 def _sigma_row(sigma, n_cols: int, dtype) -> np.ndarray:
@@ -144,7 +156,7 @@ def bernoulli_logits(x: np.ndarray, gens, out: np.ndarray | None = None) -> np.n
     x = np.ascontiguousarray(x)
     res = np.empty_like(x) if out is None else out
     if x.size:
-        _bernoulli_driver(gens, x.reshape(-1), res.reshape(-1))
+        _run(_bernoulli_chunk, _bernoulli_driver, gens, x.reshape(-1), res.reshape(-1))
     return res
 
 
@@ -154,7 +166,7 @@ def beta_ab(alpha: np.ndarray, beta: np.ndarray, gens) -> np.ndarray:
     beta = np.ascontiguousarray(beta, dtype=alpha.dtype)
     out = np.empty_like(alpha)
     if alpha.size:
-        _beta_ab_driver(gens, alpha.reshape(-1), beta.reshape(-1), out.reshape(-1))
+        _run(_beta_ab_chunk, _beta_ab_driver, gens, alpha.reshape(-1), beta.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -167,7 +179,8 @@ def beta_mean_sigma(mean: np.ndarray, sigma, gens) -> np.ndarray:
     out = np.empty_like(mean)
     if mean.size:
         cols = mean.shape[-1] if mean.ndim else 1
-        _beta_ms_driver(gens, mean.reshape(-1), _sigma_row(sigma, cols, mean.dtype), out.reshape(-1))
+        _run(_beta_ms_chunk, _beta_ms_driver, gens, mean.reshape(-1), _sigma_row(sigma, cols, mean.dtype),
+             out.reshape(-1))
     return out
 
 
@@ -177,16 +190,26 @@ def sigmoid_beta(x: np.ndarray, sigma, gens, out: np.ndarray | None = None) -> n
     res = np.empty_like(x) if out is None else out
     if x.size:
         cols = x.shape[-1] if x.ndim else 1
-        _sigmoid_beta_driver(gens, x.reshape(-1), _sigma_row(sigma, cols, x.dtype), res.reshape(-1))
+        _run(_sigmoid_beta_chunk, _sigmoid_beta_driver, gens, x.reshape(-1), _sigma_row(sigma, cols, x.dtype),
+             res.reshape(-1))
     return res
 
 
 @njit(cache=True)
 def _sample_units(kind, gens, pre, sigma, out):
-    if kind == BERNOULLI:
-        _bernoulli_driver(gens, pre.reshape(-1), out.reshape(-1))
-    else:
-        _sigmoid_beta_driver(gens, pre.reshape(-1), sigma, out.reshape(-1))
+    x, o = pre.reshape(-1), out.reshape(-1)
+    n, s = o.size, len(gens)
+    if n >= PARALLEL_MIN:
+        if kind == BERNOULLI:
+            _bernoulli_driver(gens, x, o)
+        else:
+            _sigmoid_beta_driver(gens, x, sigma, o)
+        return
+    for t in range(s):
+        if kind == BERNOULLI:
+            _bernoulli_chunk(gens[t], x, o, n * t // s, n * (t + 1) // s)
+        else:
+            _sigmoid_beta_chunk(gens[t], x, sigma, o, n * t // s, n * (t + 1) // s)
 
 
 @njit(cache=True)
