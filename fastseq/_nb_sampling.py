@@ -71,11 +71,77 @@ def beta_params(mean, sigma):
     return m * nu, (1.0 - m) * nu
 
 
+_U = np.uint64
+_LOG2E = 1.4426950408889634
+_TWO24 = 1.0 / 16777216.0
+_BLOCK = 256
+
+
+@njit(inline="always")
+def _rotl(x, k):
+    return (x << _U(k)) | (x >> _U(64 - k))
+
+
+@njit(inline="always")
+def _splitmix(z):
+    z = z + _U(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U(30))) * _U(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U(27))) * _U(0x94D049BB133111EB)
+    return z ^ (z >> _U(31))
+
+
+@njit(inline="always")
+def _seed_state(g):
+    # 4 x 53 bits from the chunk's Generator, spread by splitmix64 (xoshiro needs a nonzero state)
+    s0 = _splitmix(_U(g.random() * 9007199254740992.0))
+    s1 = _splitmix(_U(g.random() * 9007199254740992.0))
+    s2 = _splitmix(_U(g.random() * 9007199254740992.0))
+    s3 = _splitmix(_U(g.random() * 9007199254740992.0)) | _U(1)
+    return s0, s1, s2, s3
+
+
+@njit(fastmath=True, cache=True)
+def _sigmoid_block(x, start, m, p, bits):
+    """p[:m] = sigmoid(x[start:start+m]) in float32 by a polynomial 2^f: loops that vectorise."""
+    for j in range(m):
+        t = min(max(-np.float32(x[start + j]) * np.float32(_LOG2E), np.float32(-126.0)), np.float32(126.0))
+        k = np.floor(t)
+        f = t - k
+        bits[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+        p[j] = ((((((np.float32(2.18775048e-04) * f + np.float32(1.23878215e-03)) * f
+                    + np.float32(9.68458045e-03)) * f + np.float32(5.54804263e-02)) * f
+                  + np.float32(2.40230502e-01)) * f + np.float32(6.93146929e-01)) * f + np.float32(1.0))
+    scale = bits.view(np.float32)
+    for j in range(m):
+        p[j] = np.float32(1.0) / (np.float32(1.0) + p[j] * scale[j])
+
+
 @njit(fastmath=True, cache=True)
 def _bernoulli_chunk(g, x, out, lo, hi):
-    for i in range(lo, hi):
-        # u < sigmoid(x)  <=>  u * (1 + exp(-x)) < 1; overflow to inf gives 0 as it should
-        out[i] = 1.0 if g.random() * (1.0 + np.exp(-x[i])) < 1.0 else 0.0
+    """out[lo:hi] = 1 where u < sigmoid(x), u a 24-bit uniform.
+
+    The chunk's Generator seeds a register-resident xoshiro256++ stream that gives two
+    uniforms per 64-bit step: about 4x cheaper than one Generator call per draw.
+    """
+    s0, s1, s2, s3 = _seed_state(g)
+    p = np.empty(_BLOCK, np.float32)
+    bits = np.empty(_BLOCK, np.int32)
+    scale = np.float32(_TWO24)
+    for start in range(lo, hi, _BLOCK):
+        m = min(_BLOCK, hi - start)
+        _sigmoid_block(x, start, m, p, bits)
+        for j in range(0, m, 2):
+            r = _rotl(s0 + s3, 23) + s0
+            t = s1 << _U(17)
+            s2 ^= s0
+            s3 ^= s1
+            s1 ^= s2
+            s0 ^= s3
+            s2 ^= t
+            s3 = _rotl(s3, 45)
+            out[start + j] = 1.0 if np.float32(r >> _U(40)) * scale < p[j] else 0.0
+            if j + 1 < m:
+                out[start + j + 1] = 1.0 if np.float32((r >> _U(16)) & _U(0xFFFFFF)) * scale < p[j + 1] else 0.0
 
 
 @njit(fastmath=True, cache=True)
