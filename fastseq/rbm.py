@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastseq import _nb_sampling as nbs
 from fastseq.rbm_base import BoltzmannMachine
 
 __all__ = ["RBM", "GaussianRBM"]
@@ -33,6 +34,23 @@ class _SigmoidRBM(BoltzmannMachine):
         p = self.params_
         pre = torch.addmm(p["c"], v, p["W"])
         return -(v @ p["b"]) - F.softplus(pre).sum(1), pre.detach()
+
+    _vis_kind = nbs.BERNOULLI
+    _hid_kind = nbs.BERNOULLI
+
+    def _sigmas(self) -> tuple[float, float]:
+        return 1.0, 1.0
+
+    def _chain(self, h, k):
+        # On the CPU the whole chain runs in one Numba call: matrix products and fused
+        # sampling without a round trip through Python or PyTorch's thread pool per step.
+        if not self._on_cpu():
+            return super()._chain(h, k)
+        p = self.params_
+        sv, sh = self._sigmas()
+        v, h = nbs.gibbs_chain(h.detach().numpy(), p["W"].detach().numpy(), p["b"].detach().numpy(),
+                               p["c"].detach().numpy(), k, self._streams, self._vis_kind, self._hid_kind, sv, sh)
+        return torch.from_numpy(v), torch.from_numpy(h)
 
     def _visible_pre(self, h):
         p = self.params_

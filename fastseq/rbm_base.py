@@ -11,11 +11,12 @@ loop. On the CPU the random draws go through the Numba kernels of
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 import tempfile
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -60,6 +61,10 @@ class BoltzmannMachine:
         n_streams: random streams of the CPU kernels; results depend on the seed and this
             number only, not on the thread count.
         device: ``"cpu"`` or a CUDA device.
+        torch_threads: PyTorch intra-op threads while this model trains or samples on the
+            CPU (restored afterwards). The Gibbs chain runs in Numba with its own pools, and
+            letting PyTorch's OpenMP pool spin beside them was measured 10-30x slower on
+            2 cores, so the default is 1. None leaves PyTorch's setting alone.
         dtype: parameter dtype, ``torch.float32`` or ``torch.float64``.
         verbose: print the pseudo-likelihood or reconstruction error after each epoch.
         progress: show a tqdm progress bar over mini-batches.
@@ -74,7 +79,7 @@ class BoltzmannMachine:
                  optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
                  init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 verbose: int = 0, progress: bool = False, random_state: int | None = None) -> None:
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state: int | None = None) -> None:
         self.n_components = n_components
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -90,6 +95,7 @@ class BoltzmannMachine:
         self.n_streams = n_streams
         self.device = device
         self.dtype = dtype
+        self.torch_threads = torch_threads
         self.verbose = verbose
         self.progress = progress
         self.random_state = random_state
@@ -132,6 +138,8 @@ class BoltzmannMachine:
         positive_int("n_streams", self.n_streams)
         if self.n_chains is not None:
             positive_int("n_chains", self.n_chains)
+        if self.torch_threads is not None:
+            positive_int("torch_threads", self.torch_threads)
         _check_float("learning_rate", self.learning_rate, 0.0, inclusive=False)
         _check_float("momentum", self.momentum)
         _check_float("weight_decay", self.weight_decay)
@@ -182,6 +190,19 @@ class BoltzmannMachine:
     def _on_cpu(self) -> bool:
         return torch.device(self.device).type == "cpu"
 
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """Run the block with ``torch_threads`` PyTorch threads on the CPU, then restore."""
+        if self.torch_threads is None or not self._on_cpu():
+            yield
+            return
+        old = torch.get_num_threads()
+        torch.set_num_threads(int(self.torch_threads))
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
+
     def _bernoulli(self, pre: torch.Tensor) -> torch.Tensor:
         """Binary draws with P(1) = sigmoid(pre)."""
         if self._on_cpu():
@@ -204,13 +225,15 @@ class BoltzmannMachine:
         if self._on_cpu():
             return torch.from_numpy(nbs.beta_ab(a.detach().contiguous().numpy(),
                                                 b.detach().contiguous().numpy(), self._streams))
-        # torch has no seeded Gamma; use its global CUDA stream. Tiny shapes give 0/0: take
-        # the Bernoulli(a / (a + b)) limit there instead of NaN.
-        x = torch._standard_gamma(a)
-        y = torch._standard_gamma(b)
-        s = x + y
-        limit = torch.bernoulli(a / (a + b), generator=self._tgen)
-        return torch.where(s > 0, x / s.clamp_min(torch.finfo(s.dtype).tiny), limit)
+        # As in the CPU kernel: log-space gammas with the boost Gamma(a) = Gamma(a + 1) U^(1/a),
+        # so tiny shapes land on 0 or 1 in the right proportions (torch's own Beta gives
+        # NaN or biased values there). torch's Gamma sampler takes no generator: it uses
+        # the global CUDA stream (seed it with torch.manual_seed).
+        return torch.sigmoid(self._log_gamma(a) - self._log_gamma(b))
+
+    def _log_gamma(self, a: torch.Tensor) -> torch.Tensor:
+        u = torch.rand(a.shape, generator=self._tgen, device=a.device, dtype=a.dtype).clamp_min(torch.finfo(a.dtype).tiny)
+        return torch.log(torch._standard_gamma(a + 1)) + torch.log(u) / a
 
     # ------------------------------------------------------------------ model hooks
     def _init_params(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -301,7 +324,7 @@ class BoltzmannMachine:
             v = self._check_X(start, "start")
         v = self._prepare_visible(v)
         show = self.progress if progress is None else progress
-        with torch.no_grad():
+        with torch.no_grad(), self._threads():
             h = self._sample_hidden(self._free_energy_pre(v)[1])
             block = 50
             done = 0
@@ -325,8 +348,9 @@ class BoltzmannMachine:
         self.n_features_in_ = int(v.shape[1])
         self.params_ = self._init_params(v)
         self._start_training()
-        for epoch in range(int(self.n_iter)):
-            self._epoch(v, epoch)
+        with self._threads():
+            for epoch in range(int(self.n_iter)):
+                self._epoch(v, epoch)
         return self
 
     def partial_fit(self, X, y=None) -> "BoltzmannMachine":
@@ -340,7 +364,8 @@ class BoltzmannMachine:
             self._start_training()
         else:
             v = self._check_X(X)
-        self._update(self._prepare_visible(v))
+        with self._threads():
+            self._update(self._prepare_visible(v))
         return self
 
     # ------------------------------------------------------------------ training internals

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastseq import _nb_sampling as nbs
 from fastseq.rbm import _SigmoidRBM
 from fastseq.rbm_base import BoltzmannMachine, _check_float
 
@@ -35,9 +36,14 @@ class RRBM(_SigmoidRBM):
         (2, 10)
     """
 
+    _vis_kind = nbs.BETA
+
     def __init__(self, n_components: int = 256, *, sigma: float = 0.1, **kwargs) -> None:
         super().__init__(n_components, **kwargs)
         self.sigma = sigma
+
+    def _sigmas(self):
+        return float(self.sigma), 1.0
 
     def _check_settings(self):
         super()._check_settings()
@@ -60,9 +66,14 @@ class R3BM(RRBM):
         (40, 6)
     """
 
+    _hid_kind = nbs.BETA
+
     def __init__(self, n_components: int = 256, *, sigma: float = 0.1, sigma_hidden: float = 0.1, **kwargs) -> None:
         super().__init__(n_components, sigma=sigma, **kwargs)
         self.sigma_hidden = sigma_hidden
+
+    def _sigmas(self):
+        return float(self.sigma), float(self.sigma_hidden)
 
     def _check_settings(self):
         super()._check_settings()

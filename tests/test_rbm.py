@@ -262,3 +262,30 @@ def test_held_out_pseudo_likelihood_beats_sklearn(digits):
                      for r in range(30)])
     assert abs(noisy - pl_theirs) < 0.1 * abs(pl_theirs)
     assert pl_ours > pl_theirs
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [RBM, RRBM, R3BM, BetaRBM])
+def test_cuda_path_trains_and_samples(digits, cls):
+    X = np.clip(digits[:400] * 0.9 + 0.05, 0, 1)
+    m = cls(n_components=16, n_iter=1, batch_size=20, learning_rate=0.02, device="cuda", random_state=0).fit(X)
+    s = m.sample(3, n_steps=10, return_means=False)
+    assert s.shape == (3, 784) and np.all((s >= 0) & (s <= 1))
+    assert m.params_["c"].device.type == "cuda"
+
+
+@pytest.mark.parametrize("a,b", [(0.05, 0.05), (0.3, 2.0), (2.0, 5.0)])
+def test_torch_beta_path_used_on_cuda_matches_distribution(a, b):
+    from scipy import stats
+
+    m = RBM(n_components=2, n_iter=0, random_state=0).fit(np.zeros((2, 3)))
+    torch.manual_seed(0)
+    at = torch.full((40_000,), a, dtype=torch.float64)
+    x = torch.sigmoid(m._log_gamma(at) - m._log_gamma(torch.full_like(at, b))).numpy()
+    assert np.all(np.isfinite(x)) and np.all((x >= 0) & (x <= 1))
+    var = a * b / ((a + b) ** 2 * (a + b + 1))
+    assert abs(x.mean() - a / (a + b)) < 5 * np.sqrt(var / x.size)
+    assert abs(x.var() - var) < 0.05 * var
+    if min(a, b) >= 0.1:
+        assert stats.kstest(x, stats.beta(a, b).cdf).pvalue > 1e-3
