@@ -273,7 +273,7 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
     path = {BetaRBM: _AnnealBeta, GaussianRBM: _AnnealGauss}.get(type(model), _AnnealRBM)(model, data)
     logw = torch.zeros(runs, dtype=torch.float64, device=model.params_["c"].device)
     bar = _bar(sched.size - 1, progress, "AIS")
-    with torch.no_grad():
+    with torch.no_grad(), model._threads():
         v = path.start(runs)
         for k in range(1, sched.size):
             pre = path.pre(v)
