@@ -359,7 +359,7 @@ def _gibbs_chain_kernel(gens, h, w, b, c, k, vis_kind, hid_kind, sigma_v, sigma_
 
     The last step draws v only, so v_out holds v_k and h holds h_{k-1}.
     """
-    wt = np.ascontiguousarray(w.T)
+    wt = w.T  # F-contiguous view: BLAS reads it transposed, no copy
     for step in range(k):
         pre_v = np.dot(h, wt) + b
         _sample_units(vis_kind, gens, pre_v, sigma_v, v_out)
