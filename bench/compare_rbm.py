@@ -73,6 +73,21 @@ def bench_epoch(X: np.ndarray, repeats: int) -> dict[str, float]:
     }, repeats)
 
 
+def bench_beta_numpy_only(repeats: int, n: int = 1_000_000) -> dict[str, float]:
+    """fastseq vs NumPy without torch in the rotation: PyTorch's OpenMP workers, spinning
+    after each torch call, otherwise take CPU time from Numba's threads on 2 cores."""
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.5, 20.0, n), rng.uniform(0.5, 20.0, n)
+    sa, sb = rng.uniform(0.05, 0.95, n), rng.uniform(0.05, 0.95, n)
+    gens = nbs.make_streams(0)
+    return interleave({
+        "fastseq beta(a, b)": lambda: nbs.beta_ab(a, b, gens),
+        "numpy beta(a, b)": lambda: rng.beta(a, b),
+        "fastseq beta(a, b < 1)": lambda: nbs.beta_ab(sa, sb, gens),
+        "numpy beta(a, b < 1)": lambda: rng.beta(sa, sb),
+    }, repeats)
+
+
 def bench_beta(repeats: int, n: int = 1_000_000) -> dict[str, float]:
     rng = np.random.default_rng(0)
     a, b = rng.uniform(0.5, 20.0, n), rng.uniform(0.5, 20.0, n)
@@ -210,7 +225,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--skip-timing", action="store_true")
-    ap.add_argument("--sections", default="epoch,beta,gibbs", help="timing sections to run")
+    ap.add_argument("--sections", default="epoch,beta,gibbs",
+                    help="timing sections to run, of epoch, beta, beta_numpy (no torch in the process), gibbs")
     ap.add_argument("--quality", action="store_true", help="pseudo-likelihood and AIS comparison with sklearn")
     ap.add_argument("--quality-epochs", type=int, default=10)
     ap.add_argument("--ais-betas", type=int, default=14500, help="0 skips AIS")
@@ -240,6 +256,10 @@ def main(argv=None) -> int:
                   f"{beta['torch ' + kind.replace('beta', 'Beta')] / beta['fastseq ' + kind]:.2f} x torch")
         print(f"speed-up beta(mean, sigma): {beta['numpy beta(mean, sigma)'] / beta['fastseq beta(mean, sigma)']:.2f} x numpy")
         result["beta"] = beta
+    if "beta_numpy" in sections:
+        bn = bench_beta_numpy_only(args.repeats)
+        table("Beta draws, 1e6 per call, fastseq vs numpy only (torch not called)", bn, "fastseq beta(a, b)")
+        result["beta_numpy"] = bn
     if "gibbs" in sections:
         gibbs = bench_gibbs(X, args.repeats)
         table("Gibbs step h -> v -> h, 784-500, batch 100", gibbs, "two matmuls (torch)")
