@@ -56,6 +56,18 @@ _EXPORTS: dict[str, str] = {
     "cluster_layout": "fastseq.order",
     "one_hot_bytes": "fastseq.corpus",
     "shard_plan": "fastseq.distributed",
+    # Boltzmann machines (issue 5)
+    "RBM": "fastseq.rbm",
+    "GaussianRBM": "fastseq.rbm",
+    "RRBM": "fastseq.rbm_beta",
+    "R3BM": "fastseq.rbm_beta",
+    "BetaRBM": "fastseq.rbm_beta",
+    "AISResult": "fastseq.rbm_likelihood",
+    "exact_log_partition": "fastseq.rbm_likelihood",
+    "ais_log_partition": "fastseq.rbm_likelihood",
+    "ais_schedule": "fastseq.rbm_likelihood",
+    "average_log_likelihood": "fastseq.rbm_likelihood",
+    "pseudo_likelihood": "fastseq.rbm_likelihood",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
