@@ -31,7 +31,7 @@ from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fastseq import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood  # noqa: E402
+from fastseq import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood, save_png, tile  # noqa: E402
 from fastseq import _nb_sampling as nbs  # noqa: E402
 
 D, H, B = 784, 500, 100
@@ -185,19 +185,7 @@ def quality(X: np.ndarray, n_iter: int, n_betas: int, seed: int = 0) -> dict[str
     return out
 
 
-def grid(images: np.ndarray, rows: int, cols: int, side: int = 28, pad: int = 2) -> np.ndarray:
-    """Tiny mosaic helper (to be replaced by fastseq.mosaic.tile once merged)."""
-    canvas = np.ones((rows * (side + pad) + pad, cols * (side + pad) + pad))
-    for k, img in enumerate(images[: rows * cols]):
-        r, c = divmod(k, cols)
-        y, x = pad + r * (side + pad), pad + c * (side + pad)
-        canvas[y:y + side, x:x + side] = img.reshape(side, side)
-    return canvas
-
-
 def samples_png(X: np.ndarray, path: str, n_iter: int, n_steps: int) -> dict[str, float]:
-    from skimage import io
-
     model = RBM(n_components=H, learning_rate=0.05, batch_size=20, n_iter=n_iter, momentum=0.5,
                 n_chains=100, random_state=0, progress=True)
     t = time.perf_counter()
@@ -206,10 +194,7 @@ def samples_png(X: np.ndarray, path: str, n_iter: int, n_steps: int) -> dict[str
     t = time.perf_counter()
     s = model.sample(100, n_steps=n_steps, progress=True)
     sample_s = time.perf_counter() - t
-    img = (np.clip(grid(s, 10, 10), 0, 1) * 255).astype(np.uint8)
-    tmp = path + ".tmp.png"
-    io.imsave(tmp, img, check_contrast=False)
-    os.replace(tmp, path)
+    save_png(tile(s, shape=(28, 28), width=10, spacing=2, scale=None, background=1.0), path)
     return {"train seconds": fit_s, "sampling seconds": sample_s}
 
 

@@ -62,6 +62,7 @@ _EXPORTS: dict[str, str] = {
     "RRBM": "fastseq.rbm_beta",
     "R3BM": "fastseq.rbm_beta",
     "BetaRBM": "fastseq.rbm_beta",
+    "load_rbm": "fastseq.rbm_base",
     "AISResult": "fastseq.rbm_likelihood",
     "exact_log_partition": "fastseq.rbm_likelihood",
     "ais_log_partition": "fastseq.rbm_likelihood",

@@ -24,7 +24,7 @@ import torch
 from fastseq import _nb_sampling as nbs
 from fastseq._validate import positive_int
 
-__all__ = ["BoltzmannMachine", "load_model"]
+__all__ = ["BoltzmannMachine", "load_rbm"]
 
 _FORMAT = "fastseq-rbm-1"
 
@@ -443,13 +443,13 @@ class BoltzmannMachine:
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "BoltzmannMachine":
         """Read a model written by :meth:`save` (``allow_pickle=False``)."""
-        model = load_model(path, device=device)
+        model = load_rbm(path, device=device)
         if not isinstance(model, cls):
             raise TypeError(f"Expected a saved {cls.__name__}, got a saved {type(model).__name__} in {os.fspath(path)!r}.")
         return model
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> BoltzmannMachine:
+def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) -> BoltzmannMachine:
     """Load any fastseq Boltzmann machine saved with ``save`` (no code is executed)."""
     from fastseq import rbm, rbm_beta
 

@@ -7,7 +7,7 @@ import torch
 
 import fastseq
 from fastseq import BetaRBM, GaussianRBM, R3BM, RBM, RRBM
-from fastseq.rbm_base import load_model
+from fastseq.rbm_base import load_rbm
 from fastseq.rbm_likelihood import (ais_log_partition, ais_schedule, average_log_likelihood,
                                     exact_log_partition, pseudo_likelihood)
 
@@ -193,7 +193,7 @@ def test_save_load_round_trip(tmp_path, cls, kw):
     back = cls.load(path)
     assert type(back) is cls and back.get_params() == m.get_params()
     np.testing.assert_array_equal(back.free_energy(X), m.free_energy(X))
-    assert load_model(path).n_features_in_ == 6
+    assert load_rbm(path).n_features_in_ == 6
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp files left
     other = RBM if cls is not RBM else GaussianRBM
     with pytest.raises(TypeError, match="Expected a saved"):
@@ -204,9 +204,9 @@ def test_load_never_unpickles(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, meta=np.array([{"format": "fastseq-rbm-1"}], dtype=object))
     with pytest.raises(ValueError, match="unreadable"):
-        load_model(path)
+        load_rbm(path)
     with pytest.raises(FileNotFoundError, match="no such file"):
-        load_model(tmp_path / "missing.npz")
+        load_rbm(tmp_path / "missing.npz")
 
 
 def test_errors_name_argument_and_value(small_binary):
@@ -235,7 +235,7 @@ def test_errors_name_argument_and_value(small_binary):
 
 def test_public_names():
     for name in ("RBM", "RRBM", "R3BM", "BetaRBM", "GaussianRBM", "exact_log_partition", "ais_log_partition",
-                 "pseudo_likelihood", "average_log_likelihood", "load_model"):
+                 "pseudo_likelihood", "average_log_likelihood", "load_rbm"):
         assert getattr(fastseq, name) is not None
 
 
