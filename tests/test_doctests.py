@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 MODULES = ["fastseq.schedule", "fastseq.store", "fastseq.trainer", "fastseq.corpus", "fastseq.distributed",
-           "fastseq.data", "fastseq.rnn", "fastseq.inspect"]
+           "fastseq.data", "fastseq.rnn", "fastseq.inspect", "fastseq.mosaic", "fastseq.order",
+           "fastseq.layout", "fastseq.rbm", "fastseq.rbm_beta", "fastseq.rbm_likelihood"]
 
 
 @pytest.mark.parametrize("name", MODULES)
