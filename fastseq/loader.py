@@ -19,7 +19,7 @@ from torch import Tensor
 
 from fastseq._validate import positive_int
 from fastseq.schedule import ScheduleWindow, SlotSchedule, epoch_order
-from fastseq.sequence_mode import SegmentPlan, segment_plan
+from fastseq.sequence_mode import DensePlan, SegmentPlan, default_engine, window_plan
 from fastseq.store import SequenceStore
 
 __all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order"]
@@ -40,7 +40,7 @@ class LoaderWindow:
         valid: ``K x W`` bool, the slot holds a real step.
         sequence: ``K x W`` int64 id of the sequence in each slot, -1 where idle.
         slot_map: ``W`` int64; slot j continues slot ``slot_map[j]`` of the previous window.
-        plan: the :class:`~fastseq.sequence_mode.SegmentPlan` for sequence mode, or None.
+        plan: the packing plan for sequence mode (SegmentPlan or DensePlan), or None.
         schedule: the scheduler's NumPy window (host side: ``ended()``, ``end``, ``rows``).
     """
 
@@ -51,7 +51,7 @@ class LoaderWindow:
     valid: Tensor
     sequence: Tensor
     slot_map: Tensor
-    plan: SegmentPlan | None
+    plan: SegmentPlan | DensePlan | None
     schedule: ScheduleWindow
 
     @property
@@ -151,7 +151,9 @@ class SlotSwapLoader:
         compact: narrow windows to the live slots while the epoch drains.
         prefetch: prepare the next window on a background thread.
         tail: epoch-end policy, see :func:`tail_order` (default ``"longest_first"``).
-        plan: cut the packing plan for :func:`~fastseq.sequence_mode.run_window`.
+        plan: the layout to plan for :func:`~fastseq.sequence_mode.run_window` on the
+            background thread: ``"packed"``, ``"dense"``, ``"auto"`` (what the device's
+            default engine needs: packed on CUDA, nothing on CPU) or None (no plan).
 
     Example:
         >>> loader = SlotSwapLoader([np.ones((3, 2)), np.ones((1, 2))], None, batch_size=2, bptt=2)
@@ -172,7 +174,7 @@ class SlotSwapLoader:
         compact: bool = True,
         prefetch: bool = True,
         tail: Tail = "longest_first",
-        plan: bool = True,
+        plan: Literal["auto", "packed", "dense"] | None = "auto",
     ) -> None:
         self.inputs = _as_store(inputs, "inputs")
         self.targets = None if targets is None else _as_store(targets, "targets")
@@ -188,7 +190,11 @@ class SlotSwapLoader:
         self.bptt = positive_int("bptt", bptt)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.shuffle, self.seed, self.compact = bool(shuffle), seed, bool(compact)
-        self.prefetch, self.plan = bool(prefetch), bool(plan)
+        if plan == "auto":  # the step engine needs no plan
+            plan = {"packed": "packed", "dense": "dense"}.get(default_engine(self.device))
+        if plan not in ("packed", "dense", None):
+            raise ValueError(f"Expected plan to be 'auto', 'packed', 'dense' or None, got {plan!r}.")
+        self.prefetch, self.plan = bool(prefetch), plan
         tail_order(np.zeros(0, np.int64), self.inputs.lengths, 1, tail)  # validates the name
         self.tail = tail
         self.epoch = 0
@@ -230,7 +236,7 @@ class SlotSwapLoader:
             y = self.targets.gather(w.rows, staging.array(slot, "y", shape, self.targets.dtype))
         masks = staging.array(slot, "m", (2,) + w.rows.shape, np.bool_)
         masks[0], masks[1] = w.reset, w.valid
-        plan = segment_plan(w.reset, w.valid) if self.plan else None
+        plan = window_plan(w.reset, w.valid, self.plan) if self.plan else None
         return w, slot, x, y, masks, plan
 
     def _to_device(self, host: tuple, staging: _Staging) -> LoaderWindow:

@@ -26,10 +26,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-__all__ = ["SegmentPlan", "segment_plan", "run_window", "carry_state", "masked_mean"]
+from fastseq._sequence_dense import DensePlan, dense_plan, last_piece_of_slot, run_dense
+
+__all__ = ["SegmentPlan", "DensePlan", "segment_plan", "window_plan", "default_engine", "run_window",
+           "carry_state", "masked_mean"]
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
-Engine = Literal["auto", "packed", "steps"]
+Engine = Literal["auto", "packed", "dense", "steps"]
 
 
 @dataclass(frozen=True)
@@ -75,18 +78,10 @@ def _mask(name: str, m, shape=None) -> np.ndarray:
     return arr.astype(bool, copy=False)
 
 
-def segment_plan(reset, valid=None) -> SegmentPlan:
-    """Cut a window into pieces at its reset points and lay them out for packing.
+def _pieces(reset, valid):
+    """Pieces of a window, numbered slot-major (slot 0's pieces in time order, then slot 1's).
 
-    Args:
-        reset: ``K x W`` bool mask; slot ``b`` starts a new sequence at step ``k``.
-        valid: ``K x W`` bool mask of real steps (default: all). A slot that idles and
-            then resumes must resume with a reset.
-
-    Example:
-        >>> plan = segment_plan(np.array([[True, True], [False, True], [False, False]]))
-        >>> plan.batch_sizes.tolist(), plan.piece_slot.tolist(), plan.piece_reset.tolist()
-        ([3, 2, 1], [0, 1, 1], [True, True, True])
+    Returns ``(reset, valid, pid_t, lengths, start_k, piece_slot)``; ``pid_t`` is ``W x K``.
     """
     reset = _mask("reset", reset)
     valid = np.ones_like(reset) if valid is None else _mask("valid", valid, reset.shape)
@@ -101,13 +96,32 @@ def segment_plan(reset, valid=None) -> SegmentPlan:
         raise ValueError(f"Expected a slot that idles to resume with a reset, got slot {b} resuming at step {k}.")
     starts = reset.copy()
     starts[0] |= valid[0]
-    # pieces are numbered slot-major: all pieces of slot 0 in time order, then slot 1, ...
     starts_t, valid_t = starts.T, valid.T
     pid_t = np.cumsum(starts_t.ravel()).reshape(width, k_steps) - 1
     n_pieces = int(starts.sum())
     lengths = np.bincount(pid_t[valid_t], minlength=n_pieces).astype(np.int64)
     start_k = np.nonzero(starts_t)[1]
     piece_slot = np.nonzero(starts_t)[0]
+    return reset, valid, pid_t, lengths, start_k, piece_slot
+
+
+def segment_plan(reset, valid=None) -> SegmentPlan:
+    """Cut a window into pieces at its reset points and lay them out for packing.
+
+    Args:
+        reset: ``K x W`` bool mask; slot ``b`` starts a new sequence at step ``k``.
+        valid: ``K x W`` bool mask of real steps (default: all). A slot that idles and
+            then resumes must resume with a reset.
+
+    Example:
+        >>> plan = segment_plan(np.array([[True, True], [False, True], [False, False]]))
+        >>> plan.batch_sizes.tolist(), plan.piece_slot.tolist(), plan.piece_reset.tolist()
+        ([3, 2, 1], [0, 1, 1], [True, True, True])
+    """
+    reset, valid, pid_t, lengths, start_k, piece_slot = _pieces(reset, valid)
+    k_steps, width = reset.shape
+    valid_t = valid.T
+    n_pieces = lengths.shape[0]
     order = np.argsort(-lengths, kind="stable")
     rank = np.empty(n_pieces, np.int64)
     rank[order] = np.arange(n_pieces)
@@ -126,12 +140,20 @@ def segment_plan(reset, valid=None) -> SegmentPlan:
     source[target_t[b_idx, k_idx]] = k_idx * width + b_idx
     final = np.arange(n_pieces, n_pieces + width, dtype=np.int64)
     if n_pieces:
-        last = np.ones(n_pieces, bool)
-        last[:-1] = piece_slot[1:] != piece_slot[:-1]
+        last = last_piece_of_slot(piece_slot)
         final[piece_slot[last]] = rank[last]
     t = torch.from_numpy
     return SegmentPlan(t(batch_sizes.astype(np.int64)), t(source), t(target), t(piece_slot[order].copy()),
                        t(reset[start_k, piece_slot][order].copy()), t(final))
+
+
+def window_plan(reset, valid=None, layout: Literal["packed", "dense"] = "packed") -> SegmentPlan | DensePlan:
+    """The plan an engine needs: :func:`segment_plan` for ``"packed"``, dense groups for ``"dense"``."""
+    if layout == "packed":
+        return segment_plan(reset, valid)
+    if layout == "dense":
+        return dense_plan(_pieces(reset, valid))
+    raise ValueError(f"Expected layout to be 'packed' or 'dense', got {layout!r}.")
 
 
 def _states(state: State) -> tuple[Tensor, ...]:
@@ -221,46 +243,41 @@ def _run_packed(rnn, x, plan: SegmentPlan, carried, seeds):
     return outputs, _pack(final)
 
 
-def _cell_step(mode: str, xi: Tensor, h: Tensor, c: Tensor | None, w_hh, b_hh, w_hr):
-    hg = F.linear(h, w_hh, b_hh)
-    if mode == "GRU":
-        ir, iz, i_n = xi.chunk(3, 1)
-        hr, hz, h_n = hg.chunk(3, 1)
-        r = torch.sigmoid(ir + hr)
-        z = torch.sigmoid(iz + hz)
-        n = torch.tanh(i_n + r * h_n)
-        return n + z * (h - n), None
-    if mode == "LSTM":
-        i, f, g, o = (xi + hg).chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return (h if w_hr is None else F.linear(h, w_hr)), c
-    act = torch.tanh if mode == "RNN_TANH" else torch.relu
-    return act(xi + hg), None
+_CELLS = {"GRU": torch._VF.gru_cell, "RNN_TANH": torch._VF.rnn_tanh_cell, "RNN_RELU": torch._VF.rnn_relu_cell}
+
+
+def _lstm_proj_cell(x, h, c, weights, w_hr):
+    """``nn.LSTM`` with ``proj_size``: the fused cell expects unprojected h, so spell it out."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    i, f, g, o = (F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)).chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return F.linear(torch.sigmoid(o) * torch.tanh(c), w_hr), c
 
 
 def _run_steps(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds, mode: str):
-    k_steps = x.shape[0]
+    """Layer by layer, one fused cell call per step; resets by ``torch.where`` (out of place)."""
     restart = reset.unsqueeze(-1)
     lstm = mode == "LSTM"
+    cell = torch._VF.lstm_cell if lstm else _CELLS[mode]
     finals_h, finals_c = [], []
     seq = x
     for layer in range(rnn.num_layers):
         sfx = f"_l{layer}"
-        w_ih, w_hh = getattr(rnn, "weight_ih" + sfx), getattr(rnn, "weight_hh" + sfx)
-        b_ih, b_hh = (getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)) if rnn.bias else (None, None)
+        weights = [getattr(rnn, "weight_ih" + sfx), getattr(rnn, "weight_hh" + sfx)]
+        weights += [getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)] if rnn.bias else [None, None]
         w_hr = getattr(rnn, "weight_hr" + sfx, None)
         if layer and rnn.dropout and rnn.training:
             seq = F.dropout(seq, rnn.dropout, True)
-        xi = F.linear(seq, w_ih, b_ih)
         h, s_h = carried[0][layer], seeds[0][layer]
         c, s_c = (carried[1][layer], seeds[1][layer]) if lstm else (None, None)
         outs = []
-        for k in range(k_steps):
+        for k, x_k in enumerate(seq.unbind(0)):
             h = torch.where(restart[k], s_h, h)
             if lstm:
                 c = torch.where(restart[k], s_c, c)
-            h, c = _cell_step(mode, xi[k], h, c, w_hh, b_hh, w_hr)
+                h, c = cell(x_k, (h, c), *weights) if w_hr is None else _lstm_proj_cell(x_k, h, c, weights, w_hr)
+            else:
+                h = cell(x_k, h, *weights)
             outs.append(h)
         seq = torch.stack(outs)
         finals_h.append(h)
@@ -271,9 +288,16 @@ def _run_steps(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds, mode
     return seq, final
 
 
-def default_engine(device: torch.device) -> str:
-    """The engine that measured fastest on ``device`` (see bench/compare_batching.py)."""
-    return "packed" if device.type == "cuda" else "steps"
+def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
+    """The engine that measured fastest on ``device`` for module ``mode`` (see bench/compare_batching.py).
+
+    CUDA: ``"packed"`` (one cuDNN call per window). CPU: ``"steps"``, whose fused
+    cell per step runs within about 5% of the plain module on full windows, while a
+    packed backward on the CPU zero-fills the packed input once per step and the
+    dense groups pay for their padding (figures in bench/compare_batching.py).
+    """
+    del mode  # the same choice measured best for every module type
+    return "packed" if torch.device(device).type == "cuda" else "steps"
 
 
 def run_window(
@@ -303,8 +327,10 @@ def run_window(
         seed: ``L x H`` (LSTM: ``(h, c)``) state a new sequence starts from; zeros if None.
         slot_map: ``W`` slot of the previous window that each slot continues (compact
             windows narrow while an epoch drains); applied to ``state`` first.
-        plan: a precomputed :func:`segment_plan` of (reset, valid) for the packed engine.
-        engine: ``"packed"``, ``"steps"`` or ``"auto"`` (fastest measured on the device).
+        plan: a precomputed :func:`window_plan` of (reset, valid) for the packed or dense
+            engine (the loader makes one on its background thread); made here if None.
+        engine: ``"packed"``, ``"dense"`` (GRU/RNN only), ``"steps"`` or ``"auto"``
+            (fastest measured on the device, :func:`default_engine`).
         detach: cut the gradient into the previous window (truncated BPTT).
 
     Returns:
@@ -322,18 +348,24 @@ def run_window(
         raise ValueError(f"Expected inputs to be a K x W x F tensor, got {getattr(inputs, 'shape', type(inputs))}.")
     k_steps, width = inputs.shape[:2]
     if engine == "auto":
-        engine = default_engine(inputs.device)
-    if engine not in ("packed", "steps"):
-        raise ValueError(f"Expected engine to be 'auto', 'packed' or 'steps', got {engine!r}.")
+        engine = default_engine(inputs.device, mode)
+    if engine not in ("packed", "dense", "steps"):
+        raise ValueError(f"Expected engine to be 'auto', 'packed', 'dense' or 'steps', got {engine!r}.")
+    if engine == "dense" and mode == "LSTM":
+        raise ValueError("Expected an nn.GRU or nn.RNN for engine='dense' (an LSTM's cell state is not in its output), got nn.LSTM.")
     state = carry_state(state, slot_map, detach=detach)
     carried = _carried_parts(rnn, state, width, inputs)
     seeds = _seed_parts(rnn, seed, inputs)
-    if engine == "packed":
-        if plan is None:
-            plan = segment_plan(reset, valid)
+    if engine in ("packed", "dense"):
+        kind = SegmentPlan if engine == "packed" else DensePlan
+        if not isinstance(plan, kind):
+            plan = window_plan(reset, valid, engine)
         if plan.target.shape[0] != k_steps * width:
             raise ValueError(f"Expected plan for a {k_steps} x {width} window, got {plan.target.shape[0]} positions.")
-        return _run_packed(rnn, inputs, plan.to(inputs.device), carried, seeds)
+        plan = plan.to(inputs.device)
+        if engine == "dense":
+            return run_dense(rnn, inputs, plan, carried[0], seeds[0], mode)
+        return _run_packed(rnn, inputs, plan, carried, seeds)
     reset_t = torch.as_tensor(reset, dtype=torch.bool, device=inputs.device)
     if tuple(reset_t.shape) != (k_steps, width):
         raise ValueError(f"Expected reset of shape ({k_steps}, {width}), got {tuple(reset_t.shape)}.")
