@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from fastseq.loader import SlotSwapLoader
-from fastseq.sequence_mode import masked_mean, run_window
+from fastseq.sequence_mode import default_engine, masked_mean, run_window
 
 from _original_algorithm import original_train_bptt
 
@@ -218,6 +218,7 @@ def train_fastseq(model: Model, loader: SlotSwapLoader, engine: str) -> tuple[in
     """Sequence mode: one run_window call per window on the standard nn.GRU."""
     real = computed = 0
     h = None
+    engine = default_engine(loader.device) if engine == "auto" else engine
     for w in loader:
         out, h = run_window(model.rnn, w.inputs, w.reset, h, valid=w.valid, slot_map=w.slot_map,
                             plan=w.plan, engine=engine)

@@ -36,7 +36,7 @@ def _runs(data):
         "pack_padded": lambda m: bm.train_packed(m, _collated(data, False), K),
         "bucketed": lambda m: bm.train_padded(m, _collated(data, True), K),
         "fastseq_step": lambda m: bm.train_fastseq_steps(m, bm.fastseq_loader(data, B, K, plan=None)),
-        "fastseq_seq_steps": lambda m: bm.train_fastseq(m, bm.fastseq_loader(data, B, K), "steps"),
+        "fastseq_seq_auto": lambda m: bm.train_fastseq(m, bm.fastseq_loader(data, B, K), "auto"),
         "fastseq_seq_dense": lambda m: bm.train_fastseq(m, bm.fastseq_loader(data, B, K, plan="dense"), "dense"),
         "fastseq_seq_packed": lambda m: bm.train_fastseq(m, bm.fastseq_loader(data, B, K, plan="packed"), "packed"),
         "ideal": lambda m: bm.train_ideal(m, bm.ideal_windows(data, B, K), K),
