@@ -40,7 +40,7 @@ LABELS = {
     "pack_padded": "pack_padded_sequence",
     "bucketed": "length-bucketed padded",
     "fastseq_step": "fastseq step mode",
-    "fastseq_seq": "fastseq sequence mode (auto: steps)",
+    "fastseq_seq": "fastseq sequence mode (auto engine)",
     "fastseq_seq_dense": "fastseq sequence mode (dense)",
     "fastseq_seq_packed": "fastseq sequence mode (packed)",
     "ideal": "ideal: fixed length, nn.GRU",

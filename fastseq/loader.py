@@ -98,16 +98,21 @@ def _as_store(data, name: str) -> SequenceStore:
 
 
 class _Staging:
-    """Host buffers for one window: fresh arrays on CPU, a ring of pinned ones for CUDA."""
+    """Host buffers for the windows: a ring of reused ones (pinned for CUDA), or fresh arrays.
 
-    def __init__(self, device: torch.device, ring: int = 4) -> None:
+    Reuse saves the page faults of fresh multi-hundred-KB arrays every window on the
+    CPU, and the cost of pinning on CUDA. A CUDA buffer is refilled only after the
+    copy that read it has finished (an event recorded after the copy).
+    """
+
+    def __init__(self, device: torch.device, ring: int | None) -> None:
         self.pinned = device.type == "cuda"
-        self.ring: list[dict] = [{} for _ in range(ring)] if self.pinned else []
-        self.events: list = [None] * ring
+        self.ring: list[dict] = [{} for _ in range(ring or 0)]
+        self.events: list = [None] * len(self.ring)
         self.turn = 0
 
     def take(self) -> int:
-        if not self.pinned:
+        if not self.ring:
             return -1
         slot = self.turn
         self.turn = (self.turn + 1) % len(self.ring)
@@ -121,12 +126,13 @@ class _Staging:
         buf = self.ring[slot].get(key)
         need = int(np.prod(shape)) * np.dtype(dtype).itemsize
         if buf is None or buf.numel() < need:
-            buf = torch.empty(max(need, 1), dtype=torch.uint8).pin_memory()
+            buf = torch.empty(max(need, 1), dtype=torch.uint8)
+            buf = buf.pin_memory() if self.pinned else buf
             self.ring[slot][key] = buf
         return buf[:need].numpy().view(dtype).reshape(shape)
 
     def release(self, slot: int) -> None:
-        if slot >= 0:
+        if slot >= 0 and self.pinned:
             event = torch.cuda.Event()
             event.record()
             self.events[slot] = event
@@ -149,8 +155,14 @@ class SlotSwapLoader:
         shuffle: shuffle the order every epoch.
         seed: seed of the shuffles.
         compact: narrow windows to the live slots while the epoch drains.
-        prefetch: prepare the next window on a background thread.
+        prefetch: prepare the next window on a background thread. None (default): on
+            CUDA only. On the CPU a window takes well under 1 ms to prepare, and handing
+            the GIL back and forth with a thread measured slower than preparing inline.
         tail: epoch-end policy, see :func:`tail_order` (default ``"longest_first"``).
+        buffers: reuse a ring of this many host buffers (pinned on CUDA). On the CPU the
+            window's tensors share them, so a window stays valid until ``buffers - 2``
+            more windows have been drawn (clone to keep one longer); None gives every
+            window fresh memory.
         plan: the layout to plan for :func:`~fastseq.sequence_mode.run_window` on the
             background thread: ``"packed"``, ``"dense"``, ``"auto"`` (what the device's
             default engine needs: packed on CUDA, nothing on CPU) or None (no plan).
@@ -172,9 +184,10 @@ class SlotSwapLoader:
         shuffle: bool = False,
         seed: int | None = None,
         compact: bool = True,
-        prefetch: bool = True,
+        prefetch: bool | None = None,
         tail: Tail = "longest_first",
         plan: Literal["auto", "packed", "dense"] | None = "auto",
+        buffers: int | None = 4,
     ) -> None:
         self.inputs = _as_store(inputs, "inputs")
         self.targets = None if targets is None else _as_store(targets, "targets")
@@ -194,7 +207,11 @@ class SlotSwapLoader:
             plan = {"packed": "packed", "dense": "dense"}.get(default_engine(self.device))
         if plan not in ("packed", "dense", None):
             raise ValueError(f"Expected plan to be 'auto', 'packed', 'dense' or None, got {plan!r}.")
-        self.prefetch, self.plan = bool(prefetch), plan
+        self.prefetch = self.device.type == "cuda" if prefetch is None else bool(prefetch)
+        self.plan = plan
+        if buffers is not None and positive_int("buffers", buffers) < 3:
+            raise ValueError(f"Expected buffers to be None or >= 3 (one in use, one queued, one filling), got {buffers}.")
+        self.buffers = buffers
         if tail not in ("none", "longest_first", "sorted"):
             raise ValueError(f"Expected tail to be 'none', 'longest_first' or 'sorted', got {tail!r}.")
         self.tail = tail
@@ -220,7 +237,7 @@ class SlotSwapLoader:
         order = self.order(self.epoch)
         self.epoch += 1
         schedule = SlotSchedule(self.inputs.lengths, self.batch_size, self.bptt, order, compact=self.compact)
-        staging = _Staging(self.device)
+        staging = _Staging(self.device, self.buffers)
         produce = (self._host(w, staging) for w in schedule)
         if not self.prefetch:
             for host in produce:

@@ -32,7 +32,7 @@ __all__ = ["SegmentPlan", "DensePlan", "segment_plan", "window_plan", "default_e
            "carry_state", "masked_mean"]
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
-Engine = Literal["auto", "packed", "dense", "steps"]
+Engine = Literal["auto", "packed", "dense", "steps", "segments"]
 
 
 @dataclass(frozen=True)
@@ -288,10 +288,32 @@ def _run_steps(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds, mode
     return seq, final
 
 
+def _run_segments(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds):
+    """The plain module on the runs of steps between reset steps, resetting at each cut."""
+    cuts = torch.nonzero(reset.any(1)).flatten().tolist()
+    bounds = sorted(set([0] + cuts)) + [x.shape[0]]
+    state = carried
+    outs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if cuts and a == cuts[0]:
+            cuts.pop(0)
+            start = reset[a].view(1, -1, 1)
+            state = tuple(torch.where(start, s, c) for s, c in zip(seeds, state))
+        out, state = rnn(x[a:b], _pack(state))
+        state = _states(state)
+        outs.append(out)
+    seq = torch.cat(outs)
+    if valid is not None:
+        seq = seq * valid.unsqueeze(-1).to(seq.dtype)
+    return seq, state
+
+
 def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
     """The engine that measured fastest on ``device`` for module ``mode`` (see bench/compare_batching.py).
 
-    CUDA: ``"packed"`` (one cuDNN call per window). CPU: ``"steps"``, whose fused
+    CUDA: ``"packed"`` (one cuDNN call per window). CPU: ``"steps"`` (and in
+    :func:`run_window`, ``"segments"`` when at most K/8 steps of the window hold a
+    reset, e.g. equal lengths, where the plain module's own loop is fastest), whose fused
     cell per step runs within about 5% of the plain module on full windows, while a
     packed backward on the CPU zero-fills the packed input once per step and the
     dense groups pay for their padding (figures in bench/compare_batching.py).
@@ -329,8 +351,9 @@ def run_window(
             windows narrow while an epoch drains); applied to ``state`` first.
         plan: a precomputed :func:`window_plan` of (reset, valid) for the packed or dense
             engine (the loader makes one on its background thread); made here if None.
-        engine: ``"packed"``, ``"dense"`` (GRU/RNN only), ``"steps"`` or ``"auto"``
-            (fastest measured on the device, :func:`default_engine`).
+        engine: ``"packed"``, ``"dense"`` (GRU/RNN only), ``"steps"``, ``"segments"``
+            (the plain module between reset steps) or ``"auto"`` (fastest measured on the
+            device, :func:`default_engine`).
         detach: cut the gradient into the previous window (truncated BPTT).
 
     Returns:
@@ -347,10 +370,13 @@ def run_window(
     if not isinstance(inputs, Tensor) or inputs.dim() < 3:
         raise ValueError(f"Expected inputs to be a K x W x F tensor, got {getattr(inputs, 'shape', type(inputs))}.")
     k_steps, width = inputs.shape[:2]
+    reset_t = torch.as_tensor(reset, dtype=torch.bool, device=inputs.device)
     if engine == "auto":
         engine = default_engine(inputs.device, mode)
-    if engine not in ("packed", "dense", "steps"):
-        raise ValueError(f"Expected engine to be 'auto', 'packed', 'dense' or 'steps', got {engine!r}.")
+        if engine == "steps" and int(reset_t.any(1).sum()) <= k_steps // 8:
+            engine = "segments"
+    if engine not in ("packed", "dense", "steps", "segments"):
+        raise ValueError(f"Expected engine to be 'auto', 'packed', 'dense', 'steps' or 'segments', got {engine!r}.")
     if engine == "dense" and mode == "LSTM":
         raise ValueError("Expected an nn.GRU or nn.RNN for engine='dense' (an LSTM's cell state is not in its output), got nn.LSTM.")
     state = carry_state(state, slot_map, detach=detach)
@@ -366,11 +392,13 @@ def run_window(
         if engine == "dense":
             return run_dense(rnn, inputs, plan, carried[0], seeds[0], mode)
         return _run_packed(rnn, inputs, plan, carried, seeds)
-    reset_t = torch.as_tensor(reset, dtype=torch.bool, device=inputs.device)
     if tuple(reset_t.shape) != (k_steps, width):
         raise ValueError(f"Expected reset of shape ({k_steps}, {width}), got {tuple(reset_t.shape)}.")
     valid_t = None if valid is None else torch.as_tensor(valid, dtype=torch.bool, device=inputs.device)
-    out, final = _run_steps(rnn, inputs, reset_t, valid_t, carried, seeds, mode)
+    if engine == "segments":
+        out, final = _run_segments(rnn, inputs, reset_t, valid_t, carried, seeds)
+    else:
+        out, final = _run_steps(rnn, inputs, reset_t, valid_t, carried, seeds, mode)
     return out, _pack(final)
 
 

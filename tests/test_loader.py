@@ -50,13 +50,27 @@ def test_prefetch_matches_inline_and_windows_do_not_alias():
     lengths = rng.integers(1, 30, size=40)
     xs = _tagged(lengths)
     ys = [x[:, :1] * 2 for x in xs]
-    a = list(SlotSwapLoader(xs, ys, 6, 5, prefetch=True, shuffle=True, seed=1))
-    b = list(SlotSwapLoader(xs, ys, 6, 5, prefetch=False, shuffle=True, seed=1))
+    a = list(SlotSwapLoader(xs, ys, 6, 5, prefetch=True, shuffle=True, seed=1, buffers=None))
+    b = list(SlotSwapLoader(xs, ys, 6, 5, prefetch=False, shuffle=True, seed=1, buffers=None))
     assert len(a) == len(b) > 3
     for u, v in zip(a, b):  # kept windows still hold their own data after the epoch
         for name in ("inputs", "targets", "reset", "valid", "sequence", "slot_map"):
             assert torch.equal(getattr(u, name), getattr(v, name)), name
         assert torch.equal(u.targets, u.inputs[..., :1] * 2)
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_reused_buffers_hold_each_window_while_it_is_used(prefetch):
+    rng = np.random.default_rng(4)
+    xs = _tagged(rng.integers(1, 30, size=40))
+    fresh = [w.inputs.clone() for w in SlotSwapLoader(xs, None, 6, 5, buffers=None)]
+    held = []
+    for i, w in enumerate(SlotSwapLoader(xs, None, 6, 5, buffers=4, prefetch=prefetch)):
+        held.append(w)
+        assert torch.equal(w.inputs, fresh[i])
+        if i:  # the previous window is still intact while this one is in use
+            assert torch.equal(held[i - 1].inputs, fresh[i - 1])
+    assert len(held) == len(fresh)
 
 
 def test_shuffle_is_reproducible_and_changes_per_epoch():
@@ -104,7 +118,7 @@ def test_longest_first_shortens_the_drain():
 def test_break_early_stops_the_thread_and_errors_reach_the_caller():
     xs = _tagged(np.full(50, 9))
     before = threading.active_count()
-    loader = SlotSwapLoader(xs, None, 4, 2)
+    loader = SlotSwapLoader(xs, None, 4, 2, prefetch=True)
     for i, _ in enumerate(loader):
         if i == 2:
             break
@@ -135,6 +149,8 @@ def test_bad_arguments_name_the_expectation():
         SlotSwapLoader(xs, None, 0, 2)
     with pytest.raises(ValueError, match="tail to be"):
         SlotSwapLoader(xs, None, 2, 2, tail="shortest")
+    with pytest.raises(ValueError, match="buffers to be None or >= 3"):
+        SlotSwapLoader(xs, None, 2, 2, buffers=2)
     with pytest.raises(ValueError, match="plan to be"):
         SlotSwapLoader(xs, None, 2, 2, plan="grouped")
 

@@ -11,7 +11,7 @@ from torch import nn
 from fastseq.loader import SlotSwapLoader
 from fastseq.sequence_mode import carry_state, masked_mean, run_window, segment_plan
 
-ENGINES = ["packed", "dense", "steps"]
+ENGINES = ["packed", "dense", "steps", "segments"]
 
 
 def _modules():
