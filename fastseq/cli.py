@@ -13,6 +13,8 @@ import sys
 # subcommand name -> module; each module is small and imports heavy libraries in run()
 COMMANDS: dict[str, str] = {
     "demo": "fastseq.commands.demo",
+    "train": "fastseq.commands.train",
+    "mosaic": "fastseq.commands.mosaic",
 }
 
 
@@ -20,8 +22,15 @@ class CommandError(Exception):
     """An error the user can fix; printed as one line without a traceback."""
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a usage error as one line (with a pointer to --help), not a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="fastseq",
         description="Slot-swap truncated-BPTT training and pictures of what sequence models learn.",
     )

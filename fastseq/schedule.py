@@ -65,17 +65,40 @@ class ScheduleWindow:
         return k, j, self.sequence[k, j]
 
 
-def epoch_order(n: int, shuffle: bool = False, seed: int | None = None) -> np.ndarray:
+def epoch_order(
+    n: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+    lengths: np.ndarray | None = None,
+    longest_first: int = 0,
+) -> np.ndarray:
     """Return the order sequences are admitted in: ``arange(n)`` or a seeded permutation.
+
+    With ``lengths`` and ``longest_first = m``, the m longest sequences are moved
+    to the front (longest first), the rest keep their order. Admitting the long
+    ones early keeps the end of the epoch short: while the last sequences drain,
+    slots idle, and the drain lasts as long as the longest sequence admitted late.
 
     >>> epoch_order(4).tolist()
     [0, 1, 2, 3]
     >>> sorted(epoch_order(4, shuffle=True, seed=0).tolist())
     [0, 1, 2, 3]
+    >>> epoch_order(5, lengths=np.array([1, 9, 2, 7, 3]), longest_first=2).tolist()
+    [1, 3, 0, 2, 4]
     """
-    if not shuffle:
-        return np.arange(n, dtype=np.int64)
-    return np.random.default_rng(seed).permutation(n).astype(np.int64)
+    order = np.arange(n, dtype=np.int64)
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(n).astype(np.int64)
+    if longest_first > 0 and lengths is not None and n:
+        lengths = np.asarray(lengths)
+        if lengths.shape != (n,):
+            raise ValueError(f"Expected lengths to have shape ({n},), got {lengths.shape}.")
+        m = min(int(longest_first), n)
+        # stable: ties keep the (shuffled) order
+        ranked = order[np.argsort(-lengths[order], kind="stable")]
+        head = ranked[:m]
+        order = np.concatenate([head, order[~np.isin(order, head)]])
+    return order
 
 
 class SlotSchedule:

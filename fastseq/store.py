@@ -6,12 +6,12 @@ The trainer reads a window's rows out of the store with the native gather
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from fastseq._atomic import atomic_path
 from fastseq._schedule_cy import gather_rows_into
 from fastseq._validate import lengths_array
 
@@ -21,7 +21,7 @@ __all__ = ["SequenceStore", "gather_rows", "gather_rows_reference"]
 def _as_numpy(x, name: str) -> np.ndarray:
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
+    arr = np.asanyarray(x)  # keeps a memory map a memory map
     if arr.ndim == 0:
         raise ValueError(f"Expected {name} to have a time axis (at least 1-D), got a scalar.")
     return arr
@@ -29,10 +29,10 @@ def _as_numpy(x, name: str) -> np.ndarray:
 
 def _byte_rows(data: np.ndarray) -> np.ndarray:
     """View ``[R, *F]`` as ``[R, row_bytes]`` uint8 without copying when rows are contiguous."""
-    flat = data.reshape(data.shape[0], -1)
-    if flat.shape[1] and flat.strides[1] != flat.itemsize:
+    flat = data.reshape(data.shape[0], int(np.prod(data.shape[1:], dtype=np.int64)))
+    if flat.strides[1] != flat.itemsize:
         flat = np.ascontiguousarray(flat)
-    return flat.view(np.uint8) if flat.size else np.zeros((data.shape[0], flat.shape[1] * data.itemsize), np.uint8)
+    return flat.view(np.uint8)
 
 
 def gather_rows(data: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -57,9 +57,12 @@ def gather_rows(data: np.ndarray, rows: np.ndarray, out: np.ndarray | None = Non
             f"got {out.dtype} of shape {out.shape} (contiguous={out.flags.c_contiguous})."
         )
     index = np.ascontiguousarray(rows.reshape(-1), dtype=np.int64)
+    if index.size == 0 or out.size == 0:
+        if index.size and (index.max() >= data.shape[0]):
+            raise IndexError(f"Expected rows in [-1, {data.shape[0]}), got {index.max()}.")
+        return out
     dst = out.reshape(index.shape[0], -1).view(np.uint8)
-    if index.size:
-        gather_rows_into(_byte_rows(data), index, dst)
+    gather_rows_into(_byte_rows(data), index, dst)
     return out
 
 
@@ -142,14 +145,8 @@ class SequenceStore:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         for name, arr in (("data.npy", np.asarray(self.data)), ("lengths.npy", self.lengths)):
-            fd, tmp = tempfile.mkstemp(dir=path, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.save(fh, arr, allow_pickle=False)
-                os.replace(tmp, path / name)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            with atomic_path(path / name) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, arr, allow_pickle=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike, mmap: bool = True) -> "SequenceStore":

@@ -1,0 +1,92 @@
+"""``fastseq mosaic``: a weight array saved with NumPy -> an ordered, clustered PNG mosaic."""
+from __future__ import annotations
+
+import argparse
+import math
+
+HELP = "Draw the rows of a .npy array (weights, filters) as a PNG mosaic, ordered by correlation."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE.npy", help="N x D, N x H x W or N x H x W x 3 array")
+    parser.add_argument("--output", "-o", required=True, help="PNG file to write")
+    parser.add_argument("--order", choices=["greedy", "tsp", "none"], default="tsp",
+                        help="tile order: greedy chain, refined path, or as stored")
+    parser.add_argument("--clusters", action="store_true",
+                        help="cut the order into clusters and lay them out like words (blank between)")
+    parser.add_argument("--penalty", type=float, default=1.0,
+                        help="cost of one more cluster; larger gives fewer, larger clusters")
+    parser.add_argument("--width", type=int, default=None, help="tiles per line (default about sqrt(N))")
+    parser.add_argument("--shape", type=int, nargs="+", default=None, metavar="H W",
+                        help="tile shape for N x D input, H W or H W 3 (default: square grey tiles)")
+    parser.add_argument("--transpose", action="store_true", help="tiles are the columns (D x N input)")
+    parser.add_argument("--scale", choices=["tile", "global", "none"], default="tile",
+                        help="min-max scaling per tile, over all tiles, or none (values in [0, 1])")
+    parser.add_argument("--spacing", type=int, default=1, help="pixels between tiles")
+    parser.add_argument("--zoom", type=int, default=1, help="integer upscaling of the picture")
+    parser.add_argument("--time-budget", type=float, default=None, help="seconds for --order tsp")
+    parser.add_argument("--verbose", "-v", action="store_true", help="progress and a summary line")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fastseq.cli import CommandError
+    from fastseq.mosaic import save_png, tile
+    from fastseq.layout import paragraph_layout
+    from fastseq.order import corrsort, path_correlation, split_clusters
+
+    if not args.file.endswith(".npy"):
+        raise CommandError(f"Expected FILE to be a .npy array, got {args.file!r}.")
+    try:
+        arr = np.load(args.file, allow_pickle=False)
+    except ValueError as exc:  # object arrays need pickle: refused
+        raise CommandError(f"Cannot read {args.file!r} as a plain numeric array: {exc}") from None
+    if args.transpose:
+        if arr.ndim != 2:
+            raise CommandError(f"Expected a D x N array with --transpose, got shape {arr.shape}.")
+        arr = arr.T
+    shape = _tile_shape(arr, args.shape)
+    if args.clusters and args.order == "none":
+        raise CommandError("Expected --order greedy or tsp with --clusters, got --order none.")
+
+    features = arr.reshape(arr.shape[0], -1) if arr.ndim >= 2 else arr
+    order = layout = None
+    if args.order != "none":
+        order = corrsort(features, args.order, time_budget=args.time_budget, progress=args.verbose)
+    if args.clusters:
+        width = args.width or max(1, math.ceil(math.sqrt(1.2 * arr.shape[0])))
+        clusters = split_clusters(features, order, penalty=args.penalty, max_size=width)
+        layout = paragraph_layout(clusters, width)
+        order = None
+        width = None
+    else:
+        width = args.width
+    picture = tile(arr, shape=shape, width=width, spacing=args.spacing,
+                   scale=None if args.scale == "none" else args.scale, order=order, layout=layout)
+    save_png(picture, args.output, zoom=args.zoom)
+    if args.verbose:
+        shown = np.concatenate(layout.clusters) if layout is not None else order
+        r = path_correlation(features, shown) / (arr.shape[0] - 1) if shown is not None and arr.shape[0] > 1 else None
+        extra = f", {len(layout.clusters)} clusters" if layout is not None else ""
+        extra += f", mean adjacent r = {r:.3f}" if r is not None else ""
+        print(f"wrote {args.output}: {arr.shape[0]} tiles, {picture.shape[1]} x {picture.shape[0]} px{extra}")
+    return 0
+
+
+def _tile_shape(arr, shape):
+    """The ``shape`` argument for tile(): given, inferred as square for N x D, or None."""
+    from fastseq.cli import CommandError
+
+    if arr.ndim == 2:
+        if shape is not None:
+            return tuple(shape)
+        side = math.isqrt(arr.shape[1])
+        if side * side != arr.shape[1]:
+            raise CommandError(f"Expected --shape H W for rows of {arr.shape[1]} values (not a square).")
+        return (side, side)
+    if shape is not None:
+        raise CommandError(f"Expected --shape only for N x D input, got shape {arr.shape}.")
+    if arr.ndim == 3 or (arr.ndim == 4 and arr.shape[3] == 3):
+        return None
+    raise CommandError(f"Expected N x D, N x H x W or N x H x W x 3, got shape {arr.shape}.")

