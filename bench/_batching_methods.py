@@ -104,7 +104,10 @@ def corpus_data(n: int, features: int, seed: int = 0, max_length: int = 4000) ->
     return Data("stdlib", [table[s[:-1]] for s in seqs], [table[s[1:]] for s in seqs])
 
 
-def padding_fraction(real: int, computed: int) -> float:
+def padding_fraction(real: int, computed: int) -> float | None:
+    """Share of computed slot-steps that were padding; None when the method does not say."""
+    if computed < 0:
+        return None
     return 1.0 - real / computed if computed else 0.0
 
 
@@ -227,6 +230,16 @@ def train_fastseq(model: Model, loader: SlotSwapLoader, engine: str) -> tuple[in
         real += w.real_steps
         computed += {"packed": w.real_steps, "steps": w.schedule.rows.size}.get(engine) or w.plan.computed
     return real, computed
+
+
+def train_bptt_step_mode(model: Model, data: Data, batch: int, bptt: int) -> tuple[int, int]:
+    """fastseq.train_bptt, the drop-in step mode: the decoder called once per step."""
+    from fastseq import train_bptt
+
+    mse = lambda p, t: ((p - t) ** 2).mean(-1)  # noqa: E731
+    train_bptt(model.decoder, data.xs, data.ys, torch.zeros(data.features), torch.zeros(1, model.rnn.hidden_size),
+               model.opt, batch, bptt, cost_fn=mse, shuffle=True, seed=0)
+    return int(data.lengths.sum()), -1  # train_bptt does not report the slot-steps it ran
 
 
 def train_fastseq_steps(model: Model, loader: SlotSwapLoader) -> tuple[int, int]:
