@@ -89,7 +89,7 @@ def held_out_bits(model: ByteModel, xs, ys) -> float:
 
 
 def time_to_quality(budget: float, quick: bool = False, batch: int = 64, bptt: int = 32, slice_s: float = 0.5) -> dict:
-    n_train = 800 if quick else 3000
+    n_train = 400 if quick else 3000
     seqs = stdlib_paragraphs(max_sequences=n_train + 300, min_length=3, max_length=2000)
     train, held = seqs[:n_train], seqs[n_train:]
     xs, ys = [s[:-1] for s in train], [s[1:] for s in train]

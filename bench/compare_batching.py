@@ -133,7 +133,7 @@ def targets(main: dict, orig: dict) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="about one minute: smaller data, fewer repeats")
+    p.add_argument("--quick", action="store_true", help="about a minute: smaller data, 2 repeats (noisier)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the loader thread uses another core)")
     p.add_argument("--repeats", type=int, default=None)
@@ -142,27 +142,27 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     q = args.quick
-    repeats = args.repeats or (3 if q else 5)
-    sample = 6 if q else 16
+    repeats = args.repeats or (2 if q else 5)
+    sample = 4 if q else 16
     core = [k for k in ORDER if k not in ("fastseq_seq_dense", "fastseq_seq_packed")]
     t0 = time.perf_counter()
     results = {"threads": args.threads, "repeats": repeats, "torch": torch.__version__, "workloads": []}
-    main_w = race("lognormal", bm.lognormal_data(1500 if q else 6000, 32), 64, 32, 128, repeats, sample, ORDER)
+    main_w = race("lognormal", bm.lognormal_data(1000 if q else 6000, 32), 64, 32, 128, repeats, sample, ORDER)
     results["workloads"].append(main_w)
     few = max(2, repeats - 2)
-    corpus = bm.corpus_data(500 if q else 2000, 32, max_length=1000 if q else 2000)
+    corpus = bm.corpus_data(300 if q else 2000, 32, max_length=600 if q else 2000)
     results["workloads"].append(race("stdlib_paragraphs", corpus, 64, 32, 128, few, sample, core))
-    results["workloads"].append(race("fixed28", bm.fixed_data(1000 if q else 2000, 32, 28), 64, 32, 128,
+    results["workloads"].append(race("fixed28", bm.fixed_data(600 if q else 2000, 32, 28), 64, 32, 128,
                                      few, sample, core))
     # the original's regime; lengths capped so the epoch is much deeper (N * mean / B steps) than
     # its longest sequence, as in real data sets, and the epoch end does not dominate
-    orig_data = bm.lognormal_data(8000 if q else 24000, 32, seed=2, max_length=500 if q else 1000)
+    orig_data = bm.lognormal_data(6000 if q else 24000, 32, seed=2, max_length=400 if q else 1000)
     orig = race("lognormal, original's regime", orig_data, 1024, 32, 32, repeats, 4 if q else 8,
                 ["original", "fastseq_step", "fastseq_seq", "ideal", "ideal_steps"])
     results["workloads"].append(orig)
     results["targets"] = targets(main_w, orig)
     if not args.skip_ttq:
-        budget = args.ttq_seconds or (6.0 if q else 30.0)
+        budget = args.ttq_seconds or (5.0 if q else 30.0)
         results["time_to_quality"] = time_to_quality(budget, quick=q)
     results["seconds"] = time.perf_counter() - t0
     print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__}, {args.threads} intra-op thread(s))")
