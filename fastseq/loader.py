@@ -2,9 +2,10 @@
 
 Each item is one truncated-BPTT window of ``K`` steps over ``W`` batch slots, on
 the chosen device: inputs, targets, the reset and valid masks, the sequence ids
-and the slot map. A background thread runs the native scheduler and the native
-row gather (both release the GIL) and cuts the packing plan for sequence mode,
-while the current window trains.
+and the slot map. The native scheduler and the native row gather (both release
+the GIL) fill reusable host buffers (pinned for CUDA) and the packing plan for
+sequence mode is cut; on CUDA a background thread does this while the current
+window trains (on the CPU, inline measured faster, see ``prefetch``).
 """
 from __future__ import annotations
 

@@ -1,19 +1,23 @@
 """Sequence mode: run a standard ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` over a slot-swap window.
 
 A window is ``K x W`` (steps x slots). Slot ``b`` may start a new sequence at any
-step (``reset[k, b]``): its state is then restored to the seed. Two engines give
-the same numbers, with no Python loop over slots in either:
+step (``reset[k, b]``): its state is then restored to the seed. Four engines give
+the same numbers, with no Python loop over slots in any (``"auto"`` picks by device,
+as measured by bench/compare_batching.py):
 
 - ``"packed"``: the window is cut at reset points into pieces, one per
   (slot, sequence) run; all pieces go through the module at once as one
   ``PackedSequence``, each starting from the carried state or the seed. On CUDA
   this is a single cuDNN call per window.
-- ``"steps"``: a loop over the K steps using the module's own weights, the input
-  projection of each layer precomputed for the whole window, and the reset
-  applied with ``torch.where``.
+- ``"steps"`` (CPU default): a loop over the K steps calling the fused cell
+  (``gru_cell``, ``lstm_cell``, ...) with the module's own weights; the reset is a
+  ``torch.where``.
+- ``"segments"``: the plain module on the runs of steps between reset steps
+  (chosen on the CPU when few steps hold a reset, e.g. equal lengths).
+- ``"dense"`` (GRU/RNN): pieces in a few dense groups, see ``_sequence_dense``.
 
-The packing plan (index arrays) depends only on the masks, so the window loader
-computes it in NumPy on its background thread (:func:`segment_plan`).
+The packing plans (index arrays) depend only on the masks, so the window loader
+computes them in NumPy while preparing the window (:func:`window_plan`).
 """
 from __future__ import annotations
 
