@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from fastseq.loader import SlotSwapLoader
-from fastseq.sequence_mode import default_engine, masked_mean, run_window
+from fastseq.sequence_mode import masked_mean, run_window
 
 from _original_algorithm import original_train_bptt
 
@@ -221,14 +221,18 @@ def train_fastseq(model: Model, loader: SlotSwapLoader, engine: str) -> tuple[in
     """Sequence mode: one run_window call per window on the standard nn.GRU."""
     real = computed = 0
     h = None
-    engine = default_engine(loader.device) if engine == "auto" else engine
     for w in loader:
         out, h = run_window(model.rnn, w.inputs, w.reset, h, valid=w.valid, slot_map=w.slot_map,
                             plan=w.plan, engine=engine)
         err = ((model.head(out) - w.targets) ** 2).mean(-1)
         model.update(masked_mean(err, w.valid))
         real += w.real_steps
-        computed += {"packed": w.real_steps, "steps": w.schedule.rows.size}.get(engine) or w.plan.computed
+        if engine == "packed":
+            computed += w.real_steps
+        elif engine == "dense":
+            computed += w.plan.computed
+        else:  # steps and segments (what "auto" picks on the CPU) run every slot of the window
+            computed += w.schedule.rows.size
     return real, computed
 
 
