@@ -318,7 +318,7 @@ def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
     CUDA: ``"packed"`` (one cuDNN call per window). CPU: ``"steps"`` (and in
     :func:`run_window`, ``"segments"`` when at most K/8 steps of the window hold a
     reset, e.g. equal lengths, where the plain module's own loop is fastest), whose fused
-    cell per step runs within about 5% of the plain module on full windows, while a
+    cell per step runs within 4-9% of the plain module on full windows, while a
     packed backward on the CPU zero-fills the packed input once per step and the
     dense groups pay for their padding (figures in bench/compare_batching.py).
     """
