@@ -22,6 +22,13 @@ _EXPORTS: dict[str, str] = {
     "train_bptt": "fastseq.trainer",
     "NonFiniteLossError": "fastseq.trainer",
     "stdlib_paragraphs": "fastseq.corpus",
+    # window loader and sequence mode for standard RNN modules (issue: slot-swap at full speed)
+    "SlotSwapLoader": "fastseq.loader",
+    "LoaderWindow": "fastseq.loader",
+    "run_window": "fastseq.sequence_mode",
+    "carry_state": "fastseq.sequence_mode",
+    "masked_mean": "fastseq.sequence_mode",
+    "window_plan": "fastseq.sequence_mode",
     # MNIST rows, RNN autoencoder, hidden-unit pictures (issue 4)
     "Digits": "fastseq.data",
     "read_idx": "fastseq.data",
