@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from fastseq._validate import positive_int
-from fastseq.schedule import ScheduleWindow, SlotSchedule, epoch_order
+from fastseq.schedule import ScheduleWindow, SlotSchedule, epoch_order, move_longest_first
 from fastseq.sequence_mode import DensePlan, SegmentPlan, default_engine, window_plan
 from fastseq.store import SequenceStore
 
@@ -79,12 +79,7 @@ def tail_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, tail: Ta
     if tail == "none" or order.size <= 1:
         return order.copy()
     if tail == "longest_first":
-        k = min(batch_size, order.size)
-        lens = lengths[order]
-        top = np.argsort(-lens, kind="stable")[:k]
-        keep = np.ones(order.size, bool)
-        keep[top] = False
-        return np.concatenate([order[top], order[keep]])
+        return move_longest_first(order, lengths, batch_size)
     if tail == "sorted":
         k = min(batch_size, order.size)
         head, last = order[:-k], order[-k:]

@@ -93,12 +93,23 @@ def epoch_order(
         lengths = np.asarray(lengths)
         if lengths.shape != (n,):
             raise ValueError(f"Expected lengths to have shape ({n},), got {lengths.shape}.")
-        m = min(int(longest_first), n)
-        # stable: ties keep the (shuffled) order
-        ranked = order[np.argsort(-lengths[order], kind="stable")]
-        head = ranked[:m]
-        order = np.concatenate([head, order[~np.isin(order, head)]])
+        order = move_longest_first(order, lengths, longest_first)
     return order
+
+
+def move_longest_first(order: np.ndarray, lengths: np.ndarray, count: int) -> np.ndarray:
+    """Return ``order`` with its ``count`` longest sequences moved to the front, longest first.
+
+    Ties and the remaining sequences keep their relative order.
+
+    >>> move_longest_first(np.arange(5), np.array([1, 9, 2, 3, 7]), 2).tolist()
+    [1, 4, 0, 2, 3]
+    """
+    order = np.asarray(order, dtype=np.int64)
+    top = np.argsort(-np.asarray(lengths)[order], kind="stable")[: min(int(count), order.size)]
+    keep = np.ones(order.size, bool)
+    keep[top] = False
+    return np.concatenate([order[top], order[keep]])
 
 
 class SlotSchedule:
