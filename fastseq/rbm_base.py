@@ -340,14 +340,19 @@ class BoltzmannMachine:
             out = self._visible_mean(h) if return_means else self._sample_visible(h)
         return out.cpu().numpy()
 
-    def fit(self, X, y=None) -> "BoltzmannMachine":
-        """Train from scratch for ``n_iter`` epochs over X (``N x D``); returns self."""
+    def _initialise(self, X) -> torch.Tensor:
+        """Check settings and data, seed the random streams, make fresh parameters."""
         self._check_settings()
         v = self._check_X(X, fitted=False)
         self._setup_random()
         self.n_features_in_ = int(v.shape[1])
         self.params_ = self._init_params(v)
         self._start_training()
+        return v
+
+    def fit(self, X, y=None) -> "BoltzmannMachine":
+        """Train from scratch for ``n_iter`` epochs over X (``N x D``); returns self."""
+        v = self._initialise(X)
         with self._threads():
             for epoch in range(int(self.n_iter)):
                 self._epoch(v, epoch)
@@ -356,12 +361,7 @@ class BoltzmannMachine:
     def partial_fit(self, X, y=None) -> "BoltzmannMachine":
         """One update on the mini-batch X (initialises the model on the first call)."""
         if not getattr(self, "params_", None):
-            self._check_settings()
-            v = self._check_X(X, fitted=False)
-            self._setup_random()
-            self.n_features_in_ = int(v.shape[1])
-            self.params_ = self._init_params(v)
-            self._start_training()
+            v = self._initialise(X)
         else:
             v = self._check_X(X)
         with self._threads():
