@@ -87,12 +87,6 @@ def tail_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, tail: Ta
     raise ValueError(f"Expected tail to be 'none', 'longest_first' or 'sorted', got {tail!r}.")
 
 
-def _as_store(data, name: str) -> SequenceStore:
-    if isinstance(data, SequenceStore):
-        return data
-    return SequenceStore.from_sequences(data, name=name)
-
-
 class _Staging:
     """Host buffers for the windows: a ring of reused ones (pinned for CUDA), or fresh arrays.
 
@@ -185,8 +179,8 @@ class SlotSwapLoader:
         plan: Literal["auto", "packed", "dense"] | None = "auto",
         buffers: int | None = 4,
     ) -> None:
-        self.inputs = _as_store(inputs, "inputs")
-        self.targets = None if targets is None else _as_store(targets, "targets")
+        self.inputs = SequenceStore.coerce(inputs, "inputs")
+        self.targets = None if targets is None else SequenceStore.coerce(targets, "targets")
         if self.targets is not None and not np.array_equal(self.inputs.lengths, self.targets.lengths):
             bad = int(np.argmax(self.inputs.lengths != self.targets.lengths)) if len(self.inputs) == len(self.targets) else -1
             if bad < 0:

@@ -122,6 +122,11 @@ class SequenceStore:
             data = data.astype(dtype, copy=False)
         return cls(data, [a.shape[0] for a in arrays])
 
+    @classmethod
+    def coerce(cls, data, name: str = "sequences") -> "SequenceStore":
+        """Return ``data`` if it is a store, else a store built from a list of sequences."""
+        return data if isinstance(data, cls) else cls.from_sequences(data, name=name)
+
     def __len__(self) -> int:
         return self.lengths.shape[0]
 

@@ -40,11 +40,9 @@ class NonFiniteLossError(FloatingPointError):
         self.value = value
 
 
-def _as_store(data, name: str) -> SequenceStore:
-    if isinstance(data, SequenceStore):
-        store = data
-    else:
-        store = SequenceStore.from_sequences(data, name=name)
+def _matrix_store(data, name: str) -> SequenceStore:
+    """A store whose sequences are T x F matrices, as the decoder interface needs."""
+    store = SequenceStore.coerce(data, name)
     if len(store) and store.data.ndim != 2:
         raise ValueError(
             f"Expected each item of {name} to be T x F (2-D), got items with feature shape "
@@ -351,8 +349,8 @@ def train_bptt(
     if not (isinstance(teacher_forcing, numbers.Real) and 0.0 <= teacher_forcing <= 1.0):
         raise ValueError(f"Expected teacher_forcing to be a probability in [0, 1], got {teacher_forcing!r}.")
     cost_fn = nn.PairwiseDistance() if cost_fn is None else cost_fn
-    ctx_store = _as_store(contexts, "contexts")
-    tgt_store = _as_store(targets, "targets")
+    ctx_store = _matrix_store(contexts, "contexts")
+    tgt_store = _matrix_store(targets, "targets")
     _check_pairs(ctx_store, tgt_store)
     if len(ctx_store) == 0:
         raise ValueError("Expected contexts and targets to hold at least one sequence, got none.")
