@@ -396,12 +396,23 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50, max
 
 
 @njit(cache=True)
+def _clearly_less(cost, incumbent):
+    """Tie rule of :func:`segment`: a cost counts as lower only by more than float noise."""
+    return cost < incumbent - EPS * (1.0 + abs(cost))
+
+
+@njit(cache=True)
 def segment(order, c, z, penalty, max_size):
     """Cut the ordered tiles into runs minimizing sum of within-run scatter + penalty each.
 
     The scatter of a run is ``sum ||z_i - mean||^2`` over its tiles (in [0, L) for L
     standardized tiles); runs hold at most ``max_size`` tiles. Returns the start index
     of each run in ``order`` (the first is 0).
+
+    Tie rule: costs within ``EPS * (1 + cost)`` of each other are equal, and among equal
+    costs the shortest last run wins (runs are tried shortest first and a longer one
+    must be clearly cheaper). So rows that are identical after standardization stay
+    separate at ``penalty=0`` on every CPU, whatever the rounding of their scatter.
     """
     n = order.shape[0]
     best = np.full(n + 1, np.inf)
@@ -429,8 +440,9 @@ def segment(order, c, z, penalty, max_size):
             sq += 2.0 * cross + zz
             norms += zz
             length = j - i
-            cost = best[i] + (norms - sq / length) + penalty
-            if cost < best[j]:
+            scatter = max(norms - sq / length, 0.0)  # >= 0 exactly; rounding can dip below
+            cost = best[i] + scatter + penalty
+            if _clearly_less(cost, best[j]):
                 best[j] = cost
                 start[j] = i
     cuts = []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+TIE = 1e-9  # the kernel's EPS: cost differences below this are float noise
+
 
 def most_correlated_pair(c: np.ndarray) -> tuple[int, int]:
     """First off-diagonal maximum of ``c`` in row-major order."""
@@ -85,7 +87,8 @@ def segment(z: np.ndarray, order, penalty: float, max_size: int) -> list[int]:
     """Optimal cut of ``order`` into runs: minimum sum of scatter plus penalty per run.
 
     Scatter of a run: sum of squared distances of its rows of ``z`` to their mean.
-    Returns the start of each run (on ties the shorter last run wins, as in the kernel).
+    Returns the start of each run. Costs within ``TIE * (1 + cost)`` are ties, and on
+    ties the shorter last run wins, as in the kernel.
     """
     n = len(order)
     best = [0.0] + [np.inf] * n
@@ -95,7 +98,7 @@ def segment(z: np.ndarray, order, penalty: float, max_size: int) -> list[int]:
             run = z[list(order[i:j])]
             scatter = float(((run - run.mean(axis=0)) ** 2).sum())
             cost = best[i] + scatter + penalty
-            if cost < best[j]:
+            if cost < best[j] - TIE * (1.0 + abs(cost)):  # the kernel's tie rule
                 best[j], start[j] = cost, i
     cuts = []
     j = n

@@ -207,6 +207,23 @@ def test_segment_kernel_matches_twin(n, seed, penalty, max_size):
             assert cost(got) == pytest.approx(cost(want), abs=1e-9)
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 20), copies=st.integers(1, 5), seed=st.integers(0, 2**16),
+       shift=st.floats(-100, 100), scale=st.floats(0.1, 10))
+def test_segment_tie_rule_keeps_identical_rows_apart_at_zero_penalty(n, copies, seed, shift, scale):
+    # Rows identical after standardization (shifted and scaled copies) tie at penalty 0:
+    # merging them adds scatter 0 up to rounding, which may fall either side of zero.
+    # The stated rule (shortest last run on ties) must give every row its own run.
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 7))
+    x = np.concatenate([base * scale ** k + shift * k for k in range(copies)])
+    order = rng.permutation(len(x))
+    clusters = split_clusters(x, order, penalty=0.0)
+    assert [c.tolist() for c in clusters] == [[i] for i in order.tolist()]
+    z = standardize(x, np.float64)
+    assert py.segment(z, order, 0.0, 64) == list(range(len(x)))
+
+
 def test_split_clusters_finds_blocks_and_validates():
     t = np.linspace(0, 3, 30)
     x = np.stack([np.sin(t + 0.01 * k) for k in range(5)] + [t ** 2 + 0.01 * k for k in range(4)])
