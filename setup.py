@@ -40,8 +40,8 @@ setup(
     ext_modules=_cythonize(
         [
             _extension(
-                "fastseq._schedule_cy",
-                ["fastseq/_schedule_cy.pyx", "csrc/schedule.cpp", "csrc/gather.cpp"],
+                "fastseq.bptt._schedule_cy",
+                ["fastseq/bptt/_schedule_cy.pyx", "csrc/schedule.cpp", "csrc/gather.cpp"],
             ),
         ]
     )

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
-from fastseq.loader import SlotSwapLoader
-from fastseq.sequence_mode import masked_mean, run_window
+from fastseq.bptt.loader import SlotSwapLoader
+from fastseq.bptt.engines import masked_mean, run_window
 
 from _original_algorithm import original_train_bptt
 
@@ -97,7 +97,7 @@ def _random_rows(name, lengths, features, rng) -> Data:
 
 def corpus_data(n: int, features: int, seed: int = 0, max_length: int = 4000) -> Data:
     """Paragraphs of Python's stdlib; inputs embed byte t, targets embed byte t+1."""
-    from fastseq.corpus import stdlib_paragraphs
+    from fastseq.datasets.stdlib import stdlib_paragraphs
 
     seqs = stdlib_paragraphs(max_sequences=n, min_length=3, max_length=max_length)
     table = np.random.default_rng(seed).standard_normal((256, features)).astype(np.float32)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pad_sequence
 
-from fastseq.corpus import stdlib_paragraphs
-from fastseq.loader import SlotSwapLoader
-from fastseq.sequence_mode import masked_mean, run_window
+from fastseq.datasets.stdlib import stdlib_paragraphs
+from fastseq.bptt.loader import SlotSwapLoader
+from fastseq.bptt.engines import masked_mean, run_window
 
 import _batching_methods as bm
 

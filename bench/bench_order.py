@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastseq import _order_py, corrsort, path_correlation, split_clusters, tile
-from fastseq.order import correlation_matrix, most_correlated_pair, standardize
+from fastseq.mosaic import _order_py, corrsort, path_correlation, split_clusters, tile
+from fastseq.mosaic.order import correlation_matrix, most_correlated_pair, standardize
 
 
 @pytest.fixture(scope="module")

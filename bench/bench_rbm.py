@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from fastseq import RBM
-from fastseq import _nb_sampling as nbs
-
+from fastseq.boltzmann import _sampling_nb as nbs
 D, H, B = 784, 500, 100
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import fastseq
-from fastseq.inspect import sample_windows, unit_responses
-from fastseq.rnn import TiedRNN, as_sequences, complete
+from fastseq.rowrnn.units import sample_windows, unit_responses
+from fastseq.rowrnn.models import TiedRNN, as_sequences, complete
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from fastseq.schedule import SlotSchedule
-from fastseq.store import gather_rows, gather_rows_reference
+from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.store import gather_rows, gather_rows_reference
 
 LENGTHS = np.maximum(1, np.random.default_rng(0).lognormal(3.0, 1.0, 2000)).astype(np.int64)
 

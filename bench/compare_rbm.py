@@ -3,7 +3,7 @@
 1. one CD-1 epoch (PCD-1, as scikit-learn does) of a 784-500 RBM, batch 100, on the
    embedded MNIST digits: fastseq ``RBM`` vs scikit-learn ``BernoulliRBM`` (float64 input,
    its usual use, and float32 input);
-2. Beta draws per second: ``fastseq._nb_sampling.beta_ab`` vs ``numpy.random.Generator.beta``
+2. Beta draws per second: ``fastseq.boltzmann._sampling_nb.beta_ab`` vs ``numpy.random.Generator.beta``
    vs ``torch.distributions.Beta``; and the fused (mean, sigma) draw vs NumPy doing the
    same conversion first;
 3. the share of a Gibbs step (h -> v -> h, batch 100) spent outside its two matrix products;
@@ -31,8 +31,9 @@ from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from fastseq import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood, save_png, tile  # noqa: E402
-from fastseq import _nb_sampling as nbs  # noqa: E402
+from fastseq.boltzmann import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood  # noqa: E402
+from fastseq.mosaic import save_png, tile  # noqa: E402
+from fastseq.boltzmann import _sampling_nb as nbs  # noqa: E402
 
 D, H, B = 784, 500, 100
 

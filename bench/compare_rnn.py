@@ -15,9 +15,9 @@ import time
 import numpy as np
 import torch
 
-from fastseq.data import load_mnist
-from fastseq.inspect import sample_windows, unit_responses
-from fastseq.rnn import TiedRNN, complete
+from fastseq.datasets.mnist import load_mnist
+from fastseq.rowrnn.units import sample_windows, unit_responses
+from fastseq.rowrnn.models import TiedRNN, complete
 
 
 def main() -> None:

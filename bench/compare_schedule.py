@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from fastseq.schedule import SlotSchedule
-from fastseq.store import gather_rows, gather_rows_reference
+from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.store import gather_rows, gather_rows_reference
 
 
 def lognormal_lengths(n: int, seed: int = 0) -> np.ndarray:

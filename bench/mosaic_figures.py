@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(HERE, ".."))
 
 from compare_order import rbm_filters  # noqa: E402
 
-from fastseq import cluster_layout, save_png, tile  # noqa: E402
+from fastseq.mosaic import cluster_layout, save_png, tile  # noqa: E402
 
 
 def main() -> int:

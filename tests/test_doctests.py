@@ -4,9 +4,9 @@ import importlib
 
 import pytest
 
-MODULES = ["fastseq.schedule", "fastseq.store", "fastseq.trainer", "fastseq.corpus", "fastseq.distributed",
-           "fastseq.data", "fastseq.rnn", "fastseq.inspect", "fastseq.mosaic", "fastseq.order",
-           "fastseq.layout", "fastseq.rbm", "fastseq.rbm_beta", "fastseq.rbm_likelihood"]
+MODULES = ["fastseq.bptt.schedule", "fastseq.bptt.plans", "fastseq.bptt.store", "fastseq.bptt.trainer", "fastseq.datasets.stdlib", "fastseq.bptt.distributed",
+           "fastseq.datasets.mnist", "fastseq.rowrnn.models", "fastseq.rowrnn.units", "fastseq.mosaic.tiles", "fastseq.mosaic.order",
+           "fastseq.mosaic.layout", "fastseq.boltzmann._rbm", "fastseq.boltzmann._beta", "fastseq.boltzmann.likelihood"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,6 +1,6 @@
 """`fastseq demo`: slot-swap training of a byte-level GRU on a corpus that ships with Python.
 
-The corpus is the paragraphs of the standard library's source (fastseq.corpus):
+The corpus is the paragraphs of the standard library's source (fastseq.datasets.stdlib):
 real, variable-length, long-tailed. The command prints real steps per second and
 how much padding the slot-swap schedule avoided compared with padded batches.
 """
@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from torch import nn
 
     from fastseq.cli import CommandError
-    from fastseq.corpus import stdlib_paragraphs
-    from fastseq.schedule import SlotSchedule, epoch_order
-    from fastseq.trainer import train_bptt
+    from fastseq.datasets.stdlib import stdlib_paragraphs
+    from fastseq.bptt.schedule import SlotSchedule, epoch_order
+    from fastseq.bptt.trainer import train_bptt
 
     for name in ("sequences", "max_length", "epochs", "hidden", "batch", "bptt", "threads"):
         if getattr(args, name) < 1:

@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from fastseq.cli import CommandError
-    from fastseq.mosaic import save_png, tile
-    from fastseq.layout import paragraph_layout
-    from fastseq.order import corrsort, path_correlation, split_clusters
+    from fastseq.mosaic.tiles import save_png, tile
+    from fastseq.mosaic.layout import paragraph_layout
+    from fastseq.mosaic.order import corrsort, path_correlation, split_clusters
 
     if not args.file.endswith(".npy"):
         raise CommandError(f"Expected FILE to be a .npy array, got {args.file!r}.")

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from fastseq.cli import CommandError
-    from fastseq.data import load_mnist
+    from fastseq.datasets.mnist import load_mnist
 
     for name in ("model", "hidden", "data", "params"):  # left out of the namespace so --help shows no "None"
         if not hasattr(args, name):
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_logged(model, digits, prefix: Path, args, log) -> None:
-    from fastseq.rnn import baseline_errors, complete, completion_mse, save_model
+    from fastseq.rowrnn.models import baseline_errors, complete, completion_mse, save_model
 
     start = time.perf_counter()
     _train(model, digits, args, log)
@@ -165,14 +165,14 @@ def _run_logged(model, digits, prefix: Path, args, log) -> None:
     log(f"model {verdict}; training took {train_s:.1f} s")
     written = [prefix.name + ".safetensors", prefix.name + ".log"]
     if args.mosaic:
-        from fastseq.inspect import hidden_unit_pictures
+        from fastseq.rowrnn.units import hidden_unit_pictures
 
         _save_picture(_completion_figure(test, completed, digits.test_labels, k), prefix, "_completion.png", zoom=3)
         pics = hidden_unit_pictures(model, digits.train_images, args.window, args.windows,
                                     seed=args.random_seed, progress=args.verbose)
         order = None
         if args.sort_units:
-            from fastseq.order import corrsort
+            from fastseq.mosaic.order import corrsort
 
             order = corrsort(pics.reshape(len(pics), -1))
         _save_picture(_units_figure(pics, args.window, order), prefix, "_hidden_units.png", zoom=2)
@@ -182,7 +182,7 @@ def _run_logged(model, digits, prefix: Path, args, log) -> None:
 
 def _model(args, n_visible: int):
     from fastseq.cli import CommandError
-    from fastseq.rnn import load_model, make_model
+    from fastseq.rowrnn.models import load_model, make_model
 
     if args.params is None:
         return make_model(args.model or "rnn", args.hidden or 169, n_visible)
@@ -201,7 +201,7 @@ def _train(model, digits, args, log) -> None:
     import torch
 
     import fastseq
-    from fastseq.rnn import as_sequences
+    from fastseq.rowrnn.models import as_sequences
 
     contexts, targets = as_sequences(digits.train_images)
     test_x = torch.as_tensor(digits.test_images).transpose(0, 1)
@@ -255,12 +255,12 @@ def _units_figure(pics, window: int, order=None):
 
 
 def _tile(images, **kwargs):
-    from fastseq.mosaic import tile
+    from fastseq.mosaic.tiles import tile
 
     return tile(images, background=1.0, **kwargs)
 
 
 def _save_picture(array, prefix: Path, suffix: str, zoom: int) -> None:
-    from fastseq.mosaic import save_png
+    from fastseq.mosaic.tiles import save_png
 
     save_png(array, prefix.with_name(prefix.name + suffix), zoom=zoom)

@@ -1,0 +1,1 @@
+"""Private helpers shared by every domain: argument checks, atomic writes, progress bars."""

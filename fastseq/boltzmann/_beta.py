@@ -1,0 +1,172 @@
+"""Boltzmann machines with bounded continuous units in [0, 1] drawn from Beta distributions.
+
+* ``RRBM``: visible units ``v_i ~ Beta`` with mean ``m = sigmoid(b_i + (W h)_i)`` and
+  standard deviation ``sigma``; binary hidden units.
+* ``R3BM``: as ``RRBM`` with the hidden units Beta-sampled the same way.
+* ``BetaRBM``: an exponential-family harmonium with a true energy (see its docstring).
+
+``RRBM`` and ``R3BM`` are sampling heuristics: no energy has exactly these conditionals,
+so they train with the Bernoulli RBM's statistics (``<v h>_data - <v h>_model``) and have
+no partition function; use ``BetaRBM`` where a likelihood is needed.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.boltzmann._rbm import _SigmoidRBM
+from fastseq.boltzmann._base import BoltzmannMachine, _check_float
+
+__all__ = ["RRBM", "R3BM", "BetaRBM"]
+
+
+class RRBM(_SigmoidRBM):
+    """RBM with real-valued visible units in [0, 1] drawn from Beta(mean m, sd sigma).
+
+    The concentration is ``nu = m(1 - m) / var - 1`` with ``var = min(sigma^2, m(1 - m))``
+    and ``nu >= 1e-3``: where sigma is too wide for the mean (near 0 or 1) a unit tends to
+    a Bernoulli(m) draw instead of failing. Data are ``N x D`` in [0, 1].
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).random((40, 10))
+        >>> RRBM(n_components=6, sigma=0.1, n_iter=2, random_state=0).fit(X).sample(2, n_steps=5).shape
+        (2, 10)
+    """
+
+    _vis_kind = nbs.BETA
+
+    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, **kwargs) -> None:
+        super().__init__(n_components, **kwargs)
+        self.sigma = sigma
+
+    def _sigmas(self):
+        return float(self.sigma), 1.0
+
+    def _check_settings(self):
+        super()._check_settings()
+        _check_float("sigma", self.sigma, 0.0, inclusive=False)
+
+    def _sample_visible(self, h):
+        return self._beta_from_logits(self._visible_pre(h), float(self.sigma))
+
+    def _random_visible(self, n):
+        return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self.dtype)
+
+
+class R3BM(RRBM):
+    """``RRBM`` whose hidden units are Beta-sampled too (mean sigmoid, sd ``sigma_hidden``).
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).random((40, 10))
+        >>> R3BM(n_components=6, n_iter=2, random_state=0).fit(X).transform(X).shape
+        (40, 6)
+    """
+
+    _hid_kind = nbs.BETA
+
+    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, sigma_hidden: float = 0.1, **kwargs) -> None:
+        super().__init__(n_components, sigma=sigma, **kwargs)
+        self.sigma_hidden = sigma_hidden
+
+    def _sigmas(self):
+        return float(self.sigma), float(self.sigma_hidden)
+
+    def _check_settings(self):
+        super()._check_settings()
+        _check_float("sigma_hidden", self.sigma_hidden, 0.0, inclusive=False)
+
+    def _sample_hidden(self, pre):
+        return self._beta_from_logits(pre, float(self.sigma_hidden))
+
+
+def _softplus_inv(x: float) -> float:
+    return float(np.log(np.expm1(x)))
+
+
+class BetaRBM(BoltzmannMachine):
+    """Beta-Bernoulli harmonium: a Boltzmann machine with Beta visible units and a true energy.
+
+    Hidden units see the visible sufficient statistics ``log v`` and ``log(1 - v)``:
+
+    ``E(v, h) = -sum_i [(alpha_i(h) - 1) log v_i + (beta_i(h) - 1) log(1 - v_i)] - c.h``,
+    ``alpha(h) = A + Wa h``, ``beta(h) = B + Wb h``,
+
+    so ``p(v_i | h) = Beta(alpha_i(h), beta_i(h))`` and
+    ``p(h_j = 1 | v) = sigmoid(c_j + log(v).Wa_j + log(1 - v).Wb_j)``. ``A, B > 0`` and
+    ``Wa, Wb >= 0`` (stored through softplus), so every Beta parameter stays positive for
+    every hidden state: a unit that turns on adds to both shapes, moving the mean up or down
+    and sharpening it. Data (``N x D`` in [0, 1]) are clamped to ``[eps, 1 - eps]``.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.random.default_rng(0).beta(2.0, 5.0, size=(64, 8))
+        >>> m = BetaRBM(n_components=4, n_iter=2, learning_rate=0.01, random_state=0).fit(X)
+        >>> m.free_energy(X[:3]).shape
+        (3,)
+    """
+
+    _decayed = ("Wa", "Wb")
+
+    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.05, **kwargs) -> None:
+        super().__init__(n_components, **kwargs)
+        self.eps = eps
+        self.init_weight = init_weight
+
+    def _check_settings(self):
+        super()._check_settings()
+        eps = _check_float("eps", self.eps, 0.0, inclusive=False)
+        if eps >= 0.5:
+            raise ValueError(f"Expected eps to be in (0, 0.5), got {self.eps!r}.")
+        _check_float("init_weight", self.init_weight, 0.0, inclusive=False)
+
+    def _param_template(self) -> dict[str, bool]:
+        return {"Wa_raw": True, "Wb_raw": True, "A_raw": True, "B_raw": True, "c": True}
+
+    def _prepare_visible(self, v):
+        return v.clamp(float(self.eps), 1.0 - float(self.eps))
+
+    def _init_params(self, X):
+        d, h = X.shape[1], int(self.n_components)
+        v = self._prepare_visible(X)
+        # method of moments per unit, so the hidden-off model starts at the marginals
+        m = v.mean(0)
+        var = v.var(0, unbiased=False).clamp_min(1e-6)
+        nu = (m * (1 - m) / var - 1).clamp(0.05, 1e3)
+        a, b = (m * nu).clamp_min(0.02), ((1 - m) * nu).clamp_min(0.02)
+        inv = _softplus_inv(float(self.init_weight))
+        noise = lambda: torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self.dtype)  # noqa: E731
+        return {
+            "Wa_raw": (inv + float(self.init_scale) * 100 * noise()).requires_grad_(),
+            "Wb_raw": (inv + float(self.init_scale) * 100 * noise()).requires_grad_(),
+            "A_raw": (a + torch.log(-torch.expm1(-a))).requires_grad_(),
+            "B_raw": (b + torch.log(-torch.expm1(-b))).requires_grad_(),
+            "c": torch.zeros(h, device=self.device, dtype=self.dtype).requires_grad_(),
+        }
+
+    def shapes(self) -> dict[str, torch.Tensor]:
+        """The positive parameters ``A, B`` (D,) and ``Wa, Wb`` (D x H), detached."""
+        p = self.params_
+        return {k: F.softplus(p[k + "_raw"]).detach() for k in ("A", "B", "Wa", "Wb")}
+
+    def _free_energy_pre(self, v):
+        p = self.params_
+        lv, l1v = torch.log(v), torch.log1p(-v)
+        pre = p["c"] + lv @ F.softplus(p["Wa_raw"]) + l1v @ F.softplus(p["Wb_raw"])
+        base = lv @ (F.softplus(p["A_raw"]) - 1) + l1v @ (F.softplus(p["B_raw"]) - 1)
+        return -base - F.softplus(pre).sum(1), pre.detach()
+
+    def _alpha_beta(self, h):
+        s = self.shapes()
+        return s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T
+
+    def _sample_visible(self, h):
+        a, b = self._alpha_beta(h)
+        return self._beta_ab(a, b)
+
+    def _visible_mean(self, h):
+        a, b = self._alpha_beta(h)
+        return a / (a + b)

@@ -1,0 +1,78 @@
+"""Data-parallel slot-swap training over torch.distributed.
+
+Each process trains the sequences ``order[rank::world_size]`` of one global epoch
+order. Processes have different numbers of windows, so every process computes the
+schedule of every shard (the native scheduler does a million sequences in under a
+second) and knows, without communicating, how many windows the epoch has and how
+many real steps each window holds across all processes. A process whose shard is
+done contributes zero gradients until the last one finishes; gradients are summed
+with one all-reduce per window and the loss is divided by the global real steps,
+so every process takes the same optimizer step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from fastseq.bptt.schedule import SlotSchedule
+
+__all__ = ["ShardPlan", "shard_plan", "all_reduce_gradients"]
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """What one process trains, and the epoch's shape across all processes.
+
+    Attributes:
+        rank, world_size: this process and the number of processes.
+        order: the sequence ids this process admits, in order.
+        real_steps: for each window of the epoch, real steps summed over all processes.
+    """
+
+    rank: int
+    world_size: int
+    order: np.ndarray
+    real_steps: np.ndarray
+
+    @property
+    def windows(self) -> int:
+        return int(self.real_steps.shape[0])
+
+
+def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: int, rank: int,
+               world_size: int, wrap_around: bool = False) -> ShardPlan:
+    """Split ``order`` round-robin over ``world_size`` processes and count every shard's windows.
+
+    >>> plan = shard_plan(np.array([3, 1, 4, 1]), np.arange(4), 1, 2, rank=0, world_size=2)
+    >>> plan.order.tolist(), plan.real_steps.tolist()
+    ([0, 2], [4, 2, 2, 1])
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"Expected rank in [0, {world_size}), got {rank}.")
+    per_shard = [
+        [w.real_steps for w in SlotSchedule(lengths, batch_size, bptt, order[r::world_size],
+                                            compact=True, wrap_around=wrap_around)]
+        for r in range(world_size)
+    ]
+    real = np.zeros(max((len(s) for s in per_shard), default=0), dtype=np.int64)
+    for steps in per_shard:
+        real[: len(steps)] += steps
+    return ShardPlan(rank, world_size, np.ascontiguousarray(order[rank::world_size]), real)
+
+
+def all_reduce_gradients(params: list[torch.Tensor]) -> None:
+    """Sum the gradients of ``params`` over all processes (missing gradients count as zero)."""
+    if not params:
+        return
+    flat = torch.cat([
+        (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params
+    ])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n

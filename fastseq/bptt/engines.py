@@ -1,0 +1,282 @@
+"""Sequence mode: run a standard ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` over a slot-swap window.
+
+A window is ``K x W`` (steps x slots). Slot ``b`` may start a new sequence at any
+step (``reset[k, b]``): its state is then restored to the seed. Four engines give
+the same numbers, with no Python loop over slots in any (``"auto"`` picks by device,
+as measured by bench/compare_batching.py):
+
+- ``"packed"``: the window is cut at reset points into pieces, one per
+  (slot, sequence) run; all pieces go through the module at once as one
+  ``PackedSequence``, each starting from the carried state or the seed. On CUDA
+  this is a single cuDNN call per window.
+- ``"steps"`` (CPU default): a loop over the K steps calling the fused cell
+  (``gru_cell``, ``lstm_cell``, ...) with the module's own weights; the reset is a
+  ``torch.where``.
+- ``"segments"``: the plain module on the runs of steps between reset steps
+  (chosen on the CPU when few steps hold a reset, e.g. equal lengths).
+- ``"dense"`` (GRU/RNN): pieces in a few dense groups, see ``_sequence_dense``.
+
+The packing plans (index arrays) depend only on the masks, so the window loader
+computes them in NumPy while preparing the window (:func:`window_plan`).
+"""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from fastseq.bptt._engines_dense import run_dense
+from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
+
+__all__ = ["run_window", "carry_state", "masked_mean"]
+
+State = Union[Tensor, tuple[Tensor, Tensor]]
+Engine = Literal["auto", "packed", "dense", "steps", "segments"]
+
+
+def _states(state: State) -> tuple[Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _pack(parts: tuple[Tensor, ...]) -> State:
+    return parts if len(parts) > 1 else parts[0]
+
+
+def carry_state(state: State | None, slot_map=None, detach: bool = True) -> State | None:
+    """Detach a window's final state and narrow it to the next window's slots.
+
+    Args:
+        state: ``L x W_prev x H`` (or an LSTM ``(h, c)`` tuple), or None.
+        slot_map: ``W`` slot of the previous window each slot continues (None: identity).
+    """
+    if state is None:
+        return None
+    parts = _states(state)
+    if detach:
+        parts = tuple(p.detach() for p in parts)
+    if slot_map is not None:
+        idx = torch.as_tensor(slot_map, dtype=torch.long, device=parts[0].device)
+        if idx.shape[0] != parts[0].shape[1] or not torch.equal(idx, torch.arange(idx.shape[0], device=idx.device)):
+            parts = tuple(p.index_select(1, idx) for p in parts)
+    return _pack(parts)
+
+
+def _check_module(rnn: nn.Module) -> str:
+    if not isinstance(rnn, (nn.RNN, nn.GRU, nn.LSTM)):
+        raise TypeError(f"Expected rnn to be an nn.RNN, nn.GRU or nn.LSTM, got {type(rnn).__name__}.")
+    if rnn.bidirectional:
+        raise ValueError("Expected rnn to be unidirectional (state is carried forward), got bidirectional=True.")
+    if rnn.batch_first:
+        raise ValueError("Expected rnn to have batch_first=False (windows are K x W x F), got batch_first=True.")
+    return rnn.mode
+
+
+def _state_sizes(rnn: nn.Module) -> list[int]:
+    proj = getattr(rnn, "proj_size", 0) or 0
+    if isinstance(rnn, nn.LSTM):
+        return [proj or rnn.hidden_size, rnn.hidden_size]
+    return [rnn.hidden_size]
+
+
+def _seed_parts(rnn, seed, like: Tensor) -> tuple[Tensor, ...]:
+    """Seeds as ``L x 1 x H`` tensors (zeros by default)."""
+    sizes = _state_sizes(rnn)
+    if seed is None:
+        return tuple(like.new_zeros(rnn.num_layers, 1, h) for h in sizes)
+    parts = _states(seed)
+    if len(parts) != len(sizes):
+        raise ValueError(f"Expected seed to hold {len(sizes)} tensor(s) for {type(rnn).__name__}, got {len(parts)}.")
+    out = []
+    for p, h in zip(parts, sizes):
+        if tuple(p.shape) != (rnn.num_layers, h):
+            raise ValueError(f"Expected seed of shape ({rnn.num_layers}, {h}) (layers x hidden), got {tuple(p.shape)}.")
+        out.append(p.to(like).unsqueeze(1))
+    return tuple(out)
+
+
+def _carried_parts(rnn, state, width: int, like: Tensor) -> tuple[Tensor, ...]:
+    sizes = _state_sizes(rnn)
+    if state is None:
+        return tuple(like.new_zeros(rnn.num_layers, width, h) for h in sizes)
+    parts = _states(state)
+    for p, h in zip(parts, sizes):
+        if tuple(p.shape) != (rnn.num_layers, width, h):
+            raise ValueError(
+                f"Expected state of shape ({rnn.num_layers}, {width}, {h}) (layers x slots x hidden), "
+                f"got {tuple(p.shape)}; pass the window's slot_map to narrow it."
+            )
+    return parts
+
+
+def _run_packed(rnn, x, plan: SegmentPlan, carried, seeds):
+    k_steps, width = x.shape[:2]
+    flat = x.reshape(k_steps * width, *x.shape[2:])
+    data = flat.index_select(0, plan.source)
+    start = plan.piece_reset.view(1, -1, 1)
+    h0 = tuple(torch.where(start, s, c.index_select(1, plan.piece_slot)) for c, s in zip(carried, seeds))
+    out, hn = rnn(PackedSequence(data, plan.batch_sizes), _pack(h0))
+    rows = torch.cat([out.data, out.data.new_zeros(1, out.data.shape[1])])
+    outputs = rows.index_select(0, plan.target).view(k_steps, width, -1)
+    final = tuple(torch.cat([h, c], 1).index_select(1, plan.final) for h, c in zip(_states(hn), carried))
+    return outputs, _pack(final)
+
+
+_CELLS = {"GRU": torch._VF.gru_cell, "RNN_TANH": torch._VF.rnn_tanh_cell, "RNN_RELU": torch._VF.rnn_relu_cell}
+
+
+def _lstm_proj_cell(x, h, c, weights, w_hr):
+    """``nn.LSTM`` with ``proj_size``: the fused cell expects unprojected h, so spell it out."""
+    w_ih, w_hh, b_ih, b_hh = weights
+    i, f, g, o = (F.linear(x, w_ih, b_ih) + F.linear(h, w_hh, b_hh)).chunk(4, 1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return F.linear(torch.sigmoid(o) * torch.tanh(c), w_hr), c
+
+
+def _run_steps(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds, mode: str):
+    """Layer by layer, one fused cell call per step; resets by ``torch.where`` (out of place)."""
+    restart = reset.unsqueeze(-1)
+    lstm = mode == "LSTM"
+    cell = torch._VF.lstm_cell if lstm else _CELLS[mode]
+    finals_h, finals_c = [], []
+    seq = x
+    for layer in range(rnn.num_layers):
+        sfx = f"_l{layer}"
+        weights = [getattr(rnn, "weight_ih" + sfx), getattr(rnn, "weight_hh" + sfx)]
+        weights += [getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)] if rnn.bias else [None, None]
+        w_hr = getattr(rnn, "weight_hr" + sfx, None)
+        if layer and rnn.dropout and rnn.training:
+            seq = F.dropout(seq, rnn.dropout, True)
+        h, s_h = carried[0][layer], seeds[0][layer]
+        c, s_c = (carried[1][layer], seeds[1][layer]) if lstm else (None, None)
+        outs = []
+        for k, x_k in enumerate(seq.unbind(0)):
+            h = torch.where(restart[k], s_h, h)
+            if lstm:
+                c = torch.where(restart[k], s_c, c)
+                h, c = cell(x_k, (h, c), *weights) if w_hr is None else _lstm_proj_cell(x_k, h, c, weights, w_hr)
+            else:
+                h = cell(x_k, h, *weights)
+            outs.append(h)
+        seq = torch.stack(outs)
+        finals_h.append(h)
+        finals_c.append(c)
+    final = (torch.stack(finals_h),) + ((torch.stack(finals_c),) if lstm else ())
+    if valid is not None:
+        seq = seq * valid.unsqueeze(-1).to(seq.dtype)
+    return seq, final
+
+
+def _run_segments(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds):
+    """The plain module on the runs of steps between reset steps, resetting at each cut."""
+    cuts = torch.nonzero(reset.any(1)).flatten().tolist()
+    bounds = sorted(set([0] + cuts)) + [x.shape[0]]
+    state = carried
+    outs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if cuts and a == cuts[0]:
+            cuts.pop(0)
+            start = reset[a].view(1, -1, 1)
+            state = tuple(torch.where(start, s, c) for s, c in zip(seeds, state))
+        out, state = rnn(x[a:b], _pack(state))
+        state = _states(state)
+        outs.append(out)
+    seq = torch.cat(outs)
+    if valid is not None:
+        seq = seq * valid.unsqueeze(-1).to(seq.dtype)
+    return seq, state
+
+
+def run_window(
+    rnn: nn.Module,
+    inputs: Tensor,
+    reset,
+    state: State | None = None,
+    *,
+    valid=None,
+    seed: State | None = None,
+    slot_map=None,
+    plan: SegmentPlan | None = None,
+    engine: Engine = "auto",
+    detach: bool = True,
+) -> tuple[Tensor, State]:
+    """Run a standard recurrent module over one slot-swap window.
+
+    Shapes: K steps, W slots, F input features, L layers, H hidden (or projection) size.
+
+    Args:
+        rnn: ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM`` with ``batch_first=False``, one direction.
+        inputs: ``K x W x F``.
+        reset: ``K x W`` bool; the slot's state is restored to ``seed`` before step k.
+        state: the previous window's final state, ``L x W_prev x H`` (LSTM: ``(h, c)``),
+            or None for zeros.
+        valid: ``K x W`` bool of real steps; outputs are zero elsewhere.
+        seed: ``L x H`` (LSTM: ``(h, c)``) state a new sequence starts from; zeros if None.
+        slot_map: ``W`` slot of the previous window that each slot continues (compact
+            windows narrow while an epoch drains); applied to ``state`` first.
+        plan: a precomputed :func:`window_plan` of (reset, valid) for the packed or dense
+            engine (the loader makes one on its background thread); made here if None.
+        engine: ``"packed"``, ``"dense"`` (GRU/RNN only), ``"steps"``, ``"segments"``
+            (the plain module between reset steps) or ``"auto"`` (fastest measured on the
+            device, :func:`default_engine`).
+        detach: cut the gradient into the previous window (truncated BPTT).
+
+    Returns:
+        ``(outputs, state)``: outputs ``K x W x H``; the state after the window.
+
+    Example:
+        >>> rnn = nn.GRU(3, 4)
+        >>> reset = torch.tensor([[True, True], [False, True], [False, False]])
+        >>> out, h = run_window(rnn, torch.randn(3, 2, 3), reset)
+        >>> tuple(out.shape), tuple(h.shape)
+        ((3, 2, 4), (1, 2, 4))
+    """
+    mode = _check_module(rnn)
+    if not isinstance(inputs, Tensor) or inputs.dim() < 3:
+        raise ValueError(f"Expected inputs to be a K x W x F tensor, got {getattr(inputs, 'shape', type(inputs))}.")
+    k_steps, width = inputs.shape[:2]
+    reset_t = torch.as_tensor(reset, dtype=torch.bool, device=inputs.device)
+    if engine == "auto":
+        engine = default_engine(inputs.device, mode)
+        if engine == "steps" and int(reset_t.any(1).sum()) <= k_steps // 8:
+            engine = "segments"
+    if engine not in ("packed", "dense", "steps", "segments"):
+        raise ValueError(f"Expected engine to be 'auto', 'packed', 'dense', 'steps' or 'segments', got {engine!r}.")
+    if engine == "dense" and mode == "LSTM":
+        raise ValueError("Expected an nn.GRU or nn.RNN for engine='dense' (an LSTM's cell state is not in its output), got nn.LSTM.")
+    state = carry_state(state, slot_map, detach=detach)
+    carried = _carried_parts(rnn, state, width, inputs)
+    seeds = _seed_parts(rnn, seed, inputs)
+    if engine in ("packed", "dense"):
+        kind = SegmentPlan if engine == "packed" else DensePlan
+        if not isinstance(plan, kind):
+            plan = window_plan(reset, valid, engine)
+        if plan.target.shape[0] != k_steps * width:
+            raise ValueError(f"Expected plan for a {k_steps} x {width} window, got {plan.target.shape[0]} positions.")
+        plan = plan.to(inputs.device)
+        if engine == "dense":
+            return run_dense(rnn, inputs, plan, carried[0], seeds[0], mode)
+        return _run_packed(rnn, inputs, plan, carried, seeds)
+    if tuple(reset_t.shape) != (k_steps, width):
+        raise ValueError(f"Expected reset of shape ({k_steps}, {width}), got {tuple(reset_t.shape)}.")
+    valid_t = None if valid is None else torch.as_tensor(valid, dtype=torch.bool, device=inputs.device)
+    if engine == "segments":
+        out, final = _run_segments(rnn, inputs, reset_t, valid_t, carried, seeds)
+    else:
+        out, final = _run_steps(rnn, inputs, reset_t, valid_t, carried, seeds, mode)
+    return out, _pack(final)
+
+
+def masked_mean(values: Tensor, valid) -> Tensor:
+    """Mean of ``values`` (``K x W`` or ``K x W x *``) over real steps only.
+
+    >>> masked_mean(torch.tensor([[1.0, 5.0]]), torch.tensor([[True, False]])).item()
+    1.0
+    """
+    valid = torch.as_tensor(valid, dtype=torch.bool, device=values.device)
+    if values.dim() > 2:
+        values = values.flatten(2).mean(-1)
+    weight = valid.to(values.dtype)
+    return (values * weight).sum() / weight.sum().clamp_min(1)

@@ -1,0 +1,3 @@
+"""Convolutional autoencoders trained layer by layer (faces)."""
+
+__all__: list[str] = []

@@ -1,0 +1,112 @@
+"""train_bptt(distributed=True) over real torch.distributed (gloo, two processes on loopback)."""
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+import fastseq
+from fastseq.bptt.distributed import shard_plan
+from fastseq.bptt.schedule import SlotSchedule, epoch_order
+from fastseq.bptt.store import SequenceStore
+from fastseq.bptt.trainer import iterate_windows
+
+LENGTHS = [9, 3, 1, 12, 4, 2, 6, 7, 5, 1, 8]
+B, K, F, C, H = 2, 3, 2, 3, 6
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.GRU(F + C, H)
+        self.out = nn.Linear(H, F)
+
+    def forward(self, visible, context, hidden):
+        h, hidden = self.rnn(torch.cat([visible, context.unsqueeze(0)], -1), hidden)
+        return self.out(h), hidden
+
+
+def data():
+    g = torch.Generator().manual_seed(3)
+    return ([torch.randn(n, C, generator=g) for n in LENGTHS],
+            [torch.randn(n, F, generator=g) for n in LENGTHS])
+
+
+def mse(p, t):
+    return ((p - t) ** 2).mean(-1)
+
+
+def worker(rank, world, folder):
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        model = Decoder()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        ctx, tgt = data()
+        losses = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, B, K,
+                                    cost_fn=mse, shuffle=True, seed=5, distributed=True)
+        torch.save({"losses": torch.tensor(losses), **model.state_dict()}, f"{folder}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def reference(world):
+    """Single process: the shards run in lockstep, losses summed, one step per window."""
+    model = Decoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctx, tgt = data()
+    cs, ts = SequenceStore.from_sequences(ctx), SequenceStore.from_sequences(tgt)
+    lengths = cs.lengths
+    order = epoch_order(len(lengths), True, 5, lengths, longest_first=B * world)
+    plans = [shard_plan(lengths, order, B, K, r, world) for r in range(world)]
+    gens = [iterate_windows(model, cs, ts, torch.zeros(F), torch.zeros(1, H),
+                            SlotSchedule(lengths, B, K, p.order, compact=True), mse,
+                            torch.device("cpu"), torch.float32) for p in plans]
+    losses = []
+    for index in range(plans[0].windows):
+        opt.zero_grad()
+        totals = [t for t in (next(g, None) for g in gens) if t is not None]
+        loss = sum(t[1] for t in totals) / int(plans[0].real_steps[index])
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+    return losses, model.state_dict()
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
+def test_two_processes_take_identical_steps_equal_to_the_lockstep_reference(tmp_path):
+    world = 2
+    mp.spawn(worker, args=(world, str(tmp_path)), nprocs=world, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    want_losses, want_state = reference(world)
+    for name, value in r0.items():
+        torch.testing.assert_close(value, r1[name], rtol=0, atol=0, msg=f"ranks differ in {name}")
+    np.testing.assert_allclose(r0["losses"].numpy(), want_losses, rtol=1e-5)
+    for name, value in want_state.items():
+        torch.testing.assert_close(r0[name], value, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_shard_plan_covers_every_sequence_once():
+    lengths = np.array(LENGTHS)
+    order = np.random.default_rng(0).permutation(len(lengths))
+    plans = [shard_plan(lengths, order, B, K, r, 3) for r in range(3)]
+    assert sorted(np.concatenate([p.order for p in plans]).tolist()) == list(range(len(lengths)))
+    assert plans[0].real_steps.sum() == lengths.sum()
+    assert all(np.array_equal(p.real_steps, plans[0].real_steps) for p in plans)
+    with pytest.raises(ValueError, match="rank"):
+        shard_plan(lengths, order, B, K, 3, 3)
+
+
+def test_distributed_needs_an_initialized_group():
+    ctx, tgt = data()
+    model = Decoder()
+    with pytest.raises(ValueError, match="torch.distributed to be initialized"):
+        fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H),
+                           torch.optim.SGD(model.parameters(), lr=0.1), B, K, distributed=True)

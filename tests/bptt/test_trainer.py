@@ -1,0 +1,245 @@
+"""train_bptt: exactness of the slot-swap schedule, the drop-in contract, and bad input."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import fastseq
+from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.store import SequenceStore
+from fastseq.bptt.trainer import _expand_hidden, _run_window, _Slots, _WindowTensors, iterate_windows
+
+F, C, H = 2, 3, 5
+
+
+class GRUDecoder(nn.Module):
+    def __init__(self, layers=1):
+        super().__init__()
+        self.rnn = nn.GRU(F + C, H, layers)
+        self.out = nn.Linear(H, F)
+
+    def forward(self, visible, context, hidden):
+        h, hidden = self.rnn(torch.cat([visible, context.unsqueeze(0)], -1), hidden)
+        return self.out(h), hidden
+
+
+class LSTMDecoder(GRUDecoder):
+    def __init__(self, layers=2):
+        super().__init__()
+        self.rnn = nn.LSTM(F + C, H, layers)
+
+
+def mse_per_slot(pred, target):
+    return ((pred - target) ** 2).mean(-1)
+
+
+def make_data(lengths, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ctx = [torch.randn(n, C, generator=g) for n in lengths]
+    tgt = [torch.randn(n, F, generator=g) for n in lengths]
+    return ctx, tgt
+
+
+def seeds(model, layers):
+    hseed = torch.randn(layers, H) * 0.1
+    if isinstance(model, LSTMDecoder):
+        hseed = (hseed, torch.randn(layers, H) * 0.1)
+    return torch.randn(F) * 0.1, hseed
+
+
+def detach(h):
+    return tuple(x.detach() for x in h) if isinstance(h, tuple) else h.detach()
+
+
+@pytest.mark.parametrize("cls,layers", [(GRUDecoder, 1), (LSTMDecoder, 2)])
+@pytest.mark.parametrize("batch,bptt", [(3, 4), (8, 2), (1, 5)])
+def test_slot_swap_equals_each_sequence_alone(cls, layers, batch, bptt):
+    torch.manual_seed(0)
+    lengths = [7, 3, 1, 9, 4, 2, 6]
+    ctx, tgt = make_data(lengths)
+    model = cls(layers) if cls is LSTMDecoder else cls()
+    vseed, hseed = seeds(model, layers)
+    cstore, tstore = SequenceStore.from_sequences(ctx), SequenceStore.from_sequences(tgt)
+    order = np.random.default_rng(1).permutation(len(lengths))
+    sched = SlotSchedule(cstore.lengths, batch, bptt, order, compact=True)
+
+    outputs, start_step = {}, {}
+
+    def record(w, k, out):
+        for j in np.nonzero(w.valid[k])[0]:
+            s = int(w.sequence[k, j])
+            t = int(w.rows[k, j] - cstore.offsets[s])
+            outputs[(s, t)] = out[0, j].detach().clone()
+            if w.reset[k, j]:
+                start_step[s] = w.index * bptt + k
+
+    batched = copy.deepcopy(model)
+    for w, total in iterate_windows(batched, cstore, tstore, vseed, hseed, sched, mse_per_slot,
+                                    torch.device("cpu"), torch.float32, on_step=record):
+        total.backward()
+
+    alone = copy.deepcopy(model)
+    for s, n in enumerate(lengths):
+        g0 = start_step[s]
+        cuts = [0] + list(range(bptt - g0 % bptt, n, bptt)) + [n]
+        slots = _Slots(vseed.expand(1, 1, F), _expand_hidden(hseed, 1))
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            if a == b:
+                continue
+            reset = torch.zeros(b - a, 1, dtype=torch.bool)
+            reset[0, 0] = a == 0
+            x = _WindowTensors(ctx[s][a:b, None], tgt[s][a:b, None], reset, torch.ones(b - a, 1))
+            got = []
+            total = _run_window(alone, x, slots, vseed, hseed, mse_per_slot,
+                                on_step=lambda k, out: got.append(out[0, 0].detach()))
+            total.backward()
+            slots.visible, slots.hidden = slots.visible.detach(), detach(slots.hidden)
+            for t, o in zip(range(a, b), got):
+                torch.testing.assert_close(o, outputs[(s, t)], rtol=1e-5, atol=1e-6)
+    for (name, p1), p2 in zip(batched.named_parameters(), alone.parameters()):
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_each_sequence_trained_once_and_loss_over_real_steps_only():
+    lengths = [5, 1, 8, 2]
+    ctx, tgt = make_data(lengths)
+    model = GRUDecoder()
+    vseed, hseed = seeds(model, 1)
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, v, c, h):
+            seen.append(c.detach().clone())
+            return self.inner(v, c, h)
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    losses = fastseq.train_bptt(Spy(model), ctx, tgt, vseed, hseed, opt, batch_size=3, bptt=4)
+    rows = torch.cat(seen)
+    real = rows[rows.abs().sum(-1) > 0]
+    assert real.shape[0] == sum(lengths)  # every step once; idle slots only read zeros
+    want = torch.cat(ctx)
+    assert sorted(map(tuple, real.tolist())) == sorted(map(tuple, want.tolist()))
+    assert len(losses) == 2 and all(np.isfinite(losses))  # 8 steps of 3 slots, K=4
+
+
+def test_training_reduces_loss_and_wrap_option_retrains():
+    torch.manual_seed(0)
+    lengths = list(np.random.default_rng(0).integers(1, 20, 40))
+    ctx, _ = make_data(lengths)
+    tgt = [c[:, :F] * 0.5 for c in ctx]  # learnable: a function of the context
+    model = GRUDecoder()
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    first = np.mean(fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 8, 5,
+                                       cost_fn=mse_per_slot, teacher_forcing=1.0, shuffle=True, seed=0))
+    for epoch in range(8):
+        last = np.mean(fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 8, 5,
+                                          cost_fn=mse_per_slot, teacher_forcing=1.0, shuffle=True, seed=epoch))
+    assert last < 0.5 * first
+    wrapped = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 8, 5,
+                                 wrap_around=True)
+    assert len(wrapped) == len(list(SlotSchedule(lengths, 8, 5, wrap_around=True))) > 0
+    plain = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 8, 5,
+                               admit_longest_first=False)
+    assert len(plain) == len(list(SlotSchedule(lengths, 8, 5)))
+
+
+def test_inputs_not_mutated():
+    ctx, tgt = make_data([4, 2, 6])
+    before = [c.clone() for c in ctx], [t.clone() for t in tgt]
+    vseed, hseed = torch.zeros(F), torch.zeros(1, H)
+    v0, h0 = vseed.clone(), hseed.clone()
+    model = GRUDecoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    fastseq.train_bptt(model, ctx, tgt, vseed, hseed, opt, 2, 3, teacher_forcing=0.5, seed=1)
+    for a, b in zip(ctx + tgt, before[0] + before[1]):
+        assert torch.equal(a, b)
+    assert torch.equal(vseed, v0) and torch.equal(hseed, h0)
+
+
+def test_non_finite_loss_stops_and_keeps_last_finite_parameters():
+    ctx, tgt = make_data([6, 6, 6, 6])
+    tgt[2][1, 0] = float("nan")  # sequence 2 runs in steps 6-11: window 2 with K=3, B=2
+    model = GRUDecoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    snapshots = []
+
+    class Watch(torch.optim.SGD):
+        def step(self, closure=None):
+            super().step(closure)
+            snapshots.append([p.detach().clone() for p in model.parameters()])
+
+    opt = Watch(model.parameters(), lr=0.1)
+    with pytest.raises(fastseq.bptt.NonFiniteLossError, match="Loss of window 2 is nan") as info:
+        fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 2, 3)
+    assert info.value.window == 2
+    for p, q in zip(model.parameters(), snapshots[-1]):
+        assert torch.equal(p, q)
+
+
+def test_bad_inputs_name_the_argument():
+    ctx, tgt = make_data([3, 2])
+    model = GRUDecoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    v, h = torch.zeros(F), torch.zeros(1, H)
+    call = fastseq.train_bptt
+    with pytest.raises(ValueError, match="same number of sequences, got 2 and 1"):
+        call(model, ctx, tgt[:1], v, h, opt, 2, 2)
+    with pytest.raises(ValueError, match="same length, got 3 and 2 at i=0"):
+        call(model, ctx, [tgt[1], tgt[1]], v, h, opt, 2, 2)
+    with pytest.raises(ValueError, match="non-empty"):
+        call(model, [ctx[0], ctx[0][:0]], tgt, v, h, opt, 2, 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        call(model, ctx, tgt, v, h, opt, 0, 2)
+    with pytest.raises(ValueError, match="bptt"):
+        call(model, ctx, tgt, v, h, opt, 2, 0)
+    with pytest.raises(ValueError, match=r"visible_seed to have shape \[F\], got shape \(1, 2\)"):
+        call(model, ctx, tgt, v[None], h, opt, 2, 2)
+    with pytest.raises(ValueError, match="hidden_seed"):
+        call(model, ctx, tgt, v, torch.zeros(H), opt, 2, 2)
+    with pytest.raises(ValueError, match="at least one sequence"):
+        call(model, [], [], v, h, opt, 2, 2)
+    with pytest.raises(TypeError, match="decoder"):
+        call(lambda *a: a, ctx, tgt, v, h, opt, 2, 2)
+    with pytest.raises(ValueError, match="teacher_forcing"):
+        call(model, ctx, tgt, v, h, opt, 2, 2, teacher_forcing=2)
+    with pytest.raises(ValueError, match="cost_fn"):
+        call(model, ctx, tgt, v, h, opt, 2, 2, cost_fn=nn.MSELoss())
+
+    class Wrong(GRUDecoder):
+        def forward(self, visible, context, hidden):
+            out, hidden = super().forward(visible, context, hidden)
+            return out[0], hidden
+
+    with pytest.raises(ValueError, match=r"decoder to return outputs of shape \[1, 2, F\]"):
+        call(Wrong(), ctx, tgt, v, h, opt, 2, 2)
+
+
+def test_accepts_numpy_lists_and_store():
+    ctx, tgt = make_data([3, 5])
+    model = GRUDecoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    a = fastseq.train_bptt(copy.deepcopy(model), [c.numpy() for c in ctx], [t.numpy() for t in tgt],
+                           np.zeros(F), np.zeros((1, H)), torch.optim.SGD(model.parameters(), lr=0.0), 2, 2)
+    b = fastseq.train_bptt(copy.deepcopy(model), SequenceStore.from_sequences(ctx),
+                           SequenceStore.from_sequences(tgt), torch.zeros(F), torch.zeros(1, H), opt, 2, 2)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    ctx, tgt = make_data([5, 3, 8, 2, 7])
+    torch.manual_seed(0)
+    model = GRUDecoder()
+    gpu = copy.deepcopy(model).cuda()
+    a = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H),
+                           torch.optim.SGD(model.parameters(), lr=0.1), 2, 3)
+    b = fastseq.train_bptt(gpu, ctx, tgt, torch.zeros(F), torch.zeros(1, H),
+                           torch.optim.SGD(gpu.parameters(), lr=0.1), 2, 3)
+    np.testing.assert_allclose(a, b, rtol=1e-4)

@@ -1,0 +1,50 @@
+"""The `fastseq demo` command: the main job on data that ships with Python."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastseq.cli import main
+from fastseq.commands.demo import padded_steps
+from fastseq.datasets.stdlib import stdlib_paragraphs
+
+
+def test_demo_runs_and_reports(capsys):
+    assert main(["demo", "--sequences", "40", "--hidden", "16", "--batch", "8", "--bptt", "8", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "real steps/s" in out and "padding" in out and "bits per byte" in out
+
+
+@pytest.mark.parametrize("argv,text", [
+    (["demo", "--batch", "0"], "--batch must be >= 1, got 0"),
+    (["demo", "--threads", "0"], "--threads must be >= 1"),
+])
+def test_demo_bad_options_print_one_line(argv, text, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and text in err[0]
+
+
+@pytest.mark.parametrize("argv,text", [
+    (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["demo", "--batch", "x"], "invalid int value: 'x'"),
+])
+def test_usage_errors_are_one_line(argv, text):
+    proc = subprocess.run([sys.executable, "-m", "fastseq.cli", *argv], capture_output=True, text=True)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and text in lines[0]
+
+
+def test_padded_steps_counts_batch_maxima():
+    assert padded_steps([1, 5, 2], batch=3, seed=0) == 15
+    assert padded_steps([4], batch=2, seed=0) == 4
+
+
+def test_corpus_is_real_and_variable_length():
+    seqs = stdlib_paragraphs(max_sequences=300)
+    lengths = np.array([len(s) for s in seqs])
+    assert len(seqs) == 300 and lengths.min() >= 2 and lengths.max() > 10 * np.median(lengths) / 2
+    assert b"import" in b"".join(s.tobytes() for s in seqs)
+    assert all(len(s) <= 50 for s in stdlib_paragraphs(max_sequences=50, max_length=50))

