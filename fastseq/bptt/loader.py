@@ -9,8 +9,10 @@ window trains (on the CPU, inline measured faster, see ``prefetch``).
 """
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
+import zlib
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
@@ -230,6 +232,8 @@ class SlotSwapLoader:
         self._device_data: tuple[Tensor, Tensor | None] | None = None
         self._check_memory()
         self.epoch = 0
+        self._position = (0, 0)  # (epoch, windows yielded in it): what state_dict() reports
+        self._resume_window = 0
 
     @property
     def slots(self) -> int:
@@ -270,9 +274,17 @@ class SlotSwapLoader:
                             wrap_around=self.wrap_around)
 
     def __iter__(self) -> Iterator[LoaderWindow]:
-        order = self.order(self.epoch)
-        self.epoch += 1
-        schedule = self._schedule(order)
+        epoch, skip = self.epoch, self._resume_window
+        self.epoch, self._resume_window = epoch + 1, 0
+        self._position = (epoch, skip)
+        for window in self._windows(self.order(epoch), skip):
+            self._position = (epoch, self._position[1] + 1)
+            yield window
+        self._position = (epoch + 1, 0)
+
+    def _windows(self, order: np.ndarray, skip: int) -> Iterator[LoaderWindow]:
+        # the schedule is deterministic: skipped windows are scheduled but never gathered
+        schedule = itertools.islice(self._schedule(order), skip, None)
         if self.data_on_device:
             yield from (self._gather_on_device(w) for w in schedule)
             return
@@ -283,6 +295,47 @@ class SlotSwapLoader:
                 yield self._to_device(host, staging)
             return
         yield from self._threaded(produce, staging)
+
+    def _fingerprint(self) -> dict:
+        """What must match for a saved position to mean the same windows."""
+        lengths = np.ascontiguousarray(self.inputs.lengths, dtype="<i8")
+        return {"sequences": len(self.inputs), "lengths_crc32": zlib.crc32(lengths.view(np.uint8)),
+                "batch_size": self.batch_size, "bptt": self.bptt, "shuffle": self.shuffle, "seed": self.seed,
+                "compact": self.compact, "tail": self.tail, "wrap_around": self.wrap_around,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def state_dict(self) -> dict:
+        """The position in the epochs, as torchdata's ``StatefulDataLoader`` keeps it.
+
+        ``epoch`` and ``window`` (windows yielded so far in that epoch) fix the
+        schedule cursor and every slot's sequence and step, and the shuffle (drawn
+        from ``seed + epoch``): the schedule is deterministic, so
+        :meth:`load_state_dict` followed by ``iter()`` yields exactly the windows
+        that were still to come. Plain JSON-able values, no tensors.
+
+        >>> loader = SlotSwapLoader([np.ones((5, 1)), np.ones((3, 1))], None, batch_size=1, bptt=2)
+        >>> it = iter(loader); _ = next(it); state = loader.state_dict(); rest = [w.index for w in it]
+        >>> again = SlotSwapLoader([np.ones((5, 1)), np.ones((3, 1))], None, batch_size=1, bptt=2)
+        >>> again.load_state_dict(state); [w.index for w in again] == rest
+        True
+        """
+        return {"epoch": self._position[0], "window": self._position[1], "config": self._fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`: the next ``iter()`` resumes mid-epoch.
+
+        Refuses a state from another data set or other settings, naming what differs.
+        """
+        if not isinstance(state, dict) or not {"epoch", "window", "config"} <= state.keys():
+            raise ValueError(f"Expected a SlotSwapLoader state_dict with epoch, window and config, got {state!r:.80}.")
+        mine = self._fingerprint()
+        differ = [f"{k} (saved {state['config'].get(k)!r}, here {v!r})" for k, v in mine.items()
+                  if state["config"].get(k) != v]
+        if differ:
+            raise ValueError("Expected the loader state to come from the same data and settings, but "
+                             + ", ".join(differ) + " differ.")
+        self.epoch, self._resume_window = int(state["epoch"]), int(state["window"])
+        self._position = (self.epoch, self._resume_window)
 
     def _device_tables(self) -> tuple[Tensor, Tensor | None]:
         """The data on the device once, each with a zero row at the end for idle slots."""

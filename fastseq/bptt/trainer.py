@@ -12,7 +12,9 @@ device-to-host sync is one per window (the finiteness check of its loss).
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -200,13 +202,21 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
     return total, _Carried(final[0], tuple(final[1:]))
 
 
+@dataclass
+class _Run:
+    """The carried state between windows, where a checkpoint can read (and a resume set) it."""
+
+    carried: _Carried | None = None
+
+
 def _window_costs(decoder, loader: SlotSwapLoader, seeds: _Seeds, step: _Step,
-                  dtype) -> Iterator[tuple[LoaderWindow, torch.Tensor]]:
+                  dtype, run: _Run) -> Iterator[tuple[LoaderWindow, torch.Tensor]]:
     """Yield ``(window, summed cost)`` per window; the caller runs backward and steps."""
-    carried = seeds.expanded(loader.slots)
+    carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
     for w in loader:
         carried = carried.carried(w.schedule.slot_map)
         total, carried = _window_cost(decoder, w, carried, seeds, step, dtype)
+        run.carried = carried
         yield w, total
 
 
@@ -225,15 +235,17 @@ def _optimizer_step(loss, optimizer, params, step: _Step, index: int, value: flo
     optimizer.step()
 
 
-def _train_local(windows, optimizer, params, step: _Step, bar) -> list[float]:
-    losses: list[float] = []
-    for index, (w, total) in enumerate(windows):
+def _train_local(windows, optimizer, params, step: _Step, bar, losses: list[float],
+                 after_step: Callable | None = None) -> list[float]:
+    for index, (w, total) in enumerate(windows, len(losses)):
         optimizer.zero_grad(set_to_none=True)
         loss = total / max(w.real_steps, 1)
         value = float(loss.detach())  # the one sync per window
         _optimizer_step(loss, optimizer, params, step, index, value)
         losses.append(value)
         bar.update(value)
+        if after_step is not None:
+            after_step(losses)
     return losses
 
 
@@ -318,6 +330,8 @@ def train_bptt(
     distributed: bool = False,
     device: str | torch.device | None = None,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
 ) -> list[float]:
     """Train ``decoder`` for one epoch with slot-swap truncated BPTT; return each window's loss.
 
@@ -366,6 +380,17 @@ def train_bptt(
         device: where to compute; default the decoder's device. Windows come from
             :class:`~fastseq.bptt.SlotSwapLoader` (on CUDA the data are moved there once).
         progress: show a progress bar.
+        checkpoint: a file to resume this epoch from and to checkpoint it to. If it
+            exists it must come from the same data, model, optimizer and settings
+            (else a ValueError names what differs, before any step, and the file is
+            left as it is); training then continues after its last window, bit for
+            bit as if never interrupted (on the CPU). Every ``checkpoint_every``
+            windows and at the end of the epoch the parameters, the optimizer, the
+            loader's position, the carried state, the random states and the losses
+            so far replace it atomically (safetensors + JSON, no pickle). A
+            checkpoint of a finished epoch returns its losses without training.
+            Not with ``distributed``.
+        checkpoint_every: windows between checkpoints.
 
     Returns:
         The loss of each window, as Python floats.
@@ -417,11 +442,55 @@ def train_bptt(
         generator.manual_seed(0 if seed is None else seed)
     step = _Step(nn.PairwiseDistance() if cost_fn is None else cost_fn, clip_grad_norm, teacher_forcing, generator)
     params = [p for p in decoder.parameters() if p.requires_grad]
-    windows = _window_costs(decoder, loader, seeds, step, dtype)
+    run, losses, after_step = _Run(), [], None
+    if checkpoint is not None:
+        if distributed:
+            raise ValueError("Expected checkpoint=None with distributed=True (not supported yet), got a path.")
+        options = {"teacher_forcing": teacher_forcing, "clip_grad_norm": clip_grad_norm, "dtype": str(dtype),
+                   "cost_fn": type(step.cost_fn).__name__}
+        losses, after_step, finished = _resume(Path(checkpoint), positive_int("checkpoint_every", checkpoint_every),
+                                               decoder, optimizer, ctx_store, tgt_store, loader, run, seeds,
+                                               generator, device, options)
+        if finished:
+            return losses
+    windows = _window_costs(decoder, loader, seeds, step, dtype, run)
     bar = _Bar(len(loader) if progress and not distributed else None, progress)
     try:
         if distributed:
             return _train_distributed(windows, loader, optimizer, params, step, bar, device, dtype)
-        return _train_local(windows, optimizer, params, step, bar)
+        losses = _train_local(windows, optimizer, params, step, bar, losses, after_step)
+        if after_step is not None:
+            after_step(losses, final=True)
+        return losses
     finally:
         bar.close()
+
+
+def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loader: SlotSwapLoader, run: _Run,
+            seeds: _Seeds, generator, device, options: dict) -> tuple[list[float], Callable, bool]:
+    """Restore from ``path`` if it exists (after checking it fits this run); return the losses so
+    far, the per-step checkpoint hook and whether the checkpoint's epoch had finished."""
+    from fastseq.bptt.checkpoint import config_differences, load_checkpoint, restore, run_config, save_checkpoint
+
+    config = run_config(decoder, optimizer, contexts, targets, loader, options)
+    losses: list[float] = []
+    finished = False
+    if path.exists():
+        meta, tensors = load_checkpoint(path)
+        differ = config_differences(meta["config"], config)
+        if differ:
+            raise ValueError(f"Expected checkpoint {path} to come from this training run, but "
+                             + ", ".join(differ) + " differ; nothing was trained and the file is unchanged.")
+        loader.load_state_dict(meta["loader"])
+        parts, losses = restore(meta, tensors, decoder, optimizer, generator, device)
+        run.carried = _Carried(parts[0], tuple(parts[1:]))
+        finished = meta["loader"]["epoch"] > 0
+
+    def after_step(so_far: list[float], final: bool = False) -> None:
+        if final or len(so_far) % every == 0:
+            carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
+            save_checkpoint(path, config=config, loader_state=loader.state_dict(), decoder=decoder,
+                            optimizer=optimizer, carried=(carried.visible,) + carried.hidden, losses=so_far,
+                            generator=generator)
+
+    return losses, after_step, finished
