@@ -50,12 +50,14 @@ def pca_reconstruction_error(train, test, n_components: int) -> tuple[float, int
     return float(np.mean((centred - centred @ v.T @ v) ** 2)), int(k)
 
 
-def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0) -> float:
+def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadratic: bool = False) -> float:
     """Cross-validated accuracy of a logistic regression telling generated rows from real ones.
 
     0.5 means the classifier cannot tell them apart; 1.0 that it always can. Features are
     standardised on each training fold; classes are balanced by using as many rows of each
-    (the first ``min(len(real), len(generated))``).
+    (the first ``min(len(real), len(generated))``). A linear classifier sees differences of
+    the means only: samples collapsed onto the real mean pass it. ``quadratic=True`` adds
+    the squared features, so differences of spread show too.
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -76,6 +78,8 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0) -> float
     if n < folds:
         raise ValueError(f"Expected at least {folds} rows of each kind for {folds}-fold cross-validation, got {n}.")
     x = np.concatenate([a[:n], b[:n]])
+    if quadratic:
+        x = np.concatenate([x, (x - x.mean(0)) ** 2], axis=1)
     y = np.r_[np.zeros(n), np.ones(n)]
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,7 +230,9 @@ def _read_all(files: list[tuple[str, Path]], size: int, crop: float, out: np.nda
         pictures, names = [], []
         for person, f in files[lo:lo + _BATCH]:
             try:
-                pictures.append(_grey(io.imread(f)))
+                with warnings.catch_warnings():  # image plugins warn while they try a corrupt file
+                    warnings.simplefilter("ignore")
+                    pictures.append(_grey(io.imread(f)))
                 names.append(person)
             except Exception:  # any unreadable file (corrupt, truncated, odd format) is skipped, never fatal
                 skipped += 1
@@ -277,9 +280,9 @@ def load_faces(folder: str | os.PathLike, size: int = 64, people=None, crop: flo
         raise ValueError(f"Expected data to hold image files ({', '.join(IMAGE_SUFFIXES[:3])}, ...) in {root} "
                          f"or its subfolders, got none.")
     if people is not None:
-        wanted = {_canon(p) for p in people}
         known = {_canon(p) for p, _ in files}
-        missing = sorted(wanted - known)
+        missing = sorted(str(p) for p in people if _canon(p) not in known)
+        wanted = {_canon(p) for p in people}
         if missing:
             raise ValueError(f"Expected people to name subfolders of {root}, got unknown {', '.join(missing)}.")
         files = [(p, f) for p, f in files if _canon(p) in wanted]
