@@ -9,25 +9,13 @@ import json
 import time
 from pathlib import Path
 
+from fastseq.commands.train import _checked  # the argparse type that names expectation and value
+
 HELP = ("Train a convolutional autoencoder on faces layer by layer and Boltzmann machines on its codes; "
         "draw faces, autoencoded, generated and interpolated faces; measure quality.")
 
 PICTURES = ("data", "autoencoded", "generated", "interpolated")
 MACHINES = ("RRBM", "R3BM", "BetaRBM", "GaussianRBM")  # the Boltzmann machines with continuous visible units
-
-
-def _checked(convert, ok, expectation: str):
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expectation}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expectation}, got {value}")
-        return value
-
-    parse.__name__ = convert.__name__
-    return parse
 
 
 _positive = _checked(int, lambda v: v >= 1, "an integer >= 1")

@@ -64,10 +64,13 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadrati
         >>> round(two_sample_accuracy(rng.normal(size=(200, 3)), rng.normal(3, 1, size=(200, 3))), 2)
         1.0
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError:  # an OSError, so the command line reports it in one line
+        raise OSError("Expected scikit-learn for the two-sample test, got none (pip install 'fastseq[faces]').") from None
 
     a = np.asarray(real, dtype=np.float64)
     b = np.asarray(generated, dtype=np.float64)
