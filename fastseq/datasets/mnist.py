@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastseq._util.atomic import atomic_path
+from fastseq._util.atomic import atomic_open
 
 __all__ = ["Digits", "read_idx", "write_idx", "load_mnist", "held_out_split"]
 
@@ -118,7 +118,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     body += np.ascontiguousarray(array, dtype=_IDX_TYPES[code]).tobytes()
     if str(path).endswith(".gz"):
         body = gzip.compress(body, mtime=0)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         f.write(body)
 
 

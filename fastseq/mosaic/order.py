@@ -269,13 +269,13 @@ def _matrix_neighbours(c: np.ndarray, k: int) -> np.ndarray:
 
 def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndarray:
     """Local search, then rounds of kicks until ``budget`` seconds have passed."""
-    from tqdm.auto import tqdm
+    from fastseq._util.progress import progress_bar
 
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     path, _ = _order_nb.refine(path, c, z, nbr, 0, rng)
     kicks = 64
-    with tqdm(total=round(budget, 2), unit="s", disable=not progress, desc="corrsort tsp") as bar:
+    with progress_bar(progress, total=round(budget, 2), unit="s", desc="corrsort tsp") as bar:
         while time.perf_counter() - t0 < budget:
             t1 = time.perf_counter()
             path, _ = _order_nb.refine(path, c, z, nbr, kicks, rng, False)

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
 from fastseq._util.atomic import atomic_path
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import nonnegative_int, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastseq.mosaic.layout import MosaicLayout
@@ -70,7 +72,7 @@ def tile(
     tiles = _as_tiles(images, shape)
     n = tiles.shape[0]
     rgb = tiles.ndim == 4
-    spacing = _nonnegative_int("spacing", spacing)
+    spacing = nonnegative_int("spacing", spacing)
     bg = _background(background, rgb)
 
     if layout is not None:
@@ -86,10 +88,13 @@ def tile(
         m = shown.size
         cols = positive_int("width", width) if width is not None else max(1, int(np.ceil(np.sqrt(m))))
         rows = max(1, -(-m // cols))
+        _check_picture_fits(rows, cols, tiles.shape, spacing, width)
         cells = np.full(rows * cols, -1, dtype=np.int64)
         cells[:m] = shown
         cells = cells.reshape(rows, cols)
 
+    if layout is not None:
+        _check_picture_fits(*cells.shape, tiles.shape, spacing, width)
     scaled = _scaled(tiles, shown, scale)
     rows, cols = cells.shape
     h, w = tiles.shape[1:3]
@@ -113,7 +118,8 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     Args:
         array: ``H x W``, ``H x W x 3`` or ``H x W x 4``; floats in [0, 1] (clipped;
             NaN drawn as 0), or uint8 / bool used as they are.
-        path: file to write; it is replaced only once the new picture is complete.
+        path: ``.png`` file to write (any other extension is refused); it is replaced
+            only once the new picture is complete.
         zoom: integer upscaling factor; each pixel becomes a ``zoom x zoom`` block.
 
     Example:
@@ -131,6 +137,13 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     if arr.size == 0:
         raise ValueError(f"Expected array to be non-empty, got shape {arr.shape}.")
     zoom = positive_int("zoom", zoom)
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"Expected path to end in .png (save_png writes PNG only), got {str(path)!r}.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Expected path in an existing folder, got {str(path)!r}.")
+    # the zoomed 8-bit picture, and PNG encoding's copy of it
+    check_fits(2.0 * arr.size * zoom * zoom, f"save_png(zoom={zoom}) of a {' x '.join(map(str, arr.shape))} picture")
     if arr.dtype == np.bool_:
         img = arr.astype(np.uint8) * 255
     elif arr.dtype == np.uint8:
@@ -177,10 +190,12 @@ def _as_tiles(images, shape) -> np.ndarray:
     return arr
 
 
-def _nonnegative_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"Expected {name} to be an integer >= 0, got {value!r}.")
-    return int(value)
+def _check_picture_fits(rows: int, cols: int, tile_shape: tuple, spacing: int, width) -> None:
+    """Refuse a mosaic that needs more memory than the machine has (float64 cells, twice)."""
+    h, w = tile_shape[1:3]
+    channels = tile_shape[3] if len(tile_shape) == 4 else 1
+    nbytes = 16.0 * rows * cols * (h + spacing) * (w + spacing) * channels
+    check_fits(nbytes, f"tile(width={width}, spacing={spacing}) of {rows} x {cols} tiles of {h} x {w}")
 
 
 def _background(background, rgb: bool) -> np.ndarray:

@@ -323,7 +323,8 @@ def load_model(path: str | os.PathLike) -> RowRNN:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a fastseq row-model file, or its tensors do not fit its architecture.
+        ValueError: not a fastseq row-model file, its tensors do not fit its architecture,
+            or a parameter is NaN or infinite.
     """
     from safetensors import safe_open
 
@@ -336,6 +337,9 @@ def load_model(path: str | os.PathLike) -> RowRNN:
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ValueError(f"Expected {path} to be a safetensors file, could not read it ({exc}).") from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"Expected finite parameters in {path}, got NaN or infinity in {key!r}.")
     try:
         model = make_model(meta["fastseq_model"], int(meta["n_hidden"]), int(meta["n_visible"]))
         model.load_state_dict(tensors, strict=True)

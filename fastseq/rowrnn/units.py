@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fastseq._util.progress import progress_bar
 from fastseq._util.validate import positive_int
 from fastseq.rowrnn.models import RowRNN
 
@@ -79,11 +80,9 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
     expected = torch.zeros(h, length * f, dtype=torch.float64)
     total = torch.zeros(h, dtype=torch.float64)
     starts = range(0, s, positive_int("batch_size", batch_size))
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="hidden units", unit="batch")
+    bar = progress_bar(progress, total=len(starts), desc="hidden units", unit="batch")
     for lo in starts:
+        bar.update()
         x = torch.as_tensor(w_all[lo:lo + batch_size]).to(device=p.device, dtype=p.dtype)
         state = model.initial_state(x.shape[0])
         for j in range(length):
@@ -97,6 +96,7 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
         seen += (weight.t() @ x.reshape(x.shape[0], -1).double()).cpu()
         expected += (weight.t() @ rolled_t.reshape(x.shape[0], -1).double()).cpu()
         total += weight.sum(0).cpu()
+    bar.close()
     scale = torch.where(total > 0, 1.0 / total.clamp(min=1e-300), torch.zeros_like(total))[:, None]
     shape = (h, length, f)
     return (seen * scale).reshape(shape).float().numpy(), (expected * scale).reshape(shape).float().numpy()
