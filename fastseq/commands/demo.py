@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     targets = [p[1:, None].astype(np.float32) for p in paragraphs]
     lengths = np.array([len(c) for c in contexts])
     slots = min(args.batch, len(lengths))  # slots beyond the number of paragraphs stay idle
-    fits(4.0 * min(args.bptt, int(lengths.sum())) * slots * (5 * h + 3 * 256 + 32),
+    # per step and slot: the schedule's index arrays (int64 rows, flags) and the saved activations
+    fits(args.bptt * slots * (24.0 + 4 * (5 * h + 3 * 256 + 32)),
          f"--batch {args.batch} with --bptt {args.bptt} and --hidden {h}")
 
     class ByteGRU(nn.Module):

@@ -105,7 +105,8 @@ def _check_sizes(args, kind: str, hidden: int, n_visible: int, n_train: int, row
     # weights, gradients and Adam's two moments
     fits(16.0 * (g * hidden * (f + hidden) + 2 * hidden * f), f"--hidden {hidden}")
     slots = min(args.batch, n_train)  # slots beyond the number of digits are never used
-    window = 4.0 * args.bptt * slots * ((g + 2) * hidden + 3 * f)
+    # per step and slot: the schedule's index arrays (int64 rows, flags) and the saved activations
+    window = args.bptt * slots * (24.0 + 4 * ((g + 2) * hidden + 3 * f))
     fits(window, f"--batch {args.batch} with --bptt {args.bptt} and --hidden {hidden}")
     if args.mosaic:
         pictures = 4.0 * args.windows * args.window * f + 16.0 * hidden * 2 * args.window * f
