@@ -6,15 +6,15 @@
 """
 from __future__ import annotations
 
+import numbers
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
 from fastseq._util.atomic import atomic_path
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import nonnegative_int, positive_int
+from fastseq._util.validate import file_path, nonnegative_int, one_of, positive_int, real_array
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastseq.mosaic.layout import MosaicLayout
@@ -73,6 +73,7 @@ def tile(
     n = tiles.shape[0]
     rgb = tiles.ndim == 4
     spacing = nonnegative_int("spacing", spacing)
+    one_of("scale", scale, ("tile", "global", None))
     bg = _background(background, rgb)
 
     if layout is not None:
@@ -131,13 +132,13 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     """
     from skimage import io
 
-    arr = np.asarray(array)
+    arr = real_array("array", array, allow_empty=True)
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
         raise ValueError(f"Expected array to be H x W, H x W x 3 or H x W x 4, got shape {arr.shape}.")
     if arr.size == 0:
         raise ValueError(f"Expected array to be non-empty, got shape {arr.shape}.")
     zoom = positive_int("zoom", zoom)
-    path = Path(path)
+    path = file_path("path", path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"Expected path to end in .png (save_png writes PNG only), got {str(path)!r}.")
     if not path.parent.is_dir():
@@ -164,14 +165,13 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
 
 
 def _as_tiles(images, shape) -> np.ndarray:
-    if hasattr(images, "detach"):  # torch tensor: no autograd, on the CPU
-        images = images.detach().cpu().numpy()
-    arr = np.asarray(images)
+    arr = real_array("images", images, allow_empty=True)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise TypeError(f"Expected images to hold real numbers, got dtype {arr.dtype}.")
     if shape is not None:
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape):
+            raise TypeError(f"Expected shape to be (H, W) or (H, W, 3) integers, got {shape!r}.")
         shape = tuple(int(s) for s in shape)
         if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 3) or min(shape) < 1:
             raise ValueError(f"Expected shape to be (H, W) or (H, W, 3) with H, W >= 1, got {shape}.")
@@ -185,8 +185,8 @@ def _as_tiles(images, shape) -> np.ndarray:
         raise ValueError(
             f"Expected images to be N x H x W or N x H x W x 3 (or N x D with shape), got shape {arr.shape}."
         )
-    if arr.shape[0] == 0:
-        raise ValueError(f"Expected at least one image, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"Expected images to hold at least one non-empty image, got shape {arr.shape}.")
     return arr
 
 
@@ -199,7 +199,10 @@ def _check_picture_fits(rows: int, cols: int, tile_shape: tuple, spacing: int, w
 
 
 def _background(background, rgb: bool) -> np.ndarray:
-    bg = np.asarray(background, dtype=np.float64)
+    try:
+        bg = np.asarray(background, dtype=np.float64)
+    except (TypeError, ValueError):
+        bg = np.full(2, np.nan)  # not a number: reported below
     ok = bg.shape == () or (rgb and bg.shape == (3,))
     if not ok or not np.all((bg >= 0) & (bg <= 1)):
         want = "a number in [0, 1] or an RGB triple" if rgb else "a number in [0, 1]"
@@ -215,7 +218,7 @@ def _check_indices(name: str, idx: np.ndarray, n: int) -> None:
 
 
 def _order(order, n: int) -> np.ndarray:
-    arr = np.asarray(order)
+    arr = real_array("order", order, allow_empty=True)
     if arr.ndim != 1:
         raise ValueError(f"Expected order to be 1-D, got shape {arr.shape}.")
     if arr.size == 0:
@@ -248,7 +251,7 @@ def _scaled(tiles: np.ndarray, shown: np.ndarray, scale: Scale) -> np.ndarray:
         flat_tile = ~(span > 0)  # constant or all non-finite
         with np.errstate(invalid="ignore", divide="ignore"):
             t = np.where(flat_tile, 0.5, (t - lo) / np.where(flat_tile, 1.0, span))
-    else:
+    else:  # unreachable: checked by tile()
         raise ValueError(f"Expected scale to be 'tile', 'global' or None, got {scale!r}.")
     t[~finite] = 0.0
     return t

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from fastseq._util.progress import progress_bar
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import instance_of, positive_int, real_array, seed_arg
 from fastseq.rowrnn.models import RowRNN
 
 __all__ = ["sample_windows", "unit_responses", "hidden_unit_pictures"]
@@ -34,10 +35,12 @@ def sample_windows(images: np.ndarray, window: int = 10, count: int = 5000, seed
         >>> sample_windows(np.zeros((3, 28, 28)), window=10, count=4).shape
         (4, 10, 28)
     """
-    images = np.asarray(images, dtype=np.float32)
+    images = real_array("images", images).astype(np.float32, copy=False)
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"Expected images of shape N x T x F with N >= 1, got {images.shape}.")
     window, count = positive_int("window", window), positive_int("count", count)
+    seed = seed_arg("seed", seed)
+    check_fits(4.0 * count * (window * images.shape[2] + 2), f"count={count} windows of {window} rows")
     n, t, _ = images.shape
     if window > t:
         raise ValueError(f"Expected window <= {t} (rows per image), got {window}.")
@@ -70,7 +73,8 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
         >>> seen.shape, expected.shape
         ((5, 10, 28), (5, 10, 28))
     """
-    w_all = np.asarray(windows, dtype=np.float32)
+    instance_of("model", model, RowRNN, "a row model (RowRNN)")
+    w_all = real_array("windows", windows).astype(np.float32, copy=False)
     if w_all.ndim != 3 or w_all.shape[-1] != model.n_visible or w_all.shape[1] == 0:
         raise ValueError(f"Expected windows of shape S x L x {model.n_visible} with L >= 1, got {w_all.shape}.")
     s, length, f = w_all.shape
@@ -123,6 +127,7 @@ def hidden_unit_pictures(model: RowRNN, images: np.ndarray, window: int = 10, co
         >>> hidden_unit_pictures(TiedRNN(28, 4), np.random.rand(20, 28, 28), count=30).shape
         (4, 20, 28)
     """
+    instance_of("model", model, RowRNN, "a row model (RowRNN)")
     windows = sample_windows(images, window, count, seed)
     seen, expected = unit_responses(model, windows, progress=progress)
     return np.concatenate([seen, expected], axis=1)
