@@ -84,7 +84,7 @@ def _elements(dt):
     if dt.kind == "c":
         return st.complex_numbers(max_magnitude=1e6)
     if dt.kind == "U":
-        return st.text(max_size=2)
+        return st.text(alphabet="ab1 -", max_size=2)
     return None
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures of the command tests."""
+"""Fixtures shared by several test folders."""
 from __future__ import annotations
 
 import numpy as np
