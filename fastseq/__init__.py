@@ -16,6 +16,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# before any fastseq module imports Numba: a cache folder even without a writable home
+from fastseq._util.numba_cache import ensure_numba_cache as _ensure_numba_cache  # noqa: E402
+
+_ensure_numba_cache()
+
 SUBPACKAGES = ("bptt", "boltzmann", "conv", "datasets", "mosaic", "rowrnn")
 
 # flagship name -> subpackage that defines it

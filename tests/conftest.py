@@ -12,6 +12,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+from fastseq.datasets.mnist import embedded_digits, write_idx
+
 # name -> (lengths, batch_size): the slot-swap schedules that exercise the edges
 SCHEDULE_CORNERS: dict[str, tuple[list[int], int]] = {
     "length-1 sequences": ([1, 1, 1, 1, 1], 2),
@@ -86,3 +88,18 @@ def assert_twins_agree(kernel: Callable, twin: Callable, *args, rtol: float = 1e
 def twins() -> Callable:
     """The helper that runs a kernel and its twin on the same input (see assert_twins_agree)."""
     return assert_twins_agree
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory):
+    """A tiny MNIST folder of real digits: 60 for training, 20 held out (gzipped IDX)."""
+    x, y = embedded_digits()
+    pick = np.concatenate([np.flatnonzero(y == c)[:8] for c in range(10)])
+    images, labels = x[pick], y[pick]
+    test = np.arange(pick.size) % 4 == 0
+    folder = tmp_path_factory.mktemp("mnist")
+    write_idx(folder / "train-images-idx3-ubyte.gz", images[~test])
+    write_idx(folder / "train-labels-idx1-ubyte.gz", labels[~test])
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", images[test])
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[test])
+    return folder

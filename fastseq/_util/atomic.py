@@ -1,33 +1,82 @@
-"""Atomic file writes: write next to the destination, then rename over it."""
+"""Atomic file writes: write next to the destination, flush to disk, then rename over it.
+
+Every writer in fastseq goes through here: :func:`atomic_path` for writers that want a
+path (``safetensors.save_file``, ``skimage.io.imsave``), :func:`atomic_open` for writers
+that want an open file (``np.savez``, IDX files). Readers see the old file or the new
+one, never half of one; an interrupted write (an exception, Ctrl-C) removes its
+temporary file, and even a killed process leaves the destination untouched (only a
+hidden ``.NAME.*.tmp*`` file next to it).
+"""
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 # read once at import (reading the umask means setting it), not on every write from any thread
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _fsync(path: str) -> None:
+    """Flush a finished file to disk, so a crash after the rename cannot leave it empty."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     """Yield a temporary path in the destination's folder; on success rename it to ``path``.
 
-    Readers never see a half-written file, and a failed write leaves no temp file behind.
     The temporary name keeps the destination's extension, for writers that choose the
-    format by it (e.g. ``skimage.io.imsave``).
+    format by it.
+
+    Example:
+        >>> import os, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
+        >>> with atomic_path(p) as tmp:
+        ...     _ = open(tmp, "w").write("new")
+        >>> open(p).read(), os.listdir(os.path.dirname(p))
+        ('new', ['a.txt'])
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"Expected a file to write, got the folder {str(path)!r}.")
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 (some writers recreate it): the mode open() gives
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb", **kwargs) -> Iterator[IO]:
+    """Open a temporary file for writing; on success it replaces ``path`` (see atomic_path).
+
+    Args:
+        path: the destination.
+        mode: ``"wb"`` or ``"w"`` (text; ``kwargs`` such as ``encoding`` go to ``open``).
+
+    Example:
+        >>> import os, tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "a.bin")
+        >>> with atomic_open(p) as fh:
+        ...     _ = fh.write(b"123")
+        >>> open(p, "rb").read()
+        b'123'
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"Expected mode 'w' or 'wb', got {mode!r}.")
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh

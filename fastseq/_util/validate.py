@@ -8,16 +8,12 @@ import numpy as np
 
 def positive_int(name: str, value) -> int:
     """Return value as int, or raise if it is not an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"Expected {name} to be an integer >= 1, got {type(value).__name__} {value!r}.")
-    if value < 1:
-        raise ValueError(f"Expected {name} to be an integer >= 1, got {value}.")
-    return int(value)
+    return bounded_int(name, value, low=1)
 
 
 def lengths_array(lengths, name: str = "lengths") -> np.ndarray:
     """Return a fresh C-contiguous int64 copy of 1-D lengths, all >= 1."""
-    arr = np.asarray(lengths)
+    arr = real_array(name, lengths, allow_empty=True)
     if arr.ndim != 1:
         raise ValueError(f"Expected {name} to be 1-D, got shape {arr.shape}.")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
@@ -35,7 +31,7 @@ def lengths_array(lengths, name: str = "lengths") -> np.ndarray:
 
 def order_array(order, n: int, name: str = "order") -> np.ndarray:
     """Return a fresh int64 copy of a 1-D array of distinct sequence ids in [0, n)."""
-    arr = np.asarray(order)
+    arr = real_array(name, order, allow_empty=True)
     if arr.ndim != 1:
         raise ValueError(f"Expected {name} to be 1-D, got shape {arr.shape}.")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
@@ -47,3 +43,90 @@ def order_array(order, n: int, name: str = "order") -> np.ndarray:
         if np.unique(arr).size != arr.size:
             raise ValueError(f"Expected {name} to hold distinct sequence ids, got repeats.")
     return arr
+
+
+def nonnegative_int(name: str, value) -> int:
+    """Return value as int, or raise if it is not an integer >= 0."""
+    return bounded_int(name, value, low=0)
+
+
+def finite_float(name: str, value, low: float = -np.inf, high: float = np.inf) -> float:
+    """Return value as float, or raise if it is not a finite real number in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Expected {name} to be a real number, got {type(value).__name__} {value!r}.")
+    value = float(value)
+    if not (np.isfinite(value) and low <= value <= high):
+        raise ValueError(f"Expected {name} to be a finite number in [{low}, {high}], got {value}.")
+    return value
+
+
+def one_of(name: str, value, choices) -> object:
+    """Return value if it is one of ``choices``, else raise naming them."""
+    # identity or equality of the same type: an array or a look-alike never matches by broadcasting
+    ok = any(value is c or (type(value) is type(c) and value == c) for c in choices)
+    if not ok:
+        raise ValueError(f"Expected {name} to be one of {', '.join(map(repr, choices))}, got {value!r}.")
+    return value
+
+
+def real_array(name: str, value, ndim: tuple[int, ...] | None = None, allow_empty: bool = False) -> np.ndarray:
+    """``np.asarray(value)`` checked to hold real numbers (bool allowed), with ``ndim`` dims."""
+    if hasattr(value, "detach"):  # torch tensor: no autograd, on the CPU
+        value = value.detach().cpu().numpy()
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"Expected {name} to be a numeric array, got {type(value).__name__} ({exc}).") from None
+    if arr.dtype != np.bool_ and (not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr)):
+        raise TypeError(f"Expected {name} to hold real numbers, got dtype {arr.dtype}.")
+    if ndim is not None and arr.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise ValueError(f"Expected {name} to be {want}, got shape {arr.shape}.")
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"Expected {name} to be non-empty, got shape {arr.shape}.")
+    return arr
+
+
+def bounded_int(name: str, value, low: int = 1, high: int | None = None) -> int:
+    """Return value as int, or raise if it is not an integer in [low, high]."""
+    want = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"Expected {name} to be {want}, got {type(value).__name__} {value!r}.")
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"Expected {name} to be {want}, got {value}.")
+    return int(value)
+
+
+def seed_arg(name: str, value) -> int | None:
+    """A seed for ``np.random.default_rng``: None or an integer >= 0."""
+    if value is None:
+        return None
+    return bounded_int(name, value, low=0)
+
+
+def flag(name: str, value) -> bool:
+    """A yes/no option: a bool (or NumPy bool), nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"Expected {name} to be True or False, got {type(value).__name__} {value!r}.")
+    return bool(value)
+
+
+def file_path(name: str, value):
+    """A file path (str or os.PathLike, not empty, not a folder) as a ``pathlib.Path``."""
+    import os
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
+        raise TypeError(f"Expected {name} to be a file path (str or os.PathLike), got {type(value).__name__} "
+                        f"{value!r}.")
+    path = Path(value)
+    if path.is_dir():
+        raise IsADirectoryError(f"Expected {name} to be a file, got the folder {str(path)!r}.")
+    return path
+
+
+def instance_of(name: str, value, cls: type, what: str | None = None):
+    """``value`` if it is a ``cls``, else a TypeError naming the argument."""
+    if not isinstance(value, cls):
+        raise TypeError(f"Expected {name} to be {what or 'a ' + cls.__name__}, got {type(value).__name__}.")
+    return value

@@ -247,7 +247,7 @@ class SlotSwapLoader:
     def _check_memory(self) -> None:
         row_bytes = _row_bytes(self.inputs) + (0 if self.targets is None else _row_bytes(self.targets))
         window = self.bptt * self.slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
-        check_fits("a window of bptt x batch_size rows", window * (1 + (self.buffers or 1)))
+        check_fits(window * (1 + (self.buffers or 1)), f"a window of bptt={self.bptt} x batch_size={self.slots} rows")
 
     def __len__(self) -> int:
         """Number of windows in an epoch (runs the scheduler once, without gathering)."""

@@ -93,7 +93,10 @@ def _matrix_store(data, name: str) -> SequenceStore:
 
 def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> torch.Tensor:
     if not isinstance(seed, torch.Tensor):
-        seed = torch.as_tensor(np.asarray(seed))
+        arr = np.asarray(seed)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+            raise TypeError(f"Expected {name} to hold real numbers, got {type(seed).__name__} of dtype {arr.dtype}.")
+        seed = torch.from_numpy(np.ascontiguousarray(arr))
     if seed.ndim != ndim:
         raise ValueError(f"Expected {name} to have shape {shape_text}, got shape {tuple(seed.shape)}.")
     if seed.is_complex():

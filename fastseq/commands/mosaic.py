@@ -8,40 +8,47 @@ HELP = "Draw the rows of a .npy array (weights, filters) as a PNG mosaic, ordere
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fastseq.commands._common import add_option, count, finite_float, positive_float, positive_int
+
     parser.add_argument("file", metavar="FILE.npy", help="N x D, N x H x W or N x H x W x 3 array")
-    parser.add_argument("--output", "-o", required=True, help="PNG file to write")
-    parser.add_argument("--order", choices=["greedy", "tsp", "none"], default="tsp",
-                        help="tile order: greedy chain, refined path, or as stored")
-    parser.add_argument("--clusters", action="store_true",
-                        help="cut the order into clusters and lay them out like words (blank between)")
-    parser.add_argument("--penalty", type=float, default=1.0,
-                        help="cost of one more cluster; larger gives fewer, larger clusters")
-    parser.add_argument("--width", type=int, default=None, help="tiles per line (default about sqrt(N))")
-    parser.add_argument("--shape", type=int, nargs="+", default=None, metavar="H W",
-                        help="tile shape for N x D input, H W or H W 3 (default: square grey tiles)")
-    parser.add_argument("--transpose", action="store_true", help="tiles are the columns (D x N input)")
-    parser.add_argument("--scale", choices=["tile", "global", "none"], default="tile",
-                        help="min-max scaling per tile, over all tiles, or none (values in [0, 1])")
-    parser.add_argument("--spacing", type=int, default=1, help="pixels between tiles")
-    parser.add_argument("--zoom", type=int, default=1, help="integer upscaling of the picture")
-    parser.add_argument("--time-budget", type=float, default=None, help="seconds for --order tsp")
-    parser.add_argument("--verbose", "-v", action="store_true", help="progress and a summary line")
+    add_option(parser, "--output", "-o", required=True, help="PNG file to write")
+    add_option(parser, "--order", choices=["greedy", "tsp", "none"], default="tsp",
+               help="tile order: greedy chain, refined path, or as stored")
+    add_option(parser, "--clusters", action="store_true",
+               help="cut the order into clusters and lay them out like words (blank between)")
+    add_option(parser, "--penalty", type=finite_float, default=1.0,
+               help="cost of one more cluster; larger gives fewer, larger clusters")
+    add_option(parser, "--width", type=positive_int, default=None, help="tiles per line (default about sqrt(N))")
+    add_option(parser, "--shape", type=positive_int, nargs="+", default=None, metavar="H W",
+               help="tile shape for N x D input, H W or H W 3 (default: square grey tiles)")
+    add_option(parser, "--transpose", action="store_true", help="tiles are the columns (D x N input)")
+    add_option(parser, "--scale", choices=["tile", "global", "none"], default="tile",
+               help="min-max scaling per tile, over all tiles, or none (values in [0, 1])")
+    add_option(parser, "--spacing", type=count, default=1, help="pixels between tiles")
+    add_option(parser, "--zoom", type=positive_int, default=1, help="integer upscaling of the picture")
+    add_option(parser, "--time-budget", type=positive_float, default=None, help="seconds for --order tsp")
+    add_option(parser, "--verbose", "-v", action="store_true", help="progress and a summary line")
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from fastseq.cli import CommandError
+    from fastseq.commands._common import CommandError, output_file
     from fastseq.mosaic.tiles import save_png, tile
     from fastseq.mosaic.layout import paragraph_layout
     from fastseq.mosaic.order import corrsort, path_correlation, split_clusters
 
     if not args.file.endswith(".npy"):
         raise CommandError(f"Expected FILE to be a .npy array, got {args.file!r}.")
+    output_file(args.output, suffix=".png")  # before any work: a bad path fails at once
     try:
         arr = np.load(args.file, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle: refused
+    except (ValueError, EOFError) as exc:  # object arrays need pickle: refused; truncated files
         raise CommandError(f"Cannot read {args.file!r} as a plain numeric array: {exc}") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
+        raise CommandError(f"Expected {args.file!r} to hold real numbers, got dtype {getattr(arr, 'dtype', None)}.")
+    if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
+        raise CommandError(f"Expected {args.file!r} to hold at least one non-empty tile, got shape {arr.shape}.")
     if args.transpose:
         if arr.ndim != 2:
             raise CommandError(f"Expected a D x N array with --transpose, got shape {arr.shape}.")
@@ -76,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _tile_shape(arr, shape):
     """The ``shape`` argument for tile(): given, inferred as square for N x D, or None."""
-    from fastseq.cli import CommandError
+    from fastseq.commands._common import CommandError
 
     if arr.ndim == 2:
         if shape is not None:

@@ -3,7 +3,6 @@ and picture what its hidden units respond to."""
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -11,27 +10,6 @@ HELP = ("Train an RNN to predict each next row of MNIST digits (fastseq.train_bp
         "completes half-seen held-out digits and picture what its hidden units respond to.")
 
 MODELS = ("rnn", "rnn_untied", "gru", "lstm")
-
-
-def _checked(convert, ok, expectation: str):
-    """An argparse type: convert the text, then check it; errors say what was expected and got."""
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expectation}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {expectation}, got {value}")
-        return value
-
-    parse.__name__ = convert.__name__  # argparse names the type in some messages
-    return parse
-
-
-_positive_int = _checked(int, lambda v: v >= 1, "an integer >= 1")
-_count = _checked(int, lambda v: v >= 0, "an integer >= 0")
-_fraction = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
-_positive_float = _checked(float, lambda v: 0.0 < v < float("inf"), "a finite number > 0")
 
 
 def _model_name(text: str) -> str:
@@ -43,62 +21,65 @@ def _model_name(text: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``fastseq train``."""
-    # argparse would print the usage block before the error; one line is clearer here
-    def one_line_error(message: str) -> None:
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+    from fastseq.commands._common import add_option, count, fraction, positive_float, positive_int
 
-    parser.error = one_line_error  # type: ignore[method-assign]
     parser.epilog = ("Example: fastseq train --model RNN --epochs 16 --hidden 169 --batch 20 --mosaic --verbose. "
                      "Writes PREFIX.safetensors (parameters), PREFIX.log, and with --mosaic "
                      "PREFIX_completion.png and PREFIX_hidden_units.png.")
-    parser.add_argument("--model", type=_model_name, default=argparse.SUPPRESS, metavar="NAME",
-                        help="RNN (tied weights: output weights are the input weights transposed), RNN_UNTIED, GRU "
-                             "or LSTM, in any case; default RNN, or the model stored in --params")
-    parser.add_argument("--hidden", type=_positive_int, default=argparse.SUPPRESS, metavar="N",
-                        help="hidden units; default 169, or the size stored in --params")
-    parser.add_argument("--epochs", type=_count, default=16, metavar="N",
-                        help="passes over the training digits (0: only evaluate and draw a model from --params)")
-    parser.add_argument("--batch", type=_positive_int, default=20, metavar="B", help="digits trained side by side")
-    parser.add_argument("--bptt", type=_positive_int, default=27, metavar="K",
-                        help="rows per truncated-BPTT window (one optimizer step each); 27 = a whole digit")
-    parser.add_argument("--learning_rate", type=_positive_float, default=0.01, metavar="LR", help="Adam learning rate")
-    parser.add_argument("--teacher_forcing", type=_fraction, default=0.5, metavar="P",
-                        help="in training, chance that a step reads the true row instead of the network's own "
-                             "prediction of it (1: always the true row)")
-    parser.add_argument("--random_seed", type=int, default=0, metavar="SEED",
-                        help="seed of the initial weights, the digit order and the sampled windows")
-    parser.add_argument("--data", default=argparse.SUPPRESS, metavar="DIR",
-                        help="folder with MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-                             "optionally t10k-*); default: the 5,000 real MNIST digits shipped inside fastseq, of "
-                             "which 500 are held out")
-    parser.add_argument("--params", default=argparse.SUPPRESS, metavar="FILE",
-                        help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")
-    parser.add_argument("--output", default="fastseq_rnn", metavar="PREFIX",
-                        help="prefix of the files written: PREFIX.safetensors, PREFIX.log, PREFIX_*.png")
-    parser.add_argument("--mosaic", action="store_true",
-                        help="draw PREFIX_completion.png (held-out digits: seen top half, completion, truth) and "
-                             "PREFIX_hidden_units.png (per unit: the rows it responds to above what it predicts next)")
-    parser.add_argument("--sort_units", action="store_true",
-                        help="in PREFIX_hidden_units.png, put units with correlated pictures next to each other "
-                             "(fastseq.corrsort) instead of in index order")
-    parser.add_argument("--seen", type=_positive_int, default=14, metavar="K",
-                        help="rows shown to the network before it completes a digit")
-    parser.add_argument("--window", type=_positive_int, default=10, metavar="L",
-                        help="rows per window in the hidden-unit pictures")
-    parser.add_argument("--windows", type=_positive_int, default=10000, metavar="N",
-                        help="windows sampled for the hidden-unit pictures")
-    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
-                        help="CPU threads for torch; the matrices are small (batch x hidden), so more threads "
-                             "mostly add synchronisation, and on a busy machine they can be far slower")
-    parser.add_argument("--verbose", action="store_true", help="progress bars")
+    add_option(parser, "--model", type=_model_name, default=argparse.SUPPRESS, metavar="NAME",
+               help="RNN (tied weights: output weights are the input weights transposed), RNN_UNTIED, GRU "
+                    "or LSTM, in any case; default RNN, or the model stored in --params")
+    add_option(parser, "--hidden", type=positive_int, default=argparse.SUPPRESS, metavar="N",
+               help="hidden units; default 169, or the size stored in --params")
+    add_option(parser, "--epochs", type=count, default=16, metavar="N",
+               help="passes over the training digits (0: only evaluate and draw the model in --params; "
+                    "no model is written)")
+    add_option(parser, "--batch", type=positive_int, default=20, metavar="B", help="digits trained side by side")
+    add_option(parser, "--bptt", type=positive_int, default=27, metavar="K",
+               help="rows per truncated-BPTT window (one optimizer step each); 27 = a whole digit")
+    add_option(parser, "--learning-rate", type=positive_float, default=0.01, metavar="LR", help="Adam learning rate")
+    add_option(parser, "--teacher-forcing", type=fraction, default=0.5, metavar="P",
+               help="in training, chance that a step reads the true row instead of the network's own "
+                    "prediction of it (1: always the true row)")
+    add_option(parser, "--random-seed", type=int, default=0, metavar="SEED",
+               help="seed of the initial weights, the digit order and the sampled windows")
+    add_option(parser, "--data", default=argparse.SUPPRESS, metavar="DIR",
+               help="folder with MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+                    "optionally t10k-*); default: the 5,000 real MNIST digits shipped inside fastseq, of "
+                    "which 500 are held out")
+    add_option(parser, "--params", default=argparse.SUPPRESS, metavar="FILE",
+               help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")
+    add_option(parser, "--output", default="fastseq_rnn", metavar="PREFIX",
+               help="prefix of the files written: PREFIX.safetensors, PREFIX.log (appended to), PREFIX_*.png; "
+                    "each replaced only once complete")
+    add_option(parser, "--mosaic", action="store_true",
+               help="draw PREFIX_completion.png (held-out digits: seen top half, completion, truth) and "
+                    "PREFIX_hidden_units.png (per unit: the rows it responds to above what it predicts next)")
+    add_option(parser, "--sort-units", action="store_true",
+               help="in PREFIX_hidden_units.png, put units with correlated pictures next to each other "
+                    "(fastseq.corrsort) instead of in index order")
+    add_option(parser, "--seen", type=positive_int, default=14, metavar="K",
+               help="rows shown to the network before it completes a digit")
+    add_option(parser, "--window", type=positive_int, default=10, metavar="L",
+               help="rows per window in the hidden-unit pictures")
+    add_option(parser, "--windows", type=positive_int, default=10000, metavar="N",
+               help="windows sampled for the hidden-unit pictures")
+    add_option(parser, "--threads", type=positive_int, default=1, metavar="N",
+               help="CPU threads for torch; the matrices are small (batch x hidden), so more threads "
+                    "mostly add synchronisation, and on a busy machine they can be far slower")
+    add_option(parser, "--verbose", action="store_true", help="progress bars")
 
 
 class _Log:
-    """Print lines and keep them in PREFIX.log as they come (a context manager)."""
+    """Print lines and append them to PREFIX.log as they come (a context manager).
+
+    Appending keeps every earlier run's log: an interrupted run can lose at most the
+    line being written, never what an earlier run wrote."""
 
     def __init__(self, path: Path) -> None:
-        self.file = open(path, "w", encoding="utf-8")
+        self.file = open(path, "a", encoding="utf-8")
+        if self.file.tell() > 0:
+            self.file.write("\n")  # a blank line between runs
 
     def __call__(self, line: str) -> None:
         print(line, flush=True)
@@ -112,20 +93,40 @@ class _Log:
         self.file.close()
 
 
+# floats per unit of one step's state kept for backward, per model kind (gates + state)
+_GATES = {"rnn": 1, "rnn_untied": 1, "gru": 3, "lstm": 4}
+
+
+def _check_sizes(args, kind: str, hidden: int, n_visible: int, n_train: int, rows: int) -> None:
+    """Refuse sizes whose memory cannot fit, before any is allocated (float32 throughout)."""
+    from fastseq.commands._common import fits
+
+    g, f = _GATES[kind], n_visible
+    # weights, gradients and Adam's two moments
+    fits(16.0 * (g * hidden * (f + hidden) + 2 * hidden * f), f"--hidden {hidden}")
+    slots = min(args.batch, n_train)  # slots beyond the number of digits are never used
+    # per step and slot: the schedule's index arrays (int64 rows, flags) and the saved activations
+    window = args.bptt * slots * (24.0 + 4 * ((g + 2) * hidden + 3 * f))
+    fits(window, f"--batch {args.batch} with --bptt {args.bptt} and --hidden {hidden}")
+    if args.mosaic:
+        pictures = 4.0 * args.windows * args.window * f + 16.0 * hidden * 2 * args.window * f
+        fits(pictures, f"--windows {args.windows} of --window {args.window} rows for {hidden} units")
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate and draw; see ``fastseq train --help``."""
     import torch
 
-    from fastseq.cli import CommandError
+    from fastseq.commands._common import CommandError, output_file, threads
     from fastseq.datasets.mnist import load_mnist
 
     for name in ("model", "hidden", "data", "params"):  # left out of the namespace so --help shows no "None"
         if not hasattr(args, name):
             setattr(args, name, None)
-    prefix = Path(args.output)
-    if not prefix.parent.is_dir():
-        raise CommandError(f"--output: folder {prefix.parent} does not exist")
-    torch.set_num_threads(args.threads)
+    prefix = output_file(args.output)
+    if args.epochs == 0 and args.params is None:
+        raise CommandError("Expected --params FILE with --epochs 0 (evaluate a saved model), got no --params.")
+    torch.set_num_threads(threads(args.threads))
     torch.manual_seed(args.random_seed)
     digits = load_mnist(args.data)
     rows = digits.train_images.shape[1]
@@ -133,16 +134,25 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--seen: expected 1 to {rows - 1} rows, got {args.seen}")
     if args.window > rows:
         raise CommandError(f"--window: expected at most {rows} rows, got {args.window}")
-    model = _model(args, digits.train_images.shape[2])
+    n_visible = digits.train_images.shape[2]
+    if args.params is None:
+        _check_sizes(args, args.model or "rnn", args.hidden or 169, n_visible, len(digits.train_images), rows)
+    model = _model(args, n_visible)
+    _check_sizes(args, model.kind, model.n_hidden, n_visible, len(digits.train_images), rows)
     with _Log(prefix.with_name(prefix.name + ".log")) as log:
         settings = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "command"}
-        log("fastseq train " + " ".join(f"--{k}" if v is True else f"--{k} {v}"
-                                         for k, v in settings.items() if v is not None and v is not False))
+        log("fastseq train " + " ".join(_option(k, v) for k, v in settings.items() if v is not None and v is not False))
         log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
         log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} "
             f"parameters{', resumed from ' + str(args.params) if args.params else ''}")
         _run_logged(model, digits, prefix, args, log)
     return 0
+
+
+def _option(name: str, value) -> str:
+    """``--name value`` as typed on the command line (dashes, flags without a value)."""
+    flag = "--" + name.replace("_", "-")
+    return flag if value is True else f"{flag} {value}"
 
 
 def _run_logged(model, digits, prefix: Path, args, log) -> None:
@@ -151,7 +161,10 @@ def _run_logged(model, digits, prefix: Path, args, log) -> None:
     start = time.perf_counter()
     _train(model, digits, args, log)
     train_s = time.perf_counter() - start
-    save_model(model, prefix.with_name(prefix.name + ".safetensors"))
+    written = [prefix.name + ".log"]
+    if args.epochs > 0:  # an evaluation-only run has nothing new to save
+        save_model(model, prefix.with_name(prefix.name + ".safetensors"))
+        written.insert(0, prefix.name + ".safetensors")
 
     model.eval()
     k, test = args.seen, digits.test_images
@@ -163,7 +176,6 @@ def _run_logged(model, digits, prefix: Path, args, log) -> None:
         f"repeat last seen row {base['repeat_last']:.4f}, mean bottom of training digits {base['mean_bottom']:.4f}")
     verdict = "beats both baselines" if err < min(base.values()) else "does NOT beat both baselines"
     log(f"model {verdict}; training took {train_s:.1f} s")
-    written = [prefix.name + ".safetensors", prefix.name + ".log"]
     if args.mosaic:
         from fastseq.rowrnn.units import hidden_unit_pictures
 
@@ -181,7 +193,7 @@ def _run_logged(model, digits, prefix: Path, args, log) -> None:
 
 
 def _model(args, n_visible: int):
-    from fastseq.cli import CommandError
+    from fastseq.commands._common import CommandError
     from fastseq.rowrnn.models import load_model, make_model
 
     if args.params is None:
@@ -204,6 +216,7 @@ def _train(model, digits, args, log) -> None:
     from fastseq.rowrnn.models import as_sequences
 
     contexts, targets = as_sequences(digits.train_images)
+    # more slots than digits would only allocate slots that stay idle (same windows, same result)
     test_x = torch.as_tensor(digits.test_images).transpose(0, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
 
@@ -216,7 +229,7 @@ def _train(model, digits, args, log) -> None:
         losses = fastseq.train_bptt(
             model.as_decoder(feedback=args.teacher_forcing < 1.0),
             contexts, targets, torch.zeros(model.n_visible), model.hidden_seed(), optimizer,
-            args.batch, args.bptt, cost, teacher_forcing=args.teacher_forcing, shuffle=True,
+            min(args.batch, len(contexts)), args.bptt, cost, teacher_forcing=args.teacher_forcing, shuffle=True,
             seed=args.random_seed + epoch, progress=args.verbose)
         model.eval()
         with torch.no_grad():

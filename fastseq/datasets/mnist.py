@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fastseq._util.atomic import atomic_path
+from fastseq._util.atomic import atomic_open
+from fastseq._util.validate import file_path, finite_float, real_array, seed_arg
 
 __all__ = ["Digits", "read_idx", "write_idx", "load_mnist", "held_out_split", "embedded_digits"]
 
@@ -76,7 +77,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         >>> read_idx(path).tolist()
         [0, 1, 2, 3, 4]
     """
-    path = Path(path)
+    path = file_path("path", path)
     if not path.is_file():
         raise FileNotFoundError(f"Expected an IDX file at {path}, found none.")
     raw = _read_bytes(path)
@@ -110,7 +111,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
         >>> read_idx(path).shape
         (2, 3, 3)
     """
-    array = np.asarray(array)
+    path = file_path("path", path)
+    array = real_array("array", array, allow_empty=True)
     code = _IDX_CODES.get(array.dtype.newbyteorder("=").str)
     if code is None:
         raise TypeError(f"Expected array dtype in {sorted(_IDX_CODES)}, got {array.dtype}.")
@@ -118,7 +120,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     body += np.ascontiguousarray(array, dtype=_IDX_TYPES[code]).tobytes()
     if str(path).endswith(".gz"):
         body = gzip.compress(body, mtime=0)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with atomic_open(path) as f:
         f.write(body)
 
 
@@ -139,12 +141,10 @@ def held_out_split(labels: np.ndarray, fraction: float = 0.1, seed: int = 0) -> 
         >>> len(tr), len(te)
         (16, 4)
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"Expected labels to be 1-D, got shape {labels.shape}.")
-    if not 0.0 < fraction < 1.0:
+    labels = real_array("labels", labels, ndim=(1,), allow_empty=True)
+    if not 0.0 < finite_float("fraction", fraction, 0.0, 1.0) < 1.0:
         raise ValueError(f"Expected fraction in (0, 1), got {fraction}.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_arg("seed", seed))
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     # largest-remainder apportionment: round(fraction * N) in all, each class within one of its share
     share = fraction * counts
@@ -232,20 +232,29 @@ def load_mnist(folder: str | os.PathLike | None = None, held_out: float = 0.1, s
         >>> d.train_images.shape, d.test_images.shape
         ((4500, 28, 28), (500, 28, 28))
     """
+    finite_float("held_out", held_out, 0.0, 1.0)
+    seed_arg("seed", seed)
+    if folder is not None and (not isinstance(folder, (str, os.PathLike)) or folder == ""):
+        raise TypeError(f"Expected folder to be a folder path or None, got {type(folder).__name__} {folder!r}.")
     if folder is None:
         x, y = _embedded()
         images, labels, source, test = x.astype(np.float32) / 255.0, y.astype(np.int64), "embedded", None
     else:
         path = Path(folder)
         if not path.is_dir():
-            raise FileNotFoundError(f"Expected --data to be a folder of MNIST IDX files, {path} is not a folder.")
+            raise FileNotFoundError(f"Expected folder (--data) to be a folder of MNIST IDX files, {path} is not "
+                                    "a folder.")
         train = _load_pair(path, "train")
         if train is None:
-            raise FileNotFoundError(f"Expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in {path}, found none.")
+            raise FileNotFoundError(f"Expected train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] in folder "
+                                    f"{path}, found none.")
         (images, labels), source, test = train, str(path), _load_pair(path, "t10k")
     if test is not None:
         return Digits(images, labels, test[0], test[1], source)
-    tr, te = held_out_split(labels, held_out, seed)
+    try:
+        tr, te = held_out_split(labels, held_out, seed)
+    except ValueError as exc:
+        raise ValueError(f"held_out: {exc}") from None
     if tr.size == 0 or te.size == 0:
         raise ValueError(f"Expected enough digits for a held-out split of {held_out}, got {labels.size} digits.")
     return Digits(images[tr], labels[tr], images[te], labels[te], source)

@@ -7,11 +7,15 @@ long-tailed length distribution that makes padded batches wasteful.
 """
 from __future__ import annotations
 
+import os
 import re
 import sysconfig
 from pathlib import Path
 
 import numpy as np
+
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import positive_int, real_array
 
 __all__ = ["stdlib_paragraphs", "one_hot_bytes"]
 
@@ -40,10 +44,17 @@ def stdlib_paragraphs(
         >>> len(seqs), seqs[0].dtype
         (5, dtype('uint8'))
     """
+    if max_sequences is not None:
+        max_sequences = positive_int("max_sequences", max_sequences)
+    min_length = positive_int("min_length", min_length)
+    if max_length is not None:
+        max_length = positive_int("max_length", max_length)
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"Expected root to be a folder path, got {type(root).__name__} {root!r}.")
     folder = Path(root) if root is not None else Path(sysconfig.get_paths()["stdlib"])
     files = sorted(folder.glob("*.py"))
     if not files:
-        raise FileNotFoundError(f"Expected .py files in {folder}, found none.")
+        raise FileNotFoundError(f"Expected .py files in root {str(folder)!r}, found none.")
     out: list[np.ndarray] = []
     for path in files:
         for block in _BLANK_LINES.split(path.read_bytes()):
@@ -62,7 +73,12 @@ def one_hot_bytes(seq: np.ndarray, vocabulary: int = 256, dtype=np.float32) -> n
     >>> one_hot_bytes(np.array([1, 0], np.uint8), vocabulary=3).tolist()
     [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
     """
-    seq = np.asarray(seq)
+    vocabulary = positive_int("vocabulary", vocabulary)
+    seq = real_array("seq", seq, ndim=(1,), allow_empty=True)
+    if seq.size and (not np.issubdtype(seq.dtype, np.integer) or seq.min() < 0 or seq.max() >= vocabulary):
+        raise ValueError(f"Expected seq to hold integers in [0, vocabulary={vocabulary}), got dtype {seq.dtype} "
+                         f"with values in [{seq.min()}, {seq.max()}].")
+    check_fits(float(seq.shape[0]) * vocabulary * np.dtype(dtype).itemsize, f"one_hot_bytes(vocabulary={vocabulary})")
     out = np.zeros((seq.shape[0], vocabulary), dtype=dtype)
-    out[np.arange(seq.shape[0]), seq] = 1
+    out[np.arange(seq.shape[0]), seq.astype(np.int64)] = 1
     return out

@@ -11,10 +11,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from fastseq._util.numba_cache import CACHE
+
 EPS = 1e-9  # smallest gain that counts as an improvement (float noise stays out)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _corr(c, z, a, b):
     if c.shape[0] > 0:
         return np.float64(c[a, b])
@@ -24,7 +26,7 @@ def _corr(c, z, a, b):
     return s
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _dist(c, z, a, b):
     """``1 - r(a, b)``; 0 when either end is missing (-1), as at the ends of a path."""
     if a < 0 or b < 0:
@@ -35,7 +37,7 @@ def _dist(c, z, a, b):
 # ---------------------------------------------------------------------------- greedy chain
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _best_unused_row(row, used):
     """Index of the unused entry with the largest value (lowest index on ties), or -1."""
     best = -1
@@ -47,7 +49,7 @@ def _best_unused_row(row, used):
     return best, val
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _best_unused(e, c, z, nbr, nsim, ptr, used, row):
     """Best unused tile for the chain end ``e``: from the matrix row, else the first
     unused entry of its sorted neighbour list, else a full row of dot products."""
@@ -63,7 +65,7 @@ def _best_unused(e, c, z, nbr, nsim, ptr, used, row):
     return _best_unused_row(row, used)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def greedy_chain(c, z, nbr, nsim, first, second):
     """Greedy chain from the pair ``(first, second)``; returns the N tile indices in order.
 
@@ -105,7 +107,7 @@ def greedy_chain(c, z, nbr, nsim, first, second):
     return path[lo : hi + 1].copy()
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def top_k_rows(s, k, offset):
     """Per row of ``s``, the ``k`` largest columns by (value desc, index asc), leaving out
     column ``offset + row`` (the row itself when ``s`` is a block of a similarity matrix).
@@ -137,7 +139,7 @@ def top_k_rows(s, k, offset):
 # ---------------------------------------------------------------------------- refinement
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _reverse(p, pos, i, j):
     while i < j:
         a = p[i]
@@ -150,12 +152,12 @@ def _reverse(p, pos, i, j):
         j -= 1
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _at(p, k):
     return p[k] if 0 <= k < p.shape[0] else -1
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _best_2opt(a, p, pos, c, z, cand, dac, max_rev):
     """Best 2-opt move that makes ``a`` adjacent to a candidate: (gain, lo, hi) of the
     segment ``p[lo..hi]`` to reverse. ``dac[k]`` is the distance from ``a`` to
@@ -200,7 +202,7 @@ def _best_2opt(a, p, pos, c, z, cand, dac, max_rev):
     return best, blo, bhi
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _best_oropt(a, p, pos, c, z, cand, dac, max_len):
     """Best move of a segment of 1..max_len tiles with ``a`` at one end, to sit next to
     a candidate (only candidates closer than the edges the move removes).
@@ -244,7 +246,7 @@ def _best_oropt(a, p, pos, c, z, cand, dac, max_len):
     return best, res[0], res[1], res[2], res[3], res[4]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _move_segment(p, pos, s, length, c_, after, forward):
     """Move ``p[s:s+length]`` next to ``c_`` (after or before it), forward or reversed."""
     seg = p[s : s + length].copy()
@@ -268,7 +270,7 @@ def _move_segment(p, pos, s, length, c_, after, forward):
         pos[seg[t]] = start + t
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _push(queue, inq, head, count, node):
     if node >= 0 and not inq[node]:
         n = queue.shape[0]
@@ -278,7 +280,7 @@ def _push(queue, inq, head, count, node):
     return count
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len, max_rev):
     """2-opt and Or-opt from the queued nodes until none improves.
 
@@ -326,7 +328,7 @@ def _local_search(p, pos, c, z, nbr, queue, inq, head, count, max_len, max_rev):
     return total, changed_lo, changed_hi
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def path_length(p, c, z):
     """Sum of ``1 - r`` over adjacent tiles of the path."""
     s = 0.0
@@ -335,7 +337,7 @@ def path_length(p, c, z):
     return s
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50, max_rev=1 << 62):
     """2-opt + Or-opt local search, then ``kicks`` rounds of iterated local search.
 
@@ -395,13 +397,13 @@ def refine(path, c, z, nbr, kicks, rng, search=True, max_len=3, max_kick=50, max
 # ---------------------------------------------------------------------------- clusters
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _clearly_less(cost, incumbent):
     """Tie rule of :func:`segment`: a cost counts as lower only by more than float noise."""
     return cost < incumbent - EPS * (1.0 + abs(cost))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def segment(order, c, z, penalty, max_size):
     """Cut the ordered tiles into runs minimizing sum of within-run scatter + penalty each.
 

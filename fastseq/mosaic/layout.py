@@ -61,7 +61,20 @@ def paragraph_layout(clusters: Sequence[Sequence[int]], width: int) -> MosaicLay
         [[-1, 0, 1, 2, -1, -1], [-1, 3, 4, -1, 5, -1]]
     """
     width = positive_int("width", width)
-    words = [np.asarray(c, dtype=np.int64).ravel() for c in clusters]
+    if not isinstance(clusters, (list, tuple, np.ndarray)):
+        raise TypeError(f"Expected clusters to be a sequence of index sequences, got {type(clusters).__name__}.")
+    try:
+        words = [np.asarray(c).ravel() for c in clusters]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Expected clusters to hold sequences of tile indices ({exc}).") from None
+    for i, w in enumerate(words):
+        if w.size and not np.issubdtype(w.dtype, np.integer):
+            raise TypeError(f"Expected clusters to hold integer tile indices, got dtype {w.dtype} in clusters[{i}].")
+    words = [w.astype(np.int64) for w in words]
+    # the widest useful line holds every cluster with a blank after each; more is blank cells only
+    widest = sum(w.size + 1 for w in words) + 1
+    if width > widest:
+        raise ValueError(f"Expected width <= {widest} (all {len(words)} clusters on one line), got {width}.")
     for i, w in enumerate(words):
         if w.size == 0:
             raise ValueError(f"Expected every cluster to be non-empty, got clusters[{i}] empty.")

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from fastseq.mosaic import _order_nb
-from fastseq._util.validate import positive_int
+from fastseq._util.validate import finite_float, one_of, positive_int, real_array
 from fastseq.mosaic.layout import MosaicLayout, paragraph_layout
 
 __all__ = [
@@ -37,9 +37,7 @@ def standardize(features, dtype=np.float32) -> np.ndarray:
     The dot product of two standardized rows is their Pearson correlation. Any
     trailing shape of ``features`` (``N x *``) is flattened; the input is not modified.
     """
-    if hasattr(features, "detach"):
-        features = features.detach().cpu().numpy()
-    x = np.asarray(features)
+    x = real_array("features", features, allow_empty=True)
     if x.ndim < 1:
         raise ValueError(f"Expected features to be N x *, got a scalar of shape {x.shape}.")
     if x.dtype == np.bool_:
@@ -103,8 +101,7 @@ def corrsort(
         >>> corrsort(rows).tolist()
         [0, 2, 4, 3, 1]
     """
-    if method not in ("greedy", "tsp"):
-        raise ValueError(f"Expected method to be 'greedy' or 'tsp', got {method!r}.")
+    one_of("method", method, ("greedy", "tsp"))
     neighbours = positive_int("neighbours", neighbours)
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"Expected dtype to be float32 or float64, got {np.dtype(dtype)}.")
@@ -183,9 +180,9 @@ def split_clusters(features, order, penalty: float = 1.0, max_size: int | None =
     z = standardize(features, np.float64)
     n = z.shape[0]
     order = _permutation(order, n)
-    if not np.isfinite(penalty) or penalty < 0:
-        raise ValueError(f"Expected penalty to be a number >= 0, got {penalty!r}.")
-    max_size = min(n, 64) if max_size is None else positive_int("max_size", max_size)
+    penalty = finite_float("penalty", penalty, 0.0)
+    # a cluster never holds more than all n rows: larger bounds change nothing
+    max_size = min(n, 64) if max_size is None else min(positive_int("max_size", max_size), max(n, 1))
     if n == 0:
         return []
     cuts = _order_nb.segment(order.astype(np.intp), np.zeros((0, 0)), z, float(penalty), max_size)
@@ -219,6 +216,8 @@ def cluster_layout(
     """
     order = corrsort(features, method, **corrsort_options)
     n = order.size
+    if n == 0:
+        raise ValueError("Expected features to have at least one row to lay out, got none.")
     width = max(1, int(np.ceil(np.sqrt(1.2 * n)))) if width is None else positive_int("width", width)
     clusters = split_clusters(features, order, penalty=penalty, max_size=width)
     return paragraph_layout(clusters, width)
@@ -269,13 +268,13 @@ def _matrix_neighbours(c: np.ndarray, k: int) -> np.ndarray:
 
 def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndarray:
     """Local search, then rounds of kicks until ``budget`` seconds have passed."""
-    from tqdm.auto import tqdm
+    from fastseq._util.progress import progress_bar
 
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     path, _ = _order_nb.refine(path, c, z, nbr, 0, rng)
     kicks = 64
-    with tqdm(total=round(budget, 2), unit="s", disable=not progress, desc="corrsort tsp") as bar:
+    with progress_bar(progress, total=round(budget, 2), unit="s", desc="corrsort tsp") as bar:
         while time.perf_counter() - t0 < budget:
             t1 = time.perf_counter()
             path, _ = _order_nb.refine(path, c, z, nbr, kicks, rng, False)
@@ -288,7 +287,7 @@ def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndar
 
 
 def _permutation(order, n: int) -> np.ndarray:
-    arr = np.asarray(order)
+    arr = real_array("order", order, allow_empty=True)
     if arr.ndim != 1 or arr.size != n:
         raise ValueError(f"Expected order to be a permutation of range({n}), got shape {arr.shape}.")
     if n and not np.issubdtype(arr.dtype, np.integer):

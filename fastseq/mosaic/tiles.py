@@ -6,13 +6,15 @@
 """
 from __future__ import annotations
 
+import numbers
 import os
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
 from fastseq._util.atomic import atomic_path
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import file_path, nonnegative_int, one_of, positive_int, real_array
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastseq.mosaic.layout import MosaicLayout
@@ -70,7 +72,8 @@ def tile(
     tiles = _as_tiles(images, shape)
     n = tiles.shape[0]
     rgb = tiles.ndim == 4
-    spacing = _nonnegative_int("spacing", spacing)
+    spacing = nonnegative_int("spacing", spacing)
+    one_of("scale", scale, ("tile", "global", None))
     bg = _background(background, rgb)
 
     if layout is not None:
@@ -86,10 +89,13 @@ def tile(
         m = shown.size
         cols = positive_int("width", width) if width is not None else max(1, int(np.ceil(np.sqrt(m))))
         rows = max(1, -(-m // cols))
+        _check_picture_fits(rows, cols, tiles.shape, spacing, width)
         cells = np.full(rows * cols, -1, dtype=np.int64)
         cells[:m] = shown
         cells = cells.reshape(rows, cols)
 
+    if layout is not None:
+        _check_picture_fits(*cells.shape, tiles.shape, spacing, width)
     scaled = _scaled(tiles, shown, scale)
     rows, cols = cells.shape
     h, w = tiles.shape[1:3]
@@ -113,7 +119,8 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     Args:
         array: ``H x W``, ``H x W x 3`` or ``H x W x 4``; floats in [0, 1] (clipped;
             NaN drawn as 0), or uint8 / bool used as they are.
-        path: file to write; it is replaced only once the new picture is complete.
+        path: ``.png`` file to write (any other extension is refused); it is replaced
+            only once the new picture is complete.
         zoom: integer upscaling factor; each pixel becomes a ``zoom x zoom`` block.
 
     Example:
@@ -125,12 +132,19 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     """
     from skimage import io
 
-    arr = np.asarray(array)
+    arr = real_array("array", array, allow_empty=True)
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
         raise ValueError(f"Expected array to be H x W, H x W x 3 or H x W x 4, got shape {arr.shape}.")
     if arr.size == 0:
         raise ValueError(f"Expected array to be non-empty, got shape {arr.shape}.")
     zoom = positive_int("zoom", zoom)
+    path = file_path("path", path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"Expected path to end in .png (save_png writes PNG only), got {str(path)!r}.")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Expected path in an existing folder, got {str(path)!r}.")
+    # the zoomed 8-bit picture, and PNG encoding's copy of it
+    check_fits(2.0 * arr.size * zoom * zoom, f"save_png(zoom={zoom}) of a {' x '.join(map(str, arr.shape))} picture")
     if arr.dtype == np.bool_:
         img = arr.astype(np.uint8) * 255
     elif arr.dtype == np.uint8:
@@ -151,14 +165,13 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
 
 
 def _as_tiles(images, shape) -> np.ndarray:
-    if hasattr(images, "detach"):  # torch tensor: no autograd, on the CPU
-        images = images.detach().cpu().numpy()
-    arr = np.asarray(images)
+    arr = real_array("images", images, allow_empty=True)
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise TypeError(f"Expected images to hold real numbers, got dtype {arr.dtype}.")
     if shape is not None:
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in shape):
+            raise TypeError(f"Expected shape to be (H, W) or (H, W, 3) integers, got {shape!r}.")
         shape = tuple(int(s) for s in shape)
         if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] != 3) or min(shape) < 1:
             raise ValueError(f"Expected shape to be (H, W) or (H, W, 3) with H, W >= 1, got {shape}.")
@@ -172,19 +185,24 @@ def _as_tiles(images, shape) -> np.ndarray:
         raise ValueError(
             f"Expected images to be N x H x W or N x H x W x 3 (or N x D with shape), got shape {arr.shape}."
         )
-    if arr.shape[0] == 0:
-        raise ValueError(f"Expected at least one image, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"Expected images to hold at least one non-empty image, got shape {arr.shape}.")
     return arr
 
 
-def _nonnegative_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"Expected {name} to be an integer >= 0, got {value!r}.")
-    return int(value)
+def _check_picture_fits(rows: int, cols: int, tile_shape: tuple, spacing: int, width) -> None:
+    """Refuse a mosaic that needs more memory than the machine has (float64 cells, twice)."""
+    h, w = tile_shape[1:3]
+    channels = tile_shape[3] if len(tile_shape) == 4 else 1
+    nbytes = 16.0 * rows * cols * (h + spacing) * (w + spacing) * channels
+    check_fits(nbytes, f"tile(width={width}, spacing={spacing}) of {rows} x {cols} tiles of {h} x {w}")
 
 
 def _background(background, rgb: bool) -> np.ndarray:
-    bg = np.asarray(background, dtype=np.float64)
+    try:
+        bg = np.asarray(background, dtype=np.float64)
+    except (TypeError, ValueError):
+        bg = np.full(2, np.nan)  # not a number: reported below
     ok = bg.shape == () or (rgb and bg.shape == (3,))
     if not ok or not np.all((bg >= 0) & (bg <= 1)):
         want = "a number in [0, 1] or an RGB triple" if rgb else "a number in [0, 1]"
@@ -200,7 +218,7 @@ def _check_indices(name: str, idx: np.ndarray, n: int) -> None:
 
 
 def _order(order, n: int) -> np.ndarray:
-    arr = np.asarray(order)
+    arr = real_array("order", order, allow_empty=True)
     if arr.ndim != 1:
         raise ValueError(f"Expected order to be 1-D, got shape {arr.shape}.")
     if arr.size == 0:
@@ -233,7 +251,7 @@ def _scaled(tiles: np.ndarray, shown: np.ndarray, scale: Scale) -> np.ndarray:
         flat_tile = ~(span > 0)  # constant or all non-finite
         with np.errstate(invalid="ignore", divide="ignore"):
             t = np.where(flat_tile, 0.5, (t - lo) / np.where(flat_tile, 1.0, span))
-    else:
+    else:  # unreachable: checked by tile()
         raise ValueError(f"Expected scale to be 'tile', 'global' or None, got {scale!r}.")
     t[~finite] = 0.0
     return t

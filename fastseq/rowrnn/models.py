@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from fastseq._util.atomic import atomic_path
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import file_path, flag, instance_of, positive_int, real_array
 
 __all__ = [
     "RowRNN", "RowDecoder", "TiedRNN", "UntiedRNN", "GRURows", "LSTMRows", "MODEL_KINDS", "make_model",
@@ -44,6 +44,9 @@ class RowRNN(nn.Module):
         super().__init__()
         self.n_visible = positive_int("n_visible", n_visible)
         self.n_hidden = positive_int("n_hidden", n_hidden)
+        # the largest kind (LSTM) holds 4 gates of H x (F + H) weights, float32
+        check_fits(16.0 * self.n_hidden * (self.n_visible + self.n_hidden + 2),
+                   f"a row model with n_visible={self.n_visible} and n_hidden={self.n_hidden}")
 
     def initial_state(self, batch: int) -> State:
         """The state before the first row: zeros, ``B x H``."""
@@ -100,8 +103,8 @@ class RowDecoder(nn.Module):
 
     def __init__(self, model: RowRNN, feedback: bool = False) -> None:
         super().__init__()
-        self.model = model
-        self.feedback = bool(feedback)
+        self.model = instance_of("model", model, RowRNN, "a row model (RowRNN)")
+        self.feedback = flag("feedback", feedback)
 
     def forward(self, visible: torch.Tensor, context: torch.Tensor, hidden: State) -> tuple[torch.Tensor, State]:
         x = visible[0] if self.feedback else context
@@ -202,9 +205,9 @@ def make_model(kind: str = "rnn", n_hidden: int = 169, n_visible: int = 28) -> R
         >>> make_model("GRU", n_hidden=8).kind
         'gru'
     """
-    cls = MODEL_KINDS.get(str(kind).lower())
+    cls = MODEL_KINDS.get(kind.lower()) if isinstance(kind, str) else None
     if cls is None:
-        raise ValueError(f"Expected model to be one of {', '.join(MODEL_KINDS)} (any case), got {kind!r}.")
+        raise ValueError(f"Expected kind to be one of {', '.join(MODEL_KINDS)} (any case), got {kind!r}.")
     return cls(n_visible, n_hidden)
 
 
@@ -216,14 +219,15 @@ def as_sequences(images: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]
         >>> len(contexts), contexts[0].shape, targets[0].shape
         (5, (27, 28), (27, 28))
     """
-    images = np.asarray(images, dtype=np.float32)
+    images = real_array("images", images).astype(np.float32, copy=False)
     if images.ndim != 3 or images.shape[1] < 2:
         raise ValueError(f"Expected images of shape N x T x F with T >= 2, got {images.shape}.")
     return [im[:-1] for im in images], [im[1:] for im in images]
 
 
 def _rows_tensor(rows, model: RowRNN) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(rows, dtype=np.float32) if not torch.is_tensor(rows) else rows)
+    instance_of("model", model, RowRNN, "a row model (RowRNN)")
+    x = torch.as_tensor(real_array("rows", rows, allow_empty=True).astype(np.float32, copy=False))
     if x.dim() != 3 or x.shape[-1] != model.n_visible:
         raise ValueError(f"Expected rows of shape N x T x {model.n_visible}, got {tuple(x.shape)}.")
     p = next(model.parameters())
@@ -251,11 +255,10 @@ def complete(model: RowRNN, rows, k: int = 14, batch_size: int = 1000) -> np.nda
     """
     x = _rows_tensor(rows, model)
     n, t, _ = x.shape
-    k = positive_int("k", k)
-    if k > t:
-        raise ValueError(f"Expected k <= {t} (rows per sequence), got {k}.")
+    k = _seen_rows(k, t)
+    batch_size = positive_int("batch_size", batch_size)
     out = x.clone()
-    for lo in range(0, n, positive_int("batch_size", batch_size)):
+    for lo in range(0, n, batch_size):
         chunk = x[lo:lo + batch_size].transpose(0, 1)
         y, state = model(chunk[:k])
         pred = y[-1]
@@ -273,10 +276,27 @@ def completion_mse(completed: np.ndarray, truth: np.ndarray, k: int = 14) -> flo
         >>> completion_mse(np.zeros((1, 4, 2)), np.ones((1, 4, 2)), k=2)
         1.0
     """
-    completed, truth = np.asarray(completed), np.asarray(truth)
+    completed, truth = _sequences("completed", completed), _sequences("truth", truth)
     if completed.shape != truth.shape:
         raise ValueError(f"Expected completed and truth of the same shape, got {completed.shape} and {truth.shape}.")
+    k = _seen_rows(k, truth.shape[1])
     return float(np.mean((completed[:, k:] - truth[:, k:]) ** 2, dtype=np.float64))
+
+
+def _sequences(name: str, value) -> np.ndarray:
+    """An ``N x T x F`` float32 array with N, T, F >= 1."""
+    arr = real_array(name, value).astype(np.float32, copy=False)
+    if arr.ndim != 3:
+        raise ValueError(f"Expected {name} of shape N x T x F, got {arr.shape}.")
+    return arr
+
+
+def _seen_rows(k, t: int) -> int:
+    """``k`` rows seen out of ``t``: an integer in [1, t]."""
+    k = positive_int("k", k)
+    if k > t:
+        raise ValueError(f"Expected k <= {t} (rows per sequence), got {k}.")
+    return k
 
 
 def baseline_errors(train: np.ndarray, test: np.ndarray, k: int = 14) -> dict[str, float]:
@@ -290,7 +310,10 @@ def baseline_errors(train: np.ndarray, test: np.ndarray, k: int = 14) -> dict[st
         >>> b["repeat_last"], b["mean_bottom"]
         (0.0, 0.0)
     """
-    train, test = np.asarray(train, dtype=np.float32), np.asarray(test, dtype=np.float32)
+    train, test = _sequences("train", train), _sequences("test", test)
+    if train.shape[1:] != test.shape[1:]:
+        raise ValueError(f"Expected train and test sequences of the same T x F, got {train.shape} and {test.shape}.")
+    k = _seen_rows(k, test.shape[1])
     repeat = test.copy()
     repeat[:, k:] = test[:, k - 1:k]
     mean = test.copy()
@@ -311,7 +334,8 @@ def save_model(model: RowRNN, path: str | os.PathLike) -> None:
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
+    instance_of("model", model, RowRNN, "a row model (RowRNN)")
+    path = file_path("path", path)
     tensors = {name: p.detach().cpu().contiguous() for name, p in model.state_dict().items()}
     meta = {"fastseq_model": model.kind, "n_visible": str(model.n_visible), "n_hidden": str(model.n_hidden)}
     with atomic_path(path) as tmp:
@@ -323,19 +347,24 @@ def load_model(path: str | os.PathLike) -> RowRNN:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a fastseq row-model file, or its tensors do not fit its architecture.
+        ValueError: not a fastseq row-model file, its tensors do not fit its architecture,
+            or a parameter is NaN or infinite.
     """
     from safetensors import safe_open
 
-    path = Path(path)
+    path = file_path("path", path)
     if not path.is_file():
-        raise FileNotFoundError(f"Expected a parameter file at {path}, found none.")
+        raise FileNotFoundError(f"Expected a parameter file at path {str(path)!r}, found none.")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise ValueError(f"Expected {path} to be a safetensors file, could not read it ({exc}).") from None
+        raise ValueError(f"Expected path {str(path)!r} to be a safetensors file, could not read it ({exc}).") \
+            from None
+    for key, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"Expected finite parameters in {path}, got NaN or infinity in {key!r}.")
     try:
         model = make_model(meta["fastseq_model"], int(meta["n_hidden"]), int(meta["n_visible"]))
         model.load_state_dict(tensors, strict=True)

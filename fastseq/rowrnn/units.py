@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fastseq._util.validate import positive_int
+from fastseq._util.progress import progress_bar
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import instance_of, positive_int, real_array, seed_arg
 from fastseq.rowrnn.models import RowRNN
 
 __all__ = ["sample_windows", "unit_responses", "hidden_unit_pictures"]
@@ -33,10 +35,12 @@ def sample_windows(images: np.ndarray, window: int = 10, count: int = 5000, seed
         >>> sample_windows(np.zeros((3, 28, 28)), window=10, count=4).shape
         (4, 10, 28)
     """
-    images = np.asarray(images, dtype=np.float32)
+    images = real_array("images", images).astype(np.float32, copy=False)
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"Expected images of shape N x T x F with N >= 1, got {images.shape}.")
     window, count = positive_int("window", window), positive_int("count", count)
+    seed = seed_arg("seed", seed)
+    check_fits(4.0 * count * (window * images.shape[2] + 2), f"count={count} windows of {window} rows")
     n, t, _ = images.shape
     if window > t:
         raise ValueError(f"Expected window <= {t} (rows per image), got {window}.")
@@ -69,7 +73,8 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
         >>> seen.shape, expected.shape
         ((5, 10, 28), (5, 10, 28))
     """
-    w_all = np.asarray(windows, dtype=np.float32)
+    instance_of("model", model, RowRNN, "a row model (RowRNN)")
+    w_all = real_array("windows", windows).astype(np.float32, copy=False)
     if w_all.ndim != 3 or w_all.shape[-1] != model.n_visible or w_all.shape[1] == 0:
         raise ValueError(f"Expected windows of shape S x L x {model.n_visible} with L >= 1, got {w_all.shape}.")
     s, length, f = w_all.shape
@@ -79,11 +84,9 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
     expected = torch.zeros(h, length * f, dtype=torch.float64)
     total = torch.zeros(h, dtype=torch.float64)
     starts = range(0, s, positive_int("batch_size", batch_size))
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="hidden units", unit="batch")
+    bar = progress_bar(progress, total=len(starts), desc="hidden units", unit="batch")
     for lo in starts:
+        bar.update()
         x = torch.as_tensor(w_all[lo:lo + batch_size]).to(device=p.device, dtype=p.dtype)
         state = model.initial_state(x.shape[0])
         for j in range(length):
@@ -97,6 +100,7 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
         seen += (weight.t() @ x.reshape(x.shape[0], -1).double()).cpu()
         expected += (weight.t() @ rolled_t.reshape(x.shape[0], -1).double()).cpu()
         total += weight.sum(0).cpu()
+    bar.close()
     scale = torch.where(total > 0, 1.0 / total.clamp(min=1e-300), torch.zeros_like(total))[:, None]
     shape = (h, length, f)
     return (seen * scale).reshape(shape).float().numpy(), (expected * scale).reshape(shape).float().numpy()
@@ -123,6 +127,7 @@ def hidden_unit_pictures(model: RowRNN, images: np.ndarray, window: int = 10, co
         >>> hidden_unit_pictures(TiedRNN(28, 4), np.random.rand(20, 28, 28), count=30).shape
         (4, 20, 28)
     """
+    instance_of("model", model, RowRNN, "a row model (RowRNN)")
     windows = sample_windows(images, window, count, seed)
     seen, expected = unit_responses(model, windows, progress=progress)
     return np.concatenate([seen, expected], axis=1)

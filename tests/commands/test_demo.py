@@ -17,11 +17,14 @@ def test_demo_runs_and_reports(capsys):
 
 
 @pytest.mark.parametrize("argv,text", [
-    (["demo", "--batch", "0"], "--batch must be >= 1, got 0"),
-    (["demo", "--threads", "0"], "--threads must be >= 1"),
+    (["demo", "--batch", "0"], "argument --batch: expected an integer >= 1, got 0"),
+    (["demo", "--threads", "0"], "argument --threads: expected an integer >= 1"),
+    (["demo", "--learning-rate", "nan"], "expected a finite number > 0, got nan"),
 ])
 def test_demo_bad_options_print_one_line(argv, text, capsys):
-    assert main(argv) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and text in err[0]
 
@@ -29,7 +32,7 @@ def test_demo_bad_options_print_one_line(argv, text, capsys):
 @pytest.mark.parametrize("argv,text", [
     (["demo", "--bogus"], "unrecognized arguments: --bogus"),
     (["bogus"], "invalid choice: 'bogus'"),
-    (["demo", "--batch", "x"], "invalid int value: 'x'"),
+    (["demo", "--batch", "x"], "argument --batch: expected an integer >= 1, got 'x'"),
 ])
 def test_usage_errors_are_one_line(argv, text):
     proc = subprocess.run([sys.executable, "-m", "fastseq.cli", *argv], capture_output=True, text=True)

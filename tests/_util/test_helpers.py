@@ -1,0 +1,65 @@
+"""The shared helpers: atomic writes, memory checks, progress bars, argument checks."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from fastseq._util import memory, validate
+from fastseq._util.atomic import atomic_open, atomic_path
+from fastseq._util.progress import progress_bar
+
+
+def test_atomic_open_replaces_only_on_success(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(path) as fh:
+            fh.write(b"half")
+            raise RuntimeError("stop")
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        fh.write("new")
+    assert path.read_text() == "new" and os.listdir(tmp_path) == ["f.bin"]
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_open(path, "a"):
+            pass
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError, match="folder"):
+        with atomic_path(tmp_path / "d"):
+            pass
+
+
+def test_check_fits_names_the_amount():
+    memory.check_fits(memory.machine_memory() // 2, "half")
+    with pytest.raises(ValueError, match=r"^--batch 9 would need 149 GiB, more than the 24 GiB this machine has\.$"):
+        memory.check_fits(149 * memory.GiB, "--batch 9", available=24 * memory.GiB)
+    assert memory.format_bytes(1536) == "1.5 KiB" and memory.format_bytes(3) == "3 B"
+    assert 1 <= memory.cpu_count() <= (os.cpu_count() or 1)
+
+
+def test_progress_bar_off_is_silent(capsys):
+    with progress_bar(False, total=2) as bar:
+        bar.update()
+    bar = progress_bar(True, total=2, disable=False)
+    bar.update(2)
+    bar.close()
+    assert bar.n == 2 and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("check,args,exc,text", [
+    (validate.nonnegative_int, ("spacing", -1), ValueError, "Expected spacing to be an integer >= 0, got -1."),
+    (validate.nonnegative_int, ("spacing", 1.5), TypeError, "Expected spacing to be an integer >= 0, got float 1.5."),
+    (validate.finite_float, ("penalty", float("nan")), ValueError, "Expected penalty to be a finite number"),
+    (validate.finite_float, ("penalty", "1"), TypeError, "Expected penalty to be a real number, got str"),
+    (validate.one_of, ("scale", "x", ("tile", "global")), ValueError, "Expected scale to be one of 'tile', 'global'"),
+    (validate.real_array, ("images", [[1, 2], [3]]), ValueError, "Expected images to be a numeric array"),
+    (validate.real_array, ("images", np.array(["a"])), TypeError, "Expected images to hold real numbers"),
+    (validate.real_array, ("images", np.zeros(3), (2,)), ValueError, "Expected images to be 2-D, got shape (3,)."),
+    (validate.real_array, ("images", np.zeros((0, 2))), ValueError, "Expected images to be non-empty"),
+])
+def test_checks_say_expected_and_got(check, args, exc, text):
+    with pytest.raises(exc) as info:
+        check(*args)
+    assert str(info.value).startswith(text)

@@ -1,0 +1,526 @@
+"""Fuzz every public entry point of the domain subpackages with malformed arguments.
+
+Each entry point has a valid call (cheap, tiny sizes); each example replaces one argument
+with junk (arrays of any dtype and shape with NaN and infinities, wrong scalars, strings,
+ragged lists) and requires a clear error naming that argument, or a result, within the
+deadline. Records (dataclasses, exception types) are listed apart: they hold values and
+check nothing, by design.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import itertools
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fuzzing import BIG, JUNK, SMALL, big_int, clear_error_or_result, fuzz_settings
+
+RNG = np.random.default_rng(0)
+
+
+def _imgs(n=5, h=4, w=4):
+    return RNG.random((n, h, w))
+
+
+def _rnn():
+    from fastseq.rowrnn import make_model
+
+    return make_model("rnn", 3, 4)
+
+
+def _rbm(cls_name="RBM", **kw):
+    import fastseq.boltzmann as b
+
+    return getattr(b, cls_name)(n_components=kw.pop("n_components", 3), n_iter=kw.pop("n_iter", 1),
+                                batch_size=kw.pop("batch_size", 4), random_state=0, **kw)
+
+
+def _fitted_rbm():
+    return _rbm().fit((RNG.random((8, 6)) > 0.5).astype(float))
+
+
+def _lengths():
+    return np.array([3, 1, 4])
+
+
+def _gru_window(rnn, inputs, reset, engine):
+    from fastseq.bptt import run_window
+
+    return run_window(rnn, inputs, reset, engine=engine)
+
+
+def _train(decoder, contexts, targets, visible_seed, hidden_seed, batch_size, bptt, teacher_forcing):
+    from fastseq.bptt import train_bptt
+
+    opt = torch.optim.SGD(_dec.parameters(), lr=0.01) if isinstance(decoder, torch.nn.Module) else None
+    return train_bptt(decoder, contexts, targets, visible_seed, hidden_seed, opt, batch_size, bptt,
+                      teacher_forcing=teacher_forcing)
+
+
+_model = _rnn()
+_dec = _model.as_decoder(feedback=True)
+
+
+def _seqs(n=3, f=2):
+    return [RNG.random((k, f)).astype(np.float32) for k in (3, 1, 4)][:n]
+
+
+def _rows(n=3):
+    return _seqs(n, 4)
+
+
+# a valid but endless epoch (lengths of 10**18) is not a hang: a few windows show it runs
+def _loader(inputs, targets, batch_size, bptt, tail):
+    from fastseq.bptt import SlotSwapLoader
+
+    return [w.index for w in itertools.islice(SlotSwapLoader(inputs, targets, batch_size, bptt, tail=tail), 20)]
+
+
+def _schedule(lengths, batch_size, bptt, order):
+    from fastseq.bptt import SlotSchedule
+
+    return [w.rows.shape for w in itertools.islice(SlotSchedule(lengths, batch_size, bptt, order), 20)]
+
+
+def _ais(model, n_betas, n_runs):
+    from fastseq.boltzmann import ais_log_partition
+
+    return ais_log_partition(model, n_betas=n_betas, n_runs=n_runs, random_state=0)
+
+
+IDX_BYTES = b"\x00\x00\x08\x01\x00\x00\x00\x02ab"  # two unsigned bytes
+
+
+def _saved_model():
+    from fastseq.rowrnn import save_model
+
+    path = _tmpfile(b"", "m.safetensors")
+    save_model(_rnn(), path)
+    return path
+
+
+def _saved_rbm():
+    path = _tmpfile(b"", "m.npz")
+    _fitted_rbm().save(path)
+    return path
+
+
+@dataclass
+class Entry:
+    call: Callable
+    valid: Callable[[], dict]
+    names: dict[str, tuple[str, ...]] | None = None  # argument -> words its error may use instead
+    valid_error: str | None = None  # the valid call's own clear error where the setting lacks something
+
+
+def _m(module, name):
+    return getattr(importlib.import_module(module), name)
+
+
+def _tmpfile(data: bytes, name="f.bin"):
+    import tempfile
+
+
+    folder = tempfile.mkdtemp()
+    path = os.path.join(folder, name)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+FEATURES_VS_ORDER = {"features": ("order",)}  # rows that no longer match the order: the order is named
+
+ENTRIES: dict[str, Entry] = {
+    # ---- mosaic
+    "mosaic.tile": Entry(lambda **a: _m("fastseq.mosaic", "tile")(**a),
+                         lambda: dict(images=_imgs(), shape=None, width=None, spacing=1, scale="tile", order=None,
+                                      background=1.0)),
+    "mosaic.save_png": Entry(lambda **a: _m("fastseq.mosaic", "save_png")(**a),
+                             lambda: dict(array=RNG.random((4, 5)), path=_tmpfile(b"", "m.png"), zoom=2)),
+    "mosaic.corrsort": Entry(lambda **a: _m("fastseq.mosaic", "corrsort")(**a),
+                             lambda: dict(features=RNG.random((6, 4)), method="greedy", time_budget=0.05,
+                                          neighbours=3, seed=0)),
+    "mosaic.adjacent_correlations": Entry(lambda **a: _m("fastseq.mosaic", "adjacent_correlations")(**a),
+                                          lambda: dict(features=RNG.random((6, 4)), order=np.arange(6)), FEATURES_VS_ORDER),
+    "mosaic.path_correlation": Entry(lambda **a: _m("fastseq.mosaic", "path_correlation")(**a),
+                                     lambda: dict(features=RNG.random((6, 4)), order=np.arange(6)), FEATURES_VS_ORDER),
+    "mosaic.split_clusters": Entry(lambda **a: _m("fastseq.mosaic", "split_clusters")(**a),
+                                   lambda: dict(features=RNG.random((6, 4)), order=np.arange(6), penalty=1.0,
+                                                max_size=3), FEATURES_VS_ORDER),
+    "mosaic.cluster_layout": Entry(lambda **a: _m("fastseq.mosaic", "cluster_layout")(**a),
+                                   lambda: dict(features=RNG.random((6, 4)), width=3, method="greedy",
+                                                penalty=1.0)),
+    "mosaic.paragraph_layout": Entry(lambda **a: _m("fastseq.mosaic", "paragraph_layout")(**a),
+                                     lambda: dict(clusters=[[0, 2], [1]], width=3)),
+    # ---- rowrnn
+    "rowrnn.make_model": Entry(lambda **a: _m("fastseq.rowrnn", "make_model")(**a),
+                               lambda: dict(kind="gru", n_hidden=3, n_visible=4)),
+    **{f"rowrnn.{c}": Entry(lambda c=c, **a: _m("fastseq.rowrnn", c)(**a), lambda: dict(n_visible=4, n_hidden=3))
+       for c in ("TiedRNN", "UntiedRNN", "GRURows", "LSTMRows")},
+    "rowrnn.RowDecoder": Entry(lambda **a: _m("fastseq.rowrnn", "RowDecoder")(**a),
+                               lambda: dict(model=_rnn(), feedback=True)),
+    "rowrnn.as_sequences": Entry(lambda **a: _m("fastseq.rowrnn", "as_sequences")(**a),
+                                 lambda: dict(images=_imgs())),
+    "rowrnn.complete": Entry(lambda **a: _m("fastseq.rowrnn", "complete")(**a),
+                             lambda: dict(model=_rnn(), rows=_imgs(), k=2, batch_size=2)),
+    "rowrnn.completion_mse": Entry(lambda **a: _m("fastseq.rowrnn", "completion_mse")(**a),
+                                   lambda: dict(completed=_imgs(), truth=_imgs(), k=2)),
+    "rowrnn.baseline_errors": Entry(lambda **a: _m("fastseq.rowrnn", "baseline_errors")(**a),
+                                    lambda: dict(train=_imgs(), test=_imgs(), k=2)),
+    "rowrnn.sample_windows": Entry(lambda **a: _m("fastseq.rowrnn", "sample_windows")(**a),
+                                   lambda: dict(images=_imgs(), window=2, count=5, seed=0)),
+    "rowrnn.unit_responses": Entry(lambda **a: _m("fastseq.rowrnn", "unit_responses")(**a),
+                                   lambda: dict(model=_rnn(), windows=_imgs(), batch_size=2)),
+    "rowrnn.hidden_unit_pictures": Entry(lambda **a: _m("fastseq.rowrnn", "hidden_unit_pictures")(**a),
+                                         lambda: dict(model=_rnn(), images=_imgs(), window=2, count=5, seed=0)),
+    "rowrnn.save_model": Entry(lambda **a: _m("fastseq.rowrnn", "save_model")(**a),
+                               lambda: dict(model=_rnn(), path=_tmpfile(b"", "m.safetensors"))),
+    "rowrnn.load_model": Entry(lambda **a: _m("fastseq.rowrnn", "load_model")(**a),
+                               lambda: dict(path=_saved_model())),
+    # ---- datasets
+    "datasets.read_idx": Entry(lambda **a: _m("fastseq.datasets", "read_idx")(**a),
+                               lambda: dict(path=_tmpfile(IDX_BYTES))),
+    "datasets.write_idx": Entry(lambda **a: _m("fastseq.datasets", "write_idx")(**a),
+                                lambda: dict(path=_tmpfile(b"", "x.idx"), array=np.arange(6, dtype=np.uint8))),
+    "datasets.held_out_split": Entry(lambda **a: _m("fastseq.datasets", "held_out_split")(**a),
+                                     lambda: dict(labels=np.arange(20) % 3, fraction=0.25, seed=0)),
+    "datasets.one_hot_bytes": Entry(lambda **a: _m("fastseq.datasets", "one_hot_bytes")(**a),
+                                    lambda: dict(seq=np.array([1, 2, 255], dtype=np.uint8), vocabulary=256)),
+    "datasets.stdlib_paragraphs": Entry(lambda **a: _m("fastseq.datasets", "stdlib_paragraphs")(**a),
+                                        lambda: dict(max_sequences=3, min_length=2, max_length=50)),
+    "datasets.load_mnist": Entry(lambda **a: _m("fastseq.datasets", "load_mnist")(**a),
+                                 lambda: dict(folder=None, held_out=0.1, seed=0)),
+    # ---- boltzmann
+    **{f"boltzmann.{c}.fit": Entry(
+        lambda c=c, X=None, **a: _rbm(c, **a).fit(X),
+        lambda: dict(X=(RNG.random((8, 6)) > 0.5).astype(float), n_components=3, batch_size=4, n_iter=1,
+                     learning_rate=0.05))
+       for c in ("RBM", "BetaRBM", "GaussianRBM", "RRBM", "R3BM")},
+    "boltzmann.RBM.transform": Entry(lambda X: _fitted_rbm().transform(X),
+                                     lambda: dict(X=(RNG.random((3, 6)) > 0.5).astype(float))),
+    "boltzmann.load_rbm": Entry(lambda **a: _m("fastseq.boltzmann", "load_rbm")(**a),
+                                lambda: dict(path=_saved_rbm())),
+    "boltzmann.ais_schedule": Entry(lambda **a: _m("fastseq.boltzmann", "ais_schedule")(**a),
+                                    lambda: dict(n_betas=10)),
+    "boltzmann.ais_log_partition": Entry(_ais, lambda: dict(model=_fitted_rbm(), n_betas=10, n_runs=4)),
+    "boltzmann.exact_log_partition": Entry(lambda **a: _m("fastseq.boltzmann", "exact_log_partition")(**a),
+                                           lambda: dict(model=_fitted_rbm(), max_units=20)),
+    "boltzmann.average_log_likelihood": Entry(
+        lambda **a: _m("fastseq.boltzmann", "average_log_likelihood")(**a),
+        lambda: dict(model=_fitted_rbm(), X=(RNG.random((3, 6)) > 0.5).astype(float), log_z=1.0)),
+    "boltzmann.pseudo_likelihood": Entry(lambda **a: _m("fastseq.boltzmann", "pseudo_likelihood")(**a),
+                                         lambda: dict(model=_fitted_rbm(), X=(RNG.random((3, 6)) > 0.5).astype(float))),
+    # ---- bptt
+    "bptt.SequenceStore": Entry(lambda **a: _m("fastseq.bptt", "SequenceStore")(**a),
+                                lambda: dict(data=RNG.random((8, 2)), lengths=_lengths()[[0, 1, 2]] + [0, 0, 0])),
+    "bptt.SlotSchedule": Entry(_schedule, lambda: dict(lengths=_lengths(), batch_size=2, bptt=2, order=None)),
+    "bptt.epoch_order": Entry(lambda **a: _m("fastseq.bptt", "epoch_order")(**a),
+                              lambda: dict(n=3, shuffle=True, seed=0, lengths=_lengths(), longest_first=1)),
+    "bptt.gather_rows": Entry(lambda **a: _m("fastseq.bptt", "gather_rows")(**a),
+                              lambda: dict(data=RNG.random((5, 2)), rows=np.array([[0, 4], [-1, 2]]))),
+    "bptt.masked_mean": Entry(lambda **a: _m("fastseq.bptt", "masked_mean")(**a),
+                              lambda: dict(values=torch.ones(2, 3), valid=torch.ones(2, 3, dtype=torch.bool))),
+    "bptt.segment_plan": Entry(lambda **a: _m("fastseq.bptt", "segment_plan")(**a),
+                               lambda: dict(reset=np.array([[True, True], [False, True]]), valid=None)),
+    "bptt.window_plan": Entry(lambda **a: _m("fastseq.bptt", "window_plan")(**a),
+                              lambda: dict(reset=np.array([[True, True], [False, True]]), valid=None,
+                                           layout="dense")),
+    "bptt.shard_plan": Entry(lambda **a: _m("fastseq.bptt", "shard_plan")(**a),
+                             lambda: dict(lengths=_lengths(), order=np.arange(3), batch_size=2, bptt=2, rank=0,
+                                          world_size=2)),
+    "bptt.default_engine": Entry(lambda **a: _m("fastseq.bptt", "default_engine")(**a),
+                                 lambda: dict(device="cpu", mode="GRU")),
+    "bptt.carry_state": Entry(lambda **a: _m("fastseq.bptt", "carry_state")(**a),
+                              lambda: dict(state=torch.zeros(1, 3, 2), slot_map=np.array([0, 2]))),
+    "bptt.all_reduce_gradients": Entry(lambda **a: _m("fastseq.bptt", "all_reduce_gradients")(**a),
+                                       lambda: dict(params=[torch.zeros(2)]),
+                                       valid_error="process group"),  # no torch.distributed here
+    "bptt.run_window": Entry(_gru_window, lambda: dict(rnn=torch.nn.GRU(2, 3), inputs=torch.ones(4, 2, 2),
+                                                       reset=np.array([[1, 1], [0, 0], [0, 1], [0, 0]], bool),
+                                                       engine="steps")),
+    "bptt.SlotSwapLoader": Entry(_loader, lambda: dict(inputs=_seqs(), targets=_seqs(), batch_size=2, bptt=2,
+                                                       tail="longest_first")),
+    "bptt.train_bptt": Entry(_train, lambda: dict(decoder=_dec, contexts=_rows(), targets=_rows(),
+                                                  visible_seed=torch.zeros(4), hidden_seed=_model.hidden_seed(),
+                                                  batch_size=2, bptt=2, teacher_forcing=0.5)),
+}
+
+# public names that are records or base classes: they hold values and check nothing
+RECORDS = {"bptt.LoaderWindow", "bptt.ScheduleWindow", "bptt.ShardPlan", "bptt.NonFiniteLossError",
+           "mosaic.MosaicLayout", "datasets.Digits", "datasets.Faces", "boltzmann.AISResult",
+           "boltzmann.BoltzmannMachine", "rowrnn.RowRNN"}
+# public names added after this suite was written and not fuzzed yet (their own tests cover
+# bad input); each should move into ENTRIES
+NOT_YET_FUZZED = {"bptt.SequenceStoreWriter", "datasets.cache_folder", "datasets.normalise_faces",
+                  "datasets.preprocess_faces", "datasets.lfw_subset_faces", "datasets.load_faces",
+                  "datasets.embedded_digits"}
+
+# Known bugs in modules owned elsewhere (bptt trainer/loader/store and the rest of bptt,
+# boltzmann): (entry, argument) -> which values fail today, one example, and why. They are
+# kept out of the random search (they can exhaust memory or crash the process) and each
+# example runs below as a strict xfail, in a child process under a memory limit, so a fix
+# turns it into an XPASS failure that asks for the entry to be removed here.
+ANY = lambda v: True  # noqa: E731
+ARRAY = lambda v: isinstance(v, np.ndarray)  # noqa: E731
+RAGGED = lambda v: isinstance(v, list)  # noqa: E731
+HUGE_NUMBER = lambda v: (isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))  # noqa: E731
+                         and np.isfinite(float(v)) and abs(float(v)) >= 1e6)
+SCALAR_ARRAY = lambda v: isinstance(v, np.ndarray) and v.ndim == 0  # noqa: E731
+SAME = object()  # excluded from the search like a sibling entry, whose example stands for both
+ALLOC = "allocates for the size before checking it: MemoryError or OverflowError, not a clear error"
+NO_NAME = "the error does not name the argument (or is not a ValueError/TypeError)"
+
+
+@dataclass(frozen=True)
+class Known:
+    entry: str
+    arg: str
+    matches: Callable
+    example: object
+    reason: str
+
+
+KNOWN = [
+    *[Known(f"bptt.{e}", a, big_int, 2**31, ALLOC) for e in ("SlotSchedule", "shard_plan") for a in ("batch_size", "bptt")],
+    Known("bptt.SequenceStore", "data", RAGGED, [[1], [2, 3]], NO_NAME + " (ragged data)"),
+    Known("bptt.SlotSwapLoader", "inputs", SCALAR_ARRAY, np.array(1.0), NO_NAME + " (0-D array)"),
+    Known("bptt.SlotSwapLoader", "targets", SCALAR_ARRAY, np.array(1.0), NO_NAME + " (0-D array)"),
+    Known("bptt.SlotSwapLoader", "tail", ARRAY, np.zeros(2), NO_NAME + " (array compared with strings)"),
+    Known("bptt.train_bptt", "contexts", SCALAR_ARRAY, np.array(1.0), NO_NAME + " (0-D array)"),
+    Known("bptt.train_bptt", "targets", SCALAR_ARRAY, np.array(1.0), NO_NAME + " (0-D array)"),
+    Known("bptt.all_reduce_gradients", "params", ANY, [[1], [2, 3]], NO_NAME + " (AttributeError on .grad)"),
+    Known("bptt.carry_state", "state", ANY, 1.5, NO_NAME + " (AttributeError on .detach)"),
+    Known("bptt.carry_state", "slot_map", ANY, True, NO_NAME + " (IndexError)"),
+    Known("bptt.default_engine", "device", ANY, "abc", NO_NAME + " (torch's RuntimeError)"),
+    Known("bptt.epoch_order", "n", ANY, 2**31, ALLOC),
+    Known("bptt.epoch_order", "seed", ANY, -1, NO_NAME + " (NumPy's seed error)"),
+    Known("bptt.epoch_order", "shuffle", ARRAY, np.zeros(2), NO_NAME + " (array as a flag)"),
+    Known("bptt.epoch_order", "longest_first", ANY, None, NO_NAME),
+    Known("bptt.gather_rows", "data", ANY, None, NO_NAME + " (AttributeError, IndexError)"),
+    Known("bptt.gather_rows", "rows", ANY, 7, "IndexError for a row out of range, not a ValueError naming rows"),
+    Known("bptt.masked_mean", "values", ANY, None, NO_NAME + " (AttributeError)"),
+    Known("bptt.masked_mean", "valid", ANY, np.ones((3, 4)), "a valid mask of the wrong shape: RuntimeError"),
+    Known("bptt.run_window", "engine", ARRAY, np.zeros(2), NO_NAME + " (array compared with strings)"),
+    Known("bptt.run_window", "reset", ANY, None, NO_NAME),
+    *[Known(f"bptt.{e}", a, ANY, np.zeros((0, 3)) if a == "reset" else [[1], [2, 3]], NO_NAME)
+      for e in ("segment_plan", "window_plan") for a in ("reset", "valid")],
+    Known("bptt.window_plan", "layout", ARRAY, np.zeros(2), NO_NAME + " (array compared with strings)"),
+    Known("bptt.shard_plan", "lengths", ANY, (), NO_NAME + " (empty lengths blamed on order)"),
+    Known("bptt.shard_plan", "order", ANY, None, NO_NAME),
+    Known("bptt.shard_plan", "rank", ANY, None, NO_NAME),
+    Known("bptt.shard_plan", "world_size", ANY, 2**31, "hangs (a Python loop over world_size)"),
+    *[Known(f"boltzmann.{e}", "X", RAGGED, [[1], [2, 3]] if e in ("RBM.fit", "pseudo_likelihood") else SAME,
+            NO_NAME + " (ragged X)")
+      for e in ("RBM.fit", "BetaRBM.fit", "GaussianRBM.fit", "RRBM.fit", "R3BM.fit", "RBM.transform",
+                "average_log_likelihood", "pseudo_likelihood")],
+    *[Known(f"boltzmann.{e}", "model", ANY, None, NO_NAME + " (the message says 'a Boltzmann machine' but "
+            "not 'model', or AttributeError)")
+      for e in ("ais_log_partition", "average_log_likelihood", "exact_log_partition", "pseudo_likelihood")],
+    Known("boltzmann.ais_log_partition", "n_betas", ANY, np.int64(3), "a NumPy integer n_betas: the error "
+          "blames betas"),
+    *[Known(f"boltzmann.{e}.fit", "learning_rate", HUGE_NUMBER, {"RBM": 1e308, "BetaRBM": 2**31}.get(e, SAME),
+            "a huge learning_rate diverges into RuntimeError/ZeroDivisionError instead of a clear error")
+      for e in ("RBM", "BetaRBM", "GaussianRBM", "RRBM", "R3BM")],
+    Known("boltzmann.ais_schedule", "n_betas", big_int, 2**31, ALLOC + " (or a hang)"),
+    Known("boltzmann.ais_log_partition", "n_betas", big_int, SAME, ALLOC),
+    Known("boltzmann.ais_log_partition", "n_runs", big_int, 2**31, ALLOC),
+    Known("boltzmann.average_log_likelihood", "log_z", ANY, None, NO_NAME),
+    Known("boltzmann.exact_log_partition", "max_units", ANY, None, NO_NAME),
+    Known("boltzmann.load_rbm", "path", ANY, None, NO_NAME + " (os.fspath's TypeError)"),
+    *[Known(f"boltzmann.{e}.fit", a, big_int, 2**31 if e == "RBM" else SAME, "a huge integer hyper-parameter "
+            "reaches the Numba "
+            "kernels or allocations unchecked: allocation errors, hangs (a segfault was seen once under SIGALRM)")
+      for e in ("RBM", "BetaRBM", "GaussianRBM", "RRBM", "R3BM") for a in ("n_components", "batch_size", "n_iter")],
+]
+
+
+def _is_known(entry: str, arg: str, value) -> bool:
+    return any(k.entry == entry and k.arg == arg and k.matches(value) for k in KNOWN)
+
+
+# runs the known examples in a child: a memory limit turns blow-ups into MemoryError
+_CHILD = """
+import json, os, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+import test_fuzz_api as T
+from fuzzing import clear_error_or_result
+for spec in T.ENTRIES.values():  # compile and load everything once, before the forks
+    try:
+        spec.call(**spec.valid())
+    except Exception:
+        pass
+
+def verdict(k):
+    spec = T.ENTRIES[k.entry]
+    kwargs = spec.valid()
+    kwargs[k.arg] = k.example
+    try:
+        clear_error_or_result(lambda: spec.call(**kwargs), (k.arg,), value=k.example, seconds=2)
+        return "ok"
+    except BaseException as exc:  # the verdict of the example, whatever it is
+        return f"{type(exc).__name__}: {exc}"[:300]
+
+out = {}
+for i in map(int, sys.argv[1:]):
+    read, write = os.pipe()
+    pid = os.fork()  # one process per example: a crash (segfault) is a verdict, not the end
+    if pid == 0:
+        os.close(read)
+        os.write(write, verdict(T.KNOWN[i]).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        text = fh.read().decode()
+    _, status = os.waitpid(pid, 0)
+    out[i] = text if os.WIFEXITED(status) and text else f"crashed (wait status {status})"
+print(json.dumps(out))
+"""
+
+
+def _run_known(ids: list[int]) -> dict[int, str]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])}
+    proc = subprocess.run([sys.executable, "-P", "-c", _CHILD, *map(str, ids)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    if proc.returncode != 0:
+        return {i: f"child exited with {proc.returncode}: {proc.stderr[-300:]}" for i in ids}
+    return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
+
+
+@pytest.fixture(scope="module")
+def known_results() -> dict[int, str]:
+    return _run_known([i for i, k in enumerate(KNOWN) if k.example is not SAME])
+
+
+@pytest.mark.parametrize("index", [
+    pytest.param(i, marks=pytest.mark.xfail(strict=True, reason=f"{k.entry}({k.arg}=...): {k.reason}"),
+                 id=f"{k.entry}-{k.arg}")
+    for i, k in enumerate(KNOWN) if k.example is not SAME])
+def test_known_bug(index, known_results):
+    result = known_results[index]
+    assert result == "ok", result
+
+
+def test_every_public_name_is_fuzzed_or_a_record():
+    names = set()
+    for sub in ("bptt", "mosaic", "rowrnn", "datasets", "boltzmann"):
+        names |= {f"{sub}.{n}" for n in importlib.import_module(f"fastseq.{sub}").__all__}
+    covered = {".".join(key.split(".")[:2]) for key in ENTRIES} | RECORDS | NOT_YET_FUZZED
+    assert names - covered == set()
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_valid_call_works(entry):
+    spec = ENTRIES[entry]
+    if spec.valid_error:
+        clear_error_or_result(lambda: spec.call(**spec.valid()), (spec.valid_error,), errors=(ValueError,))
+        return
+    result = clear_error_or_result(lambda: spec.call(**spec.valid()), ("-",), errors=())
+    assert not isinstance(result, BaseException)
+
+
+def _fuzz(entry: str, examples: int) -> None:
+    spec = ENTRIES[entry]
+    args = sorted(spec.valid())
+
+    @fuzz_settings(examples)
+    @given(arg=st.sampled_from(args), value=JUNK)
+    def run(arg, value):
+        if _is_known(entry, arg, value):
+            return
+        kwargs = spec.valid()
+        kwargs[arg] = value
+        words = (arg,) + (spec.names or {}).get(arg, ())
+        clear_error_or_result(lambda: spec.call(**kwargs), words, value=value)
+
+    run()
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_fuzz(entry):
+    _fuzz(entry, SMALL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_fuzz_big(entry, request):
+    if not request.config.getoption("-m") and not request.config.getoption("keyword"):
+        pytest.skip("the big fuzz run: select it with -m slow or -k test_fuzz_big")
+    _fuzz(entry, BIG)
+
+
+def _idx_file():
+    return _tmpfile(IDX_BYTES)
+
+
+# loaders and a valid file for each: the fuzz cuts, appends to and overwrites its bytes
+LOADERS = {
+    "datasets.read_idx": (lambda path: _m("fastseq.datasets", "read_idx")(path), _idx_file),
+    "rowrnn.load_model": (lambda path: _m("fastseq.rowrnn", "load_model")(path), _saved_model),
+    "boltzmann.load_rbm": (lambda path: _m("fastseq.boltzmann", "load_rbm")(path), _saved_rbm),
+}
+
+
+def _fuzz_file(loader: str, examples: int) -> None:
+    load, make = LOADERS[loader]
+    original = open(make(), "rb").read()
+
+    @fuzz_settings(examples)
+    @given(cut=st.integers(0, len(original)), junk=st.binary(max_size=64), at=st.integers(0, len(original)),
+           mode=st.sampled_from(["truncate", "append", "overwrite", "random"]))
+    def run(cut, junk, at, mode):
+        if mode == "truncate":
+            data = original[:cut]
+        elif mode == "append":
+            data = original[:cut] + junk
+        elif mode == "overwrite":
+            data = original[:at] + junk + original[at + len(junk):]
+        else:
+            data = junk
+        path = _tmpfile(data, os.path.basename(make()))
+        clear_error_or_result(lambda: load(path), ("path",), value=path)
+
+    run()
+
+
+# loaders that fail on corrupt files today (owned elsewhere): kept out of the random search,
+# with deterministic examples (a cut, or 8 zero bytes written at an offset) as strict xfails
+FILE_KNOWN = {"boltzmann.load_rbm": "zipfile.BadZipFile / EOFError escape from a corrupt or truncated .npz"}
+FILE_EXAMPLES = [("truncate", 4), ("truncate", None), ("overwrite", 54)]
+
+
+@pytest.mark.parametrize("loader", sorted(set(LOADERS) - set(FILE_KNOWN)))
+def test_fuzz_files(loader):
+    _fuzz_file(loader, SMALL * 2)
+
+
+@pytest.mark.parametrize("loader,mode,at", [
+    pytest.param(loader, mode, at, marks=pytest.mark.xfail(strict=True, reason=f"{loader}: {why}"))
+    for loader, why in FILE_KNOWN.items() for mode, at in FILE_EXAMPLES])
+def test_known_file_bug(loader, mode, at):
+    load, make = LOADERS[loader]
+    original = open(make(), "rb").read()
+    at = len(original) // 2 if at is None else at
+    data = original[:at] if mode == "truncate" else original[:at] + bytes(8) + original[at + 8:]
+    path = _tmpfile(data, os.path.basename(make()))
+    clear_error_or_result(lambda: load(path), ("path",), value=path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loader", sorted(set(LOADERS) - set(FILE_KNOWN)))
+def test_fuzz_files_big(loader, request):
+    if not request.config.getoption("-m") and not request.config.getoption("keyword"):
+        pytest.skip("the big fuzz run: select it with -m slow or -k big")
+    _fuzz_file(loader, BIG)
