@@ -383,9 +383,9 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def fit(self, X, y=None) -> "BoltzmannMachine":
         """Train from scratch for ``n_iter`` epochs over X (``N x D``, dense or sparse); returns self."""
         X = self._validate(X, reset=True)
-        self._initialise(X)
-        data = self._training_data(X)
         with self._threads():
+            self._initialise(X)
+            data = self._training_data(X)
             for epoch in range(int(self.n_iter)):
                 self._epoch(data, epoch)
         return self
@@ -395,10 +395,10 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """One update on the mini-batch X (initialises the model on the first call)."""
         first = not self.__sklearn_is_fitted__()
         X = self._validate(X, reset=first)
-        if first:
-            self._initialise(X)
-        data = self._training_data(X)
         with self._threads():
+            if first:
+                self._initialise(X)
+            data = self._training_data(X)
             self._update_rows(data, np.arange(X.shape[0]))
         return self
 

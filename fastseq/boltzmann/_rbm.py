@@ -11,9 +11,12 @@ import torch.nn.functional as F
 
 from sklearn.utils.validation import check_is_fitted
 
+import scipy.sparse as sp
+
 from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.boltzmann._cd_nb import cd_epoch
 from fastseq.boltzmann._anneal import AnnealGauss, AnnealRBM
-from fastseq.boltzmann._base import BoltzmannMachine, _positive, _store
+from fastseq.boltzmann._base import BoltzmannMachine, _bar, _positive, _store
 
 __all__ = ["RBM", "GaussianRBM"]
 
@@ -64,6 +67,45 @@ class _SigmoidRBM(BoltzmannMachine):
         v, h = nbs.gibbs_chain(h.detach().numpy(), p["W"].detach().numpy(), p["b"].detach().numpy(),
                                p["c"].detach().numpy(), k, self._streams, self._vis_kind, self._hid_kind, sv, sh)
         return torch.from_numpy(v), torch.from_numpy(h)
+
+    # ---------------------------------------------------------------- fused CPU training
+    def _fused(self) -> bool:
+        """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop)."""
+        return self._on_cpu() and self.optimizer == "sgd"
+
+    def _start_training(self):
+        super()._start_training()
+        self._velocity = {k: torch.zeros_like(v.detach()) for k, v in self.params_.items()}
+
+    def _cd(self, X: np.ndarray, order: np.ndarray, batch_size: int) -> None:
+        p, m = self.params_, self._velocity
+        w = p["W"].detach().numpy()
+        sv, sh = self._sigmas()
+        cd_epoch(X, order, int(batch_size), w, p["b"].detach().numpy(), p["c"].detach().numpy(),
+                 m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self.h_samples_.numpy(), int(self.k),
+                 bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
+                 self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
+                 nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
+
+    def _epoch(self, data, epoch):
+        if not self._fused():
+            return super()._epoch(data, epoch)
+        n, size = data.shape[0], int(self.batch_size)
+        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        if sp.issparse(data) or self.progress:
+            bar = _bar(-(-n // size), self.progress, f"epoch {epoch + 1}")
+            for s in range(0, n, size):
+                self._update_rows(data, order[s:s + size])
+                bar.update(1)
+            bar.close()
+        else:
+            self._cd(data.numpy(), order, size)
+        self._report(data, epoch)
+
+    def _update_rows(self, data, rows):
+        if not self._fused():
+            return super()._update_rows(data, rows)
+        self._cd(self._batch(data, rows).numpy(), np.arange(len(rows)), len(rows))
 
     def _visible_pre(self, h):
         p = self.params_

@@ -50,6 +50,7 @@ def test_same_seed_same_draws_serial_and_parallel_and_any_thread_count():
     # the serial path over the same chunks gives the very same numbers
     c = np.empty_like(x)
     gens = _streams(5)
+    assert nbs._n_chunks(x.size, 8) == 8
     for t in range(8):
         nbs._bernoulli_chunk(gens[t], x, c, x.size * t // 8, x.size * (t + 1) // 8)
     np.testing.assert_array_equal(a, b)
@@ -234,3 +235,21 @@ def test_model_chain_and_cd1_negative_sample_take_exactly_k_steps():
     v, h = m._chain(torch.from_numpy(starts), 1)
     assert np.all(np.abs(_row_means(v.numpy(), 3) - pv1) < 5 * se)
     np.testing.assert_array_equal(h.numpy(), starts)
+
+
+def test_importing_fastseq_changes_no_threading_setting():
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, numba, torch\n"
+            "before = (numba.config.THREADING_LAYER, torch.get_num_threads(), numba.get_num_threads())\n"
+            "import fastseq.boltzmann, fastseq.boltzmann._sampling_nb, fastseq.boltzmann._cd_nb\n"
+            "from fastseq.boltzmann import RBM\n"
+            "import numpy as np\n"
+            "RBM(n_components=3, n_iter=1).fit(np.zeros((4, 2))).transform(np.zeros((1, 2)))\n"
+            "after = (numba.config.THREADING_LAYER, torch.get_num_threads(), numba.get_num_threads())\n"
+            "print(json.dumps([before, after]))\n")
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True)
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == after
