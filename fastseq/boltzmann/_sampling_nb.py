@@ -205,6 +205,16 @@ def _beta_draw(g, st, a, b):
     if a >= 1.0 and b >= 1.0:
         x = _gamma_ge1(g, st, a)
         return x / (x + _gamma_ge1(g, st, b))
+    if a < 1.0 and b < 1.0:
+        # Johnk (1964), in log space as NumPy does: X = U^(1/a), Y = V^(1/b), accepted when
+        # X + Y <= 1 (probability Gamma(a+1)Gamma(b+1)/Gamma(a+b+1) >= 1/2); no gammas needed
+        while True:
+            lx = math.log(_unif(st)) / a
+            ly = math.log(_unif(st)) / b
+            top = max(lx, ly)
+            lsum = top + math.log(math.exp(lx - top) + math.exp(ly - top))
+            if lsum <= 0.0:
+                return math.exp(lx - lsum)
     lx = _log_gamma_draw(g, st, a)
     ly = _log_gamma_draw(g, st, b)
     return 1.0 / (1.0 + math.exp(min(ly - lx, 745.0)))
