@@ -5,7 +5,6 @@ Same update, written with whole-array operations; draws come from one
 """
 from __future__ import annotations
 
-import numpy as np
 
 from fastseq.boltzmann import _sampling_py as ref
 
