@@ -122,7 +122,7 @@ def run_mutmut(name, spec, args) -> dict:
         if meta.exists():
             codes.update(json.loads(meta.read_text())["exit_code_by_key"])
     result = {"total_mutants": len(names), "sampled": len(sample), "killed": 0, "survivors": [],
-              "not_run": [], "log": str(log)}
+              "not_run": [], "rechecked": [], "log": str(log)}
     for key in sample:
         status = status_by_exit_code[codes.get(key)]
         if status in ("killed", "timeout", "segfault"):
@@ -131,12 +131,32 @@ def run_mutmut(name, spec, args) -> dict:
             diff = subprocess.run([sys.executable, "-m", "mutmut", "show", key], cwd=root, env=env,
                                   capture_output=True, text=True).stdout
             lines = [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
-            result["survivors"].append({"mutant": key, "diff": lines})
+            if recheck_killed(root, key, sources, tests + extra, args):
+                result["killed"] += 1
+                result["rechecked"].append({"mutant": key, "diff": lines})
+            else:
+                result["survivors"].append({"mutant": key, "diff": lines})
         else:
             result["not_run"].append({"mutant": key, "status": status})
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     return result
+
+
+def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], args) -> bool:
+    """Run a survivor once more, written into the source and tested in a fresh process.
+
+    mutmut forks one warm process per mutant; a test that draws its examples at random
+    (hypothesis) then sees the same draws in every child, so a survivor is confirmed here.
+    """
+    saved = {src: (root / src).read_text() for src in sources}
+    try:
+        subprocess.run([sys.executable, "-m", "mutmut", "apply", key], cwd=root, capture_output=True, check=True)
+        ok, _ = pytest_passes(root, tests, args.patch_timeout, Path(tempfile.mkdtemp(dir=root)))
+        return not ok
+    finally:
+        for src, text in saved.items():
+            (root / src).write_text(text)
 
 
 # ------------------------------------------------------------------ curated patches (native)
@@ -234,6 +254,8 @@ def main(argv=None) -> dict:
             print(f"    survived: {s['mutant']}")
             for line in s["diff"]:
                 print(f"        {line}")
+        for s in res.get("rechecked", []):
+            print(f"    killed on a fresh recheck: {s['mutant']}")
         for s in res["not_run"]:
             print(f"    not run: {s['mutant']} ({s['status']})")
     killed = sum(r["killed"] for r in results.values())
