@@ -100,16 +100,16 @@ class _FusedLayer(torch.autograd.Function):
         ctx.mode, ctx.has_bias, ctx.hid = mode, b_hh is not None, hid
         with _BLAS:
             if mode == "GRU":
-                gates = new(k_steps, width, 4 * hid)
+                gates = new(4, k_steps, width, hid)
                 kernels.gru_forward(*args, arr(seed_h.detach().reshape(hid).contiguous()), arr(reset),
-                                    arr(hs), arr(hprev), arr(gates))
+                                    arr(hs), arr(hprev), tuple(arr(g) for g in gates))
                 ctx.save_for_backward(reset, w_hh, hprev, gates)
                 return hs
             if mode == "LSTM":
-                cs, cprev, gates = new(k_steps, width, hid), new(k_steps, width, hid), new(k_steps, width, 5 * hid)
+                cs, cprev, gates = new(k_steps, width, hid), new(k_steps, width, hid), new(5, k_steps, width, hid)
                 kernels.lstm_forward(*args, arr(c0.detach().contiguous()), arr(seed_h.detach().reshape(hid).contiguous()),
                                      arr(seed_c.detach().reshape(hid).contiguous()), arr(reset),
-                                     arr(hs), arr(cs), arr(hprev), arr(cprev), arr(gates))
+                                     arr(hs), arr(cs), arr(hprev), arr(cprev), tuple(arr(g) for g in gates))
                 ctx.save_for_backward(reset, w_hh, hprev, cprev, gates)
                 return hs, cs[-1]
             relu = mode == "RNN_RELU"
@@ -132,13 +132,13 @@ class _FusedLayer(torch.autograd.Function):
             if mode == "GRU":
                 reset, w_hh, hprev, gates = ctx.saved_tensors
                 dgi, dgh = dhs.new_empty(k_steps, width, 3 * hid), dhs.new_empty(k_steps, width, 3 * hid)
-                kernels.gru_backward(arr(dhs), arr(w_hh), arr(hprev), arr(gates), arr(reset),
+                kernels.gru_backward(arr(dhs), arr(w_hh), arr(hprev), tuple(arr(g) for g in gates), arr(reset),
                                      arr(dgi), arr(dgh), arr(dh0), arr(dseed_h))
             elif mode == "LSTM":
                 reset, w_hh, hprev, cprev, gates = ctx.saved_tensors
                 dgi = dgh = dhs.new_empty(k_steps, width, 4 * hid)
                 dc0, dseed_c = dhs.new_empty(width, hid), dhs.new_zeros(hid)
-                kernels.lstm_backward(arr(dhs), arr(dc_last.contiguous()), arr(w_hh), arr(cprev), arr(gates),
+                kernels.lstm_backward(arr(dhs), arr(dc_last.contiguous()), arr(w_hh), arr(cprev), tuple(arr(g) for g in gates),
                                       arr(reset), arr(dgi), arr(dh0), arr(dc0), arr(dseed_h), arr(dseed_c))
             else:
                 reset, w_hh, hprev, hs = ctx.saved_tensors

@@ -17,6 +17,8 @@ straight into the bits of a double, so LLVM vectorises the gate loops (Numba's
 ``math.exp`` is a scalar libm call here, 5-10x slower per gate). Its relative error
 is within a few ulp of double precision over the clamped range.
 
+Gates are kept as separate arrays (a tuple) so each loop writes one array (see below).
+
 ``fastseq.bptt._fused_py`` holds the plain array twins (NumPy or torch) of these kernels.
 """
 from __future__ import annotations
@@ -84,49 +86,59 @@ def _previous(k, h, seed, reset, prev):
     """prev[b] = seed if reset[k, b] else h[b] (the reset folded into the step's input state)."""
     for b in range(prev.shape[0]):
         src = seed if reset[k, b] else h[b]
+        dst = prev[b]
         for j in range(prev.shape[1]):
-            prev[b, j] = src[j]
+            dst[j] = src[j]
 
 
 @njit(inline="always")
 def _pass_back(k, dprev, reset, dh, dseed):
     """Route the previous state's gradient: to the seed where the slot reset, else to step k - 1."""
     for b in range(dprev.shape[0]):
+        src, dst = dprev[b], dh[b]
         if reset[k, b]:
             for j in range(dprev.shape[1]):
-                dseed[j] += dprev[b, j]
-                dh[b, j] = 0.0
+                dseed[j] += src[j]
+            for j in range(dprev.shape[1]):
+                dst[j] = 0.0
         else:
             for j in range(dprev.shape[1]):
-                dh[b, j] = dprev[b, j]
+                dst[j] = src[j]
+
+
+# Each loop over j below writes one array and reads others: LLVM vectorises such loops
+# after a few run-time overlap checks, but gives up on a loop that writes several arrays
+# or reads and writes one array at two offsets (measured 7x slower), hence the many
+# short loops and the gates kept as separate arrays.
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
 def gru_forward(gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
     """GRU over a window. gi ``K x W x 3H``; w_hh_t ``H x 3H``; b_hh ``3H``; h0 ``W x H``;
-    seed ``H``; reset ``K x W``. Writes hs, hprev ``K x W x H`` and gates ``K x W x 4H``
-    (r, z, n and the hidden part of n's pre-activation)."""
+    seed ``H``; reset ``K x W``. Writes hs, hprev ``K x W x H`` and gates, a tuple of four
+    ``K x W x H`` arrays: r, z, n and the hidden part of n's pre-activation."""
     n_steps, width, g3 = gi.shape
     hid = g3 // 3
     gh = np.empty((width, g3), gi.dtype)
+    gr, gz, gn, ghn = gates
     h = h0
     for k in range(n_steps):
-        hp = hprev[k]
-        _previous(k, h, seed, reset, hp)
-        np.dot(hp, w_hh_t, gh)
-        x, out, g = gi[k], hs[k], gates[k]
+        _previous(k, h, seed, reset, hprev[k])
+        np.dot(hprev[k], w_hh_t, gh)
         for b in range(width):
+            x, y, hp, out = gi[k, b], gh[b], hprev[k, b], hs[k, b]
+            r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
             for j in range(hid):
-                r = _sigmoid(x[b, j] + gh[b, j] + b_hh[j])
-                z = _sigmoid(x[b, hid + j] + gh[b, hid + j] + b_hh[hid + j])
-                hn = gh[b, 2 * hid + j] + b_hh[2 * hid + j]
-                n = _tanh(x[b, 2 * hid + j] + r * hn)
-                out[b, j] = n + z * (hp[b, j] - n)
-                g[b, j] = r
-                g[b, hid + j] = z
-                g[b, 2 * hid + j] = n
-                g[b, 3 * hid + j] = hn
-        h = out
+                r[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+            for j in range(hid):
+                z[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+            for j in range(hid):
+                hn[j] = y[2 * hid + j] + b_hh[2 * hid + j]
+            for j in range(hid):
+                n[j] = _tanh(x[2 * hid + j] + r[j] * hn[j])
+            for j in range(hid):
+                out[j] = n[j] + z[j] * (hp[j] - n[j])
+        h = hs[k]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
@@ -137,26 +149,31 @@ def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
     n_steps, width, hid = dhs.shape
     dh = np.zeros((width, hid), dhs.dtype)
     dprev = np.empty((width, hid), dhs.dtype)
+    d = np.empty(hid, dhs.dtype)
+    gr, gz, gn, ghn = gates
     for k in range(n_steps - 1, -1, -1):
-        dout, g, hp, dx, dy = dhs[k], gates[k], hprev[k], dgi[k], dgh[k]
         for b in range(width):
+            dout, hp, dx, dy, dhb = dhs[k, b], hprev[k, b], dgi[k, b], dgh[k, b], dh[b]
+            r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
             for j in range(hid):
-                d = dh[b, j] + dout[b, j]
-                r, z, n, hn = g[b, j], g[b, hid + j], g[b, 2 * hid + j], g[b, 3 * hid + j]
-                dn = d * (1.0 - z) * (1.0 - n * n)
-                dz = d * (hp[b, j] - n) * z * (1.0 - z)
-                dr = dn * hn * r * (1.0 - r)
-                dx[b, j] = dr
-                dx[b, hid + j] = dz
-                dx[b, 2 * hid + j] = dn
-                dy[b, j] = dr
-                dy[b, hid + j] = dz
-                dy[b, 2 * hid + j] = dn * r
-                dh[b, j] = d * z
-        np.dot(dy, w_hh, dprev)
+                d[j] = dhb[j] + dout[j]
+            for j in range(hid):
+                dx[j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]) * hn[j] * r[j] * (1.0 - r[j])
+            for j in range(hid):
+                dx[hid + j] = d[j] * (hp[j] - n[j]) * z[j] * (1.0 - z[j])
+            for j in range(hid):
+                dx[2 * hid + j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j])
+            for j in range(2 * hid):
+                dy[j] = dx[j]
+            for j in range(hid):
+                dy[2 * hid + j] = dx[2 * hid + j] * r[j]
+            for j in range(hid):
+                dhb[j] = d[j] * z[j]
+        np.dot(dgh[k], w_hh, dprev)
         for b in range(width):
+            dp, dhb = dprev[b], dh[b]
             for j in range(hid):
-                dprev[b, j] += dh[b, j]
+                dp[j] += dhb[j]
         _pass_back(k, dprev, reset, dh, dseed)
     dh0[:] = dh
 
@@ -164,34 +181,35 @@ def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
 def lstm_forward(gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev, gates):
     """LSTM over a window. gi ``K x W x 4H``; w_hh_t ``H x 4H``; h0, c0 ``W x H``; seeds
-    ``H``. Writes hs, cs, hprev, cprev ``K x W x H`` and gates ``K x W x 5H`` (i, f, g, o
-    activated and tanh of the new cell state)."""
+    ``H``. Writes hs, cs, hprev, cprev ``K x W x H`` and gates, a tuple of five ``K x W x H``
+    arrays: i, f, g, o activated and tanh of the new cell state."""
     n_steps, width, g4 = gi.shape
     hid = g4 // 4
     gh = np.empty((width, g4), gi.dtype)
+    gi_, gf, gg, go, gt = gates
     h, c = h0, c0
     for k in range(n_steps):
-        hp, cp = hprev[k], cprev[k]
-        _previous(k, h, seed_h, reset, hp)
-        _previous(k, c, seed_c, reset, cp)
-        np.dot(hp, w_hh_t, gh)
-        x, out, cell, g = gi[k], hs[k], cs[k], gates[k]
+        _previous(k, h, seed_h, reset, hprev[k])
+        _previous(k, c, seed_c, reset, cprev[k])
+        np.dot(hprev[k], w_hh_t, gh)
         for b in range(width):
+            x, y, cp, out, cell = gi[k, b], gh[b], cprev[k, b], hs[k, b], cs[k, b]
+            i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
             for j in range(hid):
-                i = _sigmoid(x[b, j] + gh[b, j] + b_hh[j])
-                f = _sigmoid(x[b, hid + j] + gh[b, hid + j] + b_hh[hid + j])
-                gg = _tanh(x[b, 2 * hid + j] + gh[b, 2 * hid + j] + b_hh[2 * hid + j])
-                o = _sigmoid(x[b, 3 * hid + j] + gh[b, 3 * hid + j] + b_hh[3 * hid + j])
-                cn = f * cp[b, j] + i * gg
-                tc = _tanh(cn)
-                cell[b, j] = cn
-                out[b, j] = o * tc
-                g[b, j] = i
-                g[b, hid + j] = f
-                g[b, 2 * hid + j] = gg
-                g[b, 3 * hid + j] = o
-                g[b, 4 * hid + j] = tc
-        h, c = out, cell
+                i[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+            for j in range(hid):
+                f[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+            for j in range(hid):
+                g[j] = _tanh(x[2 * hid + j] + y[2 * hid + j] + b_hh[2 * hid + j])
+            for j in range(hid):
+                o[j] = _sigmoid(x[3 * hid + j] + y[3 * hid + j] + b_hh[3 * hid + j])
+            for j in range(hid):
+                cell[j] = f[j] * cp[j] + i[j] * g[j]
+            for j in range(hid):
+                tc[j] = _tanh(cell[j])
+            for j in range(hid):
+                out[j] = o[j] * tc[j]
+        h, c = hs[k], cs[k]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
@@ -202,19 +220,28 @@ def lstm_backward(dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_
     dh = np.zeros((width, hid), dhs.dtype)
     dc = dc_last.copy()
     dprev = np.empty((width, hid), dhs.dtype)
+    d = np.empty(hid, dhs.dtype)
+    dct = np.empty(hid, dhs.dtype)
+    gi_, gf, gg, go, gt = gates
     for k in range(n_steps - 1, -1, -1):
-        dout, g, cp, dy = dhs[k], gates[k], cprev[k], dga[k]
         for b in range(width):
+            dout, cp, dy, dhb, dcb = dhs[k, b], cprev[k, b], dga[k, b], dh[b], dc[b]
+            i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
             for j in range(hid):
-                d = dh[b, j] + dout[b, j]
-                i, f, gg, o, tc = g[b, j], g[b, hid + j], g[b, 2 * hid + j], g[b, 3 * hid + j], g[b, 4 * hid + j]
-                dct = dc[b, j] + d * o * (1.0 - tc * tc)
-                dy[b, j] = dct * gg * i * (1.0 - i)
-                dy[b, hid + j] = dct * cp[b, j] * f * (1.0 - f)
-                dy[b, 2 * hid + j] = dct * i * (1.0 - gg * gg)
-                dy[b, 3 * hid + j] = d * tc * o * (1.0 - o)
-                dc[b, j] = dct * f
-        np.dot(dy, w_hh, dprev)
+                d[j] = dhb[j] + dout[j]
+            for j in range(hid):
+                dct[j] = dcb[j] + d[j] * o[j] * (1.0 - tc[j] * tc[j])
+            for j in range(hid):
+                dy[j] = dct[j] * g[j] * i[j] * (1.0 - i[j])
+            for j in range(hid):
+                dy[hid + j] = dct[j] * cp[j] * f[j] * (1.0 - f[j])
+            for j in range(hid):
+                dy[2 * hid + j] = dct[j] * i[j] * (1.0 - g[j] * g[j])
+            for j in range(hid):
+                dy[3 * hid + j] = d[j] * tc[j] * o[j] * (1.0 - o[j])
+            for j in range(hid):
+                dcb[j] = dct[j] * f[j]
+        np.dot(dga[k], w_hh, dprev)
         _pass_back(k, dprev, reset, dh, dseed_h)
         _pass_back(k, dc, reset, dc, dseed_c)
     dh0[:] = dh
@@ -228,15 +255,17 @@ def rnn_forward(gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev):
     gh = np.empty((width, hid), gi.dtype)
     h = h0
     for k in range(n_steps):
-        hp = hprev[k]
-        _previous(k, h, seed, reset, hp)
-        np.dot(hp, w_hh_t, gh)
-        x, out = gi[k], hs[k]
+        _previous(k, h, seed, reset, hprev[k])
+        np.dot(hprev[k], w_hh_t, gh)
         for b in range(width):
-            for j in range(hid):
-                a = x[b, j] + gh[b, j] + b_hh[j]
-                out[b, j] = max(a, 0.0) if relu else _tanh(a)
-        h = out
+            x, y, out = gi[k, b], gh[b], hs[k, b]
+            if relu:
+                for j in range(hid):
+                    out[j] = max(x[j] + y[j] + b_hh[j], 0.0)
+            else:
+                for j in range(hid):
+                    out[j] = _tanh(x[j] + y[j] + b_hh[j])
+        h = hs[k]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
@@ -246,12 +275,14 @@ def rnn_backward(dhs, w_hh, hs, reset, relu, dga, dh0, dseed):
     dh = np.zeros((width, hid), dhs.dtype)
     dprev = np.empty((width, hid), dhs.dtype)
     for k in range(n_steps - 1, -1, -1):
-        dout, out, dy = dhs[k], hs[k], dga[k]
         for b in range(width):
-            for j in range(hid):
-                d = dh[b, j] + dout[b, j]
-                y = out[b, j]
-                dy[b, j] = (d if y > 0.0 else 0.0) if relu else d * (1.0 - y * y)
-        np.dot(dy, w_hh, dprev)
+            dout, y, dy, dhb = dhs[k, b], hs[k, b], dga[k, b], dh[b]
+            if relu:
+                for j in range(hid):
+                    dy[j] = (dhb[j] + dout[j]) if y[j] > 0.0 else 0.0
+            else:
+                for j in range(hid):
+                    dy[j] = (dhb[j] + dout[j]) * (1.0 - y[j] * y[j])
+        np.dot(dga[k], w_hh, dprev)
         _pass_back(k, dprev, reset, dh, dseed)
     dh0[:] = dh

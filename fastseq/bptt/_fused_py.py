@@ -48,7 +48,8 @@ def gru_forward(gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
         n = _tanh(x[:, 2 * hid:] + r * hn)
         h = (1.0 - z) * n + z * hp
         hs[k], hprev[k] = h, hp
-        gates[k, :, :hid], gates[k, :, hid:2 * hid], gates[k, :, 2 * hid:3 * hid], gates[k, :, 3 * hid:] = r, z, n, hn
+        for q, v in enumerate((r, z, n, hn)):
+            gates[q][k] = v
 
 
 def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
@@ -56,8 +57,7 @@ def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
     dh = 0.0 * dhs[0]
     for k in range(dhs.shape[0] - 1, -1, -1):
         d = dh + dhs[k]
-        g = gates[k]
-        r, z, n, hn = g[:, :hid], g[:, hid:2 * hid], g[:, 2 * hid:3 * hid], g[:, 3 * hid:]
+        r, z, n, hn = (g[k] for g in gates)
         dn = d * (1.0 - z) * (1.0 - n * n)
         dz = d * (hprev[k] - n) * z * (1.0 - z)
         dr = dn * hn * r * (1.0 - r)
@@ -80,7 +80,7 @@ def lstm_forward(gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev,
         h = o * tc
         hs[k], cs[k], hprev[k], cprev[k] = h, c, hp, cp
         for q, v in enumerate((i, f, g, o, tc)):
-            gates[k, :, q * hid:(q + 1) * hid] = v
+            gates[q][k] = v
 
 
 def lstm_backward(dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_h, dseed_c):
@@ -88,7 +88,7 @@ def lstm_backward(dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_
     dh, dc = 0.0 * dhs[0], dc_last
     for k in range(dhs.shape[0] - 1, -1, -1):
         d = dh + dhs[k]
-        i, f, g, o, tc = (gates[k, :, q * hid:(q + 1) * hid] for q in range(5))
+        i, f, g, o, tc = (g[k] for g in gates)
         dct = dc + d * o * (1.0 - tc * tc)
         dga[k, :, :hid] = dct * g * i * (1.0 - i)
         dga[k, :, hid:2 * hid] = dct * cprev[k] * f * (1.0 - f)

@@ -246,16 +246,17 @@ def _run_pair(mode, gi, w, b, h0, c0, seeds, reset, dhs, dc):
         hs, hprev = z(k_steps, width, hid), z(k_steps, width, hid)
         dh0, ds = z(width, hid), z(hid)
         if mode == "GRU":
-            gates, dgi, dgh = z(k_steps, width, 4 * hid), z(k_steps, width, g), z(k_steps, width, g)
+            gates, dgi, dgh = tuple(z(k_steps, width, hid) for _ in range(4)), z(k_steps, width, g), z(k_steps, width, g)
             mod.gru_forward(gi, w.T.copy(), b, h0, seeds[0], reset, hs, hprev, gates)
             mod.gru_backward(dhs, w, hprev, gates, reset, dgi, dgh, dh0, ds)
-            return [hs, hprev, gates, dgi, dgh, dh0, ds]
+            return [hs, hprev, *gates, dgi, dgh, dh0, ds]
         if mode == "LSTM":
-            cs, cprev, gates, dga = z(k_steps, width, hid), z(k_steps, width, hid), z(k_steps, width, 5 * hid), z(k_steps, width, g)
+            cs, cprev, dga = z(k_steps, width, hid), z(k_steps, width, hid), z(k_steps, width, g)
+            gates = tuple(z(k_steps, width, hid) for _ in range(5))
             dc0, dsc = z(width, hid), z(hid)
             mod.lstm_forward(gi, w.T.copy(), b, h0, c0, seeds[0], seeds[1], reset, hs, cs, hprev, cprev, gates)
             mod.lstm_backward(dhs, dc, w, cprev, gates, reset, dga, dh0, dc0, ds, dsc)
-            return [hs, cs, hprev, cprev, gates, dga, dh0, dc0, ds, dsc]
+            return [hs, cs, hprev, cprev, *gates, dga, dh0, dc0, ds, dsc]
         relu = mode == "RNN_RELU"
         dga = z(k_steps, width, g)
         mod.rnn_forward(gi, w.T.copy(), b, h0, seeds[0], reset, relu, hs, hprev)
