@@ -230,12 +230,12 @@ def dense_plan(pieces, shrink: float = 0.6, min_pieces: int = 8) -> DensePlan:
 def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
     """The engine that measured fastest on ``device`` for module ``mode`` (see bench/compare_batching.py).
 
-    CUDA: ``"packed"`` (one cuDNN call per window). CPU: ``"steps"`` (and in
-    :func:`run_window`, ``"segments"`` when at most K/8 steps of the window hold a
-    reset, e.g. equal lengths, where the plain module's own loop is fastest), whose fused
-    cell per step runs within 4-9% of the plain module on full windows, while a
-    packed backward on the CPU zero-fills the packed input once per step and the
-    dense groups pay for their padding (figures in bench/compare_batching.py).
+    CUDA: ``"packed"`` (one cuDNN call per window; the fused engine's torch-op steps
+    are many small launches per step). CPU: ``"fused"`` for every module type, whose
+    one compiled call per window and whole-window weight gradients beat the plain
+    module's own loop even on windows without resets; :func:`run_window` uses
+    ``"steps"`` (or ``"segments"`` when at most K/8 steps hold a reset) for the modules
+    the fused engine does not run (``nn.LSTM`` with ``proj_size``).
     """
     del mode  # the same choice measured best for every module type
-    return "packed" if torch.device(device).type == "cuda" else "steps"
+    return "packed" if torch.device(device).type == "cuda" else "fused"
