@@ -22,6 +22,8 @@ intra-op thread count and restores the pool's setting afterwards.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -40,38 +42,37 @@ def fused_unsupported(rnn) -> str | None:
     return None
 
 
-class _BlasThreads:
-    """Run scipy's BLAS (what Numba's ``np.dot`` calls) with PyTorch's thread count."""
+_BLAS_LIBS: list | None = None
 
-    def __init__(self) -> None:
-        self.libs = None
 
-    def _load(self) -> list:
+def _blas_libs() -> list:
+    global _BLAS_LIBS
+    if _BLAS_LIBS is None:
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library before it is looked up)
 
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # without it the pool keeps its own setting
-            return []
-        return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+            _BLAS_LIBS = []
+        else:
+            _BLAS_LIBS = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _BLAS_LIBS
 
-    def __enter__(self):
-        if self.libs is None:
-            self.libs = self._load()
-        want = torch.get_num_threads()
-        self.saved = [(lib, lib.num_threads) for lib in self.libs]
-        for lib, n in self.saved:
+
+@contextmanager
+def _blas_threads():
+    """Run scipy's BLAS (what Numba's ``np.dot`` calls) with PyTorch's thread count, then restore it."""
+    want = torch.get_num_threads()
+    saved = [(lib, lib.num_threads) for lib in _blas_libs()]
+    for lib, n in saved:
+        if n != want:
+            lib.set_num_threads(want)
+    try:
+        yield
+    finally:
+        for lib, n in saved:
             if n != want:
-                lib.set_num_threads(want)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for lib, n in self.saved:
-            if lib.num_threads != n:
                 lib.set_num_threads(n)
-
-
-_BLAS = _BlasThreads()
 
 
 def _kernels(device: torch.device):
@@ -98,7 +99,7 @@ class _FusedLayer(torch.autograd.Function):
                 arr(h0.detach().contiguous())]
         hs, hprev = new(k_steps, width, hid), new(k_steps, width, hid)
         ctx.mode, ctx.has_bias, ctx.hid = mode, b_hh is not None, hid
-        with _BLAS:
+        with _blas_threads():
             if mode == "GRU":
                 gates = new(4, k_steps, width, hid)
                 kernels.gru_forward(*args, arr(seed_h.detach().reshape(hid).contiguous()), arr(reset),
@@ -128,7 +129,7 @@ class _FusedLayer(torch.autograd.Function):
         k_steps, width = dhs.shape[:2]
         dh0, dseed_h = dhs.new_empty(width, hid), dhs.new_zeros(hid)
         dc0 = dseed_c = None
-        with _BLAS:
+        with _blas_threads():
             if mode == "GRU":
                 reset, w_hh, hprev, gates = ctx.saved_tensors
                 dgi, dgh = dhs.new_empty(k_steps, width, 3 * hid), dhs.new_empty(k_steps, width, 3 * hid)

@@ -1,24 +1,23 @@
 """Sequence mode: run a standard ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` over a slot-swap window.
 
 A window is ``K x W`` (steps x slots). Slot ``b`` may start a new sequence at any
-step (``reset[k, b]``): its state is then restored to the seed. Four engines give
+step (``reset[k, b]``): its state is then restored to the seed. Five engines give
 the same numbers, with no Python loop over slots in any (``"auto"`` picks by device,
 as measured by bench/compare_batching.py):
 
-- ``"fused"``: one autograd node per layer and window; the window's steps, forward
-  and backward through time, run in one compiled call with the reset folded in,
-  and the input and weight gradients are whole-window matrix products (see
-  :mod:`fastseq.bptt._engines_fused`). Not for ``nn.LSTM`` with ``proj_size``.
-
+- ``"fused"`` (CPU default): one autograd node per layer and window; the window's
+  steps, forward and backward through time, run in one compiled call with the reset
+  folded in, and the input and weight gradients are whole-window matrix products
+  (see :mod:`fastseq.bptt._engines_fused`). Not for ``nn.LSTM`` with ``proj_size``.
 - ``"packed"``: the window is cut at reset points into pieces, one per
   (slot, sequence) run; all pieces go through the module at once as one
   ``PackedSequence``, each starting from the carried state or the seed. On CUDA
   this is a single cuDNN call per window.
-- ``"steps"`` (CPU default): a loop over the K steps calling the fused cell
+- ``"steps"``: a loop over the K steps calling the fused cell
   (``gru_cell``, ``lstm_cell``, ...) with the module's own weights; the reset is a
   ``torch.where``.
 - ``"segments"``: the plain module on the runs of steps between reset steps
-  (chosen on the CPU when few steps hold a reset, e.g. equal lengths).
+  (chosen on the CPU for ``nn.LSTM`` when few steps hold a reset, e.g. equal lengths).
 - ``"dense"`` (GRU/RNN): pieces in a few dense groups, see ``_sequence_dense``.
 
 The packing plans (index arrays) depend only on the masks, so the window loader
@@ -251,7 +250,10 @@ def run_window(
         engine = default_engine(inputs.device, mode)
         if engine == "fused" and fused_unsupported(rnn):
             engine = "steps"
-        if engine == "steps" and int(reset_t.any(1).sum()) <= k_steps // 8:
+        # the plain module's own loop wins where few steps reset: over the step engine always,
+        # over the fused one for nn.LSTM (PyTorch runs it as one oneDNN call on the CPU)
+        if (engine == "steps" or (engine == "fused" and mode == "LSTM")) and \
+                int(reset_t.any(1).sum()) <= k_steps // 8:
             engine = "segments"
     elif engine == "fused" and fused_unsupported(rnn):
         warnings.warn(f"run_window(engine='fused') does not run {fused_unsupported(rnn)}; using engine='steps'.",

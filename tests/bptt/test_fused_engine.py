@@ -325,3 +325,23 @@ def test_fused_on_cuda_matches_the_cpu(name):
                                          engine="fused", detach=False), xg, sg, dg, rng)
     for a, b in zip(got, want):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["gru2", "lstm2", "rnn_relu_nobias"])
+def test_torch_op_path_used_on_cuda_matches_the_kernels(name, monkeypatch):
+    """The path CUDA takes (the twins on torch tensors), run here on CPU tensors."""
+    from fastseq.bptt import _engines_fused
+
+    rnn = _module(name)
+    rng = np.random.default_rng(5)
+    x, reset, valid, state, seed = _window(rnn, 6, 4, "random", rng)
+
+    def run():
+        return _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, seed=_pack(seed),
+                                              engine="fused", detach=False), x, state, seed, rng)
+
+    want = run()
+    monkeypatch.setattr(_engines_fused, "_kernels", lambda device: (_fused_py, lambda t: t))
+    got = run()
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
