@@ -168,7 +168,7 @@ def test_slots_beyond_the_sequences_are_never_allocated_and_huge_windows_are_ref
     assert max(w.inputs.shape[1] for w in loader) == 4
     assert {int(s) for w in loader for s in w.sequence.unique() if s >= 0} == {0, 1, 2, 3}
     many = _tagged(np.full(64, 3))
-    with pytest.raises(ValueError, match=r"would need [\d.]+ GiB"):
+    with pytest.raises(ValueError, match=r"would need [\d.]+ [KMGTPE]iB"):
         SlotSwapLoader(many, many, batch_size=64, bptt=10**12)
 
 
