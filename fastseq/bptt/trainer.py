@@ -319,6 +319,7 @@ def train_bptt(
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
+    epoch: int = 0,
 ) -> list[float]:
     """Train ``decoder`` for one epoch with slot-swap truncated BPTT; return each window's loss.
 
@@ -382,6 +383,11 @@ def train_bptt(
             state, and every sequence is trained exactly once in the epoch (bit for bit
             only on the same number of processes).
         checkpoint_every: windows between checkpoints.
+        epoch: which epoch of a run this call trains: the order is shuffled with
+            ``seed + epoch`` and teacher forcing draws from ``seed + epoch``; a checkpoint
+            records it. A checkpoint that finished the previous epoch restores the
+            parameters, the optimizer and the random states, and this epoch starts from
+            its first window; one of another epoch is refused.
 
     Returns:
         The loss of each window, as Python floats.
@@ -427,10 +433,11 @@ def train_bptt(
     loader = SlotSwapLoader(ctx_store, tgt_store, batch_size, bptt, device=device, shuffle=shuffle, seed=seed,
                             tail="none" if wrap_around else tail, wrap_around=wrap_around, rank=rank,
                             world_size=world, data_on_device=device.type == "cuda", plan=None)
+    loader.epoch = _count("epoch", epoch)
     generator = None
     if teacher_forcing > 0:
         generator = torch.Generator(device=device)
-        generator.manual_seed(0 if seed is None else seed)
+        generator.manual_seed((0 if seed is None else seed) + loader.epoch)
     step = _Step(nn.PairwiseDistance() if cost_fn is None else cost_fn, clip_grad_norm, teacher_forcing, generator)
     params = [p for p in decoder.parameters() if p.requires_grad]
     run, losses, after_step = _Run(), [], None
@@ -468,10 +475,19 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
         if differ:
             raise ValueError(f"Expected checkpoint {path} to come from this training run, but "
                              + ", ".join(differ) + " differ; nothing was trained and the file is unchanged.")
+        epoch, (at, window) = loader.epoch, (meta["loader"]["epoch"], meta["loader"]["window"])
+        if not (at == epoch or (at == epoch + 1 and window == 0)):
+            raise ValueError(f"Expected checkpoint {path} to be in epoch {epoch} or at its start, got epoch {at} "
+                             f"after {window} windows; nothing was trained and the file is unchanged.")
         loader.load_state_dict(meta["loader"])
         saved, losses = restore(meta, tensors, decoder, optimizer, generator, device, loader.rank)
-        run.carried = _restored_carried(saved, loader, seeds)
-        finished = meta["loader"]["epoch"] > 0
+        finished = at > epoch
+        if at == epoch and window == 0:  # the previous epoch's end: this epoch starts from its seeds
+            losses = []
+            if generator is not None:
+                generator.manual_seed(int(config["loader"]["seed"] or 0) + epoch)
+        else:
+            run.carried = _restored_carried(saved, loader, seeds)
 
     def after_step(so_far: list[float], final: bool = False) -> None:
         if final or len(so_far) % every == 0:
@@ -489,6 +505,12 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
                 dist.barrier()  # every process returns once the checkpoint is on disk
 
     return losses, after_step, finished
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"Expected {name} to be an integer >= 0, got {value!r}.")
+    return int(value)
 
 
 def _restored_carried(saved: list[tuple[torch.Tensor, ...]], loader: SlotSwapLoader, seeds: _Seeds) -> _Carried | None:
