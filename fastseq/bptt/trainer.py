@@ -380,8 +380,9 @@ def train_bptt(
             ``distributed``, process 0 writes every process's carried state; a checkpoint
             resumes on any number of processes (or without ``distributed``): what is left
             of the epoch is re-sharded, sequences cut mid-way continue with their carried
-            state, and every sequence is trained exactly once in the epoch (bit for bit
-            only on the same number of processes).
+            state, and every sequence is trained exactly once in the epoch. On another
+            number of processes the windows differ from the uninterrupted run's; on the
+            same number they are the same (bit for bit is tested on one process).
         checkpoint_every: windows between checkpoints.
         epoch: which epoch of a run this call trains: the order is shuffled with
             ``seed + epoch`` and teacher forcing draws from ``seed + epoch``; a checkpoint
