@@ -11,12 +11,14 @@ the global real steps, so every process takes the same optimizer step.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from fastseq._util.validate import positive_int
 from fastseq.bptt.shards import plan_epoch
 
 __all__ = ["ShardPlan", "shard_plan", "all_reduce_gradients"]
@@ -50,8 +52,10 @@ def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: in
     >>> plan.order.tolist(), plan.real_steps.tolist()
     ([2, 3], [4, 4, 1])
     """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"Expected rank in [0, {world_size}), got {rank}.")
+    batch_size, bptt = positive_int("batch_size", batch_size), positive_int("bptt", bptt)
+    world_size = positive_int("world_size", world_size)
+    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or not 0 <= rank < world_size:
+        raise ValueError(f"Expected rank in [0, {world_size}), got {rank!r}.")
     epoch = plan_epoch(lengths, order, world_size, batch_size, bptt, tail_first=tail_first and not wrap_around,
                        wrap_around=wrap_around)
     return ShardPlan(rank, world_size, epoch.shards[rank].order, epoch.real_steps)

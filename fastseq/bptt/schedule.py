@@ -90,7 +90,10 @@ def epoch_order(
     if shuffle:
         order = np.random.default_rng(seed).permutation(n).astype(np.int64)
     if longest_first > 0 and lengths is not None and n:
-        lengths = np.asarray(lengths)
+        try:
+            lengths = np.asarray(lengths)
+        except ValueError as exc:
+            raise ValueError(f"Expected lengths to be a 1-D array of {n} sequence lengths, got ragged input ({exc}).") from None
         if lengths.shape != (n,):
             raise ValueError(f"Expected lengths to have shape ({n},), got {lengths.shape}.")
         order = move_longest_first(order, lengths, longest_first)

@@ -11,6 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
+from fastseq._util.memory import check_fits
 from fastseq._util.validate import positive_int
 
 __all__ = ["MosaicLayout", "paragraph_layout"]
@@ -71,10 +72,8 @@ def paragraph_layout(clusters: Sequence[Sequence[int]], width: int) -> MosaicLay
         if w.size and not np.issubdtype(w.dtype, np.integer):
             raise TypeError(f"Expected clusters to hold integer tile indices, got dtype {w.dtype} in clusters[{i}].")
     words = [w.astype(np.int64) for w in words]
-    # the widest useful line holds every cluster with a blank after each; more is blank cells only
-    widest = sum(w.size + 1 for w in words) + 1
-    if width > widest:
-        raise ValueError(f"Expected width <= {widest} (all {len(words)} clusters on one line), got {width}.")
+    # at least one line of `width` cells of int64 is laid out: refuse a width that cannot fit
+    check_fits(8.0 * width * max(1, len(words)), f"paragraph_layout(width={width})")
     for i, w in enumerate(words):
         if w.size == 0:
             raise ValueError(f"Expected every cluster to be non-empty, got clusters[{i}] empty.")

@@ -61,7 +61,9 @@ def clear_error_or_result(call, names: tuple[str, ...], errors: tuple = CLEAR_ER
 
 
 def fuzz_settings(examples: int) -> settings:
-    return settings(max_examples=examples, deadline=None, derandomize=False, database=None,
+    # derandomized by default so a CI run is repeatable; FASTSEQ_FUZZ_RANDOM=1 explores new examples
+    return settings(max_examples=examples, deadline=None, derandomize=not os.environ.get("FASTSEQ_FUZZ_RANDOM"),
+                    database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 

@@ -135,7 +135,9 @@ def _tmpfile(data: bytes, name="f.bin"):
     return path
 
 
-FEATURES_VS_ORDER = {"features": ("order",)}  # rows that no longer match the order: the order is named
+FEATURES_VS_ORDER = {"features": ("order",)}
+# scikit-learn's check_array / validate_data messages, which the estimators keep on purpose
+SKLEARN_X = {"X": ("array", "sample", "feature", "Input", "dtype", "NaN", "infinity", "sparse", "Complex", "string")}  # rows that no longer match the order: the order is named
 
 ENTRIES: dict[str, Entry] = {
     # ---- mosaic
@@ -201,10 +203,10 @@ ENTRIES: dict[str, Entry] = {
     **{f"boltzmann.{c}.fit": Entry(
         lambda c=c, X=None, **a: _rbm(c, **a).fit(X),
         lambda: dict(X=(RNG.random((8, 6)) > 0.5).astype(float), n_components=3, batch_size=4, n_iter=1,
-                     learning_rate=0.05))
+                     learning_rate=0.05), SKLEARN_X)
        for c in ("RBM", "BetaRBM", "GaussianRBM", "RRBM", "R3BM")},
     "boltzmann.RBM.transform": Entry(lambda X: _fitted_rbm().transform(X),
-                                     lambda: dict(X=(RNG.random((3, 6)) > 0.5).astype(float))),
+                                     lambda: dict(X=(RNG.random((3, 6)) > 0.5).astype(float)), SKLEARN_X),
     "boltzmann.load_rbm": Entry(lambda **a: _m("fastseq.boltzmann", "load_rbm")(**a),
                                 lambda: dict(path=_saved_rbm())),
     "boltzmann.ais_schedule": Entry(lambda **a: _m("fastseq.boltzmann", "ais_schedule")(**a),
@@ -214,9 +216,10 @@ ENTRIES: dict[str, Entry] = {
                                            lambda: dict(model=_fitted_rbm(), max_units=20)),
     "boltzmann.average_log_likelihood": Entry(
         lambda **a: _m("fastseq.boltzmann", "average_log_likelihood")(**a),
-        lambda: dict(model=_fitted_rbm(), X=(RNG.random((3, 6)) > 0.5).astype(float), log_z=1.0)),
+        lambda: dict(model=_fitted_rbm(), X=(RNG.random((3, 6)) > 0.5).astype(float), log_z=1.0), SKLEARN_X),
     "boltzmann.pseudo_likelihood": Entry(lambda **a: _m("fastseq.boltzmann", "pseudo_likelihood")(**a),
-                                         lambda: dict(model=_fitted_rbm(), X=(RNG.random((3, 6)) > 0.5).astype(float))),
+                                         lambda: dict(model=_fitted_rbm(), X=(RNG.random((3, 6)) > 0.5).astype(float)),
+                                         SKLEARN_X),
     # ---- bptt
     "bptt.SequenceStore": Entry(lambda **a: _m("fastseq.bptt", "SequenceStore")(**a),
                                 lambda: dict(data=RNG.random((8, 2)), lengths=_lengths()[[0, 1, 2]] + [0, 0, 0])),
@@ -258,7 +261,7 @@ RECORDS = {"bptt.LoaderWindow", "bptt.ScheduleWindow", "bptt.ShardPlan", "bptt.N
            "boltzmann.BoltzmannMachine", "rowrnn.RowRNN"}
 # public names added after this suite was written and not fuzzed yet (their own tests cover
 # bad input); each should move into ENTRIES
-NOT_YET_FUZZED = {"bptt.SequenceStoreWriter", "datasets.cache_folder", "datasets.normalise_faces",
+NOT_YET_FUZZED = {"bptt.SequenceStoreWriter", "bptt.plan_epoch", "bptt.EpochShards", "datasets.cache_folder", "datasets.normalise_faces",
                   "datasets.preprocess_faces", "datasets.lfw_subset_faces", "datasets.load_faces",
                   "datasets.embedded_digits"}
 
@@ -288,7 +291,7 @@ class Known:
 
 
 KNOWN = [
-    *[Known(f"bptt.{e}", a, big_int, 2**31, ALLOC) for e in ("SlotSchedule", "shard_plan") for a in ("batch_size", "bptt")],
+    *[Known("bptt.SlotSchedule", a, big_int, 2**31, ALLOC) for a in ("batch_size", "bptt")],
     Known("bptt.SequenceStore", "data", RAGGED, [[1], [2, 3]], NO_NAME + " (ragged data)"),
     Known("bptt.SlotSwapLoader", "inputs", SCALAR_ARRAY, np.array(1.0), NO_NAME + " (0-D array)"),
     Known("bptt.SlotSwapLoader", "targets", SCALAR_ARRAY, np.array(1.0), NO_NAME + " (0-D array)"),
@@ -314,7 +317,6 @@ KNOWN = [
     Known("bptt.window_plan", "layout", ARRAY, np.zeros(2), NO_NAME + " (array compared with strings)"),
     Known("bptt.shard_plan", "lengths", ANY, (), NO_NAME + " (empty lengths blamed on order)"),
     Known("bptt.shard_plan", "order", ANY, None, NO_NAME),
-    Known("bptt.shard_plan", "rank", ANY, None, NO_NAME),
     Known("bptt.shard_plan", "world_size", ANY, 2**31, "hangs (a Python loop over world_size)"),
     *[Known(f"boltzmann.{e}", "X", RAGGED, [[1], [2, 3]] if e in ("RBM.fit", "pseudo_likelihood") else SAME,
             NO_NAME + " (ragged X)")

@@ -92,7 +92,7 @@ def test_tile_with_layout_places_tiles_and_blanks():
     [
         (dict(images=np.zeros((3, 4))), "N x H x W"),
         (dict(images=np.zeros((3, 5)), shape=(2, 2)), "D = 4"),
-        (dict(images=np.zeros((0, 2, 2))), "at least one image"),
+        (dict(images=np.zeros((0, 2, 2))), "at least one (non-empty )?image"),
         (dict(images=np.zeros((3, 2, 2)), order=[0, 0]), "at most once"),
         (dict(images=np.zeros((3, 2, 2)), order=[3]), r"\[0, 3\)"),
         (dict(images=np.zeros((3, 2, 2)), spacing=-1), "spacing"),
