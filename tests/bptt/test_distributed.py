@@ -10,9 +10,9 @@ from torch import nn
 
 import fastseq
 from fastseq.bptt.distributed import shard_plan
-from fastseq.bptt.schedule import SlotSchedule, epoch_order
-from fastseq.bptt.store import SequenceStore
-from fastseq.bptt.trainer import iterate_windows
+from fastseq.bptt.loader import SlotSwapLoader
+from fastseq.bptt.schedule import SlotSchedule
+from _trainer_reference import reference_losses
 
 LENGTHS = [9, 3, 1, 12, 4, 2, 6, 7, 5, 1, 8]
 B, K, F, C, H = 2, 3, 2, 3, 6
@@ -40,7 +40,10 @@ def mse(p, t):
     return ((p - t) ** 2).mean(-1)
 
 
-def worker(rank, world, folder):
+CONFIGS = {"B2K3": (2, 3), "B1K4": (1, 4)}
+
+
+def worker(rank, world, folder, batch, bptt):
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
     dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
     try:
@@ -48,44 +51,43 @@ def worker(rank, world, folder):
         model = Decoder()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         ctx, tgt = data()
-        losses = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, B, K,
+        losses = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, batch, bptt,
                                     cost_fn=mse, shuffle=True, seed=5, distributed=True)
         torch.save({"losses": torch.tensor(losses), **model.state_dict()}, f"{folder}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def reference(world):
-    """Single process: the shards run in lockstep, losses summed, one step per window."""
+def reference(world, batch, bptt):
+    """One process, no fastseq training code: the shards' windows in lockstep, every sequence
+    fed alone into the decoder, one SGD step per window on the loss over all real steps."""
     model = Decoder()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     ctx, tgt = data()
-    cs, ts = SequenceStore.from_sequences(ctx), SequenceStore.from_sequences(tgt)
-    lengths = cs.lengths
-    order = epoch_order(len(lengths), True, 5, lengths, longest_first=B * world)
-    plans = [shard_plan(lengths, order, B, K, r, world) for r in range(world)]
-    gens = [iterate_windows(model, cs, ts, torch.zeros(F), torch.zeros(1, H),
-                            SlotSchedule(lengths, B, K, p.order, compact=True), mse,
-                            torch.device("cpu"), torch.float32) for p in plans]
-    losses = []
-    for index in range(plans[0].windows):
+    shards = []
+    for r in range(world):
+        loader = SlotSwapLoader(ctx, tgt, batch, bptt, shuffle=True, seed=5, rank=r, world_size=world)
+        shards.append(list(SlotSchedule(LENGTHS, loader.slots, bptt, loader.order(0), compact=True)))
+
+    def step(loss):
         opt.zero_grad()
-        totals = [t for t in (next(g, None) for g in gens) if t is not None]
-        loss = sum(t[1] for t in totals) / int(plans[0].real_steps[index])
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss.detach()))
-    return losses, model.state_dict()
+
+    losses = reference_losses(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), shards, step=step, cost_fn=mse)
+    return [float(x) for x in losses], model.state_dict()
 
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
-def test_two_processes_take_identical_steps_equal_to_the_lockstep_reference(tmp_path):
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_processes_take_identical_steps_equal_to_an_independent_reference(tmp_path, config):
     world = 2
-    mp.spawn(worker, args=(world, str(tmp_path)), nprocs=world, join=True)
+    batch, bptt = CONFIGS[config]
+    mp.spawn(worker, args=(world, str(tmp_path), batch, bptt), nprocs=world, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    want_losses, want_state = reference(world)
+    want_losses, want_state = reference(world, batch, bptt)
     for name, value in r0.items():
         torch.testing.assert_close(value, r1[name], rtol=0, atol=0, msg=f"ranks differ in {name}")
     np.testing.assert_allclose(r0["losses"].numpy(), want_losses, rtol=1e-5)

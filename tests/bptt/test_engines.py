@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from fastseq.bptt.loader import SlotSwapLoader
-from fastseq.bptt.engines import carry_state, masked_mean, run_window
+from fastseq.bptt.engines import masked_mean, run_window
+from fastseq.bptt.state import carry_state
 from fastseq.bptt.plans import segment_plan
 
 ENGINES = ["packed", "dense", "steps", "segments"]

@@ -150,3 +150,16 @@ def test_huge_lengths_native_schedule():
 def test_epoch_order_is_seeded():
     np.testing.assert_array_equal(epoch_order(10, True, 3), epoch_order(10, True, 3))
     assert not np.array_equal(epoch_order(50, True, 3), epoch_order(50, True, 4))
+
+
+@pytest.mark.parametrize("compact", [False, True])
+@pytest.mark.parametrize("wrap", [False, True])
+def test_corner_cases_native_equals_twin(schedule_corner, compact, wrap, twins):
+    lengths, batch = schedule_corner
+    def run(backend):
+        return lambda: [{name: getattr(w, name) for name in ("rows", "sequence", "reset", "valid", "end", "slot_map")}
+                        for w in SlotSchedule(lengths, batch, 3, compact=compact, wrap_around=wrap, backend=backend)]
+
+    got = twins(run("native"), run("python"))
+    if not wrap or not lengths:
+        assert sum(int(w["valid"].sum()) for w in got) == sum(lengths)

@@ -1,4 +1,12 @@
-"""SequenceStore and the native row gather against the NumPy twin."""
+"""SequenceStore and the native row gather against the NumPy twin; saving over a store."""
+import json
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -6,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fastseq.bptt.store import SequenceStore, gather_rows, gather_rows_reference
+from fastseq.bptt.store import SequenceStore, _touched_bytes, gather_rows, gather_rows_reference
 
 dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.int16])
 
@@ -34,7 +42,7 @@ def test_gather_strided_and_memmap(tmp_path):
     store = SequenceStore.from_sequences([base[:4], base[4:]])
     store.save(tmp_path / "s")
     mm = SequenceStore.load(tmp_path / "s")
-    assert isinstance(mm.data, np.memmap)
+    assert mm._map is not None and not mm.data.flags.writeable
     np.testing.assert_array_equal(mm.gather(rows), base[np.maximum(rows, 0)] * (rows[..., None] >= 0))
     np.testing.assert_array_equal(mm.lengths, [4, 6])
 
@@ -66,7 +74,7 @@ def test_store_from_tensors_and_errors():
         SequenceStore.from_sequences([np.ones((2, 2)), np.ones((0, 2))])
     with pytest.raises(ValueError, match="sum\\(lengths\\)"):
         SequenceStore(np.zeros((5, 2)), [2, 2])
-    with pytest.raises(FileNotFoundError, match="data.npy"):
+    with pytest.raises(FileNotFoundError, match="store.json"):
         SequenceStore.load("/nonexistent/store")
 
 
@@ -76,3 +84,136 @@ def test_load_refuses_pickled_objects(tmp_path):
     np.save(tmp_path / "s" / "lengths.npy", np.array([1]))
     with pytest.raises(ValueError, match="pickle"):
         SequenceStore.load(tmp_path / "s", mmap=False)
+
+
+def _versions(rows):
+    """Three stores: 1 has 0's row count with other lengths, 2 another row count."""
+    lengths = [[rows // 2, rows - rows // 2], [rows // 4, rows - rows // 4], [rows // 3, rows // 3, rows - 2 * (rows // 3) + 100]]
+    return [SequenceStore(np.full((sum(l), 4), k, np.float32), l) for k, l in enumerate(lengths)]
+
+
+def _check_one_version(path, versions):
+    store = SequenceStore.load(path, verify=True)
+    k = int(store.data[0, 0])
+    assert store.lengths.tolist() == versions[k].lengths.tolist()
+    assert np.all(store.data == k)
+    return k
+
+
+def _save_forever(path, rows, ready):
+    versions = _versions(rows)
+    ready.set()
+    for i in range(10**6):
+        versions[1 + i % 2].save(path)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs fork and POSIX signals")
+def test_save_killed_at_random_moments_leaves_one_whole_store(tmp_path):
+    rows, rng, seen = 1 << 18, random.Random(0), set()
+    versions = _versions(rows)
+    ctx = multiprocessing.get_context("fork")  # no re-import per child: many kills stay fast
+    for trial in range(12):
+        path = tmp_path / f"s{trial % 3}"
+        versions[0].save(path) if trial < 3 else None
+        ready = ctx.Event()
+        child = ctx.Process(target=_save_forever, args=(path, rows, ready))
+        child.start()
+        assert ready.wait(30)
+        time.sleep(rng.uniform(0, 0.15))
+        os.kill(child.pid, signal.SIGKILL if trial % 2 else signal.SIGINT)
+        child.join(30)
+        assert child.exitcode != 0
+        seen.add(_check_one_version(path, versions))
+    assert len(seen) >= 2  # the kills landed at different moments
+    leftovers = {p.name for p in (tmp_path / "s0").iterdir()} - {"store.json", ".lock"}
+    assert len(leftovers) <= 4  # a killed save's files go at the next commit; the folder does not fill up
+
+
+def test_loader_refuses_a_mismatched_pair(tmp_path):
+    a, b = _versions(64)[:2]  # the same row count, different lengths
+    a.save(tmp_path / "a")
+    b.save(tmp_path / "b")
+    manifest = json.loads((tmp_path / "a" / "store.json").read_text())
+    other = json.loads((tmp_path / "b" / "store.json").read_text())["lengths"]
+    os.replace(tmp_path / "b" / other, tmp_path / "a" / manifest["lengths"])  # b's lengths under a's name
+    with pytest.raises(ValueError, match="refusing to pair"):
+        SequenceStore.load(tmp_path / "a")
+    b.save(tmp_path / "a")  # saving again repairs it
+    assert SequenceStore.load(tmp_path / "a").lengths.tolist() == b.lengths.tolist()
+
+
+def test_loader_refuses_short_or_changed_data(tmp_path):
+    store = SequenceStore(np.arange(40, dtype=np.float64).reshape(10, 4), [3, 7])
+    store.save(tmp_path)
+    data = tmp_path / json.loads((tmp_path / "store.json").read_text())["data"]
+    raw = bytearray(data.read_bytes())
+    raw[5] ^= 1
+    data.write_bytes(raw)
+    SequenceStore.load(tmp_path)  # sizes agree: only the full check sees a changed byte
+    with pytest.raises(ValueError, match="CRC-32"):
+        SequenceStore.load(tmp_path, verify=True)
+    data.write_bytes(raw[:-8])
+    with pytest.raises(ValueError, match=r"Expected data-.*320 bytes\), got 312 bytes"):
+        SequenceStore.load(tmp_path)
+    (tmp_path / "store.json").write_text("{")
+    with pytest.raises(ValueError, match="cannot be read"):
+        SequenceStore.load(tmp_path)
+
+
+def test_save_roundtrip_in_ram_empty_and_legacy(tmp_path):
+    store = SequenceStore.from_sequences([np.ones((3, 2, 2), np.int16), np.zeros((1, 2, 2), np.int16)])
+    store.save(tmp_path / "s")
+    for mmap in (True, False):
+        back = SequenceStore.load(tmp_path / "s", mmap=mmap)
+        assert back.dtype == np.int16 and back.feature_shape == (2, 2)
+        np.testing.assert_array_equal(back.data, store.data)
+    SequenceStore.from_sequences([]).save(tmp_path / "e")
+    assert len(SequenceStore.load(tmp_path / "e")) == 0
+    (tmp_path / "old").mkdir()  # a store saved before manifests still loads
+    np.save(tmp_path / "old" / "data.npy", store.data)
+    np.save(tmp_path / "old" / "lengths.npy", store.lengths)
+    np.testing.assert_array_equal(SequenceStore.load(tmp_path / "old").lengths, [3, 1])
+    SequenceStore.load(tmp_path / "old").save(tmp_path / "old")  # converts it; the old pair goes
+    assert not (tmp_path / "old" / "data.npy").exists()
+    np.testing.assert_array_equal(SequenceStore.load(tmp_path / "old").data, store.data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 3000), st.data())
+def test_touched_bytes_bounds_the_pages_a_gather_touches(row_bytes, data):
+    rows = data.draw(hnp.arrays(np.int64, data.draw(st.tuples(st.integers(1, 6), st.integers(1, 5))),
+                                elements=st.integers(-1, 40)))
+    page = 4096
+    hit = rows[rows >= 0]
+    pages = set()
+    for r in hit.tolist():
+        pages.update(range(r * row_bytes // page, ((r + 1) * row_bytes - 1) // page + 1))
+    assert _touched_bytes(rows, row_bytes) >= len(pages) * page
+    if rows.shape[0] > 1 and np.all(rows >= 0) and np.all(np.diff(rows, axis=0) == 1):
+        assert _touched_bytes(rows, row_bytes) <= rows.size * row_bytes + 2 * page * rows.shape[1]
+
+
+def _rss_file_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    pytest.skip("no RssFile in /proc/self/status")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_memory_mapped_gathers_keep_resident_pages_bounded(tmp_path):
+    SequenceStore(np.ones((1 << 17, 64), np.float32), [1 << 16, 1 << 16]).save(tmp_path)  # 32 MiB
+    # 256 windows of 256 steps over 2 slots, each slot walking through one sequence
+    windows = np.arange(1 << 16).reshape(256, 256, 1) + np.array([0, 1 << 16])
+    for limit, most in ((4 << 20, 12 << 10), (None, 24 << 10)):
+        store = SequenceStore.load(tmp_path, resident_limit=limit)
+        store.release()
+        before = _rss_file_kib()
+        peak = 0
+        for rows in windows:
+            store.gather(rows)
+            peak = max(peak, _rss_file_kib() - before)
+        if limit is None:
+            assert peak > most  # without a limit every page read stays mapped (32 MiB)
+        else:
+            assert peak < most

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 import fastseq
+from _trainer_reference import reference_losses
 from fastseq.bptt.schedule import SlotSchedule
 from fastseq.bptt.store import SequenceStore
-from fastseq.bptt.trainer import _expand_hidden, _run_window, _Slots, _WindowTensors, iterate_windows
 
 F, C, H = 2, 3, 5
 
@@ -53,53 +53,42 @@ def detach(h):
     return tuple(x.detach() for x in h) if isinstance(h, tuple) else h.detach()
 
 
+class GradSum(torch.optim.SGD):
+    """lr=0 SGD that records each window's gradients (their sum is checked)."""
+
+    def __init__(self, params):
+        self.plist = list(params)
+        super().__init__(self.plist, lr=0.0)
+        self.total = [torch.zeros_like(p) for p in self.plist]
+
+    def step(self, closure=None):
+        for acc, p in zip(self.total, self.plist):
+            if p.grad is not None:
+                acc += p.grad
+
+
 @pytest.mark.parametrize("cls,layers", [(GRUDecoder, 1), (LSTMDecoder, 2)])
-@pytest.mark.parametrize("batch,bptt", [(3, 4), (8, 2), (1, 5)])
-def test_slot_swap_equals_each_sequence_alone(cls, layers, batch, bptt):
+@pytest.mark.parametrize("batch,bptt,teacher", [(3, 4, 0.0), (8, 2, 0.5), (1, 5, 0.0), (2, 3, 1.0)])
+def test_train_bptt_equals_a_plain_loop_over_each_sequence_alone(cls, layers, batch, bptt, teacher):
+    """Independent reference: each sequence fed alone, step by step, straight into the decoder,
+    cut at the same window boundaries, each step's cost divided by its window's real steps."""
     torch.manual_seed(0)
     lengths = [7, 3, 1, 9, 4, 2, 6]
     ctx, tgt = make_data(lengths)
     model = cls(layers) if cls is LSTMDecoder else cls()
     vseed, hseed = seeds(model, layers)
-    cstore, tstore = SequenceStore.from_sequences(ctx), SequenceStore.from_sequences(tgt)
-    order = np.random.default_rng(1).permutation(len(lengths))
-    sched = SlotSchedule(cstore.lengths, batch, bptt, order, compact=True)
-
-    outputs, start_step = {}, {}
-
-    def record(w, k, out):
-        for j in np.nonzero(w.valid[k])[0]:
-            s = int(w.sequence[k, j])
-            t = int(w.rows[k, j] - cstore.offsets[s])
-            outputs[(s, t)] = out[0, j].detach().clone()
-            if w.reset[k, j]:
-                start_step[s] = w.index * bptt + k
-
     batched = copy.deepcopy(model)
-    for w, total in iterate_windows(batched, cstore, tstore, vseed, hseed, sched, mse_per_slot,
-                                    torch.device("cpu"), torch.float32, on_step=record):
-        total.backward()
-
+    opt = GradSum(batched.parameters())
+    losses = fastseq.train_bptt(batched, ctx, tgt, vseed, hseed, opt, batch, bptt, cost_fn=mse_per_slot,
+                                clip_grad_norm=None, teacher_forcing=teacher, seed=4, tail="none")
     alone = copy.deepcopy(model)
-    for s, n in enumerate(lengths):
-        g0 = start_step[s]
-        cuts = [0] + list(range(bptt - g0 % bptt, n, bptt)) + [n]
-        slots = _Slots(vseed.expand(1, 1, F), _expand_hidden(hseed, 1))
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            if a == b:
-                continue
-            reset = torch.zeros(b - a, 1, dtype=torch.bool)
-            reset[0, 0] = a == 0
-            x = _WindowTensors(ctx[s][a:b, None], tgt[s][a:b, None], reset, torch.ones(b - a, 1))
-            got = []
-            total = _run_window(alone, x, slots, vseed, hseed, mse_per_slot,
-                                on_step=lambda k, out: got.append(out[0, 0].detach()))
-            total.backward()
-            slots.visible, slots.hidden = slots.visible.detach(), detach(slots.hidden)
-            for t, o in zip(range(a, b), got):
-                torch.testing.assert_close(o, outputs[(s, t)], rtol=1e-5, atol=1e-6)
-    for (name, p1), p2 in zip(batched.named_parameters(), alone.parameters()):
-        torch.testing.assert_close(p1.grad, p2.grad, rtol=1e-4, atol=1e-6, msg=name)
+    slots = min(batch, len(lengths))  # slots beyond the sequences are never allocated
+    want = reference_losses(alone, ctx, tgt, vseed, hseed, [list(SlotSchedule(lengths, slots, bptt, compact=True))],
+                            teacher, seed=4)
+    np.testing.assert_allclose(losses, [float(x.detach()) for x in want], rtol=1e-5, atol=1e-7)
+    sum(want).backward()
+    for (name, p), acc in zip(alone.named_parameters(), opt.total):
+        torch.testing.assert_close(acc, p.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_each_sequence_trained_once_and_loss_over_real_steps_only():
@@ -145,7 +134,7 @@ def test_training_reduces_loss_and_wrap_option_retrains():
                                  wrap_around=True)
     assert len(wrapped) == len(list(SlotSchedule(lengths, 8, 5, wrap_around=True))) > 0
     plain = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 8, 5,
-                               admit_longest_first=False)
+                               tail="none")
     assert len(plain) == len(list(SlotSchedule(lengths, 8, 5)))
 
 
@@ -243,3 +232,50 @@ def test_cuda_matches_cpu():
     b = fastseq.train_bptt(gpu, ctx, tgt, torch.zeros(F), torch.zeros(1, H),
                            torch.optim.SGD(gpu.parameters(), lr=0.1), 2, 3)
     np.testing.assert_allclose(a, b, rtol=1e-4)
+
+
+def test_no_silent_shape_mistakes():
+    """Broadcasting used to hide these: each now stops before any optimizer step, naming the cause."""
+    ctx, tgt = make_data([3, 2, 4])
+    v, h = torch.zeros(F), torch.zeros(1, H)
+
+    class OneFeature(GRUDecoder):  # F=1 outputs against F=2 targets: PairwiseDistance broadcast it
+        def forward(self, visible, context, hidden):
+            out, hidden = super().forward(visible, context, hidden)
+            return out[..., :1], hidden
+
+    class FirstSlotState(GRUDecoder):  # hidden of batch 1 broadcast over the slots
+        def forward(self, visible, context, hidden):
+            out, hidden = super().forward(visible, context, hidden)
+            return out, hidden[:, :1]
+
+    for decoder, match in [(OneFeature(), r"outputs of shape \[1, 2, F\] with F = 2"),
+                           (FirstSlotState(), r"hidden state shaped like hidden_seed expanded to 2 slots")]:
+        opt = torch.optim.SGD(decoder.parameters(), lr=0.1)
+        before = [p.detach().clone() for p in decoder.parameters()]
+        with pytest.raises(ValueError, match=match):
+            fastseq.train_bptt(decoder, ctx, tgt, v, h, opt, 2, 2)
+        assert all(torch.equal(a, b) for a, b in zip(before, decoder.parameters()))
+    model = GRUDecoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"visible_seed to have shape \[F\] with F = 2.*got shape \(3,\)"):
+        fastseq.train_bptt(model, ctx, tgt, torch.zeros(3), h, opt, 2, 2)
+    with pytest.raises(ValueError, match=r"hidden_seed.*first step failed"):
+        fastseq.train_bptt(model, ctx, tgt, v, torch.zeros(1, H + 1), opt, 2, 2)
+    # a custom cost may compare logits with class ids: only the fed-back shape is fixed then
+    logits = torch.zeros(4)
+
+    class Logits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.out = nn.GRU(C, H), nn.Linear(H, 4)
+
+        def forward(self, visible, context, hidden):
+            y, hidden = self.rnn(context.unsqueeze(0), hidden)
+            return self.out(y), hidden
+
+    ids = [torch.randint(0, 4, (len(c), 1)).float() for c in ctx]
+    dec = Logits()
+    losses = fastseq.train_bptt(dec, ctx, ids, logits, h, torch.optim.SGD(dec.parameters(), lr=0.1), 2, 2,
+                                cost_fn=lambda o, t: nn.functional.cross_entropy(o, t[:, 0].long(), reduction="none"))
+    assert len(losses) > 0 and all(np.isfinite(losses))

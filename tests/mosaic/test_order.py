@@ -250,3 +250,11 @@ def test_adjacent_correlations_and_cluster_layout():
     shown = lay.cells[lay.cells >= 0]
     assert sorted(shown.tolist()) == list(range(40)) and lay.width == 7
     assert all(c.size <= 7 for c in lay.clusters)
+
+
+@pytest.mark.parametrize("penalty", [0.0, 0.5])
+def test_segment_corner_rows_kernel_equals_twin(row_corner, penalty, twins):
+    z = standardize(row_corner, np.float64)
+    order = np.arange(z.shape[0], dtype=np.intp)
+    twins(lambda zz, o: nb.segment(o, np.zeros((0, 0)), zz, penalty, 4).tolist(),
+          lambda zz, o: py.segment(zz, o, penalty, 4), z, order)

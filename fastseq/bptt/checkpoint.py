@@ -1,0 +1,133 @@
+"""Checkpoints of a train_bptt epoch in progress: one safetensors file, JSON in its header.
+
+The file holds the decoder's parameters, the optimizer's state, the carried (fed-back visible
+and hidden) state, the random states (torch, NumPy, teacher forcing), the losses so far, and
+the loader's position. It is written to a temporary file and renamed over the previous one,
+so a kill at any moment leaves the previous checkpoint whole. Loading runs no code (no
+pickle): tensors from safetensors, everything else from JSON.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fastseq._util.atomic import atomic_path
+
+__all__ = ["load_checkpoint", "save_checkpoint", "config_differences"]
+
+FORMAT = "fastseq.train_bptt.checkpoint"
+VERSION = 1
+
+
+def _flat_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, entries in state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{pid}.{key}"] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for pid, entries in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(path: str | os.PathLike, *, config: dict, loader_state: dict, decoder: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, carried: tuple[torch.Tensor, ...], losses: list[float],
+                    generator: torch.Generator | None) -> None:
+    """Write one checkpoint atomically (see the module docstring)."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in decoder.state_dict().items()}
+    opt_tensors, opt_meta = _flat_optimizer(optimizer)
+    tensors.update(opt_tensors)
+    tensors.update({f"carried.{i}": t.detach().cpu().contiguous().clone() for i, t in enumerate(carried)})
+    tensors["rng.torch"] = torch.get_rng_state()
+    if generator is not None:
+        tensors["rng.teacher"] = generator.get_state()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    meta = {"format": FORMAT, "version": VERSION, "config": config, "loader": loader_state, "optimizer": opt_meta,
+            "numpy_rng": [name, int(pos), int(has_gauss), float(cached)], "carried": len(carried)}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata={"fastseq": json.dumps(meta)})
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Read a checkpoint's JSON and tensors; a truncated or foreign file is a ValueError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+        meta = json.loads(header["fastseq"])
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"Expected {path} to be a complete train_bptt checkpoint, got an unreadable file "
+                         f"(truncated or another format: {exc}).") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"Expected {path} to be a {FORMAT} of version {VERSION}, got another file.")
+    return meta, tensors
+
+
+def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
+    """Names of the settings that differ, with both values: ``["bptt (checkpoint 4, now 3)"]``."""
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        a, b = saved.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key} (checkpoint {a!r}, now {b!r})")
+    return out
+
+
+def restore(meta: dict, tensors: dict[str, torch.Tensor], decoder: torch.nn.Module,
+            optimizer: torch.optim.Optimizer, generator: torch.Generator | None,
+            device: torch.device) -> tuple[tuple[torch.Tensor, ...], list[float]]:
+    """Put the saved state back; return the carried state (on ``device``) and the losses so far."""
+    model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    decoder.load_state_dict(model)
+    _restore_optimizer(optimizer, tensors, meta["optimizer"])
+    torch.set_rng_state(tensors["rng.torch"])
+    if generator is not None:
+        generator.set_state(tensors["rng.teacher"])
+    name, pos, has_gauss, cached = meta["numpy_rng"]
+    np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+    carried = tuple(tensors[f"carried.{i}"].to(device) for i in range(meta["carried"]))
+    return carried, tensors["losses"].tolist()
+
+
+def run_config(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer, contexts, targets, loader,
+               options: dict) -> dict:
+    """What a checkpoint must match to be resumed: data (checksums), model, optimizer, settings."""
+    from fastseq.bptt._store_files import crc32
+
+    def data(store) -> dict:
+        value = crc32(np.ascontiguousarray(store.data))
+        store.release()  # the checksum read every page of a memory map: do not keep them resident
+        return {"dtype": store.dtype.str, "features": list(store.feature_shape), "crc32": value}
+
+    model = {k: [list(v.shape), str(v.dtype)] for k, v in decoder.state_dict().items()}
+    return {"data": {"contexts": data(contexts), "targets": data(targets)}, "loader": loader._fingerprint(),
+            "model": {"class": type(decoder).__name__, "tensors": model},
+            "optimizer": type(optimizer).__name__, **options}

@@ -1,0 +1,91 @@
+"""Recurrent state across slot-swap windows: the one home of resets and narrowing.
+
+A state is a tensor or a tuple of tensors (an LSTM's ``(h, c)``) with slots on
+axis 1. Both step loops, the trainer's (any decoder) and the ``"steps"`` engine's
+(fused cells), run through :func:`step_with_resets`, and both carry their state
+into the next window with :func:`carry_state`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence, Union
+
+import torch
+from torch import Tensor
+
+__all__ = ["State", "carry_state", "step_with_resets"]
+
+State = Union[Tensor, tuple[Tensor, ...]]
+
+
+def state_parts(state: State) -> tuple[Tensor, ...]:
+    """A state as a tuple of tensors."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def pack_state(parts: Sequence[Tensor]) -> State:
+    """The inverse of :func:`state_parts`: one tensor stays a tensor."""
+    return tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def carry_state(state: State | None, slot_map=None, detach: bool = True) -> State | None:
+    """Detach a window's final state and narrow it to the next window's slots.
+
+    Args:
+        state: ``L x W_prev x H`` (or a tuple of them, e.g. an LSTM's ``(h, c)``), or None.
+        slot_map: ``W`` slot of the previous window each slot continues (None: identity).
+        detach: cut the gradient into the previous window (truncated BPTT).
+
+    Example:
+        >>> h = torch.arange(6.0).view(1, 3, 2)
+        >>> carry_state(h, slot_map=[2, 0])[0].tolist()
+        [[4.0, 5.0], [0.0, 1.0]]
+    """
+    if state is None:
+        return None
+    parts = state_parts(state)
+    if detach:
+        parts = tuple(p.detach() for p in parts)
+    if slot_map is not None:
+        idx = torch.as_tensor(slot_map, dtype=torch.long, device=parts[0].device)
+        if idx.shape[0] != parts[0].shape[1] or not torch.equal(idx, torch.arange(idx.shape[0], device=idx.device)):
+            parts = tuple(p.index_select(1, idx) for p in parts)
+    return pack_state(parts)
+
+
+def step_with_resets(
+    steps: int,
+    reset: Tensor,
+    state: tuple[Tensor, ...],
+    seeds: tuple[Tensor, ...],
+    step: Callable[[int, tuple[Tensor, ...]], tuple[Tensor, ...]],
+    reset_steps: Sequence[bool] | None = None,
+) -> tuple[Tensor, ...]:
+    """Run ``steps`` recurrent steps, restoring the seeds where a slot starts a sequence.
+
+    Before step ``k`` every part of ``state`` becomes ``torch.where(reset[k], seed, part)``
+    (out of place, so autograd sees no in-place write); then ``state = step(k, state)``.
+
+    Args:
+        steps: K.
+        reset: ``K x ...`` bool, ``reset[k]`` broadcastable against each state part.
+        state, seeds: matching tuples of tensors (seeds broadcast over the slots).
+        step: the recurrence; returns the new state (it may record outputs on the side).
+        reset_steps: host-side ``K`` bools, True where step k holds any reset. Steps
+            without one skip the ``where`` (no device sync is needed to know this).
+
+    Example:
+        >>> reset = torch.tensor([[True], [False], [True]]).view(3, 1, 1)
+        >>> seen = []
+        >>> def step(k, s):
+        ...     seen.append(s[0].item())
+        ...     return (s[0] + 1,)
+        >>> _ = step_with_resets(3, reset, (torch.zeros(1, 1),), (torch.full((1, 1), 10.0),), step)
+        >>> seen
+        [10.0, 11.0, 10.0]
+    """
+    for k in range(steps):
+        if reset_steps is None or reset_steps[k]:
+            mask = reset[k]
+            state = tuple(torch.where(mask, s, p) for p, s in zip(state, seeds))
+        state = step(k, state)
+    return state

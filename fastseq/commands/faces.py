@@ -1,0 +1,351 @@
+"""``fastseq faces``: a convolutional autoencoder trained layer by layer on faces, Boltzmann
+machines on its codes; four pictures (faces, autoencoded, generated, interpolated) and
+measured quality (CNN vs PCA; each machine's reconstruction error, held-out
+log-likelihood and a classifier two-sample test)."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from fastseq.commands._common import checked as _checked  # the argparse type that names expectation and value
+
+HELP = ("Train a convolutional autoencoder on faces layer by layer and Boltzmann machines on its codes; "
+        "draw faces, autoencoded, generated and interpolated faces; measure quality.")
+
+PICTURES = ("data", "autoencoded", "generated", "interpolated")
+MACHINES = ("RRBM", "R3BM", "BetaRBM", "GaussianRBM")  # the Boltzmann machines with continuous visible units
+
+
+_positive = _checked(int, lambda v: v >= 1, "an integer >= 1")
+_count = _checked(int, lambda v: v >= 0, "an integer >= 0")
+_unit = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+_open_unit = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
+_crop = _checked(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+_rate = _checked(float, lambda v: 0.0 < v < float("inf"), "a finite number > 0")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``fastseq faces``."""
+    parser.epilog = ("Example: fastseq faces --output faces_out. Writes PREFIX_data.png, PREFIX_autoencoded.png, "
+                     "PREFIX_generated.png, PREFIX_interpolated.png, PREFIX_metrics.json and PREFIX_cnn.safetensors "
+                     "in --output (PREFIX: faces or mnist).")
+    parser.add_argument("--dataset", choices=["faces", "mnist"], default="faces",
+                        help="faces (the LFW faces embedded in scikit-image, or --data) or the embedded MNIST digits")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="folder of face images: an LFW copy (DIR/Person_Name/*.jpg) or any pictures")
+    parser.add_argument("--people", nargs=2, default=None, metavar="NAME",
+                        help="two people to interpolate between (LFW folder names; face_000..face_099 for the "
+                             "embedded faces); default random pairs")
+    parser.add_argument("--size", type=_positive, default=None, metavar="S",
+                        help="side of the faces in pixels (default 25 for the embedded faces, 64 for --data, "
+                             "28 for mnist)")
+    parser.add_argument("--crop", type=_crop, default=1.0,
+                        help="share of the shorter image side kept around the centre (about 0.5 for LFW)")
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false",
+                        help="do not add left-right mirror images of the faces")
+    parser.add_argument("--held-out", type=_open_unit, default=0.2, metavar="FRACTION",
+                        help="share of the images (with their mirrors) kept out of training for the measures")
+    parser.add_argument("--max-images", type=_positive, default=None, metavar="N",
+                        help="use at most N images (default all faces, 1500 digits)")
+    parser.add_argument("--channels", type=_positive, nargs="+", default=None, metavar="C",
+                        help="channels of each CNN layer (with --strides; default for S: see fastseq.conv.default_config)")
+    parser.add_argument("--strides", type=_positive, nargs="+", default=None, metavar="STRIDE",
+                        help="stride of each CNN layer")
+    parser.add_argument("--model", default=None, metavar="FILE",
+                        help="a CNN saved by an earlier run (.safetensors or .npz) instead of training one")
+    parser.add_argument("--cnn-epochs", type=_count, default=None, metavar="N",
+                        help="epochs per layer (default 20; 8 for mnist)")
+    parser.add_argument("--fine-tune-epochs", type=_count, default=None, metavar="N",
+                        help="end-to-end epochs after the layers (default 20; 4 for mnist)")
+    parser.add_argument("--cnn-learning-rate", type=_rate, default=2e-3, metavar="LR", help="Adam step size")
+    parser.add_argument("--batch", type=_positive, default=16, metavar="B", help="images (or codes) per step")
+    parser.add_argument("--machines", nargs="+", choices=MACHINES, default=list(MACHINES), metavar="NAME",
+                        help=f"Boltzmann machines trained on the codes ({', '.join(MACHINES)})")
+    parser.add_argument("--picture-machine", choices=MACHINES, default=None, metavar="NAME",
+                        help="machine that draws the pictures (default the first of --machines)")
+    parser.add_argument("--hidden", type=_positive, default=128, metavar="H", help="hidden units of each machine")
+    parser.add_argument("--rbm-epochs", type=_positive, default=None, metavar="N",
+                        help="epochs of each machine (default 100; 20 for mnist)")
+    parser.add_argument("--rbm-learning-rate", type=_rate, default=None, metavar="LR", help="machines' Adam step size")
+    parser.add_argument("--gibbs-steps", type=_positive, default=1000, metavar="N", help="Gibbs steps per generated face")
+    parser.add_argument("--ais-betas", type=_positive, default=3000, metavar="N",
+                        help="temperatures of annealed importance sampling (log-likelihood)")
+    parser.add_argument("--ais-runs", type=_positive, default=64, metavar="N", help="AIS runs")
+    parser.add_argument("--mix", type=_unit, default=1.0,
+                        help="autoencoded picture: share of the machine's down pass (vs the CNN's up pass) at "
+                             "--mix-layer; 1 = fully through the machine")
+    parser.add_argument("--mix-layer", type=_positive, default=None, metavar="L",
+                        help="CNN layer (1-based) where the passes mix (default the top)")
+    parser.add_argument("--interpolate-at", choices=["cnn", "hidden"], default="cnn",
+                        help="interpolate the top CNN codes or the machine's hidden units")
+    parser.add_argument("--threads", type=_positive, default=1,
+                        help="torch CPU threads; these convolutions are small, and on a busy 2-core machine one "
+                             "thread ran several times faster than two")
+    parser.add_argument("--device", default="cpu", help="torch device for the CNN and the machines (cpu, cuda)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, the weights and the chains")
+    parser.add_argument("--output", default="fastseq_faces", metavar="DIR", help="folder for the pictures and metrics")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _outputs(args) -> dict[str, Path]:
+    prefix = "mnist" if args.dataset == "mnist" else "faces"
+    out = Path(args.output)
+    paths = {name: out / f"{prefix}_{name}.png" for name in PICTURES}
+    paths["metrics"] = out / f"{prefix}_metrics.json"
+    paths["cnn"] = out / f"{prefix}_cnn.safetensors"
+    return paths
+
+
+def _load_images(args):
+    """(train, test, people_train, people_test, description) with mirrors added to each part."""
+    import numpy as np
+
+    from fastseq.cli import CommandError
+    from fastseq.datasets.faces import lfw_subset_faces, load_faces, normalise_faces
+
+    rng = np.random.default_rng(args.seed)
+    if args.dataset == "mnist":
+        if args.data is not None or args.people is not None:
+            raise CommandError("Expected no --data or --people with --dataset mnist (the embedded digits are used).")
+        from fastseq.datasets.mnist import load_mnist
+        from skimage.transform import resize
+
+        d = load_mnist()
+        limit = args.max_images or 1500
+        n_test = max(1, int(round(limit * args.held_out)))
+        # a seeded subset: the embedded digits are stored sorted by class
+        i = np.sort(rng.permutation(len(d.train_images))[:max(1, limit - n_test)])
+        j = np.sort(rng.permutation(len(d.test_images))[:n_test])
+        tr, te = d.train_images[i], d.test_images[j]
+        if args.size not in (None, 28):
+            tr, te = (resize(x, (len(x), args.size, args.size), anti_aliasing=True) for x in (tr, te))
+        return (normalise_faces(tr), normalise_faces(te), d.train_labels[i].astype(str),
+                d.test_labels[j].astype(str), "embedded MNIST digits", 0)
+    try:
+        faces = (lfw_subset_faces(size=args.size or 25) if args.data is None
+                 else load_faces(args.data, size=args.size or 64, crop=args.crop))
+    except (ValueError, FileNotFoundError) as exc:  # name the options, not the function's arguments
+        raise CommandError(str(exc).replace("Expected data", "Expected --data").replace(
+            "Expected size", "Expected --size").replace("Expected crop", "Expected --crop")) from None
+    images, people = np.asarray(faces.images), faces.people
+    if args.max_images is not None:
+        images, people = images[:args.max_images], people[:args.max_images]
+    if len(images) < 2:
+        raise CommandError(f"Expected --data to hold at least 2 readable images (some to train on, some to hold "
+                           f"out), got {len(images)} in {faces.source}.")
+    order = rng.permutation(len(images))
+    n_test = min(len(images) - 1, max(1, int(round(len(images) * args.held_out))))
+    te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
+    parts = [images[tr], images[te]]
+    names = [people[tr], people[te]]
+    if args.mirror:
+        parts = [np.concatenate([x, x[:, :, ::-1]]) for x in parts]
+        names = [np.concatenate([p, p]) for p in names]
+    return (np.ascontiguousarray(parts[0]), np.ascontiguousarray(parts[1]), names[0], names[1],
+            faces.source, faces.skipped)
+
+
+def _config(args, size: int):
+    from fastseq.cli import CommandError
+    from fastseq.conv.model import ConvConfig, default_config
+
+    if (args.channels is None) != (args.strides is None):
+        raise CommandError("Expected --channels and --strides together, got only one of them.")
+    try:
+        if args.channels is None:
+            return default_config(size)
+        return ConvConfig(size, tuple(args.channels), tuple(args.strides))
+    except ValueError as exc:
+        raise CommandError(str(exc).replace("Expected size", "Expected --size").replace(
+            "Expected channels and strides", "Expected --channels and --strides")) from None
+
+
+def _interpolation_pairs(args, train, test, people_train, people_test, width: int = 8):
+    """Images a, b (``width x S x S`` each) for the interpolation picture."""
+    import numpy as np
+
+    from fastseq.cli import CommandError
+
+    images = np.concatenate([train, test])
+    names = np.concatenate([people_train, people_test])
+    rng = np.random.default_rng(args.seed + 1)
+    if args.people is None:
+        distinct = np.unique(names)
+        if distinct.size < 2:
+            raise CommandError("Expected at least two different people to interpolate between, got one.")
+        pairs = [rng.choice(distinct, 2, replace=False) for _ in range(width)]
+        pick = lambda who: rng.choice(np.flatnonzero(names == who))  # noqa: E731
+        return images[[pick(a) for a, _ in pairs]], images[[pick(b) for _, b in pairs]]
+    from fastseq.datasets.faces import _canon
+
+    chosen = []
+    for who in args.people:
+        hits = np.flatnonzero(np.array([_canon(p) == _canon(who) for p in names], dtype=bool))
+        if hits.size == 0:
+            some = ", ".join(sorted(set(names.tolist()))[:4])
+            raise CommandError(f"Expected --people to name people in the data (e.g. {some}), got {who!r}.")
+        chosen.append(images[np.resize(hits, width)])
+    return chosen[0], chosen[1]
+
+
+def _picture(faces, path, width: int = 8) -> None:
+    import numpy as np
+
+    from fastseq.mosaic.tiles import save_png, tile
+
+    arr = (np.clip(np.asarray(faces, dtype=np.float64), -1.0, 1.0) + 1.0) / 2.0
+    save_png(tile(arr, width=width, scale=None, spacing=1), path, zoom=2)
+
+
+def _say(args, text: str) -> None:
+    print(text, flush=True)
+
+
+def _train_cnn(args, config, train, paths):
+    from fastseq.conv.model import ConvAutoencoder, load_autoencoder
+    from fastseq.conv.training import fine_tune, train_layerwise
+
+    mnist = args.dataset == "mnist"
+    epochs = args.cnn_epochs if args.cnn_epochs is not None else (8 if mnist else 20)
+    ft_epochs = args.fine_tune_epochs if args.fine_tune_epochs is not None else (4 if mnist else 20)
+    if args.model is not None:
+        model = load_autoencoder(args.model, config=config, device=args.device)
+        return model, {"loaded_from": str(args.model)}
+    model = ConvAutoencoder(config, seed=args.seed).to(args.device)
+    info: dict = {"layers": []}
+    if epochs:
+        for rep in train_layerwise(model, train, epochs=epochs, batch_size=args.batch,
+                                   learning_rate=args.cnn_learning_rate, seed=args.seed, progress=not args.quiet):
+            info["layers"].append({"layer": rep.layer, "error_before": rep.error_before, "error_after": rep.error_after,
+                                   "seconds": rep.seconds, "images_per_second": rep.images_per_second})
+            _say(args, f"CNN layer {rep.layer}: reconstruction error {rep.error_before:.5f} -> {rep.error_after:.5f} "
+                       f"({rep.images_per_second:,.0f} images/s)")
+    if ft_epochs:
+        rep = fine_tune(model, train, epochs=ft_epochs, batch_size=args.batch, learning_rate=args.cnn_learning_rate / 4,
+                        seed=args.seed, progress=not args.quiet)
+        info["fine_tune"] = {"error_before": rep.error_before, "error_after": rep.error_after, "seconds": rep.seconds,
+                             "images_per_second": rep.images_per_second}
+        _say(args, f"CNN fine-tuning: reconstruction error {rep.error_before:.5f} -> {rep.error_after:.5f}")
+    model.save(paths["cnn"])
+    return model, info
+
+
+def _measure_machine(args, name, cnn, train, test, ctr, cte):
+    """Train one machine on the codes and measure it; returns (stacked model, metrics)."""
+    import numpy as np
+
+    from fastseq.commands._face_machines import held_out_log_likelihood, make_machine
+    from fastseq.conv.quality import mean_squared_error, two_sample_accuracy
+    from fastseq.conv.stacked import StackedModel
+
+    epochs = args.rbm_epochs or (20 if args.dataset == "mnist" else 100)
+    codes = make_machine(name, args.hidden, epochs, args.seed, device=args.device, batch_size=args.batch,
+                         learning_rate=args.rbm_learning_rate, progress=not args.quiet)
+    stacked = StackedModel(cnn, codes, scaling=codes.scaling)
+    start = time.perf_counter()
+    stacked.fit(codes=ctr)
+    seconds = time.perf_counter() - start
+    code_var = float(np.var(cte))
+    m = {"seconds": seconds,
+         "image_mse": mean_squared_error(stacked.autoencode(test), test),
+         "code_mse_relative": mean_squared_error(stacked.through_machine(cte), cte) / code_var}
+    ll = held_out_log_likelihood(codes, stacked.scaler.transform(ctr), stacked.scaler.transform(cte),
+                                 args.ais_betas, args.ais_runs, args.seed, progress=not args.quiet)
+    if ll is not None:
+        # the density of the codes themselves: comparable across machines whatever their scaling
+        ll["log_likelihood_codes"] = ll["log_likelihood"] + stacked.scaler.log_det
+    m["ais"] = ll
+    n_gen = max(len(cte), 64)
+    start = time.perf_counter()
+    generated = stacked.generate_codes(n_gen, args.gibbs_steps, seed=args.seed)
+    m["generate_seconds"] = time.perf_counter() - start
+    folds = min(5, len(cte))
+    m["two_sample_accuracy"] = two_sample_accuracy(cte, generated, folds=folds, seed=args.seed)
+    m["two_sample_accuracy_quadratic"] = two_sample_accuracy(cte, generated, folds=folds, seed=args.seed,
+                                                             quadratic=True)
+    m["generated_spread"] = float(generated.std(0).mean() / max(cte.std(0).mean(), 1e-12))
+    return stacked, generated, m
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from fastseq.cli import CommandError
+    from fastseq.conv.quality import mean_squared_error, pca_reconstruction_error
+
+    paths = _outputs(args)
+    existing = [str(p) for key, p in paths.items() if p.exists()]
+    if existing and not args.force:
+        raise CommandError(f"Expected --output to hold no earlier results, got {existing[0]} "
+                           f"(and {len(existing) - 1} more); use --force to overwrite.")
+    if args.device != "cpu" and not args.device.startswith("cuda"):
+        raise CommandError(f"Expected --device cpu or cuda[:N], got {args.device!r}.")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError(f"Expected a CUDA device for --device {args.device}, got none on this machine.")
+    if args.people is not None and args.people[0] == args.people[1]:
+        raise CommandError(f"Expected --people to name two different people, got {args.people[0]!r} twice.")
+    started = time.perf_counter()
+    train, test, people_train, people_test, source, skipped = _load_images(args)
+    size = train.shape[1]
+    config = _config(args, size)
+    if args.mix_layer is not None and args.mix_layer > config.depth:
+        raise CommandError(f"Expected --mix-layer in 1..{config.depth}, got {args.mix_layer}.")
+    pairs = _interpolation_pairs(args, train, test, people_train, people_test)
+    names = args.machines if args.picture_machine is None else [args.picture_machine] + [
+        m for m in args.machines if m != args.picture_machine]
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    _say(args, f"data: {len(train)} training and {len(test)} held-out {size}x{size} images from {source}"
+               + (f" ({skipped} unreadable files skipped)" if skipped else ""))
+
+    cnn, cnn_info = _train_cnn(args, config, train, paths)
+    cnn.eval()
+    cnn_err = mean_squared_error(cnn.reconstruct(test), test)
+    pca_err, k = pca_reconstruction_error(train, test, config.code_size)
+    cnn_info.update({"config": json.loads(config.to_json()), "code_size": config.code_size, "test_mse": cnn_err,
+                     "pca_mse": pca_err, "pca_components": k, "pca_over_cnn": pca_err / cnn_err})
+    verdict = "beats" if cnn_err < pca_err else "does NOT beat"
+    _say(args, f"held-out reconstruction error: CNN ({config.code_size} codes) {cnn_err:.5f}, PCA ({k} components) "
+               f"{pca_err:.5f}: the CNN {verdict} PCA ({pca_err / cnn_err:.2f}x)")
+
+    ctr, cte = cnn.encode(train), cnn.encode(test)
+    machines, pictures_model, generated_codes = {}, None, None
+    for name in names:
+        stacked, generated, m = _measure_machine(args, name, cnn, train, test, ctr, cte)
+        machines[name] = m
+        ll = m["ais"]["log_likelihood_codes"] if m["ais"] else None
+        _say(args, f"{name}: image error through the machine {m['image_mse']:.5f}, code error "
+                   f"{m['code_mse_relative']:.3f} of the variance, held-out log-likelihood "
+                   f"{'n/a (no energy)' if ll is None else f'{ll:.1f} nats'}, two-sample accuracy "
+                   f"{m['two_sample_accuracy']:.3f} (with squares {m['two_sample_accuracy_quadratic']:.3f}), "
+                   f"spread of generated codes {m['generated_spread']:.2f} of the real")
+        if pictures_model is None:
+            pictures_model, generated_codes = stacked, generated
+
+    rng = np.random.default_rng(args.seed + 2)
+    every = np.concatenate([test, train])
+    shown = every[np.sort(rng.choice(len(every), min(64, len(every)), replace=False))]
+    _picture(shown, paths["data"])
+    _picture(pictures_model.autoencode(shown, mix=args.mix, mix_layer=args.mix_layer), paths["autoencoded"])
+    _picture(cnn.decode(generated_codes[:64]), paths["generated"])
+    steps = pictures_model.interpolate(pairs[0], pairs[1], steps=8, at=args.interpolate_at)
+    _picture(steps.reshape(-1, size, size), paths["interpolated"], width=steps.shape[1])
+
+    best = min(machines, key=lambda n: abs(machines[n]["two_sample_accuracy_quadratic"] - 0.5))
+    metrics = {"dataset": args.dataset, "source": source, "size": size, "train_images": len(train),
+               "held_out_images": len(test), "skipped_files": skipped, "mirror": bool(args.mirror),
+               "seed": args.seed, "cnn": cnn_info, "machines": machines, "picture_machine": names[0],
+               "best_two_sample": best, "seconds": time.perf_counter() - started,
+               "options": {k: v for k, v in vars(args).items() if not k.startswith("_")}}
+    from fastseq._util.atomic import atomic_path
+
+    with atomic_path(paths["metrics"]) as tmp, open(tmp, "w") as fh:
+        json.dump(metrics, fh, indent=1)
+    _say(args, f"closest to real codes (two-sample accuracy with squares nearest 0.5): {best}; wrote {len(paths)} files in "
+               f"{args.output} ({metrics['seconds']:.0f} s)")
+    return 0

@@ -1,0 +1,326 @@
+"""A convolutional autoencoder whose layers can be trained one at a time.
+
+Layer ``l`` is a strided convolution (encoder) and a transposed convolution back to the
+previous layer's shape (decoder). Shapes: ``N`` images, ``S x S`` pixels, ``C_l`` channels
+of ``H_l x W_l`` at layer ``l``; the top layer's ``C_L x H_L x W_L`` values are the codes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from fastseq._util.atomic import atomic_path
+from fastseq._util.validate import positive_int
+
+__all__ = ["ConvAutoencoder", "ConvConfig", "default_config", "load_autoencoder"]
+
+_FORMAT = "fastseq-conv-1"
+_ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+@dataclass(frozen=True)
+class ConvConfig:
+    """Shape of a :class:`ConvAutoencoder`.
+
+    Attributes:
+        size: S, the side of the square input images.
+        channels: ``C_1..C_L``, channels of each layer's output.
+        strides: stride of each layer (1 keeps the size, 2 halves it).
+        kernels: kernel side of each layer; default 4 for stride 2 and 3 for stride 1.
+        in_channels: channels of the input (1 for grey faces).
+        activation: ``"tanh"`` (default; codes in (-1, 1)), ``"elu"`` or ``"leaky_relu"``;
+            the image decoder always ends in tanh, as the faces lie in [-1, 1].
+
+    Example:
+        >>> c = ConvConfig(64, (16, 32, 64, 64, 32), (2, 2, 2, 2, 1))
+        >>> c.shapes()[-1], c.code_size
+        ((32, 4, 4), 512)
+    """
+
+    size: int
+    channels: tuple[int, ...]
+    strides: tuple[int, ...]
+    kernels: tuple[int, ...] | None = None
+    in_channels: int = 1
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        positive_int("size", self.size)
+        positive_int("in_channels", self.in_channels)
+        object.__setattr__(self, "channels", tuple(positive_int("channels", c) for c in self.channels))
+        object.__setattr__(self, "strides", tuple(positive_int("strides", s) for s in self.strides))
+        if not self.channels or len(self.channels) != len(self.strides):
+            raise ValueError(f"Expected channels and strides of one length >= 1, got {len(self.channels)} "
+                             f"channels and {len(self.strides)} strides.")
+        kernels = self.kernels or tuple(4 if s == 2 else max(3, s) for s in self.strides)
+        object.__setattr__(self, "kernels", tuple(positive_int("kernels", k) for k in kernels))
+        if len(self.kernels) != len(self.strides):
+            raise ValueError(f"Expected one kernel per layer ({len(self.strides)}), got {len(self.kernels)}.")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"Expected activation in {sorted(_ACTIVATIONS)}, got {self.activation!r}.")
+        self.shapes()  # raises if size is too small for the network's depth
+
+    @property
+    def depth(self) -> int:
+        return len(self.channels)
+
+    def padding(self, layer: int) -> int:
+        return max(0, (self.kernels[layer] - self.strides[layer] + 1) // 2)
+
+    def shapes(self) -> list[tuple[int, int, int]]:
+        """``(C_l, H_l, W_l)`` for the input (l = 0) and every layer's output."""
+        out = [(self.in_channels, self.size, self.size)]
+        for layer, (c, s, k) in enumerate(zip(self.channels, self.strides, self.kernels)):
+            n = (out[-1][1] + 2 * self.padding(layer) - k) // s + 1
+            if n < 1 or out[-1][1] < s:
+                raise ValueError(f"Expected size to be at least {self.min_size()} for {self.depth} layers with "
+                                 f"strides {list(self.strides)}, got {self.size}.")
+            out.append((c, n, n))
+        return out
+
+    def min_size(self) -> int:
+        """The smallest S this network can take."""
+        for size in range(1, 1 << 16):
+            n, ok = size, True
+            for layer, (s, k) in enumerate(zip(self.strides, self.kernels)):
+                if n < s:
+                    ok = False
+                    break
+                n = (n + 2 * self.padding(layer) - k) // s + 1
+                if n < 1:
+                    ok = False
+                    break
+            if ok:
+                return size
+        raise ValueError("Expected a network that takes some input size, got none.")  # pragma: no cover
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        return self.shapes()[-1]
+
+    @property
+    def code_size(self) -> int:
+        c, h, w = self.code_shape
+        return c * h * w
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ConvConfig":
+        d = json.loads(text)
+        for key in ("channels", "strides", "kernels"):
+            d[key] = tuple(d[key]) if d.get(key) is not None else None
+        return cls(**d)
+
+    def describe(self) -> str:
+        return (f"{self.size}x{self.size} input, channels {list(self.channels)}, strides {list(self.strides)}, "
+                f"kernels {list(self.kernels)}, {self.activation}")
+
+
+def default_config(size: int = 64) -> ConvConfig:
+    """The network used for S x S faces.
+
+    S >= 48: the original's five layers, the first four with stride 2, ending in
+    32 channels (``4 x 4 x 32 = 512`` codes at S = 64). Smaller S (the 25 x 25 embedded
+    faces, 28 x 28 digits): three layers, two with stride 2, ending in 8 channels
+    (``6 x 6 x 8 = 288`` codes at S = 25, ``7 x 7 x 8 = 392`` at S = 28).
+
+    Example:
+        >>> default_config(64).code_size, default_config(25).code_shape
+        (512, (8, 6, 6))
+    """
+    size = positive_int("size", size)
+    if size >= 48:
+        return ConvConfig(size, (32, 64, 64, 64, 32), (2, 2, 2, 2, 1))
+    return ConvConfig(size, (32, 32, 8), (2, 2, 1))
+
+
+class ConvAutoencoder(nn.Module):
+    """Stacked convolutional autoencoder layers; see :class:`ConvConfig`.
+
+    Args:
+        config: the network's shape (or an ``int`` S for :func:`default_config`).
+        seed: seed of the initial weights (the global torch generator is left alone).
+
+    Example:
+        >>> m = ConvAutoencoder(ConvConfig(16, (4, 2), (2, 2)), seed=0)
+        >>> x = np.zeros((3, 16, 16), np.float32)
+        >>> m.encode(x).shape, m.decode(m.encode(x)).shape
+        ((3, 32), (3, 16, 16))
+    """
+
+    def __init__(self, config: ConvConfig | int, seed: int | None = 0) -> None:
+        super().__init__()
+        self.config = default_config(config) if isinstance(config, int) else config
+        cfg, shapes = self.config, self.config.shapes()
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.encoders = nn.ModuleList()
+            self.decoders = nn.ModuleList()
+            for layer in range(cfg.depth):
+                c_in, n_in = shapes[layer][0], shapes[layer][1]
+                c_out, n_out = shapes[layer + 1][0], shapes[layer + 1][1]
+                s, k, p = cfg.strides[layer], cfg.kernels[layer], cfg.padding(layer)
+                extra = n_in - ((n_out - 1) * s - 2 * p + k)  # output_padding restores odd sizes
+                self.encoders.append(nn.Conv2d(c_in, c_out, k, stride=s, padding=p))
+                self.decoders.append(nn.ConvTranspose2d(c_out, c_in, k, stride=s, padding=p, output_padding=extra))
+        self.hidden_act = _ACTIVATIONS[cfg.activation]()
+        self.image_act = nn.Tanh()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---------------------------------------------------------------- tensors (N x C x H x W)
+    def up_layer(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """Layer ``layer`` (0-based) of the encoder: ``N x C_l x H_l x W_l`` -> the next."""
+        return self.hidden_act(self.encoders[layer](x))
+
+    def down_layer(self, layer: int, z: torch.Tensor) -> torch.Tensor:
+        """Decoder of layer ``layer``: its output back to the shape of its input."""
+        out = self.decoders[layer](z)
+        return self.image_act(out) if layer == 0 else self.hidden_act(out)
+
+    def up(self, x: torch.Tensor, layers: int | None = None) -> list[torch.Tensor]:
+        """Activations of the first ``layers`` layers (default all), ``[a_1, ..., a_layers]``."""
+        out = []
+        for layer in range(self.config.depth if layers is None else layers):
+            x = self.up_layer(layer, x)
+            out.append(x)
+        return out
+
+    def down(self, z: torch.Tensor, start: int | None = None, stop: int = 0) -> torch.Tensor:
+        """Decode an activation of layer ``start`` (1-based; default the top) down to layer ``stop``."""
+        start = self.config.depth if start is None else start
+        for layer in range(start - 1, stop - 1, -1):
+            z = self.down_layer(layer, z)
+        return z
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.up(x)[-1])
+
+    # ---------------------------------------------------------------- NumPy in and out, batched
+    def _images(self, images, name: str = "images") -> np.ndarray:
+        arr = np.asarray(images, dtype=np.float32)
+        s = self.config.size
+        if arr.ndim != 3 or arr.shape[1:] != (s, s):
+            raise ValueError(f"Expected {name} to be N x {s} x {s}, got shape {arr.shape}.")
+        return arr
+
+    def _codes(self, codes, name: str = "codes") -> np.ndarray:
+        arr = np.asarray(codes, dtype=np.float32)
+        if arr.ndim != 2 or arr.shape[1] != self.config.code_size:
+            raise ValueError(f"Expected {name} to be N x {self.config.code_size}, got shape {arr.shape}.")
+        return arr
+
+    def _batches(self, arr: np.ndarray, batch_size: int):
+        batch_size = positive_int("batch_size", batch_size)
+        for lo in range(0, arr.shape[0], batch_size):
+            yield torch.as_tensor(arr[lo:lo + batch_size], device=self.device)
+
+    @torch.no_grad()
+    def encode(self, images, batch_size: int = 256) -> np.ndarray:
+        """Top-layer codes of ``N x S x S`` images, ``N x D`` float32 (``D = C_L H_L W_L``)."""
+        arr = self._images(images)
+        out = np.empty((arr.shape[0], self.config.code_size), np.float32)
+        lo = 0
+        for x in self._batches(arr, batch_size):
+            z = self.up(x[:, None])[-1]
+            out[lo:lo + z.shape[0]] = z.flatten(1).cpu().numpy()
+            lo += z.shape[0]
+        return out
+
+    @torch.no_grad()
+    def decode(self, codes, batch_size: int = 256) -> np.ndarray:
+        """Images ``N x S x S`` from top-layer codes ``N x D``."""
+        arr = self._codes(codes)
+        s, shape = self.config.size, self.config.code_shape
+        out = np.empty((arr.shape[0], s, s), np.float32)
+        lo = 0
+        for z in self._batches(arr, batch_size):
+            x = self.down(z.view(-1, *shape))
+            out[lo:lo + x.shape[0]] = x[:, 0].cpu().numpy()
+            lo += x.shape[0]
+        return out
+
+    def reconstruct(self, images, batch_size: int = 256) -> np.ndarray:
+        """``decode(encode(images))``."""
+        return self.decode(self.encode(images, batch_size), batch_size)
+
+    # ---------------------------------------------------------------- files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write weights and configuration, atomically: ``.safetensors`` or ``.npz`` (no pickle)."""
+        path = os.fspath(path)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        meta = {"format": _FORMAT, "config": self.config.to_json()}
+        if path.endswith(".npz"):
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, __meta__=np.array(json.dumps(meta)), **{k: v.numpy() for k, v in tensors.items()})
+        elif path.endswith(".safetensors"):
+            from safetensors.torch import save_file
+
+            with atomic_path(path) as tmp:
+                save_file(tensors, tmp, metadata=meta)
+        else:
+            raise ValueError(f"Expected path to end in .safetensors or .npz, got {path!r}.")
+
+
+def _read(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else {}
+            return meta, {k: torch.from_numpy(data[k]) for k in data.files if k != "__meta__"}
+    from safetensors import safe_open
+
+    with safe_open(path, framework="pt") as fh:
+        return dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}
+
+
+def load_autoencoder(path: str | os.PathLike, config: ConvConfig | None = None,
+                     device: str | torch.device = "cpu") -> ConvAutoencoder:
+    """Read a network written by :meth:`ConvAutoencoder.save`; no code is run.
+
+    Args:
+        path: ``.safetensors`` or ``.npz`` file.
+        config: when given, the file must hold a network of exactly this shape.
+        device: where the weights go.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a fastseq network file, or a network of another configuration.
+
+    Example:
+        >>> import tempfile
+        >>> p = os.path.join(tempfile.mkdtemp(), "cnn.safetensors")
+        >>> ConvAutoencoder(ConvConfig(16, (4,), (2,))).save(p)
+        >>> load_autoencoder(p).config.code_size
+        256
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected model to be a saved network file, {path!r} does not exist.")
+    try:
+        meta, tensors = _read(path)
+    except Exception as exc:  # any parse failure of a foreign or damaged file
+        raise ValueError(f"Expected model to be a fastseq network file, {path!r} is unreadable ({exc}).") from None
+    if meta.get("format") != _FORMAT:
+        raise ValueError(f"Expected model to be a fastseq network file (format {_FORMAT}), got {path!r} "
+                         f"with format {meta.get('format')!r}.")
+    stored = ConvConfig.from_json(meta["config"])
+    if config is not None and stored != config:
+        raise ValueError(f"Expected model to hold a network for {config.describe()}, got one for "
+                         f"{stored.describe()} in {path!r}.")
+    model = ConvAutoencoder(stored, seed=None)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as exc:
+        raise ValueError(f"Expected model {path!r} to hold the weights its configuration names, got others "
+                         f"({str(exc).splitlines()[0]}).") from None
+    return model.to(device)

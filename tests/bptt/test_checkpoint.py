@@ -1,0 +1,129 @@
+"""Exact resume: loader state, train_bptt checkpoints, a killed run resumed bit for bit, bad checkpoints."""
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fastseq.bptt import SlotSwapLoader, train_bptt
+
+F, C, H = 3, 2, 8
+
+
+class Decoder(nn.Module):
+    def __init__(self, hidden=H):
+        super().__init__()
+        self.rnn = nn.GRU(F + C, hidden)
+        self.drop = nn.Dropout(0.2)  # draws from torch's global generator: resumed too
+        self.out = nn.Linear(hidden, F)
+
+    def forward(self, visible, context, hidden):
+        h, hidden = self.rnn(torch.cat([visible, context.unsqueeze(0)], -1), hidden)
+        return self.out(self.drop(h)), hidden
+
+
+class SlowDistance(nn.PairwiseDistance):
+    """The default cost, slowed down in the child so a kill lands mid-epoch."""
+
+    delay = 0.0
+
+    def forward(self, a, b):
+        time.sleep(self.delay)
+        return super().forward(a, b)
+
+
+def _data(n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 30, n)
+    return ([rng.standard_normal((t, C)).astype(np.float32) for t in lengths],
+            [rng.standard_normal((t, F)).astype(np.float32) for t in lengths])
+
+
+def _train(path=None, delay=0.0, every=3, hidden=H, batch=4, bptt=5, data_seed=0):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model = Decoder(hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    cost = SlowDistance()
+    cost.delay = delay
+    ctx, tgt = _data(seed=data_seed)
+    losses = train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, hidden), opt, batch_size=batch, bptt=bptt,
+                        cost_fn=cost, teacher_forcing=0.5, shuffle=True, seed=3, checkpoint=path,
+                        checkpoint_every=every)
+    return losses, model
+
+
+def _killed_child(path):
+    torch.set_num_threads(1)
+    _train(path, delay=0.002)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_run_killed_at_a_random_window_resumes_bit_for_bit(tmp_path):
+    torch.set_num_threads(1)
+    reference, ref_model = _train()
+    path = tmp_path / "run.ckpt"
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=_killed_child, args=(str(path),))
+    child.start()
+    deadline = time.time() + 120
+    while not path.exists() and time.time() < deadline and child.is_alive():
+        time.sleep(0.01)
+    time.sleep(random.Random(2).uniform(0.0, 0.3))
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    assert child.exitcode == -signal.SIGKILL
+    from fastseq.bptt.checkpoint import load_checkpoint
+
+    meta, _ = load_checkpoint(path)
+    done = meta["loader"]["window"]
+    assert meta["loader"]["epoch"] == 0 and 0 < done < len(reference)  # killed mid-epoch
+    losses, model = _train(path)
+    assert losses == reference  # every window's loss, bit for bit
+    for a, b in zip(model.parameters(), ref_model.parameters()):
+        assert torch.equal(a, b)
+    again, _ = _train(path)  # the final checkpoint: the epoch is done
+    assert again == reference
+
+
+def test_loader_state_resumes_mid_epoch_and_refuses_other_settings():
+    ctx, tgt = _data()
+    loader = SlotSwapLoader(ctx, tgt, batch_size=3, bptt=4, shuffle=True, seed=5)
+    full = [w.inputs.clone() for w in loader]  # epoch 0
+    first = SlotSwapLoader(ctx, tgt, batch_size=3, bptt=4, shuffle=True, seed=5)
+    it = iter(first)
+    for _ in range(7):
+        next(it)
+    state = first.state_dict()
+    assert (state["epoch"], state["window"]) == (0, 7)
+    second = SlotSwapLoader(ctx, tgt, batch_size=3, bptt=4, shuffle=True, seed=5)
+    second.load_state_dict(state)
+    rest = [w.inputs.clone() for w in second]  # windows share a ring of buffers: keep copies
+    assert len(rest) == len(full) - 7 and all(torch.equal(a, b) for a, b in zip(rest, full[7:]))
+    assert second.state_dict()["epoch"] == 1
+    other = SlotSwapLoader(ctx, tgt, batch_size=2, bptt=4, shuffle=True, seed=6)
+    with pytest.raises(ValueError, match=r"batch_size \(saved 3, here 2\), seed \(saved 5, here 6\)"):
+        other.load_state_dict(state)
+
+
+def test_bad_checkpoints_are_refused_before_any_step(tmp_path):
+    path = tmp_path / "run.ckpt"
+    _train(path, every=2)
+    saved = path.read_bytes()
+    cases = [({"bptt": 6}, "bptt"), ({"batch": 5}, "batch_size"), ({"data_seed": 1}, "data.contexts.crc32"),
+             ({"hidden": 9}, "model.tensors.rnn.weight_hh_l0")]
+    for kwargs, name in cases:
+        with pytest.raises(ValueError, match=rf"Expected checkpoint .* to come from this training run, but .*{name}"):
+            _train(path, **kwargs)
+        assert path.read_bytes() == saved  # left intact
+    path.write_bytes(saved[: len(saved) // 2])
+    with pytest.raises(ValueError, match="unreadable file"):
+        _train(path)
+    assert path.read_bytes() == saved[: len(saved) // 2]

@@ -1,0 +1,87 @@
+"""``fastseq faces``: a tiny end-to-end run, and each bad input as one line with exit 2."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import skimage.io
+from skimage.data import lfw_subset
+
+from fastseq.cli import main
+from fastseq.conv import ConvAutoencoder, ConvConfig
+
+TINY = ["--size", "16", "--max-images", "24", "--channels", "4", "4", "4", "--strides", "2", "2", "1",
+        "--cnn-epochs", "1", "--fine-tune-epochs", "1", "--rbm-epochs", "2", "--hidden", "8", "--gibbs-steps", "5",
+        "--ais-betas", "20", "--ais-runs", "4", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTSEQ_CACHE", str(tmp_path / "cache"))
+
+
+def _fails(capsys, argv, *words):
+    assert main(["faces", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("fastseq faces: error:"), err
+    for w in words:
+        assert w in err, err
+
+
+def test_tiny_run_writes_four_pictures_and_metrics(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["faces", *TINY, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PCA" in printed and "two-sample accuracy" in printed
+    for name in ("data", "autoencoded", "generated", "interpolated"):
+        picture = skimage.io.imread(out / f"faces_{name}.png")
+        assert picture.ndim == 2 and picture.std() > 0
+    m = json.loads((out / "faces_metrics.json").read_text())
+    assert set(m["machines"]) == {"RRBM", "R3BM", "BetaRBM", "GaussianRBM"}
+    assert m["machines"]["RRBM"]["ais"] is None and m["machines"]["BetaRBM"]["ais"]["log_z_std"] >= 0
+    assert 0 <= m["machines"]["GaussianRBM"]["two_sample_accuracy"] <= 1
+    assert m["cnn"]["code_size"] == 64 and m["cnn"]["pca_components"] <= 64
+    assert [r["layer"] for r in m["cnn"]["layers"]] == [1, 2, 3]
+    # refuses to overwrite, unless --force; a saved network is reused with --model
+    _fails(capsys, [*TINY, "--output", str(out)], "--force")
+    assert main(["faces", *TINY, "--output", str(out), "--force", "--machines", "GaussianRBM",
+                 "--model", str(out / "faces_cnn.safetensors")]) == 0
+
+
+def test_mnist_as_a_second_data_set(tmp_path):
+    argv = [*TINY, "--dataset", "mnist", "--machines", "BetaRBM", "--output", str(tmp_path)]
+    argv[1] = "28"
+    assert main(["faces", *argv]) == 0
+    assert json.loads((tmp_path / "mnist_metrics.json").read_text())["size"] == 28
+
+
+def _jpeg_folder(root, count):
+    raw = (lfw_subset()[:count] * 255).astype(np.uint8)
+    (root / "Ann").mkdir(parents=True)
+    for i in range(count):
+        skimage.io.imsave(root / "Ann" / f"Ann_{i}.jpg", raw[i], check_contrast=False)
+    return root
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    _fails(capsys, ["--data", str(tmp_path / "missing")], "--data", "not a folder")
+    (tmp_path / "empty").mkdir()
+    _fails(capsys, ["--data", str(tmp_path / "empty")], "image files")
+    one = _jpeg_folder(tmp_path / "one", 1)
+    _fails(capsys, [*TINY, "--data", str(one), "--output", str(tmp_path / "o1")], "at least 2", "got 1")
+    _fails(capsys, [*TINY, "--size", "3", "--output", str(tmp_path / "o2")], "--size", "at least", "got 3")
+    _fails(capsys, [*TINY, "--people", "face_001", "nobody", "--output", str(tmp_path / "o3")], "--people", "nobody")
+    _fails(capsys, [*TINY, "--channels", "4", "--output", str(tmp_path / "o4")], "--channels and --strides")
+    other = tmp_path / "other.safetensors"
+    ConvAutoencoder(ConvConfig(16, (4, 4, 2), (2, 2, 1))).save(other)
+    _fails(capsys, [*TINY, "--model", str(other), "--output", str(tmp_path / "o5")], "model", "got one for")
+    _fails(capsys, [*TINY, "--device", "tpu", "--output", str(tmp_path / "o6")], "--device")
+    _fails(capsys, [*TINY, "--mix-layer", "4", "--output", str(tmp_path / "o7")], "--mix-layer")
+
+
+def test_option_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["faces", "--mix", "2"])
+    assert exc.value.code == 2
+    assert "--mix" in capsys.readouterr().err
