@@ -71,10 +71,11 @@ def paragraph_layout(clusters: Sequence[Sequence[int]], width: int) -> MosaicLay
         if w.size and not np.issubdtype(w.dtype, np.integer):
             raise TypeError(f"Expected clusters to hold integer tile indices, got dtype {w.dtype} in clusters[{i}].")
     words = [w.astype(np.int64) for w in words]
-    # the widest useful line holds every cluster with a blank after each; more is blank cells only
-    widest = sum(w.size + 1 for w in words) + 1
+    # the widest useful line holds every cluster with a blank after each; far wider lines are
+    # blank cells only, and at 2**31 cells would take minutes and gigabytes to build
+    widest = max(sum(w.size + 1 for w in words) + 1, 1 << 16)
     if width > widest:
-        raise ValueError(f"Expected width <= {widest} (all {len(words)} clusters on one line), got {width}.")
+        raise ValueError(f"Expected width <= {widest} (all {len(words)} clusters fit on one line), got {width}.")
     for i, w in enumerate(words):
         if w.size == 0:
             raise ValueError(f"Expected every cluster to be non-empty, got clusters[{i}] empty.")

@@ -186,7 +186,7 @@ def _as_tiles(images, shape) -> np.ndarray:
             f"Expected images to be N x H x W or N x H x W x 3 (or N x D with shape), got shape {arr.shape}."
         )
     if arr.size == 0:
-        raise ValueError(f"Expected images to hold at least one non-empty image, got shape {arr.shape}.")
+        raise ValueError(f"Expected images to hold at least one image with pixels, got shape {arr.shape}.")
     return arr
 
 
