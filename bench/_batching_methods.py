@@ -1,6 +1,6 @@
 """The ways of batching variable-length sequences that bench/compare_batching.py races.
 
-Every method trains the same model (``nn.GRU`` + a linear head, MSE loss, SGD,
+Every method trains the same model (``nn.GRU`` or ``nn.LSTM`` + a linear head, MSE loss, SGD,
 gradient clipping 1.0) with truncated BPTT of ``K`` steps, for one epoch, and
 returns ``(real_steps, computed_steps)``: real steps are (sequence, position)
 pairs of the data, computed steps are the slot-steps the recurrent layer ran
@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 from fastseq.bptt.loader import SlotSwapLoader
-from fastseq.bptt.engines import masked_mean, run_window
+from fastseq.bptt.engines import carry_state, masked_mean, run_window
 
 from _original_algorithm import original_train_bptt
 
@@ -39,12 +39,13 @@ class Decoder(nn.Module):
 
 
 class Model(nn.Module):
-    """GRU + linear head, with its step-interface ``decoder`` sharing the same weights."""
+    """GRU (or LSTM) + linear head, with its step-interface ``decoder`` sharing the same weights
+    (GRU only: the original algorithm's state is one tensor)."""
 
-    def __init__(self, features: int, hidden: int, seed: int = 0) -> None:
+    def __init__(self, features: int, hidden: int, seed: int = 0, cell: str = "gru") -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.rnn = nn.GRU(features, hidden)
+        self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](features, hidden)
         self.head = nn.Linear(hidden, features)
         self.decoder = Decoder(self.rnn, self.head)
         self.opt = torch.optim.SGD(self.parameters(), lr=0.05)
@@ -153,7 +154,7 @@ def train_padded(model: Model, batches: list[tuple], bptt: int) -> tuple[int, in
             out, h = model.rnn(x[c:c + bptt], h)
             err = ((model.head(out) - y[c:c + bptt]) ** 2).mean(-1)
             model.update(masked_mean(err, valid[c:c + bptt]))
-            h = h.detach()
+            h = carry_state(h)
         real += int(lengths.sum())
         computed += t_max * b
     return real, computed
@@ -197,7 +198,7 @@ def train_ideal(model: Model, windows: tuple, bptt: int, engine: str = "module")
         else:
             out, h = run_window(model.rnn, x[i], no_reset, h, engine=engine)
         model.update(((model.head(out) - y[i]) ** 2).mean())
-        h = h.detach()
+        h = carry_state(h)
     n = x.shape[0] * x.shape[1] * x.shape[2]
     return n, n
 
@@ -231,7 +232,7 @@ def train_fastseq(model: Model, loader: SlotSwapLoader, engine: str) -> tuple[in
             computed += w.real_steps
         elif engine == "dense":
             computed += w.plan.computed
-        else:  # steps and segments (what "auto" picks on the CPU) run every slot of the window
+        else:  # fused, steps and segments (what "auto" picks on the CPU) run every slot of the window
             computed += w.schedule.rows.size
     return real, computed
 

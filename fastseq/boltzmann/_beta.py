@@ -11,13 +11,18 @@ no partition function; use ``BetaRBM`` where a likelihood is needed.
 """
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from sklearn.utils._param_validation import Interval
 
 from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.boltzmann._anneal import AnnealBeta
 from fastseq.boltzmann._rbm import _SigmoidRBM
-from fastseq.boltzmann._base import BoltzmannMachine, _check_float
+from fastseq.boltzmann._base import BoltzmannMachine, _positive, _store
 
 __all__ = ["RRBM", "R3BM", "BetaRBM"]
 
@@ -37,23 +42,25 @@ class RRBM(_SigmoidRBM):
     """
 
     _vis_kind = nbs.BETA
+    _normalisable_energy = False  # a sampling heuristic: no energy has these conditionals
 
-    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, **kwargs) -> None:
-        super().__init__(n_components, **kwargs)
-        self.sigma = sigma
+    _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints, "sigma": [_positive()]}
+
+    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+                 persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
+                 momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
+                 n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+        _store(self, locals())
 
     def _sigmas(self):
         return float(self.sigma), 1.0
-
-    def _check_settings(self):
-        super()._check_settings()
-        _check_float("sigma", self.sigma, 0.0, inclusive=False)
 
     def _sample_visible(self, h):
         return self._beta_from_logits(self._visible_pre(h), float(self.sigma))
 
     def _random_visible(self, n):
-        return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self.dtype)
+        return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
 
 
 class R3BM(RRBM):
@@ -68,16 +75,17 @@ class R3BM(RRBM):
 
     _hid_kind = nbs.BETA
 
-    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, sigma_hidden: float = 0.1, **kwargs) -> None:
-        super().__init__(n_components, sigma=sigma, **kwargs)
-        self.sigma_hidden = sigma_hidden
+    _parameter_constraints: dict = {**RRBM._parameter_constraints, "sigma_hidden": [_positive()]}
+
+    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, sigma_hidden: float = 0.1, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+                 persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
+                 momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
+                 n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+        _store(self, locals())
 
     def _sigmas(self):
         return float(self.sigma), float(self.sigma_hidden)
-
-    def _check_settings(self):
-        super()._check_settings()
-        _check_float("sigma_hidden", self.sigma_hidden, 0.0, inclusive=False)
 
     def _sample_hidden(self, pre):
         return self._beta_from_logits(pre, float(self.sigma_hidden))
@@ -111,17 +119,30 @@ class BetaRBM(BoltzmannMachine):
 
     _decayed = ("Wa", "Wb")
 
-    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.05, **kwargs) -> None:
-        super().__init__(n_components, **kwargs)
-        self.eps = eps
-        self.init_weight = init_weight
+    _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints,
+                                    "eps": [Interval(Real, 0, 0.5, closed="neither")], "init_weight": [_positive()]}
 
-    def _check_settings(self):
-        super()._check_settings()
-        eps = _check_float("eps", self.eps, 0.0, inclusive=False)
-        if eps >= 0.5:
-            raise ValueError(f"Expected eps to be in (0, 0.5), got {self.eps!r}.")
-        _check_float("init_weight", self.init_weight, 0.0, inclusive=False)
+    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.05, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+                 persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
+                 momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
+                 n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+        _store(self, locals())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
+    def _check_range(self, X) -> None:
+        # the energy uses log v and log(1 - v): values are clamped to [eps, 1 - eps], and
+        # values outside [0, 1] are not data this model can describe
+        values = X.data if sp.issparse(X) else X
+        if values.size and (values.min() < 0 or values.max() > 1):
+            # "Negative values in data" is scikit-learn's wording for positive-only estimators
+            what = "Negative values in data" if values.min() < 0 else "Values above 1 in data"
+            raise ValueError(f"{what} passed to {type(self).__name__}: expected X in [0, 1] (Beta-distributed "
+                             f"data), got values in [{values.min()}, {values.max()}].")
 
     def _param_template(self) -> dict[str, bool]:
         return {"Wa_raw": True, "Wb_raw": True, "A_raw": True, "B_raw": True, "c": True}
@@ -129,28 +150,39 @@ class BetaRBM(BoltzmannMachine):
     def _prepare_visible(self, v):
         return v.clamp(float(self.eps), 1.0 - float(self.eps))
 
-    def _init_params(self, X):
-        d, h = X.shape[1], int(self.n_components)
-        v = self._prepare_visible(X)
-        # method of moments per unit, so the hidden-off model starts at the marginals
-        m = v.mean(0)
-        var = v.var(0, unbiased=False).clamp_min(1e-6)
+    def _init_params(self, mean, var):
+        d, h = mean.shape[0], int(self.n_components)
+        # method of moments per unit (of the clamped data), so the hidden-off model starts at the marginals
+        m = mean
+        var = var.clamp_min(1e-6)
         nu = (m * (1 - m) / var - 1).clamp(0.05, 1e3)
         a, b = (m * nu).clamp_min(0.02), ((1 - m) * nu).clamp_min(0.02)
         inv = _softplus_inv(float(self.init_weight))
-        noise = lambda: torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self.dtype)  # noqa: E731
+        noise = lambda: torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self._tdtype)  # noqa: E731
         return {
             "Wa_raw": (inv + float(self.init_scale) * 100 * noise()).requires_grad_(),
             "Wb_raw": (inv + float(self.init_scale) * 100 * noise()).requires_grad_(),
             "A_raw": (a + torch.log(-torch.expm1(-a))).requires_grad_(),
             "B_raw": (b + torch.log(-torch.expm1(-b))).requires_grad_(),
-            "c": torch.zeros(h, device=self.device, dtype=self.dtype).requires_grad_(),
+            "c": torch.zeros(h, device=self.device, dtype=self._tdtype).requires_grad_(),
         }
 
     def shapes(self) -> dict[str, torch.Tensor]:
         """The positive parameters ``A, B`` (D,) and ``Wa, Wb`` (D x H), detached."""
         p = self.params_
         return {k: F.softplus(p[k + "_raw"]).detach() for k in ("A", "B", "Wa", "Wb")}
+
+    def _params64(self):
+        p = {k: v.double().cpu() for k, v in self.shapes().items()}
+        p["c"] = self.params_["c"].detach().double().cpu()
+        return p
+
+    def _log_sum_visible(self, p, h):
+        a, b = p["A"] + h @ p["Wa"].T, p["B"] + h @ p["Wb"].T
+        return h @ p["c"] + (torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)).sum(1)
+
+    def _anneal_path(self, data):
+        return AnnealBeta(self, data)
 
     def _free_energy_pre(self, v):
         p = self.params_

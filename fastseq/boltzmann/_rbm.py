@@ -9,8 +9,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sklearn.utils.validation import check_is_fitted
+
+import scipy.sparse as sp
+
 from fastseq.boltzmann import _sampling_nb as nbs
-from fastseq.boltzmann._base import BoltzmannMachine
+from fastseq.boltzmann._cd_nb import cd_epoch
+from fastseq.boltzmann._anneal import AnnealGauss, AnnealRBM
+from fastseq.boltzmann._base import BoltzmannMachine, _bar, _positive, _store
 
 __all__ = ["RBM", "GaussianRBM"]
 
@@ -21,13 +27,13 @@ class _SigmoidRBM(BoltzmannMachine):
     def _param_template(self) -> dict[str, bool]:
         return {"W": True, "b": True, "c": True}
 
-    def _init_params(self, X: torch.Tensor) -> dict[str, torch.Tensor]:
-        d, h = X.shape[1], int(self.n_components)
-        w = torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self.dtype) * float(self.init_scale)
+    def _init_params(self, mean, var):
+        d, h = mean.shape[0], int(self.n_components)
+        w = torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self._tdtype) * float(self.init_scale)
         # Hinton's guide: visible biases at the data's log-odds, so the model starts at the base rates
-        p = X.mean(0).clamp(1e-3, 1 - 1e-3)
+        p = mean.clamp(1e-3, 1 - 1e-3)
         b = torch.log(p / (1 - p))
-        c = torch.zeros(h, device=self.device, dtype=self.dtype)
+        c = torch.zeros(h, device=self.device, dtype=self._tdtype)
         return {"W": w.requires_grad_(), "b": b.requires_grad_(), "c": c.requires_grad_()}
 
     def _free_energy_pre(self, v):
@@ -37,6 +43,16 @@ class _SigmoidRBM(BoltzmannMachine):
 
     _vis_kind = nbs.BERNOULLI
     _hid_kind = nbs.BERNOULLI
+
+    def _log_sum_visible(self, p, h):
+        return h @ p["c"] + F.softplus(h @ p["W"].T + p["b"]).sum(1)
+
+    def _log_sum_hidden(self, p, v):
+        """``-F(v)`` in float64 from ``_params64``: what enumerating binary visible states sums."""
+        return v @ p["b"] + F.softplus(v @ p["W"] + p["c"]).sum(1)
+
+    def _anneal_path(self, data):
+        return AnnealRBM(self, data)
 
     def _sigmas(self) -> tuple[float, float]:
         return 1.0, 1.0
@@ -52,6 +68,45 @@ class _SigmoidRBM(BoltzmannMachine):
                                p["c"].detach().numpy(), k, self._streams, self._vis_kind, self._hid_kind, sv, sh)
         return torch.from_numpy(v), torch.from_numpy(h)
 
+    # ---------------------------------------------------------------- fused CPU training
+    def _fused(self) -> bool:
+        """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop)."""
+        return self._on_cpu() and self.optimizer == "sgd"
+
+    def _start_training(self):
+        super()._start_training()
+        self._velocity = {k: torch.zeros_like(v.detach()) for k, v in self.params_.items()}
+
+    def _cd(self, X: np.ndarray, order: np.ndarray, batch_size: int) -> None:
+        p, m = self.params_, self._velocity
+        w = p["W"].detach().numpy()
+        sv, sh = self._sigmas()
+        cd_epoch(X, order, int(batch_size), w, p["b"].detach().numpy(), p["c"].detach().numpy(),
+                 m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self.h_samples_.numpy(), int(self.k),
+                 bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
+                 self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
+                 nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
+
+    def _epoch(self, data, epoch):
+        if not self._fused():
+            return super()._epoch(data, epoch)
+        n, size = data.shape[0], int(self.batch_size)
+        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        if sp.issparse(data) or self.progress:
+            bar = _bar(-(-n // size), self.progress, f"epoch {epoch + 1}")
+            for s in range(0, n, size):
+                self._update_rows(data, order[s:s + size])
+                bar.update(1)
+            bar.close()
+        else:
+            self._cd(data.numpy(), order, size)
+        self._report(data, epoch)
+
+    def _update_rows(self, data, rows):
+        if not self._fused():
+            return super()._update_rows(data, rows)
+        self._cd(self._batch(data, rows).numpy(), np.arange(len(rows)), len(rows))
+
     def _visible_pre(self, h):
         p = self.params_
         return torch.addmm(p["b"], h, p["W"].T).detach()
@@ -66,17 +121,17 @@ class _SigmoidRBM(BoltzmannMachine):
     @property
     def components_(self) -> np.ndarray:
         """Weights, ``H x D`` (scikit-learn's layout)."""
-        self._check_fitted()
+        check_is_fitted(self)
         return self.params_["W"].detach().T.cpu().numpy()
 
     @property
     def intercept_hidden_(self) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         return self.params_["c"].detach().cpu().numpy()
 
     @property
     def intercept_visible_(self) -> np.ndarray:
-        self._check_fitted()
+        check_is_fitted(self)
         return self.params_["b"].detach().cpu().numpy()
 
 
@@ -100,6 +155,11 @@ class RBM(_SigmoidRBM):
         (2, 12)
     """
 
+    _binary_visible = True
+
+    def _likelihood_visible(self, v):
+        return (v > 0.5).to(v.dtype)
+
     def score_samples(self, X, chunk_elements: int = 1 << 22) -> np.ndarray:
         """Exact pseudo-log-likelihood ``sum_i log p(v_i | v_-i)`` of each binarised row, ``(N,)``.
 
@@ -107,31 +167,29 @@ class RBM(_SigmoidRBM):
         computed for all i at once from the hidden pre-activations, ``chunk_elements``
         entries of the ``N x D x H`` flip tensor at a time.
         """
-        self._check_fitted()
-        v = (self._check_X(X) > 0.5).to(self.dtype)
         p = self.params_
         w, b, c = p["W"].detach(), p["b"].detach(), p["c"].detach()
         d, h = w.shape
-        step = max(1, chunk_elements // (d * h))
-        out = []
-        with torch.no_grad():
-            for lo in range(0, v.shape[0], step):
-                vb = v[lo:lo + step]
+        step = max(1, int(chunk_elements) // (d * h))
+
+        def pl(v):
+            out = []
+            for vb in torch.split((v > 0.5).to(v.dtype), step):
                 pre = torch.addmm(c, vb, w)
                 flip = 1 - 2 * vb
                 sp_flip = F.softplus(pre[:, None, :] + flip[:, :, None] * w[None]).sum(-1)
                 diff = -flip * b - (sp_flip - F.softplus(pre).sum(-1, keepdim=True))
                 out.append(F.logsigmoid(diff.double()).sum(1))
-        if not out:
-            return np.zeros(0)
-        return torch.cat(out).cpu().numpy()
+            return torch.cat(out)
 
-    def _monitor(self, v):
-        return f"pseudo-likelihood = {float(np.mean(self.score_samples(v.cpu().numpy()))):.2f}"
+        return self._map_rows(X, pl)
+
+    def _monitor(self, X):
+        return f"pseudo-likelihood = {float(np.mean(self.score_samples(X))):.2f}"
 
     def _random_visible(self, n):
-        u = torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self.dtype)
-        return (u < 0.5).to(self.dtype)
+        u = torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
+        return (u < 0.5).to(self._tdtype)
 
 
 class GaussianRBM(BoltzmannMachine):
@@ -149,23 +207,39 @@ class GaussianRBM(BoltzmannMachine):
         (3, 6)
     """
 
-    def __init__(self, n_components: int = 256, *, sigma: float = 1.0, learn_sigma: bool = False, **kwargs) -> None:
-        super().__init__(n_components, **kwargs)
-        self.sigma = sigma
-        self.learn_sigma = learn_sigma
+    _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints,
+                                    "sigma": [_positive()], "learn_sigma": ["boolean"]}
 
-    def _check_range(self, name, arr):
-        pass
+    def __init__(self, n_components: int = 256, *, sigma: float = 1.0, learn_sigma: bool = False,
+                 learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+                 persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
+                 momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
+                 n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+        _store(self, locals())
 
     def _param_template(self) -> dict[str, bool]:
         return {"W": True, "b": True, "c": True, "log_sigma": bool(self.learn_sigma)}
 
-    def _init_params(self, X):
-        d, h = X.shape[1], int(self.n_components)
-        w = torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self.dtype) * float(self.init_scale)
-        log_s = torch.full((d,), math.log(float(self.sigma)), device=self.device, dtype=self.dtype)
-        return {"W": w.requires_grad_(), "b": X.mean(0).clone().requires_grad_(),
-                "c": torch.zeros(h, device=self.device, dtype=self.dtype).requires_grad_(),
+    def _params64(self):
+        p = super()._params64()
+        p["sigma"] = torch.exp(p["log_sigma"])
+        return p
+
+    def _log_sum_visible(self, p, h):
+        s = h @ p["W"].T
+        const = torch.log(math.sqrt(2 * math.pi) * p["sigma"]).sum()
+        return h @ p["c"] + (p["b"] * s / p["sigma"] + s * s / 2).sum(1) + const
+
+    def _anneal_path(self, data):
+        return AnnealGauss(self, data)
+
+    def _init_params(self, mean, var):
+        d, h = mean.shape[0], int(self.n_components)
+        w = torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self._tdtype) * float(self.init_scale)
+        log_s = torch.full((d,), math.log(float(self.sigma)), device=self.device, dtype=self._tdtype)
+        return {"W": w.requires_grad_(), "b": mean.clone().requires_grad_(),
+                "c": torch.zeros(h, device=self.device, dtype=self._tdtype).requires_grad_(),
                 "log_sigma": log_s.requires_grad_(bool(self.learn_sigma))}
 
     def _free_energy_pre(self, v):
@@ -179,8 +253,8 @@ class GaussianRBM(BoltzmannMachine):
         return (p["b"] + torch.exp(p["log_sigma"]) * (h @ p["W"].T)).detach()
 
     def _sample_visible(self, h):
-        noise = torch.randn(h.shape[0], self.n_features_in_, generator=self._tgen, device=self.device, dtype=self.dtype)
+        noise = torch.randn(h.shape[0], self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
         return self._visible_mean(h) + torch.exp(self.params_["log_sigma"]).detach() * noise
 
     def _random_visible(self, n):
-        return torch.randn(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self.dtype)
+        return torch.randn(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)

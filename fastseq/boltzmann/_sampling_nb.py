@@ -26,18 +26,9 @@ holds the plain NumPy twins that tests compare with in distribution.
 from __future__ import annotations
 
 import math
-import os
 
-import numba
 import numpy as np
 from numba import njit, prange
-
-# Numba's default OpenMP pool spins after each parallel region and fights PyTorch's own
-# OpenMP pool when the two alternate, as they do in every Gibbs step (measured 10-30x
-# slowdowns on 2 cores). The work-queue layer sleeps instead. Set before any parallel
-# launch and only if the user has not chosen a layer (NUMBA_THREADING_LAYER).
-if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
 
 __all__ = ["make_streams", "bernoulli_logits", "beta_ab", "beta_mean_sigma", "beta_params",
            "gibbs_chain", "BERNOULLI", "BETA"]
@@ -74,6 +65,15 @@ def beta_params(mean, sigma):
     var = min(sigma * sigma, mv)
     nu = max(mv / var - 1.0, NU_MIN)
     return m * nu, (1.0 - m) * nu
+
+
+CHUNK_MIN = 4096  # draws per chunk at least: small outputs use fewer streams (each chunk seeds a stream)
+
+
+@njit(inline="always")
+def _n_chunks(n, streams):
+    """Chunks (and streams) used for n draws: a function of n and the stream count only."""
+    return max(1, min(streams, n // CHUNK_MIN))
 
 
 _U = np.uint64
@@ -204,6 +204,16 @@ def _beta_draw(g, st, a, b):
     if a >= 1.0 and b >= 1.0:
         x = _gamma_ge1(g, st, a)
         return x / (x + _gamma_ge1(g, st, b))
+    if a < 1.0 and b < 1.0:
+        # Johnk (1964), in log space as NumPy does: X = U^(1/a), Y = V^(1/b), accepted when
+        # X + Y <= 1 (probability Gamma(a+1)Gamma(b+1)/Gamma(a+b+1) >= 1/2); no gammas needed
+        while True:
+            lx = math.log(_unif(st)) / a
+            ly = math.log(_unif(st)) / b
+            top = max(lx, ly)
+            lsum = top + math.log(math.exp(lx - top) + math.exp(ly - top))
+            if lsum <= 0.0:
+                return math.exp(lx - lsum)
     lx = _log_gamma_draw(g, st, a)
     ly = _log_gamma_draw(g, st, b)
     return 1.0 / (1.0 + math.exp(min(ly - lx, 745.0)))
@@ -242,7 +252,7 @@ def _sigmoid_beta_chunk(g, x, sigma, out, lo, hi):
 @njit(parallel=True, cache=True)
 def _bernoulli_driver(gens, x, out):
     n = out.size
-    s = len(gens)
+    s = _n_chunks(n, len(gens))
     for t in prange(s):
         _bernoulli_chunk(gens[t], x, out, n * t // s, n * (t + 1) // s)
 
@@ -250,7 +260,7 @@ def _bernoulli_driver(gens, x, out):
 @njit(parallel=True, cache=True)
 def _beta_ab_driver(gens, a, b, out):
     n = out.size
-    s = len(gens)
+    s = _n_chunks(n, len(gens))
     for t in prange(s):
         _beta_ab_chunk(gens[t], a, b, out, n * t // s, n * (t + 1) // s)
 
@@ -258,7 +268,7 @@ def _beta_ab_driver(gens, a, b, out):
 @njit(parallel=True, cache=True)
 def _beta_ms_driver(gens, mean, sigma, out):
     n = out.size
-    s = len(gens)
+    s = _n_chunks(n, len(gens))
     for t in prange(s):
         _beta_ms_chunk(gens[t], mean, sigma, out, n * t // s, n * (t + 1) // s)
 
@@ -266,7 +276,7 @@ def _beta_ms_driver(gens, mean, sigma, out):
 @njit(parallel=True, cache=True)
 def _sigmoid_beta_driver(gens, x, sigma, out):
     n = out.size
-    s = len(gens)
+    s = _n_chunks(n, len(gens))
     for t in prange(s):
         _sigmoid_beta_chunk(gens[t], x, sigma, out, n * t // s, n * (t + 1) // s)
 
@@ -274,7 +284,7 @@ def _sigmoid_beta_driver(gens, x, sigma, out):
 def _run(leaf, driver, gens, *arrays) -> None:
     """Fill ``arrays[-1]`` chunk by chunk: in parallel if large, else serially (same draws)."""
     out = arrays[-1]
-    n, s = out.size, len(gens)
+    n, s = out.size, _n_chunks(out.size, len(gens))
     if n >= PARALLEL_MIN:
         driver(gens, *arrays)
         return
@@ -337,15 +347,18 @@ def sigmoid_beta(x: np.ndarray, sigma, gens, out: np.ndarray | None = None) -> n
 
 
 @njit(cache=True)
-def _sample_units(kind, gens, pre, sigma, out):
+def _sample_units(kind, gens, pre, bias, sigma, out):
+    """out = draws with mean sigmoid(pre + bias) (``pre`` is scratch: the bias is added in place).
+
+    Serial over the fixed chunks: inside the chain kernels the matrix products run on the
+    BLAS thread pool, and a second (Numba) pool beside it would fight it for the cores.
+    """
+    rows, cols = pre.shape
+    for i in range(rows):
+        for j in range(cols):
+            pre[i, j] += bias[j]
     x, o = pre.reshape(-1), out.reshape(-1)
-    n, s = o.size, len(gens)
-    if n >= PARALLEL_MIN:
-        if kind == BERNOULLI:
-            _bernoulli_driver(gens, x, o)
-        else:
-            _sigmoid_beta_driver(gens, x, sigma, o)
-        return
+    n, s = o.size, _n_chunks(o.size, len(gens))
     for t in range(s):
         if kind == BERNOULLI:
             _bernoulli_chunk(gens[t], x, o, n * t // s, n * (t + 1) // s)
@@ -361,11 +374,9 @@ def _gibbs_chain_kernel(gens, h, w, b, c, k, vis_kind, hid_kind, sigma_v, sigma_
     """
     wt = w.T  # F-contiguous view: BLAS reads it transposed, no copy
     for step in range(k):
-        pre_v = np.dot(h, wt) + b
-        _sample_units(vis_kind, gens, pre_v, sigma_v, v_out)
+        _sample_units(vis_kind, gens, np.dot(h, wt), b, sigma_v, v_out)
         if step + 1 < k:
-            pre_h = np.dot(v_out, w) + c
-            _sample_units(hid_kind, gens, pre_h, sigma_h, h)
+            _sample_units(hid_kind, gens, np.dot(v_out, w), c, sigma_h, h)
 
 
 def gibbs_chain(h0: np.ndarray, w: np.ndarray, b: np.ndarray, c: np.ndarray, k: int, gens,

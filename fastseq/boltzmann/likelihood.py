@@ -16,12 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fastseq._util.validate import positive_int
-from fastseq.boltzmann._rbm import RBM, GaussianRBM
+from sklearn.utils.validation import check_is_fitted
+
 from fastseq.boltzmann._base import BoltzmannMachine, _bar
-from fastseq.boltzmann._beta import RRBM, BetaRBM
 
 __all__ = ["AISResult", "exact_log_partition", "ais_log_partition", "average_log_likelihood",
            "pseudo_likelihood", "ais_schedule"]
@@ -70,8 +69,8 @@ def ais_schedule(n_betas: int = 14500) -> np.ndarray:
 def _check_model(model) -> None:
     if not isinstance(model, BoltzmannMachine):
         raise TypeError(f"Expected a fastseq Boltzmann machine, got {type(model).__name__}.")
-    model._check_fitted()
-    if isinstance(model, RRBM):
+    check_is_fitted(model)
+    if not model._normalisable_energy:
         raise TypeError(f"Expected a model with a normalisable energy (RBM, BetaRBM, GaussianRBM), "
                         f"got {type(model).__name__}, whose Beta sampler has no matching energy.")
 
@@ -82,30 +81,6 @@ def _states(lo: int, hi: int, n: int, dtype=torch.float64) -> torch.Tensor:
     return ((idx[:, None] >> torch.arange(n, dtype=torch.int64)) & 1).to(dtype)
 
 
-def _params64(model) -> dict[str, torch.Tensor]:
-    if isinstance(model, BetaRBM):
-        p = {k: v.double().cpu() for k, v in model.shapes().items()}
-        p["c"] = model.params_["c"].detach().double().cpu()
-        return p
-    p = {k: v.detach().double().cpu() for k, v in model.params_.items()}
-    if isinstance(model, GaussianRBM):
-        p["sigma"] = torch.exp(p["log_sigma"])
-    return p
-
-
-def _log_joint_h(model, p, h: torch.Tensor) -> torch.Tensor:
-    """log sum_v exp(-E(v, h)) for each hidden state row h."""
-    if isinstance(model, BetaRBM):
-        a, b = p["A"] + h @ p["Wa"].T, p["B"] + h @ p["Wb"].T
-        logbeta = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
-        return h @ p["c"] + logbeta.sum(1)
-    if isinstance(model, GaussianRBM):
-        s = h @ p["W"].T
-        const = torch.log(math.sqrt(2 * math.pi) * p["sigma"]).sum()
-        return h @ p["c"] + (p["b"] * s / p["sigma"] + s * s / 2).sum(1) + const
-    return h @ p["c"] + F.softplus(h @ p["W"].T + p["b"]).sum(1)
-
-
 def exact_log_partition(model, max_units: int = 20, chunk: int = 1 << 14) -> float:
     """Exact log partition function by enumerating the smaller side (<= ``max_units`` units).
 
@@ -114,6 +89,7 @@ def exact_log_partition(model, max_units: int = 20, chunk: int = 1 << 14) -> flo
 
     Example:
         >>> import numpy as np
+        >>> from fastseq.boltzmann import RBM
         >>> X = (np.random.default_rng(0).random((50, 6)) < 0.5).astype(float)
         >>> m = RBM(n_components=3, n_iter=1, random_state=0).fit(X)
         >>> round(exact_log_partition(m), 6) == round(float(np.log(np.exp(-m.free_energy(
@@ -122,8 +98,8 @@ def exact_log_partition(model, max_units: int = 20, chunk: int = 1 << 14) -> flo
     """
     _check_model(model)
     d, h = model.n_features_in_, int(model.n_components)
-    p = _params64(model)
-    by_visible = isinstance(model, RBM) and d < h
+    p = model._params64()
+    by_visible = model._binary_visible and d < h
     n = d if by_visible else h
     if n > max_units:
         raise ValueError(f"Expected at most {max_units} hidden units (or visible units for RBM) for exact "
@@ -131,109 +107,8 @@ def exact_log_partition(model, max_units: int = 20, chunk: int = 1 << 14) -> flo
     parts = []
     for lo in range(0, 1 << n, chunk):
         s = _states(lo, min(1 << n, lo + chunk), n)
-        if by_visible:
-            parts.append(s @ p["b"] + F.softplus(s @ p["W"] + p["c"]).sum(1))
-        else:
-            parts.append(_log_joint_h(model, p, s))
+        parts.append(model._log_sum_hidden(p, s) if by_visible else model._log_sum_visible(p, s))
     return float(torch.logsumexp(torch.cat(parts), 0))
-
-
-class _AnnealRBM:
-    """AIS path for the Bernoulli RBM from a base-rate model with visible logits ``b0``."""
-
-    def __init__(self, model, data):
-        self.m = model
-        p = model.params_
-        self.W, self.b, self.c = p["W"].detach(), p["b"].detach(), p["c"].detach()
-        if data is None:
-            self.b0 = self.b.clone()
-        else:
-            mean = model._check_X(data, "data").mean(0).clamp(1e-3, 1 - 1e-3)
-            self.b0 = torch.log(mean / (1 - mean))
-        self.db = (self.b - self.b0).double()
-
-    def log_z_base(self) -> float:
-        return float(F.softplus(self.b0.double()).sum() + self.c.numel() * math.log(2))
-
-    def start(self, n):
-        return self.m._bernoulli(self.b0.expand(n, -1))
-
-    def pre(self, v):
-        return torch.addmm(self.c, v, self.W)
-
-    def delta(self, v, pre, b_new, b_old):
-        pre64 = pre.double()
-        lin = (b_new - b_old) * (v.double() @ self.db)
-        return lin + (F.softplus(b_new * pre64) - F.softplus(b_old * pre64)).sum(1)
-
-    def step(self, v, pre, beta):
-        h = self.m._bernoulli(beta * pre)
-        return self.m._bernoulli((1 - beta) * self.b0 + beta * torch.addmm(self.b, h, self.W.T))
-
-
-class _AnnealBeta(_AnnealRBM):
-    """AIS path for BetaRBM from independent Beta(A0, B0) visible units (the model's A, B)."""
-
-    def __init__(self, model, data):
-        self.m = model
-        s = model.shapes()
-        self.A, self.B, self.Wa, self.Wb = s["A"], s["B"], s["Wa"], s["Wb"]
-        self.c = model.params_["c"].detach()
-        self.A0, self.B0 = self.A.clone(), self.B.clone()
-        self.tiny = 1e-12 if model.dtype == torch.float64 else 1e-6
-
-    def log_z_base(self) -> float:
-        a, b = self.A0.double(), self.B0.double()
-        return float((torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)).sum() + self.c.numel() * math.log(2))
-
-    def _clamp(self, v):
-        return v.clamp(self.tiny, 1 - self.tiny)
-
-    def start(self, n):
-        return self._clamp(self.m._beta_ab(self.A0.expand(n, -1), self.B0.expand(n, -1)))
-
-    def pre(self, v):
-        return self.c + torch.log(v) @ self.Wa + torch.log1p(-v) @ self.Wb
-
-    def delta(self, v, pre, b_new, b_old):
-        # the base and model visible terms differ only by (A - A0), (B - B0): zero here
-        pre64 = pre.double()
-        return (F.softplus(b_new * pre64) - F.softplus(b_old * pre64)).sum(1)
-
-    def step(self, v, pre, beta):
-        h = self.m._bernoulli(beta * pre)
-        a = (1 - beta) * self.A0 + beta * (self.A + h @ self.Wa.T)
-        b = (1 - beta) * self.B0 + beta * (self.B + h @ self.Wb.T)
-        return self._clamp(self.m._beta_ab(a, b))
-
-
-class _AnnealGauss(_AnnealRBM):
-    """AIS path for GaussianRBM from independent N(b, sigma^2) visible units."""
-
-    def __init__(self, model, data):
-        self.m = model
-        p = model.params_
-        self.W, self.b, self.c = p["W"].detach(), p["b"].detach(), p["c"].detach()
-        self.s = torch.exp(p["log_sigma"].detach())
-
-    def log_z_base(self) -> float:
-        return float(torch.log(math.sqrt(2 * math.pi) * self.s.double()).sum() + self.c.numel() * math.log(2))
-
-    def start(self, n):
-        noise = torch.randn(n, self.b.numel(), generator=self.m._tgen, device=self.b.device, dtype=self.b.dtype)
-        return self.b + self.s * noise
-
-    def pre(self, v):
-        return torch.addmm(self.c, v / self.s, self.W)
-
-    def delta(self, v, pre, b_new, b_old):
-        pre64 = pre.double()
-        return (F.softplus(b_new * pre64) - F.softplus(b_old * pre64)).sum(1)
-
-    def step(self, v, pre, beta):
-        h = self.m._bernoulli(beta * pre)
-        noise = torch.randn(v.shape, generator=self.m._tgen, device=v.device, dtype=v.dtype)
-        return self.b + self.s * (beta * (h @ self.W.T)) + self.s * noise
 
 
 def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100, betas=None,
@@ -253,6 +128,7 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
 
     Example:
         >>> import numpy as np
+        >>> from fastseq.boltzmann import RBM
         >>> X = (np.random.default_rng(0).random((50, 8)) < 0.5).astype(float)
         >>> m = RBM(n_components=4, n_iter=2, random_state=0).fit(X)
         >>> r = ais_log_partition(m, X, n_betas=300, n_runs=50, random_state=0)
@@ -270,7 +146,7 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
         model.random_state = random_state
         model._setup_random()
         model.random_state = saved
-    path = {BetaRBM: _AnnealBeta, GaussianRBM: _AnnealGauss}.get(type(model), _AnnealRBM)(model, data)
+    path = model._anneal_path(data)
     logw = torch.zeros(runs, dtype=torch.float64, device=model.params_["c"].device)
     bar = _bar(sched.size - 1, progress, "AIS")
     with torch.no_grad(), model._threads():
@@ -293,20 +169,16 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
                      log_z_high=base + top + math.log(mean + 3 * sd), log_weights=lw, log_z_base=base)
 
 
-def _binarise(model, X) -> torch.Tensor:
-    return (model._check_X(X) > 0.5).to(model.dtype)
-
-
 def average_log_likelihood(model, X, log_z: float | AISResult) -> float:
     """Mean log p(v) = mean(-F(v)) - log Z over the rows of X (binarised at 0.5 for ``RBM``)."""
     _check_model(model)
     lz = log_z.log_z if isinstance(log_z, AISResult) else float(log_z)
-    if isinstance(model, RBM):
-        v = _binarise(model, X)
-    else:
-        v = model._prepare_visible(model._check_X(X))
+    X = model._validate(X)
+    total = 0.0
     with torch.no_grad():
-        return float(-model._free_energy_pre(v)[0].double().mean()) - lz
+        for v in model._rows(X):
+            total += float(model._free_energy_pre(model._likelihood_visible(v))[0].double().sum())
+    return -total / X.shape[0] - lz
 
 
 def pseudo_likelihood(model, X, chunk_elements: int = 1 << 22) -> np.ndarray:
@@ -319,11 +191,12 @@ def pseudo_likelihood(model, X, chunk_elements: int = 1 << 22) -> np.ndarray:
 
     Example:
         >>> import numpy as np
+        >>> from fastseq.boltzmann import RBM
         >>> X = (np.random.default_rng(0).random((20, 5)) < 0.5).astype(float)
         >>> m = RBM(n_components=3, n_iter=1, random_state=0).fit(X)
         >>> bool(np.all(pseudo_likelihood(m, X) < 0))
         True
     """
-    if not isinstance(model, RBM):
+    if not isinstance(model, BoltzmannMachine) or not model._binary_visible:
         raise TypeError(f"Expected an RBM (binary visible units) for the pseudo-likelihood, got {type(model).__name__}.")
     return model.score_samples(X, chunk_elements=chunk_elements)

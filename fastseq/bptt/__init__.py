@@ -6,12 +6,13 @@ from fastseq.bptt.plans import default_engine, segment_plan, window_plan
 from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader
 from fastseq.bptt.state import carry_state
 from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, epoch_order
+from fastseq.bptt.shards import EpochShards, plan_epoch
 from fastseq.bptt.store import SequenceStore, SequenceStoreWriter, gather_rows
 from fastseq.bptt.trainer import NonFiniteLossError, train_bptt
 
 __all__ = [
-    "LoaderWindow", "NonFiniteLossError", "ScheduleWindow", "SequenceStore", "SequenceStoreWriter", "ShardPlan",
+    "EpochShards", "LoaderWindow", "NonFiniteLossError", "ScheduleWindow", "SequenceStore", "SequenceStoreWriter", "ShardPlan",
     "SlotSchedule", "SlotSwapLoader", "all_reduce_gradients", "carry_state", "default_engine", "epoch_order",
-    "gather_rows", "masked_mean", "run_window", "segment_plan", "shard_plan", "train_bptt",
+    "gather_rows", "masked_mean", "plan_epoch", "run_window", "segment_plan", "shard_plan", "train_bptt",
     "window_plan",
 ]

@@ -2,7 +2,8 @@
 
 The file holds the decoder's parameters, the optimizer's state, the carried (fed-back visible
 and hidden) state, the random states (torch, NumPy, teacher forcing), the losses so far, and
-the loader's position. It is written to a temporary file and renamed over the previous one,
+the loader's position. A checkpoint of several processes holds each process's carried state
+and torch random state (``carried.<rank>.<i>``, ``rng.torch.<rank>``). It is written to a temporary file and renamed over the previous one,
 so a kill at any moment leaves the previous checkpoint whole. Loading runs no code (no
 pickle): tensors from safetensors, everything else from JSON.
 """
@@ -47,23 +48,29 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
 
 
 def save_checkpoint(path: str | os.PathLike, *, config: dict, loader_state: dict, decoder: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, carried: tuple[torch.Tensor, ...], losses: list[float],
-                    generator: torch.Generator | None) -> None:
-    """Write one checkpoint atomically (see the module docstring)."""
+                    optimizer: torch.optim.Optimizer, carried: tuple[torch.Tensor, ...] | list[tuple[torch.Tensor, ...]],
+                    losses: list[float], generator: torch.Generator | None,
+                    torch_rng: list[torch.Tensor] | None = None) -> None:
+    """Write one checkpoint atomically (see the module docstring). ``carried``: one process's
+    parts, or a list with each process's; ``torch_rng``: each process's torch random state."""
     from safetensors.torch import save_file
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in decoder.state_dict().items()}
     opt_tensors, opt_meta = _flat_optimizer(optimizer)
     tensors.update(opt_tensors)
-    tensors.update({f"carried.{i}": t.detach().cpu().contiguous().clone() for i, t in enumerate(carried)})
-    tensors["rng.torch"] = torch.get_rng_state()
+    ranks = carried if isinstance(carried, list) else [carried]
+    for r, parts in enumerate(ranks):
+        tensors.update({f"carried.{r}.{i}": t.detach().cpu().contiguous().clone() for i, t in enumerate(parts)})
+    for r, state in enumerate(torch_rng or [torch.get_rng_state()]):
+        tensors[f"rng.torch.{r}"] = state
     if generator is not None:
         tensors["rng.teacher"] = generator.get_state()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     tensors["rng.numpy"] = torch.from_numpy(keys.astype(np.int64))
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
     meta = {"format": FORMAT, "version": VERSION, "config": config, "loader": loader_state, "optimizer": opt_meta,
-            "numpy_rng": [name, int(pos), int(has_gauss), float(cached)], "carried": len(carried)}
+            "numpy_rng": [name, int(pos), int(has_gauss), float(cached)], "carried": len(ranks[0]),
+            "ranks": len(ranks)}
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata={"fastseq": json.dumps(meta)})
@@ -103,17 +110,20 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
 
 def restore(meta: dict, tensors: dict[str, torch.Tensor], decoder: torch.nn.Module,
             optimizer: torch.optim.Optimizer, generator: torch.Generator | None,
-            device: torch.device) -> tuple[tuple[torch.Tensor, ...], list[float]]:
-    """Put the saved state back; return the carried state (on ``device``) and the losses so far."""
+            device: torch.device, rank: int = 0) -> tuple[list[tuple[torch.Tensor, ...]], list[float]]:
+    """Put the saved state back (the torch random state of process ``rank``, or of process
+    ``rank % ranks`` on more processes); return every saved process's carried state (on
+    ``device``) and the losses so far."""
     model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     decoder.load_state_dict(model)
     _restore_optimizer(optimizer, tensors, meta["optimizer"])
-    torch.set_rng_state(tensors["rng.torch"])
+    ranks = int(meta.get("ranks", 1))
+    torch.set_rng_state(tensors[f"rng.torch.{rank % ranks}"])
     if generator is not None:
         generator.set_state(tensors["rng.teacher"])
     name, pos, has_gauss, cached = meta["numpy_rng"]
     np.random.set_state((name, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
-    carried = tuple(tensors[f"carried.{i}"].to(device) for i in range(meta["carried"]))
+    carried = [tuple(tensors[f"carried.{r}.{i}"].to(device) for i in range(meta["carried"])) for r in range(ranks)]
     return carried, tensors["losses"].tolist()
 
 

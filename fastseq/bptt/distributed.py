@@ -1,13 +1,13 @@
 """Data-parallel slot-swap training over torch.distributed.
 
-Each process trains the sequences ``order[rank::world_size]`` of one global epoch
-order. Processes have different numbers of windows, so every process computes the
-schedule of every shard (the native scheduler does a million sequences in under a
-second) and knows, without communicating, how many windows the epoch has and how
-many real steps each window holds across all processes. A process whose shard is
-done contributes zero gradients until the last one finishes; gradients are summed
-with one all-reduce per window and the loss is divided by the global real steps,
-so every process takes the same optimizer step.
+Each process trains its shard of one global epoch order, balanced by steps (see
+:mod:`fastseq.bptt.shards`). Every process computes every shard's schedule (the native
+scheduler does a million sequences in under a second) and knows, without communicating,
+how many windows the epoch has and how many real steps each window holds across all
+processes. A process whose shard is done runs idle windows (nothing valid, zero
+gradients) until the last one finishes, so every process runs the same number of
+windows; gradients are summed with one all-reduce per window and the loss is divided by
+the global real steps, so every process takes the same optimizer step.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.shards import plan_epoch
 
 __all__ = ["ShardPlan", "shard_plan", "all_reduce_gradients"]
 
@@ -43,24 +43,18 @@ class ShardPlan:
 
 
 def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: int, rank: int,
-               world_size: int, wrap_around: bool = False) -> ShardPlan:
-    """Split ``order`` round-robin over ``world_size`` processes and count every shard's windows.
+               world_size: int, wrap_around: bool = False, tail_first: bool = True) -> ShardPlan:
+    """Shard ``order`` over ``world_size`` processes, balanced by steps, and count every shard's windows.
 
     >>> plan = shard_plan(np.array([3, 1, 4, 1]), np.arange(4), 1, 2, rank=0, world_size=2)
     >>> plan.order.tolist(), plan.real_steps.tolist()
-    ([0, 2], [4, 2, 2, 1])
+    ([2, 3], [4, 4, 1])
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"Expected rank in [0, {world_size}), got {rank}.")
-    per_shard = [
-        [w.real_steps for w in SlotSchedule(lengths, batch_size, bptt, order[r::world_size],
-                                            compact=True, wrap_around=wrap_around)]
-        for r in range(world_size)
-    ]
-    real = np.zeros(max((len(s) for s in per_shard), default=0), dtype=np.int64)
-    for steps in per_shard:
-        real[: len(steps)] += steps
-    return ShardPlan(rank, world_size, np.ascontiguousarray(order[rank::world_size]), real)
+    epoch = plan_epoch(lengths, order, world_size, batch_size, bptt, tail_first=tail_first and not wrap_around,
+                       wrap_around=wrap_around)
+    return ShardPlan(rank, world_size, epoch.shards[rank].order, epoch.real_steps)
 
 
 def all_reduce_gradients(params: list[torch.Tensor]) -> None:

@@ -1,19 +1,23 @@
 """Sequence mode: run a standard ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` over a slot-swap window.
 
 A window is ``K x W`` (steps x slots). Slot ``b`` may start a new sequence at any
-step (``reset[k, b]``): its state is then restored to the seed. Four engines give
+step (``reset[k, b]``): its state is then restored to the seed. Five engines give
 the same numbers, with no Python loop over slots in any (``"auto"`` picks by device,
 as measured by bench/compare_batching.py):
 
+- ``"fused"`` (CPU default): one autograd node per layer and window; the window's
+  steps, forward and backward through time, run in one compiled call with the reset
+  folded in, and the input and weight gradients are whole-window matrix products
+  (see :mod:`fastseq.bptt._engines_fused`). Not for ``nn.LSTM`` with ``proj_size``.
 - ``"packed"``: the window is cut at reset points into pieces, one per
   (slot, sequence) run; all pieces go through the module at once as one
   ``PackedSequence``, each starting from the carried state or the seed. On CUDA
   this is a single cuDNN call per window.
-- ``"steps"`` (CPU default): a loop over the K steps calling the fused cell
+- ``"steps"``: a loop over the K steps calling the fused cell
   (``gru_cell``, ``lstm_cell``, ...) with the module's own weights; the reset is a
   ``torch.where``.
 - ``"segments"``: the plain module on the runs of steps between reset steps
-  (chosen on the CPU when few steps hold a reset, e.g. equal lengths).
+  (chosen on the CPU for ``nn.LSTM`` when few steps hold a reset, e.g. equal lengths).
 - ``"dense"`` (GRU/RNN): pieces in a few dense groups, see ``_sequence_dense``.
 
 The packing plans (index arrays) depend only on the masks, so the window loader
@@ -21,6 +25,7 @@ computes them in NumPy while preparing the window (:func:`window_plan`).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import torch
@@ -29,12 +34,14 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from fastseq.bptt._engines_dense import run_dense
+from fastseq.bptt._engines_fused import fused_unsupported, run_fused
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
 from fastseq.bptt.state import State, carry_state, pack_state, state_parts, step_with_resets
 
 __all__ = ["run_window", "masked_mean"]
 
-Engine = Literal["auto", "packed", "dense", "steps", "segments"]
+Engine = Literal["auto", "fused", "packed", "dense", "steps", "segments"]
+_ENGINES = ("fused", "packed", "dense", "steps", "segments")
 
 
 def _check_module(rnn: nn.Module) -> str:
@@ -196,9 +203,10 @@ def run_window(
             windows narrow while an epoch drains); applied to ``state`` first.
         plan: a precomputed :func:`window_plan` of (reset, valid) for the packed or dense
             engine (the loader makes one on its background thread); made here if None.
-        engine: ``"packed"``, ``"dense"`` (GRU/RNN only), ``"steps"``, ``"segments"``
-            (the plain module between reset steps) or ``"auto"`` (fastest measured on the
-            device, :func:`default_engine`).
+        engine: ``"fused"``, ``"packed"``, ``"dense"`` (GRU/RNN only), ``"steps"``,
+            ``"segments"`` (the plain module between reset steps) or ``"auto"`` (fastest
+            measured on the device, :func:`default_engine`). ``"fused"`` falls back to
+            ``"steps"`` with a warning for an ``nn.LSTM`` with ``proj_size``.
         detach: cut the gradient into the previous window (truncated BPTT).
 
     Returns:
@@ -218,10 +226,20 @@ def run_window(
     reset_t = torch.as_tensor(reset, dtype=torch.bool, device=inputs.device)
     if engine == "auto":
         engine = default_engine(inputs.device, mode)
-        if engine == "steps" and int(reset_t.any(1).sum()) <= k_steps // 8:
+        if engine == "fused" and fused_unsupported(rnn):
+            engine = "steps"
+        # the plain module's own loop wins where few steps reset: over the step engine always,
+        # over the fused one for nn.LSTM (PyTorch runs it as one oneDNN call on the CPU)
+        if (engine == "steps" or (engine == "fused" and mode == "LSTM")) and \
+                int(reset_t.any(1).sum()) <= k_steps // 8:
             engine = "segments"
-    if engine not in ("packed", "dense", "steps", "segments"):
-        raise ValueError(f"Expected engine to be 'auto', 'packed', 'dense', 'steps' or 'segments', got {engine!r}.")
+    elif engine == "fused" and fused_unsupported(rnn):
+        warnings.warn(f"run_window(engine='fused') does not run {fused_unsupported(rnn)}; using engine='steps'.",
+                      stacklevel=2)
+        engine = "steps"
+    if engine not in _ENGINES:
+        raise ValueError(f"Expected engine to be 'auto', 'fused', 'packed', 'dense', 'steps' or 'segments', "
+                         f"got {engine!r}.")
     if engine == "dense" and mode == "LSTM":
         raise ValueError("Expected an nn.GRU or nn.RNN for engine='dense' (an LSTM's cell state is not in its output), got nn.LSTM.")
     state = carry_state(state, slot_map, detach=detach)
@@ -240,7 +258,9 @@ def run_window(
     if tuple(reset_t.shape) != (k_steps, width):
         raise ValueError(f"Expected reset of shape ({k_steps}, {width}), got {tuple(reset_t.shape)}.")
     valid_t = None if valid is None else torch.as_tensor(valid, dtype=torch.bool, device=inputs.device)
-    if engine == "segments":
+    if engine == "fused":
+        out, final = run_fused(rnn, inputs, reset_t, valid_t, carried, seeds, mode)
+    elif engine == "segments":
         out, final = _run_segments(rnn, inputs, reset_t, valid_t, carried, seeds)
     else:
         out, final = _run_steps(rnn, inputs, reset_t, valid_t, carried, seeds, mode)

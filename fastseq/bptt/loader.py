@@ -22,8 +22,9 @@ from torch import Tensor
 
 from fastseq._util.memory import check_fits
 from fastseq._util.validate import positive_int
-from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, epoch_order, move_longest_first
+from fastseq.bptt.schedule import ScheduleWindow, epoch_order, move_longest_first
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
+from fastseq.bptt.shards import EpochShards, Remaining, padded_windows, plan_epoch, remaining
 from fastseq.bptt.store import SequenceStore
 
 __all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order", "check_paired_lengths"]
@@ -46,6 +47,9 @@ class LoaderWindow:
         slot_map: ``W`` int64; slot j continues slot ``slot_map[j]`` of the previous window.
         plan: the packing plan for sequence mode (SegmentPlan or DensePlan), or None.
         schedule: the scheduler's NumPy window (host side: ``ended()``, ``end``, ``rows``).
+        total_real_steps: real steps of this window summed over all processes (equals
+            ``real_steps`` with one process); divide the summed cost by it for the mean
+            over every process's real steps.
     """
 
     index: int
@@ -57,6 +61,7 @@ class LoaderWindow:
     slot_map: Tensor
     plan: SegmentPlan | DensePlan | None
     schedule: ScheduleWindow
+    total_real_steps: int = 0
 
     @property
     def real_steps(self) -> int:
@@ -164,9 +169,15 @@ class SlotSwapLoader:
         tail: epoch-end policy, see :func:`tail_order` (default ``"longest_first"``).
         wrap_around: the original algorithm's wrap-around: instead of idling while the
             epoch drains, slots re-train sequences from the start of the order.
-        rank, world_size: this process's shard of each epoch's order
-            (``order[rank::world_size]``, the longest ``B * world_size`` admitted first
-            across all shards); default one process.
+        rank, world_size: this process's shard of each epoch (default one process).
+            ``world_size="auto"`` takes both from the initialized ``torch.distributed``
+            default group (one process if none is initialized). Shards are balanced by
+            steps, and every process yields the same number of windows (idle ones,
+            ``valid`` all False, once its shard has ended), so plain
+            ``DistributedDataParallel`` works without ``Join``; every sequence is
+            trained exactly once per epoch across processes. See
+            :mod:`fastseq.bptt.shards`; ``LoaderWindow.total_real_steps`` is the
+            window's real steps over all processes.
         data_on_device: move the whole data set to ``device`` once and gather windows
             there (``index_select``), instead of gathering on the host and copying each
             window; for CUDA when the data fit in device memory.
@@ -198,8 +209,8 @@ class SlotSwapLoader:
         prefetch: bool | None = None,
         tail: Tail = "longest_first",
         wrap_around: bool = False,
-        rank: int = 0,
-        world_size: int = 1,
+        rank: int | None = None,
+        world_size: int | Literal["auto"] = 1,
         data_on_device: bool = False,
         plan: Literal["auto", "packed", "dense"] | None = "auto",
         buffers: int | None = 4,
@@ -213,10 +224,7 @@ class SlotSwapLoader:
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.shuffle, self.seed, self.compact = bool(shuffle), seed, bool(compact)
         self.wrap_around = bool(wrap_around)
-        self.world_size = positive_int("world_size", world_size)
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < self.world_size:
-            raise ValueError(f"Expected rank to be an integer in [0, {self.world_size}), got {rank!r}.")
-        self.rank = int(rank)
+        self.rank, self.world_size = _rank_and_world(rank, world_size)
         if plan == "auto":  # the step engine needs no plan
             plan = {"packed": "packed", "dense": "dense"}.get(default_engine(self.device))
         if plan not in ("packed", "dense", None):
@@ -230,28 +238,40 @@ class SlotSwapLoader:
         self.tail = tail
         self.data_on_device = bool(data_on_device)
         self._device_data: tuple[Tensor, Tensor | None] | None = None
-        self._check_memory()
         self.epoch = 0
         self._position = (0, 0)  # (epoch, windows yielded in it): what state_dict() reports
         self._resume_window = 0
+        self._resumed: tuple[int, Remaining] | None = None  # an epoch re-sharded from another world size
+        self._plans: dict = {}
+        self._check_memory()
 
     @property
     def slots(self) -> int:
-        """Slots the schedule runs: ``batch_size``, but never more than the sequences
-        (of this shard) unless ``wrap_around`` re-trains them."""
-        if self.wrap_around:
-            return self.batch_size
-        shard = -(-len(self.inputs) // self.world_size) if len(self.inputs) else 1
-        return max(1, min(self.batch_size, shard))
+        """Slots the next epoch's schedule runs: ``batch_size``, but never more than the
+        sequences of this shard unless ``wrap_around`` re-trains them (and, in an epoch
+        re-sharded from another number of processes, at least its continued sequences)."""
+        return self.epoch_shards(self.epoch).slots[self.rank]
+
+    def epoch_shards(self, epoch: int) -> EpochShards:
+        """Every process's shard of ``epoch`` and the epoch's windows (computed once per epoch)."""
+        resume = self._resumed[1] if self._resumed is not None and self._resumed[0] == epoch else None
+        key = (epoch, id(resume))
+        if key not in self._plans:
+            self._plans = {key: plan_epoch(self.inputs.lengths, self.global_order(epoch), self.world_size,
+                                           self.batch_size, self.bptt, tail_first=self.tail == "longest_first",
+                                           compact=self.compact, wrap_around=self.wrap_around, resume=resume)}
+        return self._plans[key]
 
     def _check_memory(self) -> None:
         row_bytes = _row_bytes(self.inputs) + (0 if self.targets is None else _row_bytes(self.targets))
-        window = self.bptt * self.slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
-        check_fits("a window of bptt x batch_size rows", window * (1 + (self.buffers or 1)))
+        # an upper bound on any epoch's slots, known before the shards are planned
+        slots = self.batch_size if self.wrap_around else max(1, min(self.batch_size, len(self.inputs)))
+        window = self.bptt * slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
+        check_fits(window * (1 + (self.buffers or 1)), f"a window of bptt={self.bptt} x batch_size={slots} rows")
 
     def __len__(self) -> int:
         """Number of windows in an epoch (runs the scheduler once, without gathering)."""
-        return sum(1 for _ in self._schedule(self.order(self.epoch)))
+        return self.epoch_shards(self.epoch).windows
 
     @property
     def total_steps(self) -> int:
@@ -259,50 +279,58 @@ class SlotSwapLoader:
         return int(self.inputs.lengths.sum())
 
     def global_order(self, epoch: int) -> np.ndarray:
-        """The admission order of ``epoch`` across all shards (shuffle, then the tail policy)."""
+        """The order of ``epoch`` before sharding: ``arange(N)`` or the shuffle of ``seed + epoch``."""
         seed = None if self.seed is None else self.seed + epoch
-        base = epoch_order(len(self.inputs), self.shuffle, seed)
-        return tail_order(base, self.inputs.lengths, self.batch_size * self.world_size, self.tail)
+        return epoch_order(len(self.inputs), self.shuffle, seed)
 
     def order(self, epoch: int) -> np.ndarray:
-        """The admission order of ``epoch`` for this process's shard."""
-        order = self.global_order(epoch)
-        return np.ascontiguousarray(order[self.rank::self.world_size]) if self.world_size > 1 else order
+        """The admission order of ``epoch`` for this process's shard (the tail policy applied)."""
+        return self.epoch_shards(epoch).shards[self.rank].order
 
-    def _schedule(self, order: np.ndarray) -> SlotSchedule:
-        return SlotSchedule(self.inputs.lengths, self.slots, self.bptt, order, compact=self.compact,
-                            wrap_around=self.wrap_around)
+    def continued_from(self) -> list[tuple[int, int]]:
+        """For an epoch re-sharded by :meth:`load_state_dict` from another number of processes:
+        the (saved rank, slot) whose carried state each of this process's first slots continues
+        in the first window. Empty otherwise (the saved state maps slot for slot)."""
+        if self._resumed is None or self._resumed[0] != self.epoch or self._resume_window:
+            return []
+        shard, left = self.epoch_shards(self.epoch).shards[self.rank], self._resumed[1]
+        index = {int(s): i for i, s in enumerate(left.sequence.tolist())}
+        return [(int(left.rank[index[s]]), int(left.slot[index[s]])) for s in shard.order[:shard.continued].tolist()]
 
     def __iter__(self) -> Iterator[LoaderWindow]:
         epoch, skip = self.epoch, self._resume_window
+        shards = self.epoch_shards(epoch)
         self.epoch, self._resume_window = epoch + 1, 0
         self._position = (epoch, skip)
-        for window in self._windows(self.order(epoch), skip):
+        for window in self._windows(shards, skip):
             self._position = (epoch, self._position[1] + 1)
             yield window
         self._position = (epoch + 1, 0)
+        self._resumed = None
 
-    def _windows(self, order: np.ndarray, skip: int) -> Iterator[LoaderWindow]:
+    def _windows(self, shards: EpochShards, skip: int) -> Iterator[LoaderWindow]:
         # the schedule is deterministic: skipped windows are scheduled but never gathered
-        schedule = itertools.islice(self._schedule(order), skip, None)
+        windows = padded_windows(self.inputs.lengths, shards, self.rank, self.bptt, compact=self.compact,
+                                 wrap_around=self.wrap_around)
+        schedule = itertools.islice(windows, skip, None)
+        totals = shards.real_steps.tolist()
         if self.data_on_device:
-            yield from (self._gather_on_device(w) for w in schedule)
+            yield from (self._gather_on_device(w, totals[w.index]) for w in schedule)
             return
         staging = _Staging(self.device, self.buffers)
         produce = (self._host(w, staging) for w in schedule)
         if not self.prefetch:
             for host in produce:
-                yield self._to_device(host, staging)
+                yield self._to_device(host, staging, totals)
             return
-        yield from self._threaded(produce, staging)
+        yield from self._threaded(produce, staging, totals)
 
     def _fingerprint(self) -> dict:
-        """What must match for a saved position to mean the same windows."""
+        """What must match for a saved position to mean the same windows (on any number of processes)."""
         lengths = np.ascontiguousarray(self.inputs.lengths, dtype="<i8")
         return {"sequences": len(self.inputs), "lengths_crc32": zlib.crc32(lengths.view(np.uint8)),
                 "batch_size": self.batch_size, "bptt": self.bptt, "shuffle": self.shuffle, "seed": self.seed,
-                "compact": self.compact, "tail": self.tail, "wrap_around": self.wrap_around,
-                "rank": self.rank, "world_size": self.world_size}
+                "compact": self.compact, "tail": self.tail, "wrap_around": self.wrap_around}
 
     def state_dict(self) -> dict:
         """The position in the epochs, as torchdata's ``StatefulDataLoader`` keeps it.
@@ -319,12 +347,21 @@ class SlotSwapLoader:
         >>> again.load_state_dict(state); [w.index for w in again] == rest
         True
         """
-        return {"epoch": self._position[0], "window": self._position[1], "config": self._fingerprint()}
+        epoch, window = self._position
+        resumed = self._resumed[1] if self._resumed is not None and self._resumed[0] == epoch else None
+        return {"epoch": epoch, "window": window, "config": self._fingerprint(), "world_size": self.world_size,
+                "resumed": None if resumed is None else _remaining_json(resumed)}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a :meth:`state_dict`: the next ``iter()`` resumes mid-epoch.
 
-        Refuses a state from another data set or other settings, naming what differs.
+        On the same number of processes the windows are exactly those that were still to
+        come. On another number, what is left of the epoch is re-sharded (see
+        :mod:`fastseq.bptt.shards`): finished sequences are not trained again, sequences
+        cut mid-way continue from their position in this process's first slots
+        (:meth:`continued_from` says whose carried state each continues), and every
+        sequence is still trained exactly once in that epoch. Refuses a state from
+        another data set or other settings, naming what differs.
         """
         if not isinstance(state, dict) or not {"epoch", "window", "config"} <= state.keys():
             raise ValueError(f"Expected a SlotSwapLoader state_dict with epoch, window and config, got {state!r:.80}.")
@@ -334,7 +371,19 @@ class SlotSwapLoader:
         if differ:
             raise ValueError("Expected the loader state to come from the same data and settings, but "
                              + ", ".join(differ) + " differ.")
-        self.epoch, self._resume_window = int(state["epoch"]), int(state["window"])
+        epoch, window = int(state["epoch"]), int(state["window"])
+        saved_world = int(state.get("world_size", 1))
+        resumed = state.get("resumed")
+        resumed = None if resumed is None else _remaining_from_json(resumed)
+        self._resumed = None if resumed is None else (epoch, resumed)
+        if saved_world != self.world_size and window > 0:
+            saved = plan_epoch(self.inputs.lengths, self.global_order(epoch), saved_world, self.batch_size,
+                               self.bptt, tail_first=self.tail == "longest_first", compact=self.compact,
+                               wrap_around=self.wrap_around, resume=resumed)
+            left = remaining(self.inputs.lengths, saved, self.bptt, window, compact=self.compact,
+                             done=None if resumed is None else resumed.done)
+            self._resumed, window = (epoch, left), 0
+        self.epoch, self._resume_window = epoch, window
         self._position = (self.epoch, self._resume_window)
 
     def _device_tables(self) -> tuple[Tensor, Tensor | None]:
@@ -346,7 +395,7 @@ class SlotSwapLoader:
             self._device_data = (table(self.inputs), None if self.targets is None else table(self.targets))
         return self._device_data
 
-    def _gather_on_device(self, w: ScheduleWindow) -> LoaderWindow:
+    def _gather_on_device(self, w: ScheduleWindow, total: int) -> LoaderWindow:
         xs, ys = self._device_tables()
         dev, nb = self.device, self.device.type == "cuda"
         put = lambda a: (torch.from_numpy(a).pin_memory() if nb else torch.from_numpy(a)).to(dev, non_blocking=nb)  # noqa: E731
@@ -357,7 +406,7 @@ class SlotSwapLoader:
         masks = put(np.stack([w.reset, w.valid]))
         plan = window_plan(w.reset, w.valid, self.plan) if self.plan else None
         return LoaderWindow(w.index, x, y, masks[0], masks[1], put(w.sequence), put(w.slot_map),
-                            None if plan is None else plan.to(dev), w)
+                            None if plan is None else plan.to(dev), w, total)
 
     def _host(self, w: ScheduleWindow, staging: _Staging) -> tuple:
         slot = staging.take()
@@ -371,7 +420,7 @@ class SlotSwapLoader:
         plan = window_plan(w.reset, w.valid, self.plan) if self.plan else None
         return w, slot, x, y, masks, plan
 
-    def _to_device(self, host: tuple, staging: _Staging) -> LoaderWindow:
+    def _to_device(self, host: tuple, staging: _Staging, totals: list[int]) -> LoaderWindow:
         w, slot, x, y, masks, plan = host
         dev, nb = self.device, self.device.type == "cuda"
         put = lambda a: torch.from_numpy(a).to(dev, non_blocking=nb)  # noqa: E731
@@ -380,10 +429,10 @@ class SlotSwapLoader:
         return LoaderWindow(
             w.index, xt, yt, mt[0], mt[1], torch.from_numpy(w.sequence).to(dev, non_blocking=nb),
             torch.from_numpy(w.slot_map).to(dev, non_blocking=nb),
-            None if plan is None else plan.to(dev), w,
+            None if plan is None else plan.to(dev), w, totals[w.index],
         )
 
-    def _threaded(self, produce, staging: _Staging) -> Iterator[LoaderWindow]:
+    def _threaded(self, produce, staging: _Staging, totals: list[int]) -> Iterator[LoaderWindow]:
         ready: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
 
@@ -411,7 +460,7 @@ class SlotSwapLoader:
                     return
                 if isinstance(host, BaseException):
                     raise host
-                yield self._to_device(host, staging)
+                yield self._to_device(host, staging, totals)
         finally:
             stop.set()
             while thread.is_alive():
@@ -420,3 +469,35 @@ class SlotSwapLoader:
                 except queue.Empty:
                     pass
             thread.join()
+
+
+def _rank_and_world(rank, world_size) -> tuple[int, int]:
+    """``(rank, world_size)``, from the initialized torch.distributed group for ``"auto"``."""
+    if world_size == "auto":
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            world, default = dist.get_world_size(), dist.get_rank()
+        else:
+            world, default = 1, 0
+        rank = default if rank is None else rank
+    else:
+        world, rank = positive_int("world_size", world_size), 0 if rank is None else rank
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world:
+        raise ValueError(f"Expected rank to be an integer in [0, {world}), got {rank!r}.")
+    return int(rank), world
+
+
+def _remaining_json(left: Remaining) -> dict:
+    import base64
+
+    return {"done": base64.b64encode(np.packbits(left.done).tobytes()).decode("ascii"), "size": int(left.done.size),
+            **{k: getattr(left, k).tolist() for k in ("sequence", "position", "rank", "slot")}}
+
+
+def _remaining_from_json(data: dict) -> Remaining:
+    import base64
+
+    bits = np.frombuffer(base64.b64decode(data["done"]), dtype=np.uint8)
+    done = np.unpackbits(bits)[: int(data["size"])].astype(bool)
+    return Remaining(done, *(np.asarray(data[k], dtype=np.int64) for k in ("sequence", "position", "rank", "slot")))

@@ -230,12 +230,16 @@ def dense_plan(pieces, shrink: float = 0.6, min_pieces: int = 8) -> DensePlan:
 def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
     """The engine that measured fastest on ``device`` for module ``mode`` (see bench/compare_batching.py).
 
-    CUDA: ``"packed"`` (one cuDNN call per window). CPU: ``"steps"`` (and in
-    :func:`run_window`, ``"segments"`` when at most K/8 steps of the window hold a
-    reset, e.g. equal lengths, where the plain module's own loop is fastest), whose fused
-    cell per step runs within 4-9% of the plain module on full windows, while a
-    packed backward on the CPU zero-fills the packed input once per step and the
-    dense groups pay for their padding (figures in bench/compare_batching.py).
+    CUDA: ``"packed"`` (one cuDNN call per window; the fused engine's steps run there as
+    torch ops, several launches per step; bench/bench_fused.py compares the two on a
+    device, not yet measured). CPU: ``"fused"`` for every module type: one
+    compiled call per window and whole-window weight gradients, 1.2-1.4 x the plain
+    ``nn.GRU`` and 1.4-1.5 x the step engine with resets on the lognormal benchmark.
+    :func:`run_window` then picks ``"segments"`` (the plain module between reset steps)
+    when at most K/8 steps of the window hold a reset, for ``nn.LSTM`` (PyTorch's
+    oneDNN LSTM beats the fused engine on windows without resets, 1.0 vs 0.85) and for
+    the modules the fused engine does not run (``nn.LSTM`` with ``proj_size``, which
+    otherwise use ``"steps"``).
     """
-    del mode  # the same choice measured best for every module type
-    return "packed" if torch.device(device).type == "cuda" else "steps"
+    del mode  # run_window refines the choice for nn.LSTM
+    return "packed" if torch.device(device).type == "cuda" else "fused"

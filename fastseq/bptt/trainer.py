@@ -93,7 +93,10 @@ def _matrix_store(data, name: str) -> SequenceStore:
 
 def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> torch.Tensor:
     if not isinstance(seed, torch.Tensor):
-        seed = torch.as_tensor(np.asarray(seed))
+        arr = np.asarray(seed)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
+            raise TypeError(f"Expected {name} to hold real numbers, got {type(seed).__name__} of dtype {arr.dtype}.")
+        seed = torch.from_numpy(np.ascontiguousarray(arr))
     if seed.ndim != ndim:
         raise ValueError(f"Expected {name} to have shape {shape_text}, got shape {tuple(seed.shape)}.")
     if seed.is_complex():
@@ -235,43 +238,30 @@ def _optimizer_step(loss, optimizer, params, step: _Step, index: int, value: flo
     optimizer.step()
 
 
-def _train_local(windows, optimizer, params, step: _Step, bar, losses: list[float],
-                 after_step: Callable | None = None) -> list[float]:
+def _train(windows, optimizer, params, step: _Step, bar, losses: list[float], after_step: Callable | None = None,
+           distributed: bool = False) -> list[float]:
+    """One optimizer step per window on the mean cost over the window's real steps. With
+    ``distributed``, over every process's real steps: the loss is summed and the gradients
+    all-reduced once per window (every process runs the same number of windows, idle ones
+    contributing zero), so every process takes the same step."""
+    reduce = None
+    if distributed:
+        import torch.distributed as dist
+
+        from fastseq.bptt.distributed import all_reduce_gradients as reduce
     for index, (w, total) in enumerate(windows, len(losses)):
         optimizer.zero_grad(set_to_none=True)
-        loss = total / max(w.real_steps, 1)
-        value = float(loss.detach())  # the one sync per window
-        _optimizer_step(loss, optimizer, params, step, index, value)
+        loss = total / max(w.total_real_steps, 1)
+        summed = loss.detach()
+        if distributed:
+            summed = summed.clone()
+            dist.all_reduce(summed)
+        value = float(summed)  # the one sync per window
+        _optimizer_step(loss, optimizer, params, step, index, value, reduce)
         losses.append(value)
         bar.update(value)
         if after_step is not None:
             after_step(losses)
-    return losses
-
-
-def _train_distributed(windows, loader: SlotSwapLoader, optimizer, params, step: _Step, bar, device,
-                       dtype) -> list[float]:
-    """Every process joins every window's all-reduces; a finished shard contributes zeros."""
-    import torch.distributed as dist
-
-    from fastseq.bptt.distributed import all_reduce_gradients, shard_plan
-
-    shard = shard_plan(loader.inputs.lengths, loader.global_order(0), loader.slots, loader.bptt,
-                       loader.rank, loader.world_size, loader.wrap_around)
-    bar.set_total(shard.windows)
-    losses: list[float] = []
-    for index in range(shard.windows):
-        item = next(windows, None)
-        optimizer.zero_grad(set_to_none=True)
-        total = item[1] if item is not None else torch.zeros((), device=device, dtype=dtype)
-        loss = total / max(int(shard.real_steps[index]), 1)
-        summed = loss.detach().clone()
-        dist.all_reduce(summed)
-        value = float(summed)
-        _optimizer_step(loss if item is not None else None, optimizer, params, step, index, value,
-                        all_reduce_gradients)
-        losses.append(value)
-        bar.update(value)
     return losses
 
 
@@ -332,6 +322,7 @@ def train_bptt(
     progress: bool = False,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
+    epoch: int = 0,
 ) -> list[float]:
     """Train ``decoder`` for one epoch with slot-swap truncated BPTT; return each window's loss.
 
@@ -372,9 +363,9 @@ def train_bptt(
             that the end of the epoch, where slots run out of sequences, is short;
             ``"none"`` keeps the plain (shuffled) order. Ignored with ``wrap_around``.
         distributed: data-parallel over the initialized ``torch.distributed``
-            default group: each process trains ``order[rank::world_size]`` and all
-            take the same step, on gradients summed over processes and a loss
-            averaged over the real steps of all processes (see
+            default group: each process trains its shard (balanced by steps, see
+            :mod:`fastseq.bptt.shards`) and all take the same step, on gradients summed
+            over processes and a loss averaged over the real steps of all processes (see
             :mod:`fastseq.bptt.distributed`). Every process must pass the same data,
             seeds and settings (with ``shuffle``, an explicit ``seed``).
         device: where to compute; default the decoder's device. Windows come from
@@ -388,9 +379,19 @@ def train_bptt(
             windows and at the end of the epoch the parameters, the optimizer, the
             loader's position, the carried state, the random states and the losses
             so far replace it atomically (safetensors + JSON, no pickle). A
-            checkpoint of a finished epoch returns its losses without training.
-            Not with ``distributed``.
+            checkpoint of a finished epoch returns its losses without training. With
+            ``distributed``, process 0 writes every process's carried state; a checkpoint
+            resumes on any number of processes (or without ``distributed``): what is left
+            of the epoch is re-sharded, sequences cut mid-way continue with their carried
+            state, and every sequence is trained exactly once in the epoch. On another
+            number of processes the windows differ from the uninterrupted run's; on the
+            same number they are the same (bit for bit is tested on one process).
         checkpoint_every: windows between checkpoints.
+        epoch: which epoch of a run this call trains: the order is shuffled with
+            ``seed + epoch`` and teacher forcing draws from ``seed + epoch``; a checkpoint
+            records it. A checkpoint that finished the previous epoch restores the
+            parameters, the optimizer and the random states, and this epoch starts from
+            its first window; one of another epoch is refused.
 
     Returns:
         The loss of each window, as Python floats.
@@ -436,29 +437,26 @@ def train_bptt(
     loader = SlotSwapLoader(ctx_store, tgt_store, batch_size, bptt, device=device, shuffle=shuffle, seed=seed,
                             tail="none" if wrap_around else tail, wrap_around=wrap_around, rank=rank,
                             world_size=world, data_on_device=device.type == "cuda", plan=None)
+    loader.epoch = _count("epoch", epoch)
     generator = None
     if teacher_forcing > 0:
         generator = torch.Generator(device=device)
-        generator.manual_seed(0 if seed is None else seed)
+        generator.manual_seed((0 if seed is None else seed) + loader.epoch)
     step = _Step(nn.PairwiseDistance() if cost_fn is None else cost_fn, clip_grad_norm, teacher_forcing, generator)
     params = [p for p in decoder.parameters() if p.requires_grad]
     run, losses, after_step = _Run(), [], None
     if checkpoint is not None:
-        if distributed:
-            raise ValueError("Expected checkpoint=None with distributed=True (not supported yet), got a path.")
         options = {"teacher_forcing": teacher_forcing, "clip_grad_norm": clip_grad_norm, "dtype": str(dtype),
                    "cost_fn": type(step.cost_fn).__name__}
         losses, after_step, finished = _resume(Path(checkpoint), positive_int("checkpoint_every", checkpoint_every),
                                                decoder, optimizer, ctx_store, tgt_store, loader, run, seeds,
-                                               generator, device, options)
+                                               generator, device, options, distributed)
         if finished:
             return losses
     windows = _window_costs(decoder, loader, seeds, step, dtype, run)
-    bar = _Bar(len(loader) if progress and not distributed else None, progress)
+    bar = _Bar(len(loader) if progress else None, progress)
     try:
-        if distributed:
-            return _train_distributed(windows, loader, optimizer, params, step, bar, device, dtype)
-        losses = _train_local(windows, optimizer, params, step, bar, losses, after_step)
+        losses = _train(windows, optimizer, params, step, bar, losses, after_step, distributed)
         if after_step is not None:
             after_step(losses, final=True)
         return losses
@@ -467,7 +465,7 @@ def train_bptt(
 
 
 def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loader: SlotSwapLoader, run: _Run,
-            seeds: _Seeds, generator, device, options: dict) -> tuple[list[float], Callable, bool]:
+            seeds: _Seeds, generator, device, options: dict, distributed: bool) -> tuple[list[float], Callable, bool]:
     """Restore from ``path`` if it exists (after checking it fits this run); return the losses so
     far, the per-step checkpoint hook and whether the checkpoint's epoch had finished."""
     from fastseq.bptt.checkpoint import config_differences, load_checkpoint, restore, run_config, save_checkpoint
@@ -481,16 +479,73 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
         if differ:
             raise ValueError(f"Expected checkpoint {path} to come from this training run, but "
                              + ", ".join(differ) + " differ; nothing was trained and the file is unchanged.")
+        epoch, (at, window) = loader.epoch, (meta["loader"]["epoch"], meta["loader"]["window"])
+        if not (at == epoch or (at == epoch + 1 and window == 0)):
+            raise ValueError(f"Expected checkpoint {path} to be in epoch {epoch} or at its start, got epoch {at} "
+                             f"after {window} windows; nothing was trained and the file is unchanged.")
         loader.load_state_dict(meta["loader"])
-        parts, losses = restore(meta, tensors, decoder, optimizer, generator, device)
-        run.carried = _Carried(parts[0], tuple(parts[1:]))
-        finished = meta["loader"]["epoch"] > 0
+        saved, losses = restore(meta, tensors, decoder, optimizer, generator, device, loader.rank)
+        finished = at > epoch
+        if at == epoch and window == 0:  # the previous epoch's end: this epoch starts from its seeds
+            losses = []
+            if generator is not None:
+                generator.manual_seed(int(config["loader"]["seed"] or 0) + epoch)
+        else:
+            run.carried = _restored_carried(saved, loader, seeds)
 
     def after_step(so_far: list[float], final: bool = False) -> None:
         if final or len(so_far) % every == 0:
             carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
-            save_checkpoint(path, config=config, loader_state=loader.state_dict(), decoder=decoder,
-                            optimizer=optimizer, carried=(carried.visible,) + carried.hidden, losses=so_far,
-                            generator=generator)
+            parts, rng = (carried.visible,) + carried.hidden, [torch.get_rng_state()]
+            if distributed:
+                parts = _gather_carried(parts)
+                rng = [r.cpu() for r in _gather(rng[0].to(parts[0][0].device))]
+            if loader.rank == 0:
+                save_checkpoint(path, config=config, loader_state=loader.state_dict(), decoder=decoder,
+                                optimizer=optimizer, carried=parts, losses=so_far, generator=generator, torch_rng=rng)
+            if distributed:
+                import torch.distributed as dist
+
+                dist.barrier()  # every process returns once the checkpoint is on disk
 
     return losses, after_step, finished
+
+
+def _count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"Expected {name} to be an integer >= 0, got {value!r}.")
+    return int(value)
+
+
+def _restored_carried(saved: list[tuple[torch.Tensor, ...]], loader: SlotSwapLoader, seeds: _Seeds) -> _Carried | None:
+    """The carried state to start from: this process's own on the same number of processes;
+    after re-sharding, each continued sequence's state in the slot it continues in."""
+    sources = loader.continued_from()
+    if sources:
+        start = seeds.expanded(loader.slots)
+        parts = [p.clone() for p in (start.visible,) + start.hidden]
+        for j, (r, slot) in enumerate(sources):
+            for p, s in zip(parts, saved[r]):
+                p[:, j] = s[:, slot]
+        return _Carried(parts[0], tuple(parts[1:]))
+    if len(saved) == loader.world_size:
+        parts = saved[loader.rank]
+        return _Carried(parts[0], tuple(parts[1:]))
+    return None  # re-sharded with nothing in flight: every slot starts from the seeds
+
+
+def _gather(tensor: torch.Tensor) -> list[torch.Tensor]:
+    import torch.distributed as dist
+
+    out = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(out, tensor.contiguous())
+    return out
+
+
+def _gather_carried(parts: tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, ...]]:
+    """Every process's carried parts (``L x W_r x H``), padded to the widest with zeros."""
+    widths = _gather(torch.tensor([parts[0].shape[1]], device=parts[0].device))
+    wide = max(int(w) for w in widths)
+    padded = [torch.cat([p.detach(), p.new_zeros((p.shape[0], wide - p.shape[1], p.shape[2]))], 1) for p in parts]
+    gathered = [_gather(p) for p in padded]
+    return [tuple(g[r] for g in gathered) for r in range(len(widths))]

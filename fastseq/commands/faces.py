@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from fastseq.commands._common import checked as _checked  # the argparse type that names expectation and value
+from fastseq.commands._common import checked as _checked, count as _count, positive_int as _positive
 
 HELP = ("Train a convolutional autoencoder on faces layer by layer and Boltzmann machines on its codes; "
         "draw faces, autoencoded, generated and interpolated faces; measure quality.")
@@ -18,8 +18,6 @@ PICTURES = ("data", "autoencoded", "generated", "interpolated")
 MACHINES = ("RRBM", "R3BM", "BetaRBM", "GaussianRBM")  # the Boltzmann machines with continuous visible units
 
 
-_positive = _checked(int, lambda v: v >= 1, "an integer >= 1")
-_count = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _unit = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 _open_unit = _checked(float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 _crop = _checked(float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")

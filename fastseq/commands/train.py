@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     "which 500 are held out")
     add_option(parser, "--params", default=argparse.SUPPRESS, metavar="FILE",
                help="resume from parameters saved by an earlier run (.safetensors; the optimizer restarts)")
+    add_option(parser, "--checkpoint", default=argparse.SUPPRESS, metavar="FILE",
+               help="resume from FILE if it exists (parameters, Adam state, epoch and window), and "
+                    "checkpoint to it every --checkpoint-every windows and at each epoch's end")
+    add_option(parser, "--checkpoint-every", type=positive_int, default=100, metavar="N",
+               help="windows between checkpoints")
     add_option(parser, "--output", default="fastseq_rnn", metavar="PREFIX",
                help="prefix of the files written: PREFIX.safetensors, PREFIX.log (appended to), PREFIX_*.png; "
                     "each replaced only once complete")
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from fastseq.commands._common import CommandError, output_file, threads
     from fastseq.datasets.mnist import load_mnist
 
-    for name in ("model", "hidden", "data", "params"):  # left out of the namespace so --help shows no "None"
+    for name in ("model", "hidden", "data", "params", "checkpoint"):  # left out of the namespace so --help shows no "None"
         if not hasattr(args, name):
             setattr(args, name, None)
     prefix = output_file(args.output)
@@ -223,20 +228,33 @@ def _train(model, digits, args, log) -> None:
     def cost(pred, target):
         return torch.nn.functional.binary_cross_entropy(pred, target, reduction="none").sum(-1)
 
-    for epoch in range(args.epochs):
+    for epoch in range(_first_epoch(args), args.epochs):
         t0 = time.perf_counter()
         model.train()
         losses = fastseq.train_bptt(
             model.as_decoder(feedback=args.teacher_forcing < 1.0),
             contexts, targets, torch.zeros(model.n_visible), model.hidden_seed(), optimizer,
             min(args.batch, len(contexts)), args.bptt, cost, teacher_forcing=args.teacher_forcing, shuffle=True,
-            seed=args.random_seed + epoch, progress=args.verbose)
+            seed=args.random_seed, epoch=epoch, progress=args.verbose, checkpoint=args.checkpoint,
+            checkpoint_every=args.checkpoint_every)
         model.eval()
         with torch.no_grad():
             y, _ = model(test_x[:-1])
             held = float(cost(y, test_x[1:]).mean())
         log(f"epoch {epoch + 1}/{args.epochs}: training loss {np.mean(losses):.3f}, held-out loss {held:.3f} "
             f"(cross-entropy per row), {time.perf_counter() - t0:.1f} s")
+
+
+def _first_epoch(args) -> int:
+    """The epoch to (re)start: the checkpoint's, or the one it finished (which train_bptt
+    reports again and which restores the parameters and the optimizer)."""
+    if args.checkpoint is None or not Path(args.checkpoint).exists():
+        return 0
+    from fastseq.bptt.checkpoint import load_checkpoint
+
+    meta, _ = load_checkpoint(args.checkpoint)  # a bad file: a ValueError, one line from the CLI
+    at, window = meta["loader"]["epoch"], meta["loader"]["window"]
+    return min(max(at - (window == 0), 0), max(args.epochs - 1, 0))
 
 
 def _completion_figure(test, completed, labels, k: int, per_class: int = 2):

@@ -50,6 +50,7 @@ def test_same_seed_same_draws_serial_and_parallel_and_any_thread_count():
     # the serial path over the same chunks gives the very same numbers
     c = np.empty_like(x)
     gens = _streams(5)
+    assert nbs._n_chunks(x.size, 8) == 8
     for t in range(8):
         nbs._bernoulli_chunk(gens[t], x, c, x.size * t // 8, x.size * (t + 1) // 8)
     np.testing.assert_array_equal(a, b)
@@ -155,3 +156,100 @@ def test_gibbs_chain_corners():
     assert v.shape == (0, 3) and h.shape == (0, 2)
     v, h = nbs.gibbs_chain(np.ones((1, 2)), w, np.full(3, 50.0), np.zeros(2), 1, _streams())
     assert v.tolist() == [[1.0, 1.0, 1.0]]
+
+
+# ---------------------------------------------------------------- exact Gibbs step counts
+# A chain that silently runs one step too many (CD-1 becoming CD-2) still reaches the same
+# equilibrium, so column means from random starts cannot see it. These tests start many
+# copies of a few fixed hidden rows in a strongly coupled model, where the distributions
+# after 1 and 2 steps are far apart, and compare with the exact distributions.
+
+def _coupled_model(d=4, h=3):
+    rng = np.random.default_rng(11)
+    return rng.normal(scale=2.5, size=(d, h)), rng.normal(size=d), rng.normal(size=h)
+
+
+def _exact_means(w, b, c, h0):
+    """Exact E[v_1 | h_0], E[h_1 | h_0] and E[v_2 | h_0] by enumerating all visible states."""
+    d, _ = w.shape
+    states = ((np.arange(2 ** d)[:, None] >> np.arange(d)) & 1).astype(np.float64)
+    pv1 = ref.sigmoid(h0 @ w.T + b)                                           # rows x d
+    p_state = np.prod(np.where(states[None] == 1, pv1[:, None], 1 - pv1[:, None]), axis=2)  # rows x 2^d
+    ph1_given_state = ref.sigmoid(states @ w + c)                              # 2^d x h
+    h1_mean = p_state @ ph1_given_state
+    hidden = ((np.arange(2 ** w.shape[1])[:, None] >> np.arange(w.shape[1])) & 1).astype(np.float64)
+    p_h1 = np.stack([np.prod(np.where(hidden[None] == 1, ph1_given_state[:, None], 1 - ph1_given_state[:, None]),
+                             axis=2).T @ p_state[r] for r in range(len(h0))])  # rows x 2^h
+    v2_mean = p_h1 @ ref.sigmoid(hidden @ w.T + b)
+    return pv1, h1_mean, v2_mean
+
+
+def _starts(n_rep=20_000):
+    h0 = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    return h0, np.repeat(h0, n_rep, axis=0)
+
+
+def _row_means(x, n_rows):
+    return x.reshape(n_rows, -1, x.shape[1]).mean(1)
+
+
+def test_one_gibbs_step_matches_its_closed_form():
+    w, b, c = _coupled_model()
+    h0, starts = _starts()
+    v1, h_ret = nbs.gibbs_chain(starts, w, b, c, 1, _streams())
+    pv1, h1_mean, v2_mean = _exact_means(w, b, c, h0)
+    se = np.sqrt(pv1 * (1 - pv1) / 20_000) + 1e-12
+    assert np.all(np.abs(_row_means(v1, 3) - pv1) < 5 * se)
+    np.testing.assert_array_equal(h_ret, starts)  # k = 1 returns h_0 itself
+    assert np.max(np.abs(pv1 - v2_mean)) > 0.2  # the coupled model tells 1 step from 2
+
+
+def test_two_gibbs_steps_and_the_documented_return():
+    w, b, c = _coupled_model()
+    h0, starts = _starts()
+    v2, h1 = nbs.gibbs_chain(starts, w, b, c, 2, _streams(1))
+    pv1, h1_mean, v2_mean = _exact_means(w, b, c, h0)
+    se_v = np.sqrt(v2_mean * (1 - v2_mean) / 20_000) + 1e-12
+    se_h = np.sqrt(h1_mean * (1 - h1_mean) / 20_000) + 1e-12
+    assert np.all(np.abs(_row_means(v2, 3) - v2_mean) < 5 * se_v)   # v_k
+    assert np.all(np.abs(_row_means(h1, 3) - h1_mean) < 5 * se_h)   # h_{k-1}
+    # and the twin, which the kernel must agree with
+    tv, th = ref.gibbs_chain(starts, w, b, c, 2, np.random.default_rng(3))
+    assert np.all(np.abs(_row_means(tv, 3) - v2_mean) < 5 * se_v)
+    assert np.all(np.abs(_row_means(th, 3) - h1_mean) < 5 * se_h)
+
+
+def test_model_chain_and_cd1_negative_sample_take_exactly_k_steps():
+    import torch
+
+    from fastseq.boltzmann import RBM
+
+    w, b, c = _coupled_model()
+    h0, starts = _starts()
+    m = RBM(n_components=3, n_iter=0, dtype="float64", random_state=0).fit(np.zeros((2, 4)))
+    with torch.no_grad():
+        for name, value in (("W", w), ("b", b), ("c", c)):
+            m.params_[name].copy_(torch.from_numpy(value))
+    pv1, h1_mean, v2_mean = _exact_means(w, b, c, h0)
+    se = np.sqrt(pv1 * (1 - pv1) / 20_000) + 1e-12
+    v, h = m._chain(torch.from_numpy(starts), 1)
+    assert np.all(np.abs(_row_means(v.numpy(), 3) - pv1) < 5 * se)
+    np.testing.assert_array_equal(h.numpy(), starts)
+
+
+def test_importing_fastseq_changes_no_threading_setting():
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, numba, torch\n"
+            "before = (numba.config.THREADING_LAYER, torch.get_num_threads(), numba.get_num_threads())\n"
+            "import fastseq.boltzmann, fastseq.boltzmann._sampling_nb, fastseq.boltzmann._cd_nb\n"
+            "from fastseq.boltzmann import RBM\n"
+            "import numpy as np\n"
+            "RBM(n_components=3, n_iter=1).fit(np.zeros((4, 2))).transform(np.zeros((1, 2)))\n"
+            "after = (numba.config.THREADING_LAYER, torch.get_num_threads(), numba.get_num_threads())\n"
+            "print(json.dumps([before, after]))\n")
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True)
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert before == after

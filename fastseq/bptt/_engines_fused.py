@@ -1,0 +1,187 @@
+"""The ``"fused"`` sequence-mode engine: one autograd node per layer and window.
+
+PyTorch's CPU recurrent layers record a graph of small operations per step and
+accumulate the hidden weights' gradient step by step. Here each layer is one
+:class:`torch.autograd.Function` over the whole ``K x W`` window:
+
+- the input projections of all ``K * W`` rows are one matrix product (autograd's
+  ``F.linear``, whose backward gives the input-weight and input gradients, again as
+  whole-window products);
+- the steps run in one compiled call (:mod:`fastseq.bptt._fused_nb`): per step one
+  BLAS product with the hidden weights and one fused loop over the gates, the reset
+  folded in as the choice of each slot's previous state (seed or carried);
+- the backward runs through time in one compiled call, and the hidden weights'
+  gradient is one product over all ``K * W`` rows.
+
+On CUDA the same steps run as torch ops (:mod:`fastseq.bptt._fused_py`); the packed
+engine (one cuDNN call per window) stays the CUDA default.
+
+Numba's ``np.dot`` calls scipy's OpenBLAS, whose own thread pool (all cores by
+default) fights PyTorch's on small products: each call runs it with PyTorch's
+intra-op thread count and restores the pool's setting afterwards.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastseq.bptt import _fused_py
+
+__all__ = ["run_fused", "fused_unsupported"]
+
+_GATES = {"GRU": 3, "LSTM": 4, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def fused_unsupported(rnn) -> str | None:
+    """Why ``rnn`` cannot run on the fused engine, or None if it can."""
+    if getattr(rnn, "proj_size", 0):
+        return "nn.LSTM with proj_size > 0 (the projected state is not fused)"
+    return None
+
+
+_BLAS_LIBS: list | None = None
+
+
+def _blas_libs() -> list:
+    global _BLAS_LIBS
+    if _BLAS_LIBS is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library before it is looked up)
+
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # without it the pool keeps its own setting
+            _BLAS_LIBS = []
+        else:
+            _BLAS_LIBS = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _BLAS_LIBS
+
+
+@contextmanager
+def _blas_threads():
+    """Run scipy's BLAS (what Numba's ``np.dot`` calls) with PyTorch's thread count, then restore it."""
+    want = torch.get_num_threads()
+    saved = [(lib, lib.num_threads) for lib in _blas_libs()]
+    for lib, n in saved:
+        if n != want:
+            lib.set_num_threads(want)
+    try:
+        yield
+    finally:
+        for lib, n in saved:
+            if n != want:
+                lib.set_num_threads(n)
+
+
+def _kernels(device: torch.device):
+    if device.type == "cpu":
+        from fastseq.bptt import _fused_nb
+
+        return _fused_nb, lambda t: t.detach().numpy()
+    return _fused_py, lambda t: t
+
+
+class _FusedLayer(torch.autograd.Function):
+    """One recurrent layer over one window; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, mode: str, reset: Tensor, gi: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                h0: Tensor, c0: Tensor | None, seed_h: Tensor, seed_c: Tensor | None):
+        kernels, arr = _kernels(gi.device)
+        k_steps, width = gi.shape[:2]
+        hid = w_hh.shape[1]
+        new = lambda *shape: gi.new_empty(shape)  # noqa: E731
+        w_hh = w_hh.detach().contiguous()
+        b = w_hh.new_zeros(w_hh.shape[0]) if b_hh is None else b_hh.detach().contiguous()
+        args = [arr(gi.detach().contiguous()), arr(w_hh.t().contiguous()), arr(b),
+                arr(h0.detach().contiguous())]
+        hs, hprev = new(k_steps, width, hid), new(k_steps, width, hid)
+        ctx.mode, ctx.has_bias, ctx.hid = mode, b_hh is not None, hid
+        with _blas_threads():
+            if mode == "GRU":
+                gates = new(4, k_steps, width, hid)
+                kernels.gru_forward(*args, arr(seed_h.detach().reshape(hid).contiguous()), arr(reset),
+                                    arr(hs), arr(hprev), tuple(arr(g) for g in gates))
+                ctx.save_for_backward(reset, w_hh, hprev, gates)
+                return hs
+            if mode == "LSTM":
+                cs, cprev, gates = new(k_steps, width, hid), new(k_steps, width, hid), new(5, k_steps, width, hid)
+                kernels.lstm_forward(*args, arr(c0.detach().contiguous()), arr(seed_h.detach().reshape(hid).contiguous()),
+                                     arr(seed_c.detach().reshape(hid).contiguous()), arr(reset),
+                                     arr(hs), arr(cs), arr(hprev), arr(cprev), tuple(arr(g) for g in gates))
+                ctx.save_for_backward(reset, w_hh, hprev, cprev, gates)
+                return hs, cs[-1]
+            relu = mode == "RNN_RELU"
+            kernels.rnn_forward(*args, arr(seed_h.detach().reshape(hid).contiguous()), arr(reset), relu, arr(hs), arr(hprev))
+            ctx.save_for_backward(reset, w_hh, hprev, hs)
+            return hs
+
+    @staticmethod
+    def backward(ctx, dhs: Tensor, dc_last: Tensor | None = None):
+        if torch.is_grad_enabled():
+            raise RuntimeError("run_window(engine='fused') does not support double backward "
+                               "(backward with create_graph=True); use engine='steps'.")
+        kernels, arr = _kernels(dhs.device)
+        mode, hid = ctx.mode, ctx.hid
+        dhs = dhs.contiguous()
+        k_steps, width = dhs.shape[:2]
+        dh0, dseed_h = dhs.new_empty(width, hid), dhs.new_zeros(hid)
+        dc0 = dseed_c = None
+        with _blas_threads():
+            if mode == "GRU":
+                reset, w_hh, hprev, gates = ctx.saved_tensors
+                dgi, dgh = dhs.new_empty(k_steps, width, 3 * hid), dhs.new_empty(k_steps, width, 3 * hid)
+                kernels.gru_backward(arr(dhs), arr(w_hh), arr(hprev), tuple(arr(g) for g in gates), arr(reset),
+                                     arr(dgi), arr(dgh), arr(dh0), arr(dseed_h))
+            elif mode == "LSTM":
+                reset, w_hh, hprev, cprev, gates = ctx.saved_tensors
+                dgi = dgh = dhs.new_empty(k_steps, width, 4 * hid)
+                dc0, dseed_c = dhs.new_empty(width, hid), dhs.new_zeros(hid)
+                kernels.lstm_backward(arr(dhs), arr(dc_last.contiguous()), arr(w_hh), arr(cprev), tuple(arr(g) for g in gates),
+                                      arr(reset), arr(dgi), arr(dh0), arr(dc0), arr(dseed_h), arr(dseed_c))
+            else:
+                reset, w_hh, hprev, hs = ctx.saved_tensors
+                dgi = dgh = dhs.new_empty(k_steps, width, hid)
+                kernels.rnn_backward(arr(dhs), arr(w_hh), arr(hs), arr(reset), mode == "RNN_RELU",
+                                     arr(dgi), arr(dh0), arr(dseed_h))
+        flat = dgh.view(k_steps * width, -1)
+        need = ctx.needs_input_grad
+        d_w = flat.t().mm(hprev.view(k_steps * width, hid)) if need[3] else None
+        d_b = flat.sum(0) if ctx.has_bias and need[4] else None
+        d_seed_h = dseed_h.view(1, hid) if need[7] else None
+        d_seed_c = dseed_c.view(1, hid) if dseed_c is not None and need[8] else None
+        return None, None, dgi, d_w, d_b, dh0, dc0, d_seed_h, d_seed_c
+
+
+def run_fused(rnn, x: Tensor, reset: Tensor, valid: Tensor | None, carried, seeds, mode: str):
+    """Run ``rnn`` over window ``x`` (``K x W x F``), one fused node per layer.
+
+    ``carried`` and ``seeds`` are tuples of ``L x W x H`` and ``L x 1 x H`` tensors (LSTM:
+    ``(h, c)``). Returns ``(outputs K x W x H, final state parts)`` like the steps engine.
+    """
+    lstm = mode == "LSTM"
+    k_steps, width = x.shape[:2]
+    reset = reset.contiguous()
+    finals_h, finals_c = [], []
+    seq = x
+    for layer in range(rnn.num_layers):
+        sfx = f"_l{layer}"
+        w_ih, w_hh = getattr(rnn, "weight_ih" + sfx), getattr(rnn, "weight_hh" + sfx)
+        b_ih, b_hh = (getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)) if rnn.bias else (None, None)
+        if layer and rnn.dropout and rnn.training:
+            seq = F.dropout(seq, rnn.dropout, True)
+        gi = F.linear(seq, w_ih, b_ih)
+        c0, s_c = (carried[1][layer], seeds[1][layer]) if lstm else (None, None)
+        out = _FusedLayer.apply(mode, reset, gi, w_hh, b_hh, carried[0][layer], c0, seeds[0][layer], s_c)
+        if lstm:
+            seq, c_last = out
+            finals_c.append(c_last)
+        else:
+            seq = out
+        finals_h.append(seq[-1])
+    final = (torch.stack(finals_h),) + ((torch.stack(finals_c),) if lstm else ())
+    if valid is not None:
+        seq = seq * valid.unsqueeze(-1).to(seq.dtype)
+    return seq, final

@@ -1,0 +1,328 @@
+"""Numba kernels of the window-fused recurrent engine: a whole window's steps in one call.
+
+Each kernel runs one layer over one ``K x W`` window (K steps, W slots, H hidden units,
+G gates per unit: GRU 3, LSTM 4, RNN 1). The input projections ``gi = x W_ih^T + b_ih``
+come in precomputed for the whole window (one matrix product by the caller), so a
+step is one BLAS product ``h W_hh^T`` (Numba's ``np.dot`` calls scipy's BLAS) and one
+fused loop over the gates. The reset folds in as the choice of each slot's previous
+state: ``seed`` where ``reset[k, b]``, else the slot's state after step ``k - 1``.
+
+The forward saves what the backward needs (previous states and activated gates); the
+backward runs through time once and writes the gradients of the gate pre-activations
+for the whole window, from which the caller takes the weight gradients as whole-window
+matrix products. Kernels write into arrays the caller allocates (float32 or float64).
+
+Sigmoid and tanh use an exp built from a polynomial and an exponent written straight
+into the bits of the float, so LLVM vectorises the gate loops (Numba's ``math.exp`` is
+a scalar libm call here, 5-10x slower per gate): degree 13 in float64 (within a few
+ulp of double precision over the clamped range), Cephes' expf in float32 (~1e-7).
+
+Gates are kept as separate arrays (a tuple) so each loop writes one array (see below).
+
+``fastseq.bptt._fused_py`` holds the plain array twins (NumPy or torch) of these kernels.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+__all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward"]
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # low bits zero: n * _LN2_HI is exact for |n| < 2^11
+_LN2_LO = 1.90821492927058770002e-10
+
+
+@intrinsic
+def _as_single(typingctx, bits):
+    """Reinterpret the low 32 bits of an int64 as a float32 (LLVM trunc + bitcast, vectorisable)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+
+    return types.float32(types.int64), codegen
+
+
+@intrinsic
+def _as_double(typingctx, bits):
+    """Reinterpret an int64's bits as a float64 (LLVM bitcast, vectorisable)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def _exp(x):
+    x = min(max(x, -700.0), 700.0)
+    n = math.floor(x * _LOG2E + 0.5)
+    r = x - n * _LN2_HI - n * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    return p * _as_double((np.int64(n) + 1023) << 52)
+
+
+@njit(inline="always", fastmath=True, error_model="numpy")
+def _exp32(x):
+    """exp in float32 (Cephes' expf polynomial, relative error ~1e-7), clamped to +-80."""
+    x = min(max(x, np.float32(-80.0)), np.float32(80.0))
+    n = np.floor(x * np.float32(_LOG2E) + np.float32(0.5))
+    r = x - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    p = p * r * r + r + np.float32(1.0)
+    return p * _as_single((np.int64(n) + 127) << 23)
+
+
+def _sigmoid(x):
+    """Logistic function; float32 math for float32 data (half the vector work), else float64."""
+
+
+def _tanh(x):
+    """tanh as ``2 sigmoid(2x) - 1``; float32 math for float32 data, else float64."""
+
+
+@overload(_sigmoid, inline="always", jit_options={"fastmath": True, "error_model": "numpy"})
+def _sigmoid_impl(x):
+    if x == types.float32:
+        return lambda x: np.float32(1.0) / (np.float32(1.0) + _exp32(-x))
+    return lambda x: 1.0 / (1.0 + _exp(-x))
+
+
+@overload(_tanh, inline="always", jit_options={"fastmath": True, "error_model": "numpy"})
+def _tanh_impl(x):
+    if x == types.float32:
+        return lambda x: np.float32(2.0) / (np.float32(1.0) + _exp32(np.float32(-2.0) * x)) - np.float32(1.0)
+    return lambda x: 2.0 / (1.0 + _exp(-2.0 * x)) - 1.0
+
+
+@njit(inline="always")
+def _previous(k, h, seed, reset, prev):
+    """prev[b] = seed if reset[k, b] else h[b] (the reset folded into the step's input state)."""
+    for b in range(prev.shape[0]):
+        src = seed if reset[k, b] else h[b]
+        dst = prev[b]
+        for j in range(prev.shape[1]):
+            dst[j] = src[j]
+
+
+@njit(inline="always")
+def _pass_back(k, dprev, reset, dh, dseed):
+    """Route the previous state's gradient: to the seed where the slot reset, else to step k - 1."""
+    for b in range(dprev.shape[0]):
+        src, dst = dprev[b], dh[b]
+        if reset[k, b]:
+            for j in range(dprev.shape[1]):
+                dseed[j] += src[j]
+            for j in range(dprev.shape[1]):
+                dst[j] = 0.0
+        else:
+            for j in range(dprev.shape[1]):
+                dst[j] = src[j]
+
+
+# Each loop over j below writes one array and reads others: LLVM vectorises such loops
+# after a few run-time overlap checks, but gives up on a loop that writes several arrays
+# or reads and writes one array at two offsets (measured 7x slower), hence the many
+# short loops and the gates kept as separate arrays.
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_forward(gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
+    """GRU over a window. gi ``K x W x 3H``; w_hh_t ``H x 3H``; b_hh ``3H``; h0 ``W x H``;
+    seed ``H``; reset ``K x W``. Writes hs, hprev ``K x W x H`` and gates, a tuple of four
+    ``K x W x H`` arrays: r, z, n and the hidden part of n's pre-activation."""
+    n_steps, width, g3 = gi.shape
+    hid = g3 // 3
+    gh = np.empty((width, g3), gi.dtype)
+    gr, gz, gn, ghn = gates
+    h = h0
+    for k in range(n_steps):
+        _previous(k, h, seed, reset, hprev[k])
+        np.dot(hprev[k], w_hh_t, gh)
+        for b in range(width):
+            x, y, hp, out = gi[k, b], gh[b], hprev[k, b], hs[k, b]
+            r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
+            for j in range(hid):
+                r[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+            for j in range(hid):
+                z[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+            for j in range(hid):
+                hn[j] = y[2 * hid + j] + b_hh[2 * hid + j]
+            for j in range(hid):
+                n[j] = _tanh(x[2 * hid + j] + r[j] * hn[j])
+            for j in range(hid):
+                out[j] = n[j] + z[j] * (hp[j] - n[j])
+        h = hs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
+    """Backward of :func:`gru_forward`. dhs ``K x W x H`` (gradient of the outputs); w_hh
+    ``3H x H``. Writes dgi, dgh ``K x W x 3H`` (gradients of the input and hidden
+    pre-activations), dh0 ``W x H`` and adds into dseed ``H``."""
+    n_steps, width, hid = dhs.shape
+    dh = np.zeros((width, hid), dhs.dtype)
+    dprev = np.empty((width, hid), dhs.dtype)
+    d = np.empty(hid, dhs.dtype)
+    gr, gz, gn, ghn = gates
+    for k in range(n_steps - 1, -1, -1):
+        for b in range(width):
+            dout, hp, dx, dy, dhb = dhs[k, b], hprev[k, b], dgi[k, b], dgh[k, b], dh[b]
+            r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
+            for j in range(hid):
+                d[j] = dhb[j] + dout[j]
+            for j in range(hid):
+                dx[j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]) * hn[j] * r[j] * (1.0 - r[j])
+            for j in range(hid):
+                dx[hid + j] = d[j] * (hp[j] - n[j]) * z[j] * (1.0 - z[j])
+            for j in range(hid):
+                dx[2 * hid + j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j])
+            for j in range(2 * hid):
+                dy[j] = dx[j]
+            for j in range(hid):
+                dy[2 * hid + j] = dx[2 * hid + j] * r[j]
+            for j in range(hid):
+                dhb[j] = d[j] * z[j]
+        np.dot(dgh[k], w_hh, dprev)
+        for b in range(width):
+            dp, dhb = dprev[b], dh[b]
+            for j in range(hid):
+                dp[j] += dhb[j]
+        _pass_back(k, dprev, reset, dh, dseed)
+    dh0[:] = dh
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_forward(gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev, gates):
+    """LSTM over a window. gi ``K x W x 4H``; w_hh_t ``H x 4H``; h0, c0 ``W x H``; seeds
+    ``H``. Writes hs, cs, hprev, cprev ``K x W x H`` and gates, a tuple of five ``K x W x H``
+    arrays: i, f, g, o activated and tanh of the new cell state."""
+    n_steps, width, g4 = gi.shape
+    hid = g4 // 4
+    gh = np.empty((width, g4), gi.dtype)
+    gi_, gf, gg, go, gt = gates
+    h, c = h0, c0
+    for k in range(n_steps):
+        _previous(k, h, seed_h, reset, hprev[k])
+        _previous(k, c, seed_c, reset, cprev[k])
+        np.dot(hprev[k], w_hh_t, gh)
+        for b in range(width):
+            x, y, cp, out, cell = gi[k, b], gh[b], cprev[k, b], hs[k, b], cs[k, b]
+            i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
+            for j in range(hid):
+                i[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+            for j in range(hid):
+                f[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+            for j in range(hid):
+                g[j] = _tanh(x[2 * hid + j] + y[2 * hid + j] + b_hh[2 * hid + j])
+            for j in range(hid):
+                o[j] = _sigmoid(x[3 * hid + j] + y[3 * hid + j] + b_hh[3 * hid + j])
+            for j in range(hid):
+                cell[j] = f[j] * cp[j] + i[j] * g[j]
+            for j in range(hid):
+                tc[j] = _tanh(cell[j])
+            for j in range(hid):
+                out[j] = o[j] * tc[j]
+        h, c = hs[k], cs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_backward(dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_h, dseed_c):
+    """Backward of :func:`lstm_forward`. dc_last ``W x H`` is the gradient of the final cell
+    state. Writes dga ``K x W x 4H`` (gate pre-activations), dh0, dc0 and adds into the seeds'."""
+    n_steps, width, hid = dhs.shape
+    dh = np.zeros((width, hid), dhs.dtype)
+    dc = dc_last.copy()
+    dprev = np.empty((width, hid), dhs.dtype)
+    d = np.empty(hid, dhs.dtype)
+    dct = np.empty(hid, dhs.dtype)
+    gi_, gf, gg, go, gt = gates
+    for k in range(n_steps - 1, -1, -1):
+        for b in range(width):
+            dout, cp, dy, dhb, dcb = dhs[k, b], cprev[k, b], dga[k, b], dh[b], dc[b]
+            i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
+            for j in range(hid):
+                d[j] = dhb[j] + dout[j]
+            for j in range(hid):
+                dct[j] = dcb[j] + d[j] * o[j] * (1.0 - tc[j] * tc[j])
+            for j in range(hid):
+                dy[j] = dct[j] * g[j] * i[j] * (1.0 - i[j])
+            for j in range(hid):
+                dy[hid + j] = dct[j] * cp[j] * f[j] * (1.0 - f[j])
+            for j in range(hid):
+                dy[2 * hid + j] = dct[j] * i[j] * (1.0 - g[j] * g[j])
+            for j in range(hid):
+                dy[3 * hid + j] = d[j] * tc[j] * o[j] * (1.0 - o[j])
+            for j in range(hid):
+                dcb[j] = dct[j] * f[j]
+        np.dot(dga[k], w_hh, dprev)
+        _pass_back(k, dprev, reset, dh, dseed_h)
+        _pass_back(k, dc, reset, dc, dseed_c)
+    dh0[:] = dh
+    dc0[:] = dc
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def rnn_forward(gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev):
+    """Elman RNN (tanh, or relu if ``relu``) over a window. gi ``K x W x H``; w_hh_t ``H x H``."""
+    n_steps, width, hid = gi.shape
+    gh = np.empty((width, hid), gi.dtype)
+    h = h0
+    for k in range(n_steps):
+        _previous(k, h, seed, reset, hprev[k])
+        np.dot(hprev[k], w_hh_t, gh)
+        for b in range(width):
+            x, y, out = gi[k, b], gh[b], hs[k, b]
+            if relu:
+                for j in range(hid):
+                    out[j] = max(x[j] + y[j] + b_hh[j], 0.0)
+            else:
+                for j in range(hid):
+                    out[j] = _tanh(x[j] + y[j] + b_hh[j])
+        h = hs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def rnn_backward(dhs, w_hh, hs, reset, relu, dga, dh0, dseed):
+    """Backward of :func:`rnn_forward`; writes dga ``K x W x H``, dh0 and adds into dseed."""
+    n_steps, width, hid = dhs.shape
+    dh = np.zeros((width, hid), dhs.dtype)
+    dprev = np.empty((width, hid), dhs.dtype)
+    for k in range(n_steps - 1, -1, -1):
+        for b in range(width):
+            dout, y, dy, dhb = dhs[k, b], hs[k, b], dga[k, b], dh[b]
+            if relu:
+                for j in range(hid):
+                    dy[j] = (dhb[j] + dout[j]) if y[j] > 0.0 else 0.0
+            else:
+                for j in range(hid):
+                    dy[j] = (dhb[j] + dout[j]) * (1.0 - y[j] * y[j])
+        np.dot(dga[k], w_hh, dprev)
+        _pass_back(k, dprev, reset, dh, dseed)
+    dh0[:] = dh

@@ -1,0 +1,270 @@
+"""Mutation analysis of fastseq's core: do the tests notice small, deliberate bugs?
+
+Pure-Python modules are mutated by mutmut (operator, comparison, constant and
+argument changes, one at a time); C++, Cython and Numba code by the curated patch set
+in ``tools/mutation_patches.py``. Everything runs in a temporary copy of the checkout
+(the built extension included), so the working tree is never touched; each mutant runs
+only the test files listed for its module, with a per-mutant time limit.
+
+Mutants are sampled (seeded) per module so that a run fits the machine: the score is
+``killed / sampled``, printed per module with every survivor.
+
+    python tools/mutation.py                      # every module, 8 mutants each
+    python tools/mutation.py --quick              # 3 per module, about 5-10 minutes
+    python tools/mutation.py --modules schedule,native_schedule --max-mutants-per-module 40
+    python tools/mutation.py --list               # the modules and their test files
+
+Needs ``pip install "mutmut==3.8.*"`` (the ``mutation`` extra) for the Python modules.
+Lines that raise or warn are not mutated: a changed message text is not a bug the
+suite is meant to catch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutation_patches import PATCHES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# module name -> (source files, test files, extra pytest arguments)
+PYTHON_MODULES = {
+    "schedule": (["fastseq/bptt/_schedule_py.py", "fastseq/bptt/schedule.py"],
+                 ["tests/bptt/test_schedule.py", "tests/bptt/test_schedule_partial_orders.py"], []),
+    "plans": (["fastseq/bptt/plans.py"], ["tests/bptt/test_engines.py"], []),
+    "state": (["fastseq/bptt/state.py"], ["tests/bptt/test_engines.py", "tests/bptt/test_trainer.py"], []),
+    "engines": (["fastseq/bptt/engines.py"], ["tests/bptt/test_engines.py"], []),
+    "trainer": (["fastseq/bptt/trainer.py"],
+                ["tests/bptt/test_trainer.py", "tests/bptt/test_trainer_window_losses.py"], []),
+    "corrsort": (["fastseq/mosaic/order.py", "fastseq/mosaic/_order_py.py"], ["tests/mosaic/test_order.py"], []),
+    # changing under other work: mutated last
+    "sampling": (["fastseq/boltzmann/_sampling_py.py"], ["tests/boltzmann/test_sampling.py"], []),
+    "likelihood": (["fastseq/boltzmann/likelihood.py"], ["tests/boltzmann/test_rbm.py"],
+                   ["-k", "not sklearn"]),
+}
+ORDER = ["schedule", "native_schedule", "native_gather", "plans", "state", "engines", "trainer",
+         "corrsort", "order_nb", "sampling", "likelihood", "sampling_nb"]
+DO_NOT_MUTATE = [r"^\s*raise ", r"warnings\.warn\(", r"^\s*\"\"\"", r"^\s*f?\"Expected"]
+
+
+def scratch_copy(tag: str) -> Path:
+    """A copy of the checkout (tracked and untracked, not ignored, plus built extensions)."""
+    dest = Path(tempfile.mkdtemp(prefix=f"fastseq-mutation-{tag}-"))
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    files += [str(p.relative_to(ROOT)) for p in (ROOT / "fastseq").rglob("*.so")]
+    for name in files:
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def existing(root: Path, tests: list[str]) -> list[str]:
+    return [t for t in tests if (root / t).exists()]
+
+
+# ------------------------------------------------------------------ mutmut (pure Python)
+
+
+def mutmut_config(sources, tests, extra, timeout_multiplier) -> str:
+    q = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"  # noqa: E731
+    return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(['fastseq', 'tests'])}\n"
+            f"pytest_add_cli_args_test_selection = {q(tests + extra)}\n"
+            f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-q', '-x', '-m', 'not cuda'])}\n"
+            f"do_not_mutate_patterns = {q(DO_NOT_MUTATE)}\n"
+            f"timeout_multiplier = {timeout_multiplier}\ntimeout_constant = 5.0\n"
+            "use_git_change_detection = false\n")
+
+
+def mutant_names(root: Path, sources: list[str]) -> list[str]:
+    """Every mutant mutmut would make of ``sources`` (names as mutmut keys them)."""
+    code = ("import json, sys, warnings\nwarnings.simplefilter('ignore')\n"
+            "from mutmut.mutation.file_mutation import mutate_file_contents\nout = []\n"
+            "for f in sys.argv[1:]:\n"
+            "    mod = f[:-3].replace('/', '.')\n"
+            "    out += [mod + '.' + n for n in mutate_file_contents(f, open(f).read()).mutant_names]\n"
+            "print(json.dumps(out))\n")
+    res = subprocess.run([sys.executable, "-c", code, *sources], cwd=root, capture_output=True,
+                         text=True, check=True)
+    return json.loads(res.stdout)
+
+
+def run_mutmut(name, spec, args) -> dict:
+    sources, tests, extra = spec
+    root = scratch_copy(name)
+    tests = existing(root, tests)
+    with open(root / "pyproject.toml", "a") as fh:
+        fh.write(mutmut_config(sources, tests, extra, args.timeout_multiplier))
+    names = mutant_names(root, sources)
+    rng = random.Random(f"{args.seed}:{name}")
+    sample = sorted(rng.sample(names, min(args.max_mutants_per_module, len(names))))
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    log = root / "mutmut.log"
+    with open(log, "w") as fh:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs), *sample],
+                       cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    from mutmut.stats import status_by_exit_code
+
+    codes = {}
+    for src in sources:
+        meta = root / "mutants" / (src + ".meta")
+        if meta.exists():
+            codes.update(json.loads(meta.read_text())["exit_code_by_key"])
+    result = {"total_mutants": len(names), "sampled": len(sample), "killed": 0, "survivors": [],
+              "not_run": [], "rechecked": [], "log": str(log)}
+    for key in sample:
+        status = status_by_exit_code[codes.get(key)]
+        if status in ("killed", "timeout", "segfault"):
+            result["killed"] += 1
+        elif status == "survived":
+            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", key], cwd=root, env=env,
+                                  capture_output=True, text=True).stdout
+            lines = [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
+            if recheck_killed(root, key, sources, tests + extra, args):
+                result["killed"] += 1
+                result["rechecked"].append({"mutant": key, "diff": lines})
+            else:
+                result["survivors"].append({"mutant": key, "diff": lines})
+        else:
+            result["not_run"].append({"mutant": key, "status": status})
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], args) -> bool:
+    """Run a survivor once more, written into the source and tested in a fresh process.
+
+    mutmut forks one warm process per mutant; a test that draws its examples at random
+    (hypothesis) then sees the same draws in every child, so a survivor is confirmed here.
+    """
+    saved = {src: (root / src).read_text() for src in sources}
+    try:
+        subprocess.run([sys.executable, "-m", "mutmut", "apply", key], cwd=root, capture_output=True, check=True)
+        ok, _ = pytest_passes(root, tests, args.patch_timeout, Path(tempfile.mkdtemp(dir=root)))
+        return not ok
+    finally:
+        for src, text in saved.items():
+            (root / src).write_text(text)
+
+
+# ------------------------------------------------------------------ curated patches (native)
+
+
+def pytest_passes(root: Path, tests: list[str], timeout: float, numba_cache: Path) -> tuple[bool, str]:
+    env = dict(os.environ, PYTHONPATH=str(root), NUMBA_CACHE_DIR=str(numba_cache),
+               PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-P", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not cuda", *tests]
+    try:
+        res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, "timeout"
+    tail = (res.stdout + res.stderr).strip().splitlines()
+    return res.returncode == 0, tail[-1] if tail else ""
+
+
+def build(root: Path) -> bool:
+    res = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=root,
+                         capture_output=True, text=True)
+    return res.returncode == 0
+
+
+def run_patches(name, args) -> dict:
+    patches, tests = PATCHES[name]
+    root = scratch_copy(name)
+    tests = existing(root, tests)
+    rng = random.Random(f"{args.seed}:{name}")
+    sample = sorted(rng.sample(range(len(patches)), min(args.max_mutants_per_module, len(patches))))
+    native = any(p[1].startswith("csrc/") or p[1].endswith(".pyx") for p in patches)
+    result = {"total_mutants": len(patches), "sampled": len(sample), "killed": 0, "survivors": [], "not_run": []}
+    ok, last = pytest_passes(root, tests, args.patch_timeout * 3, Path(tempfile.mkdtemp(dir=root)))
+    if not ok:
+        result["not_run"] = [{"mutant": "all", "status": f"clean tests fail: {last}"}]
+        return result
+    for i in sample:
+        label, path, old, new = patches[i]
+        target = root / path
+        original = target.read_text()
+        if original.count(old) != 1:
+            result["not_run"].append({"mutant": label, "status": "patch does not apply"})
+            continue
+        target.write_text(original.replace(old, new))
+        try:
+            if native and not build(root):
+                result["killed"] += 1  # does not compile: counted killed, as mutmut does
+                continue
+            ok, last = pytest_passes(root, tests, args.patch_timeout, Path(tempfile.mkdtemp(dir=root)))
+            if ok:
+                result["survivors"].append({"mutant": label, "diff": [f"- {old.strip()}", f"+ {new.strip()}"]})
+            else:
+                result["killed"] += 1
+        finally:
+            target.write_text(original)
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--modules", default=",".join(ORDER), help="comma-separated, from --list")
+    p.add_argument("--max-mutants-per-module", type=int, default=8)
+    p.add_argument("--quick", action="store_true", help="3 mutants per module")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=1, help="mutmut worker processes")
+    p.add_argument("--timeout-multiplier", type=float, default=4.0,
+                   help="mutmut's CPU-time limit per mutant: (test time + 5 s) x this x 2")
+    p.add_argument("--patch-timeout", type=float, default=300.0, help="seconds per curated patch")
+    p.add_argument("--keep", action="store_true", help="keep the temporary copies")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--json")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.max_mutants_per_module = 3
+    if args.list:
+        for name in ORDER:
+            spec = PYTHON_MODULES.get(name)
+            files, tests = (spec[0], spec[1]) if spec else (sorted({x[1] for x in PATCHES[name][0]}), PATCHES[name][1])
+            print(f"{name:16s} {' '.join(files)}  <-  {' '.join(tests)}")
+        return {}
+    modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+    unknown = [m for m in modules if m not in ORDER]
+    if unknown:
+        p.error(f"unknown modules {unknown}; choose from {ORDER}")
+    results = {}
+    for name in sorted(modules, key=ORDER.index):
+        start = time.perf_counter()
+        res = run_mutmut(name, PYTHON_MODULES[name], args) if name in PYTHON_MODULES else run_patches(name, args)
+        res["seconds"] = round(time.perf_counter() - start, 1)
+        results[name] = res
+        print(f"{name:16s} killed {res['killed']:3d} / {res['sampled'] - len(res['not_run']):3d}"
+              f"  (sampled {res['sampled']} of {res['total_mutants']}, {res['seconds']:.0f} s)", flush=True)
+        for s in res["survivors"]:
+            print(f"    survived: {s['mutant']}")
+            for line in s["diff"]:
+                print(f"        {line}")
+        for s in res.get("rechecked", []):
+            print(f"    killed on a fresh recheck: {s['mutant']}")
+        for s in res["not_run"]:
+            print(f"    not run: {s['mutant']} ({s['status']})")
+    killed = sum(r["killed"] for r in results.values())
+    total = sum(r["sampled"] - len(r["not_run"]) for r in results.values())
+    print(f"total            killed {killed} / {total}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Curated mutants for code mutmut cannot mutate: C++ (csrc/), Cython, Numba kernels.
+
+Each entry is ``(name, file, old, new)``: ``old`` must occur exactly once in ``file``.
+Every mutant is a bug a person could plausibly write (off by one, a flipped
+comparison, a dropped reset, one step too many), aimed at a documented claim.
+"""
+from __future__ import annotations
+
+# The native scheduler (csrc/schedule.cpp, through the Cython wrapper).
+SCHEDULE_CPP = [
+    ("admit: slots admit past the end of the order (no wrap)", "csrc/schedule.cpp",
+     "if (admitted_ >= n && !(wrap_ && finished_first_ < n)) return false;",
+     "if (admitted_ > n && !(wrap_ && finished_first_ < n)) return false;"),
+    ("admit: wrap-around stops one sequence early", "csrc/schedule.cpp",
+     "if (admitted_ >= n && !(wrap_ && finished_first_ < n)) return false;",
+     "if (admitted_ >= n && !(wrap_ && finished_first_ + 1 < n)) return false;"),
+    ("admit: a wrapped sequence counts as a first pass", "csrc/schedule.cpp",
+     "slot_first_[slot] = admitted_ < n;", "slot_first_[slot] = admitted_ <= n;"),
+    ("compact: keeps one slot fewer than the queue needs", "csrc/schedule.cpp",
+     "int64_t queue = (wrap_ && finished_first_ < n) ? batch_ : n - admitted_;",
+     "int64_t queue = (wrap_ && finished_first_ < n) ? batch_ : n - admitted_ - 1;"),
+    ("compact: slot state not moved with the slot", "csrc/schedule.cpp",
+     "      slot_pos_[kept] = slot_pos_[j];\n", ""),
+    ("next: no reset flag on admission", "csrc/schedule.cpp",
+     "reset[base + j] = fresh;", "reset[base + j] = 0;"),
+    ("next: end flag one step early", "csrc/schedule.cpp",
+     "const bool last = pos + 1 == lengths_[s];", "const bool last = pos + 2 == lengths_[s];"),
+    ("next: wrap-around window loses its last step", "csrc/schedule.cpp",
+     "      ++k;\n      done_ = true;", "      done_ = true;"),
+    ("next: stops when any slot is idle, not all", "csrc/schedule.cpp",
+     "if (!any_left) done_ = true;", "done_ = true;"),
+]
+
+# The row gather (csrc/gather.cpp).
+GATHER_CPP = [
+    ("gather: idle rows left unwritten", "csrc/gather.cpp",
+     "std::memset(out, 0, static_cast<size_t>(row_bytes));", ";"),
+    ("gather: last row refused", "csrc/gather.cpp", "} else if (r >= n_rows) {", "} else if (r >= n_rows - 1) {"),
+]
+
+# Numba Gibbs chain: the documented (v_k, h_{k-1}) return and the number of steps.
+SAMPLING_NB = [
+    ("gibbs chain: one extra step (CD-1 becomes CD-2)", "fastseq/boltzmann/_sampling_nb.py",
+     "    for step in range(k):\n        pre_v", "    for step in range(k + 1):\n        pre_v"),
+    ("gibbs chain: returns h_k instead of h_{k-1}", "fastseq/boltzmann/_sampling_nb.py",
+     "        if step + 1 < k:\n", "        if step < k:\n"),
+    ("gibbs chain: visible bias dropped", "fastseq/boltzmann/_sampling_nb.py",
+     "pre_v = np.dot(h, wt) + b", "pre_v = np.dot(h, wt)"),
+]
+
+# Numba corrsort kernels.
+ORDER_NB = [
+    ("greedy: ties go to the highest index", "fastseq/mosaic/_order_nb.py",
+     "if not used[k] and row[k] > val:", "if not used[k] and row[k] >= val:"),
+    ("2-opt: a move with zero gain is taken", "fastseq/mosaic/_order_nb.py",
+     "    best, blo, bhi = EPS, -1, -1\n    for k in range(cand.shape[0]):\n        c_ = cand[k]\n        if c_ < 0 or c_ == a:\n            continue\n        j = pos[c_]\n        # a's successor",
+     "    best, blo, bhi = -EPS, -1, -1\n    for k in range(cand.shape[0]):\n        c_ = cand[k]\n        if c_ < 0 or c_ == a:\n            continue\n        j = pos[c_]\n        # a's successor"),
+    ("2-opt: wrong edge removed on the predecessor side", "fastseq/mosaic/_order_nb.py",
+     "g = d_pred + _dist(c, z, pc, c_) - dac[k] - _dist(c, z, pred, pc)",
+     "g = d_pred + _dist(c, z, pc, c_) - dac[k] - _dist(c, z, pred, c_)"),
+    ("path end: missing end costs 1", "fastseq/mosaic/_order_nb.py",
+     "    if a < 0 or b < 0:\n        return 0.0", "    if a < 0 or b < 0:\n        return 1.0"),
+]
+
+PATCHES = {
+    "native_schedule": (SCHEDULE_CPP, ["tests/bptt/test_schedule.py", "tests/bptt/test_schedule_partial_orders.py"]),
+    "native_gather": (GATHER_CPP, ["tests/bptt/test_store.py"]),
+    "sampling_nb": (SAMPLING_NB, ["tests/boltzmann/test_sampling.py"]),
+    "order_nb": (ORDER_NB, ["tests/mosaic/test_order.py"]),
+}
