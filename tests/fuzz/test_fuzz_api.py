@@ -442,8 +442,10 @@ def _run_known(ids: list[int]) -> dict[int, str]:
 
     here = os.path.dirname(os.path.abspath(__file__))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])}
+    import tempfile
+
     proc = subprocess.run([sys.executable, "-P", "-c", _CHILD, *map(str, ids)], capture_output=True, text=True,
-                          env=env, timeout=600)
+                          env=env, timeout=600, cwd=tempfile.mkdtemp())  # junk paths land in a scratch folder
     if proc.returncode != 0:
         return {i: f"child exited with {proc.returncode}: {proc.stderr[-300:]}" for i in ids}
     return {int(k): v for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
