@@ -1,5 +1,6 @@
 """Refuse work that cannot fit: sizes needing more memory than the machine has fail up
-front with the amount, instead of a ``MemoryError`` deep inside or the OOM killer."""
+front with the amount ("would need 149 GiB"), instead of a ``MemoryError`` deep inside or
+the OOM killer. Also the number of cores, for capping thread counts."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,11 @@ GiB = 1 << 30
 
 
 def machine_memory() -> int:
-    """Bytes of memory this process can have: physical memory, or a smaller cgroup limit."""
+    """Bytes of memory this process can have: physical memory, or a smaller cgroup limit.
+
+    The machine's memory, not what is free at this moment: a size is refused only when no
+    amount of waiting could make it fit.
+    """
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not POSIX: no bound known
@@ -24,29 +29,25 @@ def machine_memory() -> int:
     return int(total)
 
 
-def format_bytes(n: float) -> str:
-    """``149 GiB``, ``3.2 MiB``: the size in the largest binary unit that keeps it >= 1."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if n < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if n >= 10 or unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError  # pragma: no cover
+def gib(nbytes: float) -> str:
+    """``149 GiB``, ``0.5 GiB``: sizes in one unit, so messages compare at a glance."""
+    n = nbytes / GiB
+    return f"{n:.0f} GiB" if n >= 10 else f"{n:.1f} GiB"
 
 
-def check_fits(nbytes: float, what: str, available: int | None = None) -> None:
+def check_fits(what: str, nbytes: float, available: int | None = None) -> None:
     """Raise ValueError naming ``what`` if ``nbytes`` exceed the machine's memory.
 
     Example:
-        >>> check_fits(1000, "a small array")
-        >>> check_fits(1e15, "zoom=1000000", available=128 * GiB)
+        >>> check_fits("a small array", 1000)
+        >>> check_fits("zoom=1000000", 1e15, available=128 * GiB)
         Traceback (most recent call last):
         ...
-        ValueError: zoom=1000000 would need 909 TiB, more than the 128 GiB this machine has.
+        ValueError: zoom=1000000 would need 931323 GiB, more than the 128 GiB this machine has.
     """
     limit = machine_memory() if available is None else available
     if nbytes > limit:
-        raise ValueError(f"{what} would need {format_bytes(nbytes)}, more than the "
-                         f"{format_bytes(limit)} this machine has.")
+        raise ValueError(f"{what} would need {gib(nbytes)}, more than the {gib(limit)} this machine has.")
 
 
 def cpu_count() -> int:

@@ -267,7 +267,7 @@ class SlotSwapLoader:
         # an upper bound on any epoch's slots, known before the shards are planned
         slots = self.batch_size if self.wrap_around else max(1, min(self.batch_size, len(self.inputs)))
         window = self.bptt * slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
-        check_fits(window * (1 + (self.buffers or 1)), f"a window of bptt={self.bptt} x batch_size={slots} rows")
+        check_fits(f"a window of bptt={self.bptt} x batch_size={slots} rows", window * (1 + (self.buffers or 1)))
 
     def __len__(self) -> int:
         """Number of windows in an epoch (runs the scheduler once, without gathering)."""

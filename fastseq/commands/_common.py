@@ -87,7 +87,7 @@ def threads(requested: int, option: str = "--threads") -> int:
 def fits(nbytes: float, what: str) -> None:
     """Raise CommandError if ``what`` (e.g. "--batch 100 with --hidden 10000") cannot fit."""
     try:
-        check_fits(nbytes, what)
+        check_fits(what, nbytes)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
 

@@ -78,7 +78,7 @@ def one_hot_bytes(seq: np.ndarray, vocabulary: int = 256, dtype=np.float32) -> n
     if seq.size and (not np.issubdtype(seq.dtype, np.integer) or seq.min() < 0 or seq.max() >= vocabulary):
         raise ValueError(f"Expected seq to hold integers in [0, vocabulary={vocabulary}), got dtype {seq.dtype} "
                          f"with values in [{seq.min()}, {seq.max()}].")
-    check_fits(float(seq.shape[0]) * vocabulary * np.dtype(dtype).itemsize, f"one_hot_bytes(vocabulary={vocabulary})")
+    check_fits(f"one_hot_bytes(vocabulary={vocabulary})", float(seq.shape[0]) * vocabulary * np.dtype(dtype).itemsize)
     out = np.zeros((seq.shape[0], vocabulary), dtype=dtype)
     out[np.arange(seq.shape[0]), seq.astype(np.int64)] = 1
     return out

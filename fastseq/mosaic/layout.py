@@ -11,7 +11,6 @@ from typing import Sequence
 
 import numpy as np
 
-from fastseq._util.memory import check_fits
 from fastseq._util.validate import positive_int
 
 __all__ = ["MosaicLayout", "paragraph_layout"]
@@ -72,8 +71,11 @@ def paragraph_layout(clusters: Sequence[Sequence[int]], width: int) -> MosaicLay
         if w.size and not np.issubdtype(w.dtype, np.integer):
             raise TypeError(f"Expected clusters to hold integer tile indices, got dtype {w.dtype} in clusters[{i}].")
     words = [w.astype(np.int64) for w in words]
-    # at least one line of `width` cells of int64 is laid out: refuse a width that cannot fit
-    check_fits(8.0 * width * max(1, len(words)), f"paragraph_layout(width={width})")
+    # the widest useful line holds every cluster with a blank after each; far wider lines are
+    # blank cells only, and at 2**31 cells would take minutes and gigabytes to build
+    widest = max(sum(w.size + 1 for w in words) + 1, 1 << 16)
+    if width > widest:
+        raise ValueError(f"Expected width <= {widest} (all {len(words)} clusters fit on one line), got {width}.")
     for i, w in enumerate(words):
         if w.size == 0:
             raise ValueError(f"Expected every cluster to be non-empty, got clusters[{i}] empty.")

@@ -144,7 +144,7 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     if not path.parent.is_dir():
         raise FileNotFoundError(f"Expected path in an existing folder, got {str(path)!r}.")
     # the zoomed 8-bit picture, and PNG encoding's copy of it
-    check_fits(2.0 * arr.size * zoom * zoom, f"save_png(zoom={zoom}) of a {' x '.join(map(str, arr.shape))} picture")
+    check_fits(f"save_png(zoom={zoom}) of a {' x '.join(map(str, arr.shape))} picture", 2.0 * arr.size * zoom * zoom)
     if arr.dtype == np.bool_:
         img = arr.astype(np.uint8) * 255
     elif arr.dtype == np.uint8:
@@ -186,7 +186,7 @@ def _as_tiles(images, shape) -> np.ndarray:
             f"Expected images to be N x H x W or N x H x W x 3 (or N x D with shape), got shape {arr.shape}."
         )
     if arr.size == 0:
-        raise ValueError(f"Expected images to hold at least one non-empty image, got shape {arr.shape}.")
+        raise ValueError(f"Expected images to hold at least one image with pixels, got shape {arr.shape}.")
     return arr
 
 
@@ -195,7 +195,7 @@ def _check_picture_fits(rows: int, cols: int, tile_shape: tuple, spacing: int, w
     h, w = tile_shape[1:3]
     channels = tile_shape[3] if len(tile_shape) == 4 else 1
     nbytes = 16.0 * rows * cols * (h + spacing) * (w + spacing) * channels
-    check_fits(nbytes, f"tile(width={width}, spacing={spacing}) of {rows} x {cols} tiles of {h} x {w}")
+    check_fits(f"tile(width={width}, spacing={spacing}) of {rows} x {cols} tiles of {h} x {w}", nbytes)
 
 
 def _background(background, rgb: bool) -> np.ndarray:

@@ -45,8 +45,8 @@ class RowRNN(nn.Module):
         self.n_visible = positive_int("n_visible", n_visible)
         self.n_hidden = positive_int("n_hidden", n_hidden)
         # the largest kind (LSTM) holds 4 gates of H x (F + H) weights, float32
-        check_fits(16.0 * self.n_hidden * (self.n_visible + self.n_hidden + 2),
-                   f"a row model with n_visible={self.n_visible} and n_hidden={self.n_hidden}")
+        check_fits(f"a row model with n_visible={self.n_visible} and n_hidden={self.n_hidden}",
+                   16.0 * self.n_hidden * (self.n_visible + self.n_hidden + 2))
 
     def initial_state(self, batch: int) -> State:
         """The state before the first row: zeros, ``B x H``."""

@@ -40,7 +40,7 @@ def sample_windows(images: np.ndarray, window: int = 10, count: int = 5000, seed
         raise ValueError(f"Expected images of shape N x T x F with N >= 1, got {images.shape}.")
     window, count = positive_int("window", window), positive_int("count", count)
     seed = seed_arg("seed", seed)
-    check_fits(4.0 * count * (window * images.shape[2] + 2), f"count={count} windows of {window} rows")
+    check_fits(f"count={count} windows of {window} rows", 4.0 * count * (window * images.shape[2] + 2))
     n, t, _ = images.shape
     if window > t:
         raise ValueError(f"Expected window <= {t} (rows per image), got {window}.")

@@ -32,10 +32,10 @@ def test_atomic_open_replaces_only_on_success(tmp_path):
 
 
 def test_check_fits_names_the_amount():
-    memory.check_fits(memory.machine_memory() // 2, "half")
+    memory.check_fits("half", memory.machine_memory() // 2)
     with pytest.raises(ValueError, match=r"^--batch 9 would need 149 GiB, more than the 24 GiB this machine has\.$"):
-        memory.check_fits(149 * memory.GiB, "--batch 9", available=24 * memory.GiB)
-    assert memory.format_bytes(1536) == "1.5 KiB" and memory.format_bytes(3) == "3 B"
+        memory.check_fits("--batch 9", 149 * memory.GiB, available=24 * memory.GiB)
+    assert memory.gib(1.5 * memory.GiB) == "1.5 GiB" and memory.gib(2e12) == "1863 GiB"
     assert 1 <= memory.cpu_count() <= (os.cpu_count() or 1)
 
 

@@ -172,7 +172,7 @@ def test_evaluation_only_writes_no_model_and_logs_append(capsys, tmp_path, digit
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["train", "--hidden", "10000000"], ["--hidden 10000000", "would need", "PiB"]),
+    (["train", "--hidden", "10000000"], ["--hidden 10000000", "would need", "GiB"]),
     (["train", "--bptt", "1000000000", "--batch", "50"], ["--batch 50 with --bptt 1000000000", "would need"]),
     (["train", "--mosaic", "--windows", "100000000000"], ["--windows 100000000000", "would need"]),
     (["demo", "--hidden", "10000000"], ["--hidden 10000000", "would need"]),

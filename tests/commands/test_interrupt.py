@@ -21,7 +21,7 @@ CHILD = {
         import numpy as np
         from fastseq.mosaic import save_png
         print("ready", flush=True)
-        for i in range(10**6):
+        for i in LOOP():
             save_png(np.random.default_rng(i).random((300, 300)), OUT + "/pic.png", zoom=2)
     """,
     "mosaic": """
@@ -29,7 +29,7 @@ CHILD = {
         import fastseq.mosaic, skimage.io
         from fastseq.cli import main
         print("ready", flush=True)
-        for i in range(10**6):
+        for i in LOOP():
             if main(["mosaic", OUT + "/w.npy", "-o", OUT + "/pic.png", "--order", "none", "--zoom", "3"]) != 0:
                 sys.exit(130)
     """,
@@ -38,7 +38,7 @@ CHILD = {
         import torch, skimage.io, fastseq.bptt, fastseq.rowrnn, fastseq.mosaic, fastseq.datasets
         from fastseq.cli import main
         print("ready", flush=True)
-        for i in range(10**6):
+        for i in LOOP():
             if main(["train", "--data", DATA, "--output", OUT + "/run", "--epochs", "1", "--hidden", "8",
                      "--mosaic", "--windows", "40", "--window", "5", "--random-seed", str(i)]) != 0:
                 sys.exit(130)
@@ -46,9 +46,30 @@ CHILD = {
 }
 
 
+# Ctrl-C raises KeyboardInterrupt wherever the child is; if it lands in a __del__ or a
+# callback, Python reports it and carries on, so the loop also stops at the next iteration.
+PRELUDE = """
+import signal
+_stopped = []
+
+def _on_sigint(signum, frame):
+    _stopped.append(signum)
+    raise KeyboardInterrupt
+
+signal.signal(signal.SIGINT, _on_sigint)
+
+def LOOP():
+    i = 0
+    while not _stopped:
+        yield i
+        i += 1
+    raise SystemExit(130)
+"""
+
+
 def _interrupt(tmp_path, writer: str, sig: int, delay: float, data: str = "") -> None:
     script = tmp_path / "child.py"
-    script.write_text(f"OUT = {str(tmp_path / 'out')!r}\nDATA = {data!r}\n" + textwrap.dedent(CHILD[writer]))
+    script.write_text(f"OUT = {str(tmp_path / 'out')!r}\nDATA = {data!r}\n" + PRELUDE + textwrap.dedent(CHILD[writer]))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-P", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=env, text=True)
