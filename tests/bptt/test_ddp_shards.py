@@ -109,7 +109,9 @@ def test_example_runs_under_torchrun(tmp_path):
     torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
     if torchrun is None:
         pytest.skip("torchrun is not installed")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    # the installed fastseq, not the source tree (whose extension may not be built in place)
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1", PYTHONSAFEPATH="1")
+    env.pop("PYTHONPATH", None)
     done = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(EXAMPLE), "--sequences",
                            "32", "--epochs", "1"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
