@@ -61,7 +61,7 @@ def _train(path=None, delay=0.0, every=3, hidden=H, batch=4, bptt=5, data_seed=0
 
 def _killed_child(path):
     torch.set_num_threads(1)
-    _train(path, delay=0.002)
+    _train(path, delay=0.02)  # slow enough that the kill lands mid-epoch on an idle machine too
 
 
 @pytest.mark.slow
