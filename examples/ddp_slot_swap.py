@@ -38,6 +38,15 @@ class WindowLoss(nn.Module):
         return total, h
 
 
+
+def _teardown() -> None:
+    """Leave the group together: a rank that exits while gloo still talks to it can abort
+    ("terminate called without an active exception")."""
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
 def train_epoch(loader: SlotSwapLoader, model: nn.Module, optimizer, world: int, on_window=None) -> float:
     """One epoch: per window, the loss is the mean over every process's real steps. DDP
     averages gradients over processes, hence the factor ``world``."""
@@ -86,7 +95,7 @@ def main(argv=None) -> None:
         print(f"rank {loader.rank}/{loader.world_size} epoch {epoch}: {shards.windows} windows "
               f"({shards.windows_per_rank[loader.rank]} with data here), loss {loss:.4f}", flush=True)
     if distributed:
-        dist.destroy_process_group()
+        _teardown()
 
 
 if __name__ == "__main__":

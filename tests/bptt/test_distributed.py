@@ -30,6 +30,15 @@ class Decoder(nn.Module):
         return self.out(h), hidden
 
 
+
+def _teardown() -> None:
+    """Leave the group together: a rank that exits while gloo still talks to it can abort
+    ("terminate called without an active exception")."""
+    try:
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
 def data():
     g = torch.Generator().manual_seed(3)
     return ([torch.randn(n, C, generator=g) for n in LENGTHS],
@@ -55,7 +64,7 @@ def worker(rank, world, folder, batch, bptt):
                                     cost_fn=mse, shuffle=True, seed=5, distributed=True)
         torch.save({"losses": torch.tensor(losses), **model.state_dict()}, f"{folder}/rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        _teardown()
 
 
 def reference(world, batch, bptt):
