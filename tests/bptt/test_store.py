@@ -125,8 +125,13 @@ def test_save_killed_at_random_moments_leaves_one_whole_store(tmp_path):
         assert child.exitcode != 0
         seen.add(_check_one_version(path, versions))
     assert len(seen) >= 2  # the kills landed at different moments
+    # each killed save may leave its data, its lengths and a half-written manifest behind ...
     leftovers = {p.name for p in (tmp_path / "s0").iterdir()} - {"store.json", ".lock"}
-    assert len(leftovers) <= 4  # a killed save's files go at the next commit; the folder does not fill up
+    assert len(leftovers) <= 2 + 3 * 4
+    # ... and the next commit removes them all: the folder does not fill up
+    versions[0].save(tmp_path / "s0")
+    manifest = json.loads((tmp_path / "s0" / "store.json").read_text())
+    assert {p.name for p in (tmp_path / "s0").iterdir()} == {"store.json", ".lock", manifest["data"], manifest["lengths"]}
 
 
 def test_loader_refuses_a_mismatched_pair(tmp_path):
