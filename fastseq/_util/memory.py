@@ -10,7 +10,8 @@ GiB = 1 << 30
 
 
 def machine_memory() -> int:
-    """Bytes of memory this process can have: physical memory, or a smaller cgroup limit.
+    """Bytes of memory this process can have: physical memory, or a smaller cgroup or
+    address-space (``RLIMIT_AS``) limit.
 
     The machine's memory, not what is free at this moment: a size is refused only when no
     amount of waiting could make it fit.
@@ -26,6 +27,14 @@ def machine_memory() -> int:
             continue
         if text.isdigit():
             total = min(total, int(text))
+    try:  # an address-space limit (ulimit -v) also caps what one process can allocate
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            total = min(total, soft)
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
     return int(total)
 
 

@@ -29,8 +29,11 @@ def lengths_array(lengths, name: str = "lengths") -> np.ndarray:
     return arr
 
 
-def order_array(order, n: int, name: str = "order") -> np.ndarray:
-    """Return a fresh int64 copy of a 1-D array of distinct sequence ids in [0, n)."""
+def order_array(order, n: int, name: str = "order", of: str | None = None) -> np.ndarray:
+    """Return a fresh int64 copy of a 1-D array of distinct sequence ids in [0, n).
+
+    ``of`` names the argument that ``n`` counts (``"lengths"``), so a mismatch names both.
+    """
     arr = real_array(name, order, allow_empty=True)
     if arr.ndim != 1:
         raise ValueError(f"Expected {name} to be 1-D, got shape {arr.shape}.")
@@ -39,7 +42,9 @@ def order_array(order, n: int, name: str = "order") -> np.ndarray:
     arr = np.ascontiguousarray(arr, dtype=np.int64).copy()
     if arr.size:
         if arr.min() < 0 or arr.max() >= n:
-            raise ValueError(f"Expected {name} to hold ids in [0, {n}), got values in [{arr.min()}, {arr.max()}].")
+            counted = "" if of is None else f" (one per entry of {of})"
+            raise ValueError(f"Expected {name} to hold ids in [0, {n}){counted}, got values in "
+                             f"[{arr.min()}, {arr.max()}].")
         if np.unique(arr).size != arr.size:
             raise ValueError(f"Expected {name} to hold distinct sequence ids, got repeats.")
     return arr
@@ -111,15 +116,20 @@ def flag(name: str, value) -> bool:
     return bool(value)
 
 
-def file_path(name: str, value):
-    """A file path (str or os.PathLike, not empty, not a folder) as a ``pathlib.Path``."""
+def path_arg(name: str, value, what: str = "a path"):
+    """A path (str or os.PathLike, not empty) as a ``pathlib.Path``."""
     import os
     from pathlib import Path
 
     if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
-        raise TypeError(f"Expected {name} to be a file path (str or os.PathLike), got {type(value).__name__} "
+        raise TypeError(f"Expected {name} to be {what} (str or os.PathLike), got {type(value).__name__} "
                         f"{value!r}.")
-    path = Path(value)
+    return Path(value)
+
+
+def file_path(name: str, value):
+    """A file path (str or os.PathLike, not empty, not a folder) as a ``pathlib.Path``."""
+    path = path_arg(name, value, "a file path")
     if path.is_dir():
         raise IsADirectoryError(f"Expected {name} to be a file, got the folder {str(path)!r}.")
     return path
@@ -130,3 +140,25 @@ def instance_of(name: str, value, cls: type, what: str | None = None):
     if not isinstance(value, cls):
         raise TypeError(f"Expected {name} to be {what or 'a ' + cls.__name__}, got {type(value).__name__}.")
     return value
+
+
+def sequence_list(name: str, value) -> None:
+    """Refuse what cannot be a list of sequences: text, non-sized objects and 0-D arrays."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or getattr(value, "ndim", 1) == 0:
+        raise TypeError(f"Expected {name} to be a list of arrays or tensors, got {type(value).__name__}"
+                        f"{' (0-D)' if getattr(value, 'ndim', 1) == 0 else ''}.")
+
+
+def torch_device(name: str, value):
+    """A ``torch.device`` from a device, its name (``"cpu"``, ``"cuda:0"``) or a CUDA index."""
+    import torch
+
+    if isinstance(value, torch.device):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (str, numbers.Integral)):
+        raise TypeError(f"Expected {name} to be a torch.device, a device name or an index, "
+                        f"got {type(value).__name__} {value!r}.")
+    try:
+        return torch.device(value if isinstance(value, str) else int(value))
+    except (RuntimeError, ValueError, TypeError, OverflowError):
+        raise ValueError(f"Expected {name} to be a device such as 'cpu' or 'cuda:0', got {value!r}.") from None

@@ -48,7 +48,10 @@ def as_numpy(x, name: str) -> np.ndarray:
     """An array view of an array, memory map or tensor (a tensor is moved to the CPU)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
-    arr = np.asanyarray(x)  # keeps a memory map a memory map
+    try:
+        arr = np.asanyarray(x)  # keeps a memory map a memory map
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"Expected {name} to be an array, got {type(x).__name__} ({exc}).") from None
     if arr.ndim == 0:
         raise ValueError(f"Expected {name} to have a time axis (at least 1-D), got a scalar.")
     return arr

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from fastseq._util.validate import positive_int
-from fastseq.bptt.shards import plan_epoch
+from fastseq._util.validate import bounded_int, flag, positive_int
+from fastseq.bptt.shards import MAX_WORLD_SIZE, plan_epoch
 
 __all__ = ["ShardPlan", "shard_plan", "all_reduce_gradients"]
 
@@ -53,9 +53,10 @@ def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: in
     ([2, 3], [4, 4, 1])
     """
     batch_size, bptt = positive_int("batch_size", batch_size), positive_int("bptt", bptt)
-    world_size = positive_int("world_size", world_size)
+    world_size = bounded_int("world_size", world_size, 1, MAX_WORLD_SIZE)
     if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or not 0 <= rank < world_size:
         raise ValueError(f"Expected rank in [0, {world_size}), got {rank!r}.")
+    wrap_around, tail_first = flag("wrap_around", wrap_around), flag("tail_first", tail_first)
     epoch = plan_epoch(lengths, order, world_size, batch_size, bptt, tail_first=tail_first and not wrap_around,
                        wrap_around=wrap_around)
     return ShardPlan(rank, world_size, epoch.shards[rank].order, epoch.real_steps)
@@ -63,6 +64,10 @@ def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: in
 
 def all_reduce_gradients(params: list[torch.Tensor]) -> None:
     """Sum the gradients of ``params`` over all processes (missing gradients count as zero)."""
+    if isinstance(params, torch.Tensor) or not isinstance(params, (list, tuple)):
+        params = _tensors("params", params)
+    elif not all(isinstance(p, torch.Tensor) for p in params):
+        params = _tensors("params", params)
     if not params:
         return
     flat = torch.cat([
@@ -74,3 +79,18 @@ def all_reduce_gradients(params: list[torch.Tensor]) -> None:
         n = p.numel()
         p.grad = flat[offset:offset + n].view_as(p).clone()
         offset += n
+
+
+def _tensors(name: str, value) -> list[torch.Tensor]:
+    """A list of tensors from any iterable of them (a generator of parameters), else a TypeError."""
+    try:
+        if isinstance(value, (torch.Tensor, str, bytes)):
+            raise TypeError
+        items = list(value)
+    except TypeError:  # not iterable, or a 0-D array
+        raise TypeError(f"Expected {name} to be an iterable of tensors (model.parameters()), "
+                        f"got {type(value).__name__}.") from None
+    bad = next((i for i, p in enumerate(items) if not isinstance(p, torch.Tensor)), None)
+    if bad is not None:
+        raise TypeError(f"Expected {name} to hold tensors, got {type(items[bad]).__name__} at {name}[{bad}].")
+    return items

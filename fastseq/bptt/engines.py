@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from fastseq._util.validate import one_of
 from fastseq.bptt._engines_dense import run_dense
 from fastseq.bptt._engines_fused import fused_unsupported, run_fused
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
@@ -223,7 +224,8 @@ def run_window(
     if not isinstance(inputs, Tensor) or inputs.dim() < 3:
         raise ValueError(f"Expected inputs to be a K x W x F tensor, got {getattr(inputs, 'shape', type(inputs))}.")
     k_steps, width = inputs.shape[:2]
-    reset_t = torch.as_tensor(reset, dtype=torch.bool, device=inputs.device)
+    one_of("engine", engine, ("auto",) + _ENGINES)
+    reset_t = _mask_tensor("reset", reset, (k_steps, width), inputs.device)
     if engine == "auto":
         engine = default_engine(inputs.device, mode)
         if engine == "fused" and fused_unsupported(rnn):
@@ -237,9 +239,6 @@ def run_window(
         warnings.warn(f"run_window(engine='fused') does not run {fused_unsupported(rnn)}; using engine='steps'.",
                       stacklevel=2)
         engine = "steps"
-    if engine not in _ENGINES:
-        raise ValueError(f"Expected engine to be 'auto', 'fused', 'packed', 'dense', 'steps' or 'segments', "
-                         f"got {engine!r}.")
     if engine == "dense" and mode == "LSTM":
         raise ValueError("Expected an nn.GRU or nn.RNN for engine='dense' (an LSTM's cell state is not in its output), got nn.LSTM.")
     state = carry_state(state, slot_map, detach=detach)
@@ -255,9 +254,7 @@ def run_window(
         if engine == "dense":
             return run_dense(rnn, inputs, plan, carried[0], seeds[0], mode)
         return _run_packed(rnn, inputs, plan, carried, seeds)
-    if tuple(reset_t.shape) != (k_steps, width):
-        raise ValueError(f"Expected reset of shape ({k_steps}, {width}), got {tuple(reset_t.shape)}.")
-    valid_t = None if valid is None else torch.as_tensor(valid, dtype=torch.bool, device=inputs.device)
+    valid_t = None if valid is None else _mask_tensor("valid", valid, (k_steps, width), inputs.device)
     if engine == "fused":
         out, final = run_fused(rnn, inputs, reset_t, valid_t, carried, seeds, mode)
     elif engine == "segments":
@@ -273,8 +270,22 @@ def masked_mean(values: Tensor, valid) -> Tensor:
     >>> masked_mean(torch.tensor([[1.0, 5.0]]), torch.tensor([[True, False]])).item()
     1.0
     """
-    valid = torch.as_tensor(valid, dtype=torch.bool, device=values.device)
+    if not isinstance(values, Tensor) or values.dim() < 2:
+        got = f"shape {tuple(values.shape)}" if isinstance(values, Tensor) else type(values).__name__
+        raise TypeError(f"Expected values to be a K x W (or K x W x ...) tensor, got {got}.")
+    valid = _mask_tensor("valid", valid, tuple(values.shape[:2]), values.device)
     if values.dim() > 2:
         values = values.flatten(2).mean(-1)
     weight = valid.to(values.dtype)
     return (values * weight).sum() / weight.sum().clamp_min(1)
+
+
+def _mask_tensor(name: str, mask, shape: tuple[int, int], device) -> Tensor:
+    """A ``K x W`` bool tensor on ``device``; O(1) checks, as this runs once per window."""
+    try:
+        t = torch.as_tensor(mask, dtype=torch.bool, device=device)
+    except (TypeError, ValueError, RuntimeError, OverflowError):
+        raise TypeError(f"Expected {name} to be a K x W bool mask, got {type(mask).__name__}.") from None
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"Expected {name} of shape {tuple(shape)}, got {tuple(t.shape)}.")
+    return t

@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import positive_int
+from fastseq._util.validate import bounded_int, one_of, positive_int
 from fastseq.bptt.schedule import ScheduleWindow, epoch_order, move_longest_first
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
-from fastseq.bptt.shards import EpochShards, Remaining, padded_windows, plan_epoch, remaining
+from fastseq.bptt.shards import MAX_WORLD_SIZE, EpochShards, Remaining, padded_windows, plan_epoch, remaining
 from fastseq.bptt.store import SequenceStore
 
 __all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order", "check_paired_lengths"]
@@ -79,8 +79,7 @@ def tail_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, tail: Ta
     >>> tail_order(np.arange(5), np.array([1, 9, 2, 3, 7]), 2, "longest_first").tolist()
     [1, 4, 0, 2, 3]
     """
-    if tail not in ("none", "longest_first"):
-        raise ValueError(f"Expected tail to be 'none' or 'longest_first', got {tail!r}.")
+    one_of("tail", tail, ("none", "longest_first"))
     order = np.asarray(order, dtype=np.int64)
     if tail == "none" or order.size <= 1:
         return order.copy()
@@ -473,7 +472,7 @@ class SlotSwapLoader:
 
 def _rank_and_world(rank, world_size) -> tuple[int, int]:
     """``(rank, world_size)``, from the initialized torch.distributed group for ``"auto"``."""
-    if world_size == "auto":
+    if isinstance(world_size, str) and world_size == "auto":
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
@@ -482,7 +481,7 @@ def _rank_and_world(rank, world_size) -> tuple[int, int]:
             world, default = 1, 0
         rank = default if rank is None else rank
     else:
-        world, rank = positive_int("world_size", world_size), 0 if rank is None else rank
+        world, rank = bounded_int("world_size", world_size, 1, MAX_WORLD_SIZE), 0 if rank is None else rank
     if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world:
         raise ValueError(f"Expected rank to be an integer in [0, {world}), got {rank!r}.")
     return int(rank), world

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fastseq._util.validate import one_of, real_array, torch_device
+
 __all__ = ["SegmentPlan", "DensePlan", "segment_plan", "dense_plan", "window_plan", "default_engine",
            "last_piece_of_slot"]
 
@@ -54,11 +56,16 @@ class SegmentPlan:
 
 
 def _mask(name: str, m, shape=None) -> np.ndarray:
-    arr = m.detach().cpu().numpy() if isinstance(m, Tensor) else np.asarray(m)
+    if isinstance(m, np.ndarray) and m.dtype == np.bool_:  # the loader's masks: nothing to convert
+        arr = m
+    else:
+        arr = real_array(name, m, allow_empty=True)
     if arr.ndim != 2:
         raise ValueError(f"Expected {name} to be a K x W mask, got shape {arr.shape}.")
     if shape is not None and arr.shape != shape:
         raise ValueError(f"Expected {name} to have shape {shape} like reset, got {arr.shape}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"Expected {name} to have at least one step, got shape {arr.shape}.")
     return arr.astype(bool, copy=False)
 
 
@@ -77,7 +84,8 @@ def _pieces(reset, valid):
     resumed[0] = False
     if np.any(resumed & ~reset):
         k, b = np.argwhere(resumed & ~reset)[0]
-        raise ValueError(f"Expected a slot that idles to resume with a reset, got slot {b} resuming at step {k}.")
+        raise ValueError(f"Expected a slot that idles (valid False) to resume with a reset, got slot {b} "
+                         f"resuming at step {k} without one.")
     starts = reset.copy()
     starts[0] |= valid[0]
     starts_t, valid_t = starts.T, valid.T
@@ -133,11 +141,10 @@ def segment_plan(reset, valid=None) -> SegmentPlan:
 
 def window_plan(reset, valid=None, layout: Literal["packed", "dense"] = "packed") -> SegmentPlan | DensePlan:
     """The plan an engine needs: :func:`segment_plan` for ``"packed"``, dense groups for ``"dense"``."""
+    one_of("layout", layout, ("packed", "dense"))
     if layout == "packed":
         return segment_plan(reset, valid)
-    if layout == "dense":
-        return dense_plan(_pieces(reset, valid))
-    raise ValueError(f"Expected layout to be 'packed' or 'dense', got {layout!r}.")
+    return dense_plan(_pieces(reset, valid))
 
 
 @dataclass(frozen=True)
@@ -242,4 +249,4 @@ def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
     otherwise use ``"steps"``).
     """
     del mode  # run_window refines the choice for nn.LSTM
-    return "packed" if torch.device(device).type == "cuda" else "fused"
+    return "packed" if torch_device("device", device).type == "cuda" else "fused"

@@ -15,7 +15,8 @@ import numpy as np
 
 from fastseq.bptt._schedule_cy import NativeSlotScheduler
 from fastseq.bptt._schedule_py import PySlotScheduler
-from fastseq._util.validate import lengths_array, order_array, positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import flag, lengths_array, nonnegative_int, order_array, positive_int, seed_arg
 
 __all__ = ["ScheduleWindow", "SlotSchedule", "epoch_order"]
 
@@ -86,14 +87,15 @@ def epoch_order(
     >>> epoch_order(5, lengths=np.array([1, 9, 2, 7, 3]), longest_first=2).tolist()
     [1, 3, 0, 2, 4]
     """
+    n = nonnegative_int("n", n)
+    shuffle, seed = flag("shuffle", shuffle), seed_arg("seed", seed)
+    longest_first = nonnegative_int("longest_first", longest_first)
+    check_fits(f"epoch_order(n={n})", 8.0 * n * (3 if shuffle else 1))  # a shuffle holds two copies meanwhile
     order = np.arange(n, dtype=np.int64)
     if shuffle:
         order = np.random.default_rng(seed).permutation(n).astype(np.int64)
     if longest_first > 0 and lengths is not None and n:
-        try:
-            lengths = np.asarray(lengths)
-        except ValueError as exc:
-            raise ValueError(f"Expected lengths to be a 1-D array of {n} sequence lengths, got ragged input ({exc}).") from None
+        lengths = lengths_array(lengths)
         if lengths.shape != (n,):
             raise ValueError(f"Expected lengths to have shape ({n},), got {lengths.shape}.")
         order = move_longest_first(order, lengths, longest_first)
@@ -163,6 +165,24 @@ class SlotSchedule:
         self.backend = backend
         self.offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(self.lengths, out=self.offsets[1:])
+        self._slots, self._steps = self._sizes()
+
+    def _sizes(self) -> tuple[int, int]:
+        """Slots and steps per window the scheduler allocates, with the output unchanged.
+
+        No window has more steps than the epoch has rows (every step advances a slot), and
+        a compact epoch without wrap-around never widens past its sequences; a B-wide
+        window is refused up front when it cannot fit in memory.
+        """
+        steps = min(self.bptt, max(1, self.total_rows))
+        slots = self.batch_size
+        if self.compact and not self.wrap_around:
+            slots = min(slots, max(1, self.order.size))
+        # per window: rows and sequence ids (int64), three bool masks, the slot map;
+        # the scheduler keeps four numbers per slot
+        check_fits(f"a window of bptt={self.bptt} x batch_size={self.batch_size} slots",
+                   float(slots) * steps * 19 + 8.0 * slots + 32.0 * slots)
+        return slots, steps
 
     @property
     def total_rows(self) -> int:
@@ -171,7 +191,7 @@ class SlotSchedule:
 
     def __iter__(self) -> Iterator[ScheduleWindow]:
         cls = NativeSlotScheduler if self.backend == "native" else PySlotScheduler
-        engine = cls(self.lengths, self.order, self.batch_size, self.bptt, self.compact, self.wrap_around)
+        engine = cls(self.lengths, self.order, self._slots, self._steps, self.compact, self.wrap_around)
         index = 0
         while True:
             out = engine.next_window()

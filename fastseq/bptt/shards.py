@@ -28,10 +28,16 @@ from typing import Iterator
 
 import numpy as np
 
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import bounded_int, flag, lengths_array, order_array, positive_int
 from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, move_longest_first
 
 __all__ = ["Shard", "EpochShards", "Remaining", "balanced_assignment", "plan_epoch", "remaining",
-           "shard_windows", "idle_window"]
+           "shard_windows", "idle_window", "MAX_WORLD_SIZE"]
+
+# every process's shard is planned by every process, one Python object each: a bound on
+# the processes keeps a wrong world size a clear error instead of an endless loop
+MAX_WORLD_SIZE = 1 << 20
 
 
 def balanced_assignment(lengths: np.ndarray, ids: np.ndarray, world_size: int,
@@ -135,8 +141,16 @@ def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int, batch_si
     >>> [s.order.tolist() for s in plan.shards], plan.real_steps.tolist()
     ([[2, 3], [0, 1]], [4, 4, 1])
     """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.asarray(order, dtype=np.int64)
+    lengths = lengths_array(lengths)
+    order = order_array(order, lengths.size, of="lengths")
+    world_size = bounded_int("world_size", world_size, 1, MAX_WORLD_SIZE)
+    batch_size, bptt = positive_int("batch_size", batch_size), positive_int("bptt", bptt)
+    tail_first, compact, wrap_around = flag("tail_first", tail_first), flag("compact", compact), \
+        flag("wrap_around", wrap_around)
+    if order.size:  # each window counted holds at most bptt steps of the longest sequence
+        windows = -(-int(lengths[order].max()) // bptt)
+        check_fits(f"plan_epoch of {windows} windows (lengths up to {int(lengths[order].max())}, bptt={bptt})",
+                   40.0 * windows)
     loads = np.zeros(world_size, dtype=np.int64)
     cont: list[list[int]] = [[] for _ in range(world_size)]
     cont_pos: list[list[int]] = [[] for _ in range(world_size)]
@@ -158,7 +172,7 @@ def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int, batch_si
               for c, p, f in zip(cont, cont_pos, fresh)]
     slots = [batch_size if wrap_around else max(1, min(batch_size, s.order.size), s.continued) for s in shards]
     per_rank = [[w.real_steps for w in shard_windows(lengths, s, n, bptt, compact=compact, wrap_around=wrap_around)]
-                for s, n in zip(shards, slots)]
+                if s.order.size else [] for s, n in zip(shards, slots)]
     real = np.zeros(max((len(p) for p in per_rank), default=0), dtype=np.int64)
     for steps in per_rank:
         real[: len(steps)] += np.asarray(steps, dtype=np.int64)

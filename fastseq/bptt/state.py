@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -43,13 +44,48 @@ def carry_state(state: State | None, slot_map=None, detach: bool = True) -> Stat
     if state is None:
         return None
     parts = state_parts(state)
+    if not parts or not all(isinstance(p, Tensor) and p.dim() >= 2 for p in parts):
+        raise TypeError(f"Expected state to be a L x W x H tensor or a tuple of them, got {_describe(state)}.")
     if detach:
         parts = tuple(p.detach() for p in parts)
     if slot_map is not None:
-        idx = torch.as_tensor(slot_map, dtype=torch.long, device=parts[0].device)
+        idx = _slot_index(slot_map, parts[0].shape[1], parts[0].device)
         if idx.shape[0] != parts[0].shape[1] or not torch.equal(idx, torch.arange(idx.shape[0], device=idx.device)):
             parts = tuple(p.index_select(1, idx) for p in parts)
     return pack_state(parts)
+
+
+def _describe(value) -> str:
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, tuple):
+        return "a tuple of " + ", ".join(_describe(v) if isinstance(v, Tensor) else type(v).__name__ for v in value)
+    return type(value).__name__
+
+
+def _slot_index(slot_map, width: int, device) -> Tensor:
+    """``slot_map`` as a long tensor of slots in ``[0, width)``: one min and max over W entries."""
+    if not isinstance(slot_map, Tensor):
+        try:
+            arr = np.asarray(slot_map)
+        except (ValueError, TypeError):  # ragged nested lists
+            arr = np.asarray(None)
+        if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
+            raise TypeError(f"Expected slot_map to hold integer slots, got {type(slot_map).__name__} "
+                            f"of dtype {arr.dtype}.")
+        idx = torch.as_tensor(arr.astype(np.int64, copy=False), device=device)
+    elif slot_map.is_floating_point() or slot_map.is_complex() or slot_map.dtype == torch.bool:
+        raise TypeError(f"Expected slot_map to hold integer slots, got dtype {slot_map.dtype}.")
+    else:
+        idx = slot_map.to(device=device, dtype=torch.long)
+    if idx.dim() != 1:
+        raise ValueError(f"Expected slot_map to be 1-D (one slot per slot of the window), got shape {tuple(idx.shape)}.")
+    if idx.numel():
+        low, high = torch.aminmax(idx)
+        if low < 0 or high >= width:
+            raise ValueError(f"Expected slot_map to hold slots in [0, {width}) of the previous window, "
+                             f"got values in [{int(low)}, {int(high)}].")
+    return idx
 
 
 def step_with_resets(

@@ -20,7 +20,7 @@ import numpy as np
 from fastseq.bptt import _store_files as files
 from fastseq.bptt._schedule_cy import gather_rows_into
 from fastseq.bptt.store_writer import SequenceStoreWriter
-from fastseq._util.validate import lengths_array
+from fastseq._util.validate import lengths_array, sequence_list
 
 __all__ = ["SequenceStore", "SequenceStoreWriter", "gather_rows", "gather_rows_reference"]
 
@@ -47,7 +47,20 @@ def gather_rows(data: np.ndarray, rows: np.ndarray, out: np.ndarray | None = Non
     >>> gather_rows(np.arange(6.0).reshape(3, 2), np.array([2, -1, 0])).tolist()
     [[4.0, 5.0], [0.0, 0.0], [0.0, 1.0]]
     """
-    rows = np.asarray(rows)
+    # O(1) checks: this runs once per window; the range is checked by the native gather
+    if not isinstance(data, np.ndarray):
+        data = files.as_numpy(data, "data")
+    if data.ndim == 0 or data.dtype.hasobject:
+        raise TypeError(f"Expected data to be an R x *F array of numbers, got {data.dtype} of shape {data.shape}.")
+    if not isinstance(rows, np.ndarray):
+        try:
+            rows = np.asarray(rows)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise ValueError(f"Expected rows to be an array of row ids, got {type(rows).__name__} ({exc}).") from None
+    if rows.dtype.kind not in "iu":
+        if rows.size:
+            raise TypeError(f"Expected rows to hold integer row ids, got dtype {rows.dtype}.")
+        rows = np.zeros(rows.shape, np.int64)  # an empty list is float64 to NumPy
     shape = rows.shape + data.shape[1:]
     if out is None:
         out = np.empty(shape, dtype=data.dtype)
@@ -59,11 +72,20 @@ def gather_rows(data: np.ndarray, rows: np.ndarray, out: np.ndarray | None = Non
     index = np.ascontiguousarray(rows.reshape(-1), dtype=np.int64)
     if index.size == 0 or out.size == 0:
         if index.size and (index.max() >= data.shape[0]):
-            raise IndexError(f"Expected rows in [-1, {data.shape[0]}), got {index.max()}.")
+            _refuse_rows(index, data.shape[0])
         return out
     dst = out.reshape(index.shape[0], -1).view(np.uint8)
-    gather_rows_into(_byte_rows(data), index, dst)
+    try:
+        gather_rows_into(_byte_rows(data), index, dst)
+    except IndexError:
+        _refuse_rows(index, data.shape[0])
     return out
+
+
+def _refuse_rows(index: np.ndarray, n_rows: int) -> None:
+    bad = int(np.argmax(index >= n_rows))
+    raise ValueError(f"Expected rows to hold row ids in [-1, {n_rows}) (data has {n_rows} rows; -1 for a zero "
+                     f"row), got {index[bad]} at flat position {bad}.")
 
 
 def gather_rows_reference(data: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -106,8 +128,7 @@ class SequenceStore:
     @classmethod
     def from_sequences(cls, sequences, dtype=None, name: str = "sequences") -> "SequenceStore":
         """Concatenate a list of ``T_i x *F`` arrays or tensors (copied; inputs untouched)."""
-        if isinstance(sequences, (str, bytes)) or not hasattr(sequences, "__len__"):
-            raise TypeError(f"Expected {name} to be a list of arrays or tensors, got {type(sequences).__name__}.")
+        sequence_list(name, sequences)
         arrays = [files.as_numpy(s, f"{name}[{i}]") for i, s in enumerate(sequences)]
         if not arrays:
             return cls(np.zeros((0,), dtype=dtype or np.float32), np.zeros(0, np.int64))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastseq._util.validate import one_of, path_arg
 from fastseq.bptt import _store_files as files
 
 __all__ = ["SequenceStoreWriter"]
@@ -56,9 +57,8 @@ class SequenceStoreWriter:
     """
 
     def __init__(self, path: str | os.PathLike, mode: str = "a", *, dtype=None) -> None:
-        if mode not in ("w", "a"):
-            raise ValueError(f"Expected mode to be 'w' or 'a', got {mode!r}.")
-        self.folder = Path(path)
+        one_of("mode", mode, ("w", "a"))
+        self.folder = path_arg("path", path, "a folder path")
         self.folder.mkdir(parents=True, exist_ok=True)
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(files.writer_lock(self.folder))

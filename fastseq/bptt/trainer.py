@@ -96,7 +96,10 @@ def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> 
         arr = np.asarray(seed)
         if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
             raise TypeError(f"Expected {name} to hold real numbers, got {type(seed).__name__} of dtype {arr.dtype}.")
-        seed = torch.from_numpy(np.ascontiguousarray(arr))
+        try:
+            seed = torch.from_numpy(np.ascontiguousarray(arr))
+        except TypeError:  # a dtype torch has no tensor for (2**63 is a NumPy ulonglong)
+            raise TypeError(f"Expected {name} to hold real numbers torch can hold, got dtype {arr.dtype}.") from None
     if seed.ndim != ndim:
         raise ValueError(f"Expected {name} to have shape {shape_text}, got shape {tuple(seed.shape)}.")
     if seed.is_complex():

@@ -57,8 +57,10 @@ def test_gather_out_buffer_is_filled_and_checked():
 
 
 def test_gather_out_of_range_raises():
-    with pytest.raises(IndexError, match="out of range"):
-        gather_rows(np.zeros((3, 2)), np.array([3]))
+    with pytest.raises(ValueError, match=r"^Expected rows to hold row ids in \[-1, 3\) \(data has 3 rows; -1 for a zero "
+                                         r"row\), "
+                                         r"got 3 at flat position 1\.$"):
+        gather_rows(np.zeros((3, 2)), np.array([0, 3]))
 
 
 def test_store_from_tensors_and_errors():
