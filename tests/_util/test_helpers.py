@@ -63,3 +63,13 @@ def test_checks_say_expected_and_got(check, args, exc, text):
     with pytest.raises(exc) as info:
         check(*args)
     assert str(info.value).startswith(text)
+
+
+def test_machine_memory_honours_an_address_space_limit():
+    import subprocess
+    import sys
+
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
+            "from fastseq._util.memory import machine_memory; print(machine_memory())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == min(3 << 30, memory.machine_memory())
