@@ -19,6 +19,8 @@ def lengths_array(lengths, name: str = "lengths") -> np.ndarray:
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.floor(arr)):
             raise TypeError(f"Expected {name} to hold integers, got dtype {arr.dtype}.")
+    if arr.size and arr.dtype.kind in "fu" and arr.max() >= 2**63:  # the cast to int64 would wrap
+        raise ValueError(f"Expected every entry of {name} to be below 2**63, got {arr.max()}.")
     arr = np.ascontiguousarray(arr, dtype=np.int64).copy()
     if arr.size and arr.min() < 1:
         bad = int(np.argmin(arr))

@@ -64,8 +64,14 @@ def _describe(value) -> str:
 
 
 def _slot_index(slot_map, width: int, device) -> Tensor:
-    """``slot_map`` as a long tensor of slots in ``[0, width)``: one min and max over W entries."""
-    if not isinstance(slot_map, Tensor):
+    """``slot_map`` as a long tensor of slots in ``[0, width)``: one min and max over W entries
+    (on the host for a NumPy slot map, as the loader and trainer pass: no device sync)."""
+    if isinstance(slot_map, Tensor):
+        if slot_map.is_floating_point() or slot_map.is_complex() or slot_map.dtype == torch.bool:
+            raise TypeError(f"Expected slot_map to hold integer slots, got dtype {slot_map.dtype}.")
+        idx = slot_map.to(device=device, dtype=torch.long)
+        bounds = torch.aminmax(idx) if idx.dim() == 1 and idx.numel() else None
+    else:
         try:
             arr = np.asarray(slot_map)
         except (ValueError, TypeError):  # ragged nested lists
@@ -74,17 +80,12 @@ def _slot_index(slot_map, width: int, device) -> Tensor:
             raise TypeError(f"Expected slot_map to hold integer slots, got {type(slot_map).__name__} "
                             f"of dtype {arr.dtype}.")
         idx = torch.as_tensor(arr.astype(np.int64, copy=False), device=device)
-    elif slot_map.is_floating_point() or slot_map.is_complex() or slot_map.dtype == torch.bool:
-        raise TypeError(f"Expected slot_map to hold integer slots, got dtype {slot_map.dtype}.")
-    else:
-        idx = slot_map.to(device=device, dtype=torch.long)
+        bounds = (arr.min(), arr.max()) if arr.ndim == 1 and arr.size else None
     if idx.dim() != 1:
         raise ValueError(f"Expected slot_map to be 1-D (one slot per slot of the window), got shape {tuple(idx.shape)}.")
-    if idx.numel():
-        low, high = torch.aminmax(idx)
-        if low < 0 or high >= width:
-            raise ValueError(f"Expected slot_map to hold slots in [0, {width}) of the previous window, "
-                             f"got values in [{int(low)}, {int(high)}].")
+    if bounds is not None and (bounds[0] < 0 or bounds[1] >= width):
+        raise ValueError(f"Expected slot_map to hold slots in [0, {width}) of the previous window, "
+                         f"got values in [{int(bounds[0])}, {int(bounds[1])}].")
     return idx
 
 

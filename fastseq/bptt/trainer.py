@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastseq._util.validate import positive_int
+from fastseq._util.validate import positive_int, real_array
 from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader, Tail, check_paired_lengths
 from fastseq.bptt.state import carry_state, state_parts, step_with_resets
 from fastseq.bptt.store import SequenceStore
@@ -93,15 +93,13 @@ def _matrix_store(data, name: str) -> SequenceStore:
 
 def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> torch.Tensor:
     if not isinstance(seed, torch.Tensor):
-        arr = np.asarray(seed)
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(arr):
-            raise TypeError(f"Expected {name} to hold real numbers, got {type(seed).__name__} of dtype {arr.dtype}.")
+        arr = real_array(name, seed, allow_empty=True)
         try:
             seed = torch.from_numpy(np.ascontiguousarray(arr))
         except TypeError:  # a dtype torch has no tensor for (2**63 is a NumPy ulonglong)
             raise TypeError(f"Expected {name} to hold real numbers torch can hold, got dtype {arr.dtype}.") from None
-    if seed.ndim != ndim:
-        raise ValueError(f"Expected {name} to have shape {shape_text}, got shape {tuple(seed.shape)}.")
+    if seed.ndim != ndim or seed.numel() == 0:
+        raise ValueError(f"Expected {name} to have shape {shape_text} (no side empty), got shape {tuple(seed.shape)}.")
     if seed.is_complex():
         raise TypeError(f"Expected {name} to hold real numbers, got dtype {seed.dtype}.")
     return seed.detach().to(device=device, dtype=dtype)
