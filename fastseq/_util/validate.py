@@ -21,14 +21,13 @@ def lengths_array(lengths, name: str = "lengths") -> np.ndarray:
             raise TypeError(f"Expected {name} to hold integers, got dtype {arr.dtype}.")
     if arr.size and arr.dtype.kind in "fu" and arr.max() >= 2**63:  # the cast to int64 would wrap
         raise ValueError(f"Expected every entry of {name} to be below 2**63, got {arr.max()}.")
-    arr = np.ascontiguousarray(arr, dtype=np.int64).copy()
-    if arr.size and arr.min() < 1:
+    if arr.size and arr.min() < 1:  # before the cast to int64, which would wrap huge negatives
         bad = int(np.argmin(arr))
         raise ValueError(
             f"Expected every entry of {name} to be >= 1 (empty sequences cannot be trained), "
             f"got {name}[{bad}] = {arr[bad]}."
         )
-    return arr
+    return np.ascontiguousarray(arr, dtype=np.int64).copy()
 
 
 def order_array(order, n: int, name: str = "order", of: str | None = None) -> np.ndarray:
