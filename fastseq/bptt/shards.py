@@ -137,7 +137,8 @@ def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int, batch_si
     top. A process holding more continued sequences than ``batch_size`` runs that many
     slots for the rest of the epoch, so each one continues in its own slot from the first
     window. With ``tail_first`` each process admits its ``batch_size`` longest fresh
-    sequences first.
+    sequences first. ``world_size`` is at most :data:`MAX_WORLD_SIZE` (131072): every
+    process plans every shard.
 
     >>> plan = plan_epoch(np.array([3, 1, 4, 1]), np.arange(4), 2, batch_size=1, bptt=2)
     >>> [s.order.tolist() for s in plan.shards], plan.real_steps.tolist()

@@ -98,8 +98,11 @@ def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> 
             seed = torch.from_numpy(np.ascontiguousarray(arr))
         except TypeError:  # a dtype torch has no tensor for (2**63 is a NumPy ulonglong)
             raise TypeError(f"Expected {name} to hold real numbers torch can hold, got dtype {arr.dtype}.") from None
-    if seed.ndim != ndim or seed.numel() == 0:
-        raise ValueError(f"Expected {name} to have shape {shape_text} (no side empty), got shape {tuple(seed.shape)}.")
+    if seed.ndim != ndim:
+        raise ValueError(f"Expected {name} to have shape {shape_text}, got shape {tuple(seed.shape)}.")
+    if seed.numel() == 0:
+        raise ValueError(f"Expected {name} to have shape {shape_text} with no empty side, got shape "
+                         f"{tuple(seed.shape)}.")
     if seed.is_complex():
         raise TypeError(f"Expected {name} to hold real numbers, got dtype {seed.dtype}.")
     return seed.detach().to(device=device, dtype=dtype)

@@ -176,7 +176,7 @@ def test_lengths_past_int64_and_empty_seeds_are_refused():
     seqs = [np.ones((3, 2), np.float32), np.ones((1, 2), np.float32)]
     dec = torch.nn.Linear(2, 2)
     with pytest.raises(ValueError, match=re.escape("Expected hidden_seed to have shape [layers, H] (or a tuple of them) "
-                                                   "(no side empty), got shape (0, 0).")):
+                                                   "with no empty side, got shape (0, 0).")):
         train_bptt(dec, seqs, seqs, torch.zeros(2), np.zeros((0, 0)), torch.optim.SGD(dec.parameters()), 2, 2)
     with pytest.raises(TypeError, match=r"^Expected visible_seed to hold real numbers torch can hold, got dtype uint64"):
         train_bptt(dec, seqs, seqs, 2**63, torch.zeros(1, 2), torch.optim.SGD(dec.parameters()), 2, 2)
