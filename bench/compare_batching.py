@@ -23,15 +23,8 @@ import time
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-try:
-    import fastseq  # noqa: F401  (the installed package, or the in-place build below)
-except ImportError:
-    sys.path.insert(1, os.path.dirname(HERE))
-
-import _batching_methods as bm  # noqa: E402
-from _time_to_quality import time_to_quality  # noqa: E402
+import _batching_methods as bm
+from _time_to_quality import time_to_quality
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
