@@ -220,7 +220,7 @@ def test_errors_name_argument_and_value(small_binary):
         BetaRBM(n_iter=1).fit(small_binary * 2)
     with pytest.raises(ValueError, match="NaN"):
         RBM(n_iter=1).fit(np.full((2, 2), np.nan))
-    with pytest.raises(ValueError, match="'learning_rate' parameter of RBM must be a float in the range"):
+    with pytest.raises(ValueError, match="'learning_rate' parameter of RBM must be a finite float in the range"):
         RBM(learning_rate=-1).fit(small_binary)
     with pytest.raises(ValueError, match="'optimizer' parameter of RBM must be a str among"):
         RBM(optimizer="rmsprop").fit(small_binary)
