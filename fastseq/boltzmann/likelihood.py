@@ -106,8 +106,8 @@ def exact_log_partition(model, max_units: int = 20, chunk: int = 1 << 14) -> flo
     by_visible = model._binary_visible and d < h
     n = d if by_visible else h
     if n > max_units:
-        raise ValueError(f"Expected at most {max_units} hidden units (or visible units for RBM) for exact "
-                         f"log Z, got {d} visible and {h} hidden; use ais_log_partition.")
+        raise ValueError(f"Expected at most max_units={max_units} hidden units (or visible units for RBM) for "
+                         f"exact log Z, got {d} visible and {h} hidden; use ais_log_partition.")
     parts = []
     for lo in range(0, 1 << n, chunk):
         s = _states(lo, min(1 << n, lo + chunk), n)
