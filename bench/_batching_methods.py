@@ -203,6 +203,25 @@ def train_ideal(model: Model, windows: tuple, bptt: int, engine: str = "module")
     return n, n
 
 
+def train_ideal_decoder(model: Model, windows: tuple, bptt: int) -> tuple[int, int]:
+    """The drop-in's peer: the same step decoder called once per step on fixed-length windows,
+    its output fed back as the next visible input (as ``train_bptt`` does), no resets at all."""
+    x, y = windows
+    b, f = x.shape[2], x.shape[3]
+    h = torch.zeros(1, b, model.rnn.hidden_size)
+    visible = torch.zeros(1, b, f)
+    for i in range(x.shape[0]):
+        costs = []
+        for t in range(x.shape[1]):
+            out, h = model.decoder(visible, x[i, t], h)
+            costs.append(((out[0] - y[i, t]) ** 2).mean(-1))
+            visible = out
+        model.update(torch.stack(costs).mean())
+        h, visible = h.detach(), visible.detach()
+    n = x.shape[0] * x.shape[1] * x.shape[2]
+    return n, n
+
+
 def train_original(model: Model, data: Data, batch: int, bptt: int, max_windows=None) -> tuple[int, int]:
     f, h = data.features, model.rnn.hidden_size
     mse = lambda p, t: ((p - t) ** 2).mean(-1)  # noqa: E731

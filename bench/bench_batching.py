@@ -4,16 +4,12 @@ The side-by-side race with real sizes is bench/compare_batching.py.
 """
 from __future__ import annotations
 
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import _batching_methods as bm  # noqa: E402
+import _batching_methods as bm
 
 B, K, F, H = 8, 6, 4, 8
 

@@ -2,17 +2,14 @@
 
 Tiny sizes so CI runs them; each checks that the contenders agree before timing.
 """
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _schedule_numpy import numpy_gather_into, numpy_schedule  # noqa: E402
+from _schedule_numpy import numpy_gather_into, numpy_schedule
 
-from fastseq.bptt.schedule import SlotSchedule  # noqa: E402
-from fastseq.bptt.store import gather_rows, gather_rows_reference  # noqa: E402
+from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.store import gather_rows, gather_rows_reference
 
 LENGTHS = np.maximum(1, np.random.default_rng(0).lognormal(3.0, 1.0, 2000)).astype(np.int64)
 

@@ -23,19 +23,12 @@ import time
 import numpy as np
 import torch
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-try:
-    import fastseq  # noqa: F401  (the installed package, or the in-place build below)
-except ImportError:
-    sys.path.insert(1, os.path.dirname(HERE))
-
-import _batching_methods as bm  # noqa: E402
-from _time_to_quality import time_to_quality  # noqa: E402
+import _batching_methods as bm
+from _time_to_quality import time_to_quality
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
-         "ideal_fused", "ideal_steps"]
+         "ideal_fused", "ideal_steps", "ideal_decoder"]
 LABELS = {
     "original": "original algorithm (slot loop)",
     "padded_random": "padded, random batches",
@@ -50,6 +43,7 @@ LABELS = {
     "ideal": "ideal: fixed length, plain module",
     "ideal_fused": "ideal: fixed length, fused engine",
     "ideal_steps": "ideal: fixed length, step engine",
+    "ideal_decoder": "ideal: fixed length, decoder stepped",
 }
 SEQ_ENGINES = {"fastseq_seq": "auto", "fastseq_seq_fused": "fused", "fastseq_seq_steps": "steps",
                "fastseq_seq_dense": "dense", "fastseq_seq_packed": "packed"}
@@ -76,6 +70,7 @@ def _methods(data: bm.Data, batch: int, bptt: int, hidden: int, sample_batches: 
         "ideal": lambda m: bm.train_ideal(m, iw, bptt),
         "ideal_fused": lambda m: bm.train_ideal(m, iw, bptt, "fused"),
         "ideal_steps": lambda m: bm.train_ideal(m, iw, bptt, "steps"),
+        "ideal_decoder": lambda m: bm.train_ideal_decoder(m, iw, bptt),
     }
     models = {k: bm.Model(data.features, hidden, cell=cell) for k in which}
     return {k: (fns[k], models[k]) for k in which}
@@ -120,55 +115,79 @@ def _rate(info: dict, method: str) -> float:
     return next(r["steps_per_s"] for r in info["rows"] if r["method"] == method)
 
 
+# (label, workload, method, peer method, target or None)
+TARGETS = [
+    ("lognormal GRU: fastseq / ideal (plain nn.GRU)", "lognormal", "fastseq_seq", "ideal", 1.05),
+    ("lognormal LSTM: fastseq / ideal (plain nn.LSTM)", "lognormal_lstm", "fastseq_seq", "ideal", 1.05),
+    ("fixed28: fastseq / padded random batches", "fixed28", "fastseq_seq", "padded_random", 1.05),
+    ("lognormal GRU: fastseq / length-bucketed", "lognormal", "fastseq_seq", "bucketed", 1.15),
+    ("lognormal GRU: fastseq / padded random batches", "lognormal", "fastseq_seq", "padded_random", 3.0),
+    ("lognormal GRU: train_bptt / same decoder stepped without resets", "lognormal", "fastseq_step",
+     "ideal_decoder", 0.9),
+    ("H=32 B=1024: fastseq / ideal (plain nn.GRU)", "original", "fastseq_seq", "ideal", 1.0),
+    ("H=32 B=1024: fastseq / original algorithm", "original", "fastseq_seq", "original", 5.0),
+    ("H=32 B=1024: train_bptt / original algorithm (both feed the output back)", "original", "fastseq_step",
+     "original", None),
+    ("H=32 B=1024: train_bptt / same decoder stepped without resets", "original", "fastseq_step",
+     "ideal_decoder", 0.9),
+    ("H=512: fastseq / ideal (plain nn.GRU)", "h512", "fastseq_seq", "ideal", 1.0),
+    ("H=32 B=1024: ideal / original algorithm, for scale", "original", "ideal", "original", None),
+]
+
+
 def targets(w: dict) -> list[dict]:
-    """The ratios the fused engine aims at, from one thread count's workloads (keyed by name)."""
-    main, lstm, fixed, orig, big = w["lognormal"], w["lognormal_lstm"], w["fixed28"], w["original"], w["h512"]
-    out = [
-        ("lognormal GRU: fastseq / ideal (plain nn.GRU)", _rate(main, "fastseq_seq") / _rate(main, "ideal"), 1.05),
-        ("lognormal LSTM: fastseq / ideal (plain nn.LSTM)", _rate(lstm, "fastseq_seq") / _rate(lstm, "ideal"), 1.05),
-        ("fixed28: fastseq / padded random batches", _rate(fixed, "fastseq_seq") / _rate(fixed, "padded_random"), 1.05),
-        ("lognormal GRU: fastseq / length-bucketed", _rate(main, "fastseq_seq") / _rate(main, "bucketed"), 1.15),
-        ("lognormal GRU: fastseq / padded random batches", _rate(main, "fastseq_seq") / _rate(main, "padded_random"), 3.0),
-        ("H=32 B=1024: fastseq / ideal (plain nn.GRU)", _rate(orig, "fastseq_seq") / _rate(orig, "ideal"), 1.0),
-        ("H=32 B=1024: fastseq / original algorithm", _rate(orig, "fastseq_seq") / _rate(orig, "original"), 5.0),
-        ("H=512: fastseq / ideal (plain nn.GRU)", _rate(big, "fastseq_seq") / _rate(big, "ideal"), 1.0),
-        ("H=32 B=1024: ideal / original algorithm, for scale", _rate(orig, "ideal") / _rate(orig, "original"), None),
-    ]
-    print(f"\n## Targets ({main['threads']} thread(s))")
+    """The ratios the fused engine aims at, from one thread count's workloads (keyed by name);
+    those whose workload did not run are left out."""
+    out = [(label, _rate(w[name], a) / _rate(w[name], b), goal) for label, name, a, b, goal in TARGETS if name in w]
+    if not out:
+        return []
+    print(f"\n## Targets ({next(iter(w.values()))['threads']} thread(s))")
     print("| ratio | measured | target | met |")
     print("|---|---:|---:|:---:|")
+    threads = next(iter(w.values()))["threads"]
     rows = []
     for label, value, goal in out:
         met = None if goal is None else bool(value >= goal)
         print(f"| {label} | {value:.2f} | {'-' if goal is None else f'>= {goal}'} | "
               f"{'-' if met is None else ('yes' if met else 'no')} |")
-        rows.append({"ratio": label, "measured": value, "target": goal, "met": met, "threads": main["threads"]})
+        rows.append({"ratio": label, "measured": value, "target": goal, "met": met, "threads": threads})
     return rows
 
 
-def workloads(q: bool, repeats: int, sample: int) -> dict:
-    """Every workload at the current torch thread count, keyed by a short name."""
+WORKLOADS = ("lognormal", "lognormal_lstm", "stdlib", "fixed28", "original", "h512")
+
+
+def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLOADS) -> dict:
+    """The workloads named in ``only`` at the current torch thread count, keyed by a short name."""
     few = max(2, repeats - 2)
     core = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq", "fastseq_seq_steps",
             "ideal", "ideal_fused", "ideal_steps"]
-    lognormal = bm.lognormal_data(1000 if q else 6000, 32)
-    w = {"lognormal": race("lognormal", lognormal, 64, 32, 128, repeats, sample, ORDER)}
-    w["lognormal_lstm"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
-                               ["padded_random", "bucketed", "fastseq_seq", "fastseq_seq_steps", "fastseq_seq_packed",
-                                "ideal", "ideal_fused", "ideal_steps"], cell="lstm")
-    corpus = bm.corpus_data(300 if q else 2000, 32, max_length=600 if q else 2000)
-    w["stdlib"] = race("stdlib_paragraphs", corpus, 64, 32, 128, few, sample, core)
-    w["fixed28"] = race("fixed28", bm.fixed_data(600 if q else 2000, 32, 28), 64, 32, 128, few, sample, core)
-    # the original's regime; lengths capped so the epoch is much deeper (N * mean / B steps) than
-    # its longest sequence, as in real data sets, and the epoch end does not dominate
-    orig_data = bm.lognormal_data(6000 if q else 24000, 32, seed=2, max_length=400 if q else 1000)
-    w["original"] = race("lognormal, original's regime", orig_data, 1024, 32, 32, repeats, 4 if q else 8,
-                         ["original", "fastseq_step", "fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused",
-                          "ideal_steps"])
-    # GEMM-bound: the products dominate, the engine must not lose there
-    big = bm.lognormal_data(200 if q else 500, 32, seed=3, max_length=200)  # capped, like the original's regime
-    w["h512"] = race("lognormal, H=512", big, 64, 32, 512, few, sample,
-                     ["fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused"])
+    w = {}
+    if "lognormal" in only or "lognormal_lstm" in only:
+        lognormal = bm.lognormal_data(1000 if q else 6000, 32)
+    if "lognormal" in only:
+        w["lognormal"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample, ORDER)
+    if "lognormal_lstm" in only:
+        w["lognormal_lstm"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
+                                   ["padded_random", "bucketed", "fastseq_seq", "fastseq_seq_steps",
+                                    "fastseq_seq_packed", "ideal", "ideal_fused", "ideal_steps"], cell="lstm")
+    if "stdlib" in only:
+        corpus = bm.corpus_data(300 if q else 2000, 32, max_length=600 if q else 2000)
+        w["stdlib"] = race("stdlib_paragraphs", corpus, 64, 32, 128, few, sample, core)
+    if "fixed28" in only:
+        w["fixed28"] = race("fixed28", bm.fixed_data(600 if q else 2000, 32, 28), 64, 32, 128, few, sample, core)
+    if "original" in only:
+        # the original's regime; lengths capped so the epoch is much deeper (N * mean / B steps) than
+        # its longest sequence, as in real data sets, and the epoch end does not dominate
+        orig_data = bm.lognormal_data(6000 if q else 24000, 32, seed=2, max_length=400 if q else 1000)
+        w["original"] = race("lognormal, original's regime", orig_data, 1024, 32, 32, repeats, 4 if q else 8,
+                             ["original", "fastseq_step", "fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused",
+                              "ideal_steps", "ideal_decoder"])
+    if "h512" in only:
+        # GEMM-bound: the products dominate, the engine must not lose there
+        big = bm.lognormal_data(200 if q else 500, 32, seed=3, max_length=200)  # capped, like the original's regime
+        w["h512"] = race("lognormal, H=512", big, 64, 32, 512, few, sample,
+                         ["fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused"])
     return w
 
 
@@ -181,8 +200,14 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--ttq-seconds", type=float, default=None, help="wall-clock budget per method for time-to-quality")
     p.add_argument("--skip-ttq", action="store_true")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help=f"comma-separated subset of {', '.join(WORKLOADS)} (default: all)")
     args = p.parse_args(argv)
     threads = [int(t) for t in str(args.threads).split(",")]
+    only = tuple(n.strip() for n in args.workloads.split(","))
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown:
+        p.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
     q = args.quick
     repeats = args.repeats or (2 if q else 5)
     sample = 4 if q else 16
@@ -190,7 +215,7 @@ def main(argv=None) -> int:
     results = {"threads": threads, "repeats": repeats, "torch": torch.__version__, "workloads": [], "targets": []}
     for n in threads:
         torch.set_num_threads(n)
-        w = workloads(q, repeats, sample)
+        w = workloads(q, repeats, sample, only)
         results["workloads"].extend(w.values())
         results["targets"].extend(targets(w))
     if not args.skip_ttq:

@@ -33,9 +33,7 @@ import tracemalloc
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from fastseq.mosaic.order import corrsort, standardize  # noqa: E402
+from fastseq.mosaic.order import corrsort, standardize
 
 # ---------------------------------------------------------------------------- data
 

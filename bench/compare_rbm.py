@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -35,12 +34,10 @@ import torch
 from numba import njit
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from fastseq.boltzmann import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood  # noqa: E402
-from fastseq.boltzmann import _sampling_nb as nbs  # noqa: E402
-from fastseq.datasets import held_out_split  # noqa: E402
-from fastseq.mosaic import save_png, tile  # noqa: E402
+from fastseq.boltzmann import RBM, ais_log_partition, average_log_likelihood, pseudo_likelihood
+from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.datasets import held_out_split
+from fastseq.mosaic import save_png, tile
 
 D, H, B = 784, 500, 100
 

@@ -19,18 +19,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import statistics
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _schedule_numpy import numpy_gather_into, numpy_schedule  # noqa: E402
+from _schedule_numpy import numpy_gather_into, numpy_schedule
 
-from fastseq.bptt.schedule import SlotSchedule  # noqa: E402
-from fastseq.bptt.store import gather_rows  # noqa: E402
+from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.store import gather_rows
 
 
 def lognormal_lengths(n: int, seed: int = 0) -> np.ndarray:

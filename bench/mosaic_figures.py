@@ -10,11 +10,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, ".."))
+from compare_order import rbm_filters
 
-from compare_order import rbm_filters  # noqa: E402
-
-from fastseq.mosaic import cluster_layout, save_png, tile  # noqa: E402
+from fastseq.mosaic import cluster_layout, save_png, tile
 
 
 def main() -> int:

@@ -44,15 +44,18 @@ PYTHON_MODULES = {
     "state": (["fastseq/bptt/state.py"], ["tests/bptt/test_engines.py", "tests/bptt/test_trainer.py"], []),
     "engines": (["fastseq/bptt/engines.py"], ["tests/bptt/test_engines.py"], []),
     "trainer": (["fastseq/bptt/trainer.py"],
-                ["tests/bptt/test_trainer.py", "tests/bptt/test_trainer_window_losses.py"], []),
+                ["tests/bptt/test_trainer.py", "tests/bptt/test_trainer_window_losses.py",
+                 "tests/bptt/test_checkpoint.py"], ["-m", "not slow"]),
+    "fused": (["fastseq/bptt/_engines_fused.py", "fastseq/bptt/_fused_py.py"], ["tests/bptt/test_fused_engine.py"],
+              []),
     "corrsort": (["fastseq/mosaic/order.py", "fastseq/mosaic/_order_py.py"], ["tests/mosaic/test_order.py"], []),
     # changing under other work: mutated last
     "sampling": (["fastseq/boltzmann/_sampling_py.py"], ["tests/boltzmann/test_sampling.py"], []),
     "likelihood": (["fastseq/boltzmann/likelihood.py"], ["tests/boltzmann/test_rbm.py"],
                    ["-k", "not sklearn"]),
 }
-ORDER = ["schedule", "native_schedule", "native_gather", "plans", "state", "engines", "trainer",
-         "corrsort", "order_nb", "sampling", "likelihood", "sampling_nb"]
+ORDER = ["schedule", "native_schedule", "native_gather", "plans", "state", "engines", "fused", "trainer",
+         "corrsort", "order_nb", "sampling", "likelihood", "sampling_nb", "cd_nb"]
 DO_NOT_MUTATE = [r"^\s*raise ", r"warnings\.warn\(", r"^\s*\"\"\"", r"^\s*f?\"Expected"]
 
 

@@ -41,11 +41,29 @@ GATHER_CPP = [
 # Numba Gibbs chain: the documented (v_k, h_{k-1}) return and the number of steps.
 SAMPLING_NB = [
     ("gibbs chain: one extra step (CD-1 becomes CD-2)", "fastseq/boltzmann/_sampling_nb.py",
-     "    for step in range(k):\n        pre_v", "    for step in range(k + 1):\n        pre_v"),
+     "    for step in range(k):\n        _sample_units(vis_kind", "    for step in range(k + 1):\n        _sample_units(vis_kind"),
     ("gibbs chain: returns h_k instead of h_{k-1}", "fastseq/boltzmann/_sampling_nb.py",
      "        if step + 1 < k:\n", "        if step < k:\n"),
     ("gibbs chain: visible bias dropped", "fastseq/boltzmann/_sampling_nb.py",
-     "pre_v = np.dot(h, wt) + b", "pre_v = np.dot(h, wt)"),
+     "_sample_units(vis_kind, gens, np.dot(h, wt), b, sigma_v, v_out)",
+     "_sample_units(vis_kind, gens, np.dot(h, wt), np.zeros_like(b), sigma_v, v_out)"),
+]
+
+# Numba whole-epoch CD kernel: the gradient signs and scales, momentum, the persistent chain.
+CD_NB = [
+    ("cd epoch: positive phase not divided by the batch", "fastseq/boltzmann/_cd_nb.py",
+     "_sigmoid_rows(pre0, c, sh[:n], -1.0 / n)", "_sigmoid_rows(pre0, c, sh[:n], -1.0)"),
+    ("cd epoch: visible-bias gradient sign flipped", "fastseq/boltzmann/_cd_nb.py",
+     "scale = 1.0 / mneg if r >= n else -1.0 / n", "scale = -1.0 / mneg if r >= n else 1.0 / n"),
+    ("cd epoch: weight decay dropped", "fastseq/boltzmann/_cd_nb.py",
+     "+ grad_w[i, j] + weight_decay * w[i, j]", "+ grad_w[i, j]"),
+    ("cd epoch: momentum buffer not carried", "fastseq/boltzmann/_cd_nb.py",
+     "mw[i, j] = momentum * mw[i, j] + grad_w", "mw[i, j] = grad_w"),
+    ("cd epoch: persistent chain advanced with the new hidden bias", "fastseq/boltzmann/_cd_nb.py",
+     "_sample_units(hid_kind, gens, pren, c_old, sigma_h, chain)", "_sample_units(hid_kind, gens, pren, c, sigma_h, chain)"),
+    ("cd epoch: last partial batch dropped", "fastseq/boltzmann/_cd_nb.py",
+     "    for s in range(0, n, batch_size):\n        e = min(n, s + batch_size)",
+     "    for s in range(0, n - batch_size + 1, batch_size):\n        e = min(n, s + batch_size)"),
 ]
 
 # Numba corrsort kernels.
@@ -67,4 +85,5 @@ PATCHES = {
     "native_gather": (GATHER_CPP, ["tests/bptt/test_store.py"]),
     "sampling_nb": (SAMPLING_NB, ["tests/boltzmann/test_sampling.py"]),
     "order_nb": (ORDER_NB, ["tests/mosaic/test_order.py"]),
+    "cd_nb": (CD_NB, ["tests/boltzmann/test_cd.py"]),
 }

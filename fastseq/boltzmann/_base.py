@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
-import tempfile
 from numbers import Integral, Real
 from typing import Any, Callable, Iterator
 
@@ -32,7 +32,10 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastseq.boltzmann import _sampling_nb as nbs
-from fastseq._util.validate import positive_int
+from fastseq._util.atomic import atomic_open
+from fastseq._util.memory import check_fits
+from fastseq._util.progress import progress_bar
+from fastseq._util.validate import file_path, positive_int
 
 __all__ = ["BoltzmannMachine", "load_rbm"]
 
@@ -42,12 +45,29 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: to
 _CHUNK_ELEMENTS = 1 << 21  # rows of a sparse or large input are densified this many entries at a time
 
 
+class _FiniteInterval(Interval):
+    """An Interval that also refuses infinity (scikit-learn's lets ``inf`` through an open right end)."""
+
+    def is_satisfied_by(self, val) -> bool:
+        return super().is_satisfied_by(val) and math.isfinite(val)
+
+    def __str__(self) -> str:
+        return "a finite " + super().__str__().removeprefix("a ")
+
+
+class _Count(Interval):
+    """An integer Interval that refuses bools: ``batch_size=True`` is a mistake, not 1."""
+
+    def is_satisfied_by(self, val) -> bool:
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
 def _positive(closed: str = "neither") -> Interval:
-    return Interval(Real, 0, None, closed=closed)
+    return _FiniteInterval(Real, 0, None, closed=closed)
 
 
 def _count(low: int = 1) -> Interval:
-    return Interval(Integral, low, None, closed="left")
+    return _Count(Integral, low, None, closed="left")
 
 
 class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -146,6 +166,12 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             check_is_fitted(self)
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
+        elif isinstance(X, (list, tuple)):
+            try:  # scikit-learn's own message for a ragged list does not say which argument
+                X = np.asarray(X)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"Expected X to be an N x D array of numbers, got a ragged {type(X).__name__} "
+                                 f"({exc}).") from None
         X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32))
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
@@ -374,20 +400,72 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
     def _initialise(self, X) -> None:
         """Seed the random streams and make fresh parameters for validated data X."""
+        self._check_sizes(X)
         self._setup_random()
         mean, var = self._column_moments(X)
         self.params_ = self._init_params(mean, var)
-        self._start_training()
+        self._start_training(self._n_chains(X.shape[0]))
+
+    def _n_chains(self, n_rows: int) -> int:
+        """Persistent chains: ``n_chains``, else one per row of a mini-batch (at most the data's rows)."""
+        return int(self.n_chains or min(int(self.batch_size), n_rows))
+
+    def _check_sizes(self, X) -> None:
+        """Refuse, before any allocation, a learning rate the dtype cannot hold and sizes that cannot fit."""
+        top, name = float(torch.finfo(self._tdtype).max), str(self._tdtype).replace("torch.", "")
+        if float(self.learning_rate) > top:
+            raise ValueError(f"Expected learning_rate to be at most {top:.3g} (the largest {name}), "
+                             f"got {self.learning_rate!r}.")
+        n, d = X.shape
+        h, chains = int(self.n_components), self._n_chains(n)
+        rows = min(int(self.batch_size), n) + chains
+        item = torch.empty((), dtype=self._tdtype).element_size()
+        # the weights with their gradient or momentum and a working copy (3 D x H), the chains'
+        # hidden states, and per mini-batch a few (rows x (D + H)) statistics and activations
+        nbytes = item * (3.0 * d * h + chains * h + 4.0 * rows * (d + h))
+        what = f"n_components={h}" + (f" with n_chains={chains}" if self.n_chains else "")
+        check_fits(f"{type(self).__name__}({what}) on {d} features", nbytes)
+
+    def _parameters_ok(self) -> bool:
+        """Whether every parameter is finite (a diverged training run makes them inf or NaN)."""
+        return all(bool(torch.isfinite(p).all()) for p in self.params_.values())
+
+    @contextlib.contextmanager
+    def _divergence_check(self, where: str) -> Iterator[None]:
+        """Turn a run whose parameters became non-finite into one clear error naming learning_rate.
+
+        Checked once per epoch (or partial_fit call), not inside the kernels: a diverged
+        step shows up as inf/NaN parameters afterwards, or as an arithmetic error of a
+        sampler fed them (division by zero, float overflow), which is reported as this.
+        """
+        try:
+            yield
+        except (ArithmeticError, RuntimeError) as exc:
+            if self._parameters_ok():
+                raise
+            raise self._diverged(where) from exc
+        if not self._parameters_ok():
+            raise self._diverged(where)
+
+    def _diverged(self, where: str) -> ValueError:
+        return ValueError(f"{type(self).__name__} training diverged {where}: the parameters became non-finite or degenerate; "
+                          f"lower learning_rate (got {self.learning_rate!r}).")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> "BoltzmannMachine":
-        """Train from scratch for ``n_iter`` epochs over X (``N x D``, dense or sparse); returns self."""
+        """Train from scratch for ``n_iter`` epochs over X (``N x D``, dense or sparse); returns self.
+
+        A ``batch_size`` above the number of rows trains on all rows at once, as
+        scikit-learn's ``BernoulliRBM`` does. Raises ValueError naming ``learning_rate`` if the
+        parameters become non-finite (the rate is too large for the data).
+        """
         X = self._validate(X, reset=True)
         with self._threads():
             self._initialise(X)
             data = self._training_data(X)
             for epoch in range(int(self.n_iter)):
-                self._epoch(data, epoch)
+                with self._divergence_check(f"in epoch {epoch + 1}"):
+                    self._epoch(data, epoch)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -399,7 +477,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             if first:
                 self._initialise(X)
             data = self._training_data(X)
-            self._update_rows(data, np.arange(X.shape[0]))
+            with self._divergence_check("in partial_fit"):
+                self._update_rows(data, np.arange(X.shape[0]))
         return self
 
     # ------------------------------------------------------------------ training internals
@@ -415,7 +494,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _update_rows(self, data, rows: np.ndarray) -> None:
         self._update(self._prepare_visible(self._batch(data, rows)))
 
-    def _start_training(self) -> None:
+    def _start_training(self, n_chains: int) -> None:
         weights = [p for name, p in self.params_.items() if name in self._decayed and p.requires_grad]
         others = [p for name, p in self.params_.items() if name not in self._decayed and p.requires_grad]
         groups = [{"params": weights, "weight_decay": float(self.weight_decay)},
@@ -424,18 +503,18 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._opt = torch.optim.Adam(groups, lr=float(self.learning_rate))
         else:
             self._opt = torch.optim.SGD(groups, lr=float(self.learning_rate), momentum=float(self.momentum))
-        n_chains = self.n_chains or self.batch_size
         self.h_samples_ = torch.zeros(n_chains, self.n_components, dtype=self._tdtype, device=self.device)
 
     _decayed: tuple[str, ...] = ("W",)
 
     def _epoch(self, data, epoch: int) -> None:
         n = data.shape[0]
+        size = min(int(self.batch_size), n)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-        starts = range(0, n, int(self.batch_size))
+        starts = range(0, n, size)
         bar = _bar(len(starts), self.progress, f"epoch {epoch + 1}")
         for s in starts:
-            self._update_rows(data, order[s:s + int(self.batch_size)])
+            self._update_rows(data, order[s:s + size])
             bar.update(1)
         bar.close()
         self._report(data, epoch)
@@ -473,21 +552,13 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def save(self, path: str | os.PathLike) -> None:
         """Write the parameters and settings to an ``.npz`` file (atomic; no pickle)."""
         check_is_fitted(self)
-        path = os.fspath(path)
+        path = file_path("path", path)
         arrays = {f"param/{k}": v.detach().cpu().numpy() for k, v in self.params_.items()}
         meta = {"format": _FORMAT, "class": type(self).__name__, "config": self._config(),
-                "n_features_in": self.n_features_in_}
+                "n_features_in": self.n_features_in_, "n_chains": int(self.h_samples_.shape[0])}
         arrays["meta"] = np.array(json.dumps(meta))
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path) as fh:
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "BoltzmannMachine":
@@ -499,28 +570,50 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
 
 def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) -> BoltzmannMachine:
-    """Load any fastseq Boltzmann machine saved with ``save`` (no code is executed)."""
-    path = os.fspath(path)
+    """Load any fastseq Boltzmann machine saved with ``save`` (no code is executed).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not a model saved by fastseq (corrupt, truncated, other).
+
+    Example:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from fastseq.boltzmann import RBM
+        >>> X = (np.random.default_rng(0).random((20, 5)) < 0.5).astype(float)
+        >>> path = os.path.join(tempfile.mkdtemp(), "rbm.npz")
+        >>> RBM(n_components=3, n_iter=1, random_state=0).fit(X).save(path)
+        >>> load_rbm(path).components_.shape
+        (3, 5)
+    """
+    path = os.fspath(file_path("path", path))
     if not os.path.exists(path):
         raise FileNotFoundError(f"Expected a saved model at {path!r}, got no such file.")
+    unreadable = f"Expected {path!r} to be a Boltzmann machine saved by fastseq (.npz), got an unreadable file"
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             params = {k[len("param/"):]: data[k] for k in data.files if k.startswith("param/")}
-    except (ValueError, KeyError, OSError) as exc:
-        raise ValueError(f"Expected a fastseq model file at {path!r}, got an unreadable file ({exc}).") from None
+        meta = dict(meta)
+        cfg = dict(meta["config"])
+        n_features = int(meta["n_features_in"])
+    except Exception as exc:  # noqa: BLE001 - a damaged zip fails in many ways (BadZipFile, EOFError, struct.error, ...)
+        raise ValueError(f"{unreadable} ({type(exc).__name__}: {exc}).") from None
     if meta.get("format") != _FORMAT:
         raise ValueError(f"Expected format {_FORMAT!r} in {path!r}, got {meta.get('format')!r}.")
     classes = BoltzmannMachine._registry
     klass = classes.get(meta.get("class"))
     if klass is None:
         raise ValueError(f"Expected one of {sorted(classes)} in {path!r}, got class {meta.get('class')!r}.")
-    cfg = dict(meta["config"])
     if device is not None:
         cfg["device"] = device
-    model = klass(**cfg)
-    model._setup_random()
-    model.n_features_in_ = int(meta["n_features_in"])
+    try:
+        model = klass(**cfg)
+        model._setup_random()
+        n_chains = positive_int("n_chains", meta.get("n_chains", cfg.get("n_chains") or cfg.get("batch_size")))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{unreadable} (its settings: {exc}).") from None
+    model.n_features_in_ = n_features
     template = model._param_template()
     model.params_ = {}
     for name, requires_grad in template.items():
@@ -528,24 +621,13 @@ def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) 
             raise ValueError(f"Expected parameter {name!r} in {path!r}, got only {sorted(params)}.")
         t = torch.tensor(params[name], dtype=model._tdtype, device=model.device)
         model.params_[name] = t.requires_grad_(requires_grad)
-    model._start_training()
+    model._start_training(n_chains)
     return model
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 def _bar(total: int, show: bool, desc: str):
-    if not show:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)
+    """A transient progress bar over ``total`` steps (the project's tqdm helper)."""
+    return progress_bar(show, total=total, desc=desc, leave=False)
 
 
 def _store(model: BoltzmannMachine, arguments: dict[str, Any]) -> None:

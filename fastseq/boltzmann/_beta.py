@@ -147,6 +147,11 @@ class BetaRBM(BoltzmannMachine):
     def _param_template(self) -> dict[str, bool]:
         return {"Wa_raw": True, "Wb_raw": True, "A_raw": True, "B_raw": True, "c": True}
 
+    def _parameters_ok(self) -> bool:
+        # a huge step can underflow softplus(A_raw) to exactly 0: Beta(0, b) has no density
+        s = self.shapes()
+        return super()._parameters_ok() and bool((s["A"] > 0).all()) and bool((s["B"] > 0).all())
+
     def _prepare_visible(self, v):
         return v.clamp(float(self.eps), 1.0 - float(self.eps))
 

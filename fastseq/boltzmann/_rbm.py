@@ -73,8 +73,8 @@ class _SigmoidRBM(BoltzmannMachine):
         """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop)."""
         return self._on_cpu() and self.optimizer == "sgd"
 
-    def _start_training(self):
-        super()._start_training()
+    def _start_training(self, n_chains):
+        super()._start_training(n_chains)
         self._velocity = {k: torch.zeros_like(v.detach()) for k, v in self.params_.items()}
 
     def _cd(self, X: np.ndarray, order: np.ndarray, batch_size: int) -> None:
@@ -90,7 +90,8 @@ class _SigmoidRBM(BoltzmannMachine):
     def _epoch(self, data, epoch):
         if not self._fused():
             return super()._epoch(data, epoch)
-        n, size = data.shape[0], int(self.batch_size)
+        n = data.shape[0]
+        size = min(int(self.batch_size), n)  # a larger batch is all the rows (and no huge buffers)
         order = self._rng.permutation(n) if self.shuffle else np.arange(n)
         if sp.issparse(data) or self.progress:
             bar = _bar(-(-n // size), self.progress, f"epoch {epoch + 1}")

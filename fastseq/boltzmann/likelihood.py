@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import bounded_int, finite_float, positive_int
 from sklearn.utils.validation import check_is_fitted
 
 from fastseq.boltzmann._base import BoltzmannMachine, _bar
@@ -56,11 +57,11 @@ def ais_schedule(n_betas: int = 14500) -> np.ndarray:
     >>> b = ais_schedule(); (len(b), float(b[0]), float(b[-1]))
     (14500, 0.0, 1.0)
     """
-    n = positive_int("n_betas", n_betas)
-    if n < 3:
-        raise ValueError(f"Expected n_betas to be >= 3, got {n}.")
+    n = bounded_int("n_betas", n_betas, low=3)
+    check_fits(f"n_betas={n}", 16.0 * n)  # the three float64 pieces and their concatenation
     n1 = max(1, round(n * 500 / 14500))
-    n2 = max(1, round(n * 4000 / 14500))
+    # the last piece needs two points (0.9 and 1) so that the schedule ends at 1
+    n2 = min(max(1, round(n * 4000 / 14500)), n - n1 - 2)
     n3 = n - n1 - n2
     return np.concatenate([np.linspace(0.0, 0.5, n1, endpoint=False),
                            np.linspace(0.5, 0.9, n2, endpoint=False), np.linspace(0.9, 1.0, n3)])
@@ -68,10 +69,11 @@ def ais_schedule(n_betas: int = 14500) -> np.ndarray:
 
 def _check_model(model) -> None:
     if not isinstance(model, BoltzmannMachine):
-        raise TypeError(f"Expected a fastseq Boltzmann machine, got {type(model).__name__}.")
+        raise TypeError(f"Expected model to be a fitted fastseq Boltzmann machine (RBM, BetaRBM, GaussianRBM), "
+                        f"got {type(model).__name__}.")
     check_is_fitted(model)
     if not model._normalisable_energy:
-        raise TypeError(f"Expected a model with a normalisable energy (RBM, BetaRBM, GaussianRBM), "
+        raise TypeError(f"Expected model to have a normalisable energy (RBM, BetaRBM, GaussianRBM), "
                         f"got {type(model).__name__}, whose Beta sampler has no matching energy.")
 
 
@@ -97,13 +99,15 @@ def exact_log_partition(model, max_units: int = 20, chunk: int = 1 << 14) -> flo
         True
     """
     _check_model(model)
+    max_units = bounded_int("max_units", max_units, low=0)
+    chunk = positive_int("chunk", chunk)
     d, h = model.n_features_in_, int(model.n_components)
     p = model._params64()
     by_visible = model._binary_visible and d < h
     n = d if by_visible else h
     if n > max_units:
-        raise ValueError(f"Expected at most {max_units} hidden units (or visible units for RBM) for exact "
-                         f"log Z, got {d} visible and {h} hidden; use ais_log_partition.")
+        raise ValueError(f"Expected at most max_units={max_units} hidden units (or visible units for RBM) for "
+                         f"exact log Z, got {d} visible and {h} hidden; use ais_log_partition.")
     parts = []
     for lo in range(0, 1 << n, chunk):
         s = _states(lo, min(1 << n, lo + chunk), n)
@@ -137,6 +141,9 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
     """
     _check_model(model)
     runs = positive_int("n_runs", n_runs)
+    d, h = model.n_features_in_, int(model.n_components)
+    # per run: the visible states (model dtype, a few copies) and the float64 pre-activations and weights
+    check_fits(f"n_runs={runs}", runs * (4.0 * 8 * (d + h) + 16))
     sched = ais_schedule(n_betas) if betas is None else np.asarray(betas, dtype=np.float64)
     if sched.ndim != 1 or sched.size < 2 or sched[0] != 0 or sched[-1] != 1 or np.any(np.diff(sched) < 0):
         raise ValueError(f"Expected betas to increase from 0 to 1, got {sched.size} values "
@@ -172,7 +179,12 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
 def average_log_likelihood(model, X, log_z: float | AISResult) -> float:
     """Mean log p(v) = mean(-F(v)) - log Z over the rows of X (binarised at 0.5 for ``RBM``)."""
     _check_model(model)
-    lz = log_z.log_z if isinstance(log_z, AISResult) else float(log_z)
+    if isinstance(log_z, AISResult):
+        lz = log_z.log_z
+    elif isinstance(log_z, (bool, np.bool_)) or not isinstance(log_z, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Expected log_z to be a number or an AISResult, got {type(log_z).__name__} {log_z!r}.")
+    else:
+        lz = finite_float("log_z", log_z)
     X = model._validate(X)
     total = 0.0
     with torch.no_grad():
@@ -198,5 +210,7 @@ def pseudo_likelihood(model, X, chunk_elements: int = 1 << 22) -> np.ndarray:
         True
     """
     if not isinstance(model, BoltzmannMachine) or not model._binary_visible:
-        raise TypeError(f"Expected an RBM (binary visible units) for the pseudo-likelihood, got {type(model).__name__}.")
-    return model.score_samples(X, chunk_elements=chunk_elements)
+        raise TypeError(f"Expected model to be an RBM (binary visible units) for the pseudo-likelihood, "
+                        f"got {type(model).__name__}.")
+    check_is_fitted(model)
+    return model.score_samples(X, chunk_elements=positive_int("chunk_elements", chunk_elements))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -126,7 +127,8 @@ def _load_images(args):
         faces = (lfw_subset_faces(size=args.size or 25) if args.data is None
                  else load_faces(args.data, size=args.size or 64, crop=args.crop))
     except (ValueError, FileNotFoundError) as exc:  # name the options, not the function's arguments
-        raise CommandError(str(exc).replace("Expected data", "Expected --data").replace(
+        message = re.sub(r"^size=", "--size ", str(exc))
+        raise CommandError(message.replace("Expected data", "Expected --data").replace(
             "Expected size", "Expected --size").replace("Expected crop", "Expected --crop")) from None
     images, people = np.asarray(faces.images), faces.people
     if args.max_images is not None:

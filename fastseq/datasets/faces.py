@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from fastseq._util.atomic import atomic_path
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import finite_float, flag, folder_path, positive_int, real_array
 
 __all__ = ["Faces", "cache_folder", "lfw_subset_faces", "load_faces", "normalise_faces", "preprocess_faces"]
 
@@ -96,20 +97,30 @@ def normalise_faces(images) -> np.ndarray:
         >>> [round(float(v), 3) for v in (*x.mean(axis=(1, 2)), *x.std(axis=(1, 2)))]
         [0.0, 0.0, 0.3, 0.3]
     """
-    x = np.asarray(images, dtype=np.float64)
-    if x.ndim != 3:
-        raise ValueError(f"Expected images to be N x H x W, got shape {x.shape}.")
+    x = real_array("images", images, allow_empty=True)
+    if x.ndim != 3 or (x.shape[0] and 0 in x.shape[1:]):
+        raise ValueError(f"Expected images to be N x H x W with H, W >= 1, got shape {x.shape}.")
+    if x.shape[0] == 0:
+        return np.zeros(x.shape, dtype=np.float32)
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("Expected images to hold finite numbers, got NaN or infinity.")
     mean = x.mean(axis=(1, 2), keepdims=True)
     sd = x.std(axis=(1, 2), keepdims=True)
     out = np.where(sd > 0, (x - mean) * (SD / np.where(sd > 0, sd, 1.0)), 0.0)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def _grey(img: np.ndarray) -> np.ndarray:
-    """Any image array as 2-D grey float64 in [0, 1]; raises ValueError when it cannot be."""
+def _grey(img: np.ndarray, name: str = "the image") -> np.ndarray:
+    """Any image array as 2-D grey float64 in [0, 1]; raises ValueError naming ``name`` when it cannot be."""
     from skimage.color import rgb2gray
 
-    a = np.asarray(img)
+    try:
+        a = np.asarray(img)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"Expected {name} to be an image array, got {type(img).__name__} ({exc}).") from None
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError(f"Expected {name} to hold finite numbers, got NaN or infinity.")
     if a.dtype == bool:
         a = a.astype(np.float64)
     elif np.issubdtype(a.dtype, np.integer):
@@ -120,13 +131,13 @@ def _grey(img: np.ndarray) -> np.ndarray:
             lo, hi = a.min(), a.max()
             a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
     else:
-        raise ValueError(f"Expected an image of numbers, got dtype {a.dtype}.")
+        raise ValueError(f"Expected {name} to be an image of real numbers, got dtype {a.dtype}.")
     if a.ndim == 3 and a.shape[2] in (3, 4):
         a = rgb2gray(a[..., :3])
     elif a.ndim == 3 and a.shape[2] in (1, 2):  # grey (+ alpha)
         a = a[..., 0]
     if a.ndim != 2 or min(a.shape) < 2:
-        raise ValueError(f"Expected a 2-D picture (grey, RGB or RGBA), got shape {np.asarray(img).shape}.")
+        raise ValueError(f"Expected {name} to be a 2-D picture (grey, RGB or RGBA), got shape {np.asarray(img).shape}.")
     return a
 
 
@@ -135,6 +146,25 @@ def _square(a: np.ndarray, crop: float) -> np.ndarray:
     side = max(2, int(round(min(a.shape) * crop)))
     top, left = (a.shape[0] - side) // 2, (a.shape[1] - side) // 2
     return a[top:top + side, left:left + side]
+
+
+def _size_arg(size, n_faces: int) -> int:
+    """The side S of the output faces: an integer >= 2 whose faces fit in memory."""
+    size = positive_int("size", size)
+    if size < 2:
+        raise ValueError(f"Expected size to be at least 2 pixels, got {size}.")
+    # the float32 faces, plus a batch of float64 squares while they are resized and normalised
+    check_fits(f"size={size} ({n_faces} faces of {size} x {size} pixels)",
+               4.0 * size * size * n_faces + 40.0 * size * size * max(1, min(n_faces, _BATCH)))
+    return size
+
+
+def _crop_arg(crop) -> float:
+    """The share of the shorter side kept, in (0, 1]."""
+    crop = finite_float("crop", crop, 0.0, 1.0)
+    if crop == 0.0:
+        raise ValueError(f"Expected crop to be in (0, 1], got {crop}.")
+    return crop
 
 
 def preprocess_faces(pictures, size: int = 64, crop: float = 1.0) -> np.ndarray:
@@ -157,18 +187,21 @@ def preprocess_faces(pictures, size: int = 64, crop: float = 1.0) -> np.ndarray:
     """
     from skimage.transform import resize
 
-    size = positive_int("size", size)
-    if size < 2:
-        raise ValueError(f"Expected size to be at least 2 pixels, got {size}.")
-    crop = float(crop)
-    if not 0.0 < crop <= 1.0:
-        raise ValueError(f"Expected crop to be in (0, 1], got {crop}.")
-    pictures = list(pictures) if not isinstance(pictures, np.ndarray) else pictures
+    if isinstance(pictures, np.ndarray):
+        if pictures.ndim < 3:
+            raise ValueError(f"Expected pictures to be a sequence of images or an N x H x W (x C) array, "
+                             f"got shape {pictures.shape}.")
+    elif isinstance(pictures, (str, bytes)) or not hasattr(pictures, "__iter__"):
+        raise TypeError(f"Expected pictures to be a sequence of images, got {type(pictures).__name__} {pictures!r}.")
+    else:
+        pictures = list(pictures)
+    size = _size_arg(size, len(pictures))
+    crop = _crop_arg(crop)
     out = np.empty((len(pictures), size, size), dtype=np.float32)
     for lo in range(0, len(pictures), _BATCH):
         batch = pictures[lo:lo + _BATCH]
-        squares = [resize(_square(_grey(p), crop), (size, size), anti_aliasing=True, preserve_range=True)
-                   for p in batch]
+        squares = [resize(_square(_grey(p, f"pictures[{lo + i}]"), crop), (size, size), anti_aliasing=True,
+                          preserve_range=True) for i, p in enumerate(batch)]
         out[lo:lo + len(squares)] = normalise_faces(np.stack(squares)) if squares else 0
     return out
 
@@ -192,6 +225,7 @@ def lfw_subset_faces(size: int = 25, mirror: bool = False) -> Faces:
     from skimage.data import lfw_subset
 
     size = positive_int("size", size)
+    mirror = flag("mirror", mirror)
     raw = lfw_subset()[:100]
     images = preprocess_faces(raw, size=size) if size != raw.shape[1] else normalise_faces(raw)
     people = np.array([f"face_{i:03d}" for i in range(len(images))])
@@ -271,10 +305,13 @@ def load_faces(folder: str | os.PathLike, size: int = 64, people=None, crop: flo
         >>> load_faces(d, size=8, cache=False).images.shape
         (1, 8, 8)
     """
-    root = Path(folder)
+    root = folder_path("folder", folder)
     if not root.is_dir():
         raise FileNotFoundError(f"Expected data to be a folder of face images, {str(root)!r} is not a folder.")
     size = positive_int("size", size)
+    crop = _crop_arg(crop)
+    mirror, cache = flag("mirror", mirror), flag("cache", cache)
+    people = _people_arg(people)
     files = _list_images(root)
     if not files:
         raise ValueError(f"Expected data to hold image files ({', '.join(IMAGE_SUFFIXES[:3])}, ...) in {root} "
@@ -286,13 +323,33 @@ def load_faces(folder: str | os.PathLike, size: int = 64, people=None, crop: flo
         if missing:
             raise ValueError(f"Expected people to name subfolders of {root}, got unknown {', '.join(missing)}.")
         files = [(p, f) for p, f in files if _canon(p) in wanted]
-    images, names, skipped = _cached_read(root, files, size, float(crop), cache)
+    size = _size_arg(size, len(files))
+    images, names, skipped = _cached_read(root, files, size, crop, cache)
     if not names:
         raise ValueError(f"Expected data to hold readable images in {root}, got {skipped} unreadable file(s).")
     people_arr = np.array(names)
     if mirror:
         images, people_arr = np.concatenate([images, images[:, :, ::-1]]), np.concatenate([people_arr, people_arr])
     return Faces(images, people_arr, skipped, str(root))
+
+
+def _people_arg(people) -> list[str] | None:
+    """None (everyone), one name, or a non-empty collection of names, as a list of str."""
+    if people is None:
+        return None
+    if isinstance(people, str):
+        return [people]
+    if isinstance(people, np.ndarray):
+        people = people.ravel().tolist()
+    elif isinstance(people, bytes) or not hasattr(people, "__iter__"):
+        raise TypeError(f"Expected people to be a list of names, got {type(people).__name__} {people!r}.")
+    people = list(people)
+    bad = [p for p in people if not isinstance(p, str)]
+    if bad:
+        raise TypeError(f"Expected people to be a list of names (str), got {type(bad[0]).__name__} {bad[0]!r}.")
+    if not people:
+        raise ValueError("Expected people to name at least one person (or None for everyone), got none.")
+    return people
 
 
 def _read_into_memory(files, size: int, crop: float) -> tuple[np.ndarray, list[str], int]:
@@ -302,8 +359,6 @@ def _read_into_memory(files, size: int, crop: float) -> tuple[np.ndarray, list[s
 
 
 def _cached_read(root: Path, files, size: int, crop: float, cache: bool) -> tuple[np.ndarray, list[str], int]:
-    if not 0.0 < crop <= 1.0:
-        raise ValueError(f"Expected crop to be in (0, 1], got {crop}.")
     folder = cache_folder() if cache else None
     if folder is None:
         return _read_into_memory(files, size, crop)

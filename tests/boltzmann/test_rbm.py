@@ -43,7 +43,7 @@ def test_exact_log_z_matches_brute_force(small_rbm, small_binary):
     wide = RBM(n_components=16, n_iter=2, random_state=1).fit(small_binary[:, :6])  # enumerates visibles
     brute = np.logaddexp.reduce(-wide.free_energy(_all_states(6)))
     assert exact_log_partition(wide) == pytest.approx(brute, abs=1e-6)
-    with pytest.raises(ValueError, match="at most 20 hidden"):
+    with pytest.raises(ValueError, match="at most max_units=20 hidden"):
         exact_log_partition(RBM(n_components=25, n_iter=0).fit(np.zeros((2, 30))))
 
 
@@ -220,7 +220,7 @@ def test_errors_name_argument_and_value(small_binary):
         BetaRBM(n_iter=1).fit(small_binary * 2)
     with pytest.raises(ValueError, match="NaN"):
         RBM(n_iter=1).fit(np.full((2, 2), np.nan))
-    with pytest.raises(ValueError, match="'learning_rate' parameter of RBM must be a float in the range"):
+    with pytest.raises(ValueError, match="'learning_rate' parameter of RBM must be a finite float in the range"):
         RBM(learning_rate=-1).fit(small_binary)
     with pytest.raises(ValueError, match="'optimizer' parameter of RBM must be a str among"):
         RBM(optimizer="rmsprop").fit(small_binary)

@@ -85,3 +85,7 @@ def test_option_errors_exit_2(capsys):
         main(["faces", "--mix", "2"])
     assert exc.value.code == 2
     assert "--mix" in capsys.readouterr().err
+
+
+def test_a_size_that_cannot_fit_names_the_option(capsys, tmp_path):
+    _fails(capsys, ["--size", "99999999", "--output", str(tmp_path / "o")], "--size 99999999", "would need")
