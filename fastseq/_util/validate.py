@@ -138,13 +138,7 @@ def file_path(name: str, value):
 
 def folder_path(name: str, value):
     """A folder path (str or os.PathLike, not empty) as a ``pathlib.Path``; existence is the caller's check."""
-    import os
-    from pathlib import Path
-
-    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
-        raise TypeError(f"Expected {name} to be a folder path (str or os.PathLike), got {type(value).__name__} "
-                        f"{value!r}.")
-    return Path(value)
+    return path_arg(name, value, "a folder path")
 
 
 def instance_of(name: str, value, cls: type, what: str | None = None):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastseq._util.validate import one_of, path_arg
+from fastseq._util.validate import folder_path, one_of
 from fastseq.bptt import _store_files as files
 
 __all__ = ["SequenceStoreWriter"]
@@ -58,7 +58,7 @@ class SequenceStoreWriter:
 
     def __init__(self, path: str | os.PathLike, mode: str = "a", *, dtype=None) -> None:
         one_of("mode", mode, ("w", "a"))
-        self.folder = path_arg("path", path, "a folder path")
+        self.folder = folder_path("path", path)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._stack = contextlib.ExitStack()
         self._stack.enter_context(files.writer_lock(self.folder))
