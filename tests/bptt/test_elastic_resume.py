@@ -70,7 +70,10 @@ def worker(rank, world, folder, stop_at):
         pass
     finally:
         torch.save({"seen": torch.cat(model.seen)}, f"{folder}/seen-{world}-{rank}.pt")
-        dist.destroy_process_group()
+        try:  # leave together: a rank that exits while gloo still talks to it can abort the others
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def _seen(folder, world, ranks):
