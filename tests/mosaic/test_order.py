@@ -258,3 +258,14 @@ def test_segment_corner_rows_kernel_equals_twin(row_corner, penalty, twins):
     order = np.arange(z.shape[0], dtype=np.intp)
     twins(lambda zz, o: nb.segment(o, np.zeros((0, 0)), zz, penalty, 4).tolist(),
           lambda zz, o: py.segment(zz, o, penalty, 4), z, order)
+
+
+def test_standardize_takes_bool_rows_as_numbers_and_returns_the_dtype_asked_for():
+    rng = np.random.default_rng(0)
+    bits = rng.random((5, 12)) < 0.5
+    out = standardize(bits)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, standardize(bits.astype(np.float64)))
+    wide = standardize(bits, dtype=np.float64)
+    assert wide.dtype == np.float64
+    np.testing.assert_allclose(wide @ wide.T, np.corrcoef(bits.astype(np.float64)), atol=1e-12)
