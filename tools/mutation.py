@@ -130,13 +130,13 @@ def run_mutmut(name, spec, args) -> dict:
         status = status_by_exit_code[codes.get(key)]
         if status in ("killed", "timeout", "segfault"):
             result["killed"] += 1
-        elif status == "survived":
+        elif status in ("survived", "suspicious"):  # suspicious: mutmut saw an abnormally slow run
             diff = subprocess.run([sys.executable, "-m", "mutmut", "show", key], cwd=root, env=env,
                                   capture_output=True, text=True).stdout
             lines = [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
             if recheck_killed(root, key, sources, tests + extra, args):
                 result["killed"] += 1
-                result["rechecked"].append({"mutant": key, "diff": lines})
+                result["rechecked"].append({"mutant": key, "status": status, "diff": lines})
             else:
                 result["survivors"].append({"mutant": key, "diff": lines})
         else:
