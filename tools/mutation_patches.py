@@ -40,8 +40,10 @@ GATHER_CPP = [
 
 # Numba Gibbs chain: the documented (v_k, h_{k-1}) return and the number of steps.
 SAMPLING_NB = [
+    # (The kernel's loop bound is not mutated: with the `step + 1 < k` guard an extra pass only
+    # redraws v from the same h_{k-1}, which leaves the distribution of (v_k, h_{k-1}) unchanged.)
     ("gibbs chain: one extra step (CD-1 becomes CD-2)", "fastseq/boltzmann/_sampling_nb.py",
-     "    for step in range(k):\n        _sample_units(vis_kind", "    for step in range(k + 1):\n        _sample_units(vis_kind"),
+     "int(k), int(vis_kind)", "int(k) + 1, int(vis_kind)"),
     ("gibbs chain: returns h_k instead of h_{k-1}", "fastseq/boltzmann/_sampling_nb.py",
      "        if step + 1 < k:\n", "        if step < k:\n"),
     ("gibbs chain: visible bias dropped", "fastseq/boltzmann/_sampling_nb.py",
@@ -51,6 +53,8 @@ SAMPLING_NB = [
 
 # Numba whole-epoch CD kernel: the gradient signs and scales, momentum, the persistent chain.
 CD_NB = [
+    ("cd epoch: one extra Gibbs step (CD-1 becomes CD-2)", "fastseq/boltzmann/_cd_nb.py",
+     "_gibbs_chain_kernel(gens, hk, w, b, c, k, vis_kind", "_gibbs_chain_kernel(gens, hk, w, b, c, k + 1, vis_kind"),
     ("cd epoch: positive phase not divided by the batch", "fastseq/boltzmann/_cd_nb.py",
      "_sigmoid_rows(pre0, c, sh[:n], -1.0 / n)", "_sigmoid_rows(pre0, c, sh[:n], -1.0)"),
     ("cd epoch: visible-bias gradient sign flipped", "fastseq/boltzmann/_cd_nb.py",

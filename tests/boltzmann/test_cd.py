@@ -90,3 +90,17 @@ def test_rrbm_fused_path_keeps_samples_in_the_unit_interval():
     assert np.all(np.isfinite(m.components_))
     s = m.sample(4, n_steps=5, return_means=False)
     assert np.all((s >= 0) & (s <= 1))
+
+
+@pytest.mark.parametrize("kernel,make_rng", [(_cd_nb.cd_epoch, nbs.make_streams), (_cd_py.cd_epoch, np.random.default_rng)])
+def test_persistent_chain_advances_with_the_parameters_before_the_update(kernel, make_rng):
+    # one visible and one hidden unit, every draw certain: data v = 1 gives E[h|v] = 1, the chain
+    # (h = 0) gives v = 0 and E[h|v] = 0, so the hidden bias gradient is -1 and lr = 100 moves c
+    # from -50 to +50. Drawn with the old c the chain stays at h = 0; with the new c it would be 1.
+    w, b, c = np.array([[100.0]]), np.array([-50.0]), np.array([-50.0])
+    bufs = [np.zeros_like(w), np.zeros_like(b), np.zeros_like(c)]
+    chain = np.zeros((1, 1))
+    kernel(np.ones((1, 1)), np.zeros(1, np.int64), 1, w, b, c, *bufs, chain, 1, True, 100.0, 0.0, 0.0,
+           nbs.BERNOULLI, nbs.BERNOULLI, np.ones(1), np.ones(1), make_rng(0))
+    np.testing.assert_allclose(c, [50.0])  # the update happened as computed above
+    np.testing.assert_array_equal(chain, [[0.0]])
