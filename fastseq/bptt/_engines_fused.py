@@ -61,8 +61,14 @@ def _blas_libs() -> list:
 
 @contextmanager
 def _blas_threads():
-    """Run scipy's BLAS (what Numba's ``np.dot`` calls) with PyTorch's thread count, then restore it."""
-    want = torch.get_num_threads()
+    """Run scipy's BLAS (what Numba's ``np.dot`` calls) on one thread, then restore its setting.
+
+    The kernels' products are per step (``W x H`` by ``H x 3H``): too small to gain from
+    threads, and a second BLAS pool beside PyTorch's OpenMP pool fights it for the cores.
+    With BLAS at PyTorch's 2 threads on 2 cores the fused engine ran at 0.4x its one-thread
+    speed (bench/compare_batching.py --threads 2); on one thread it keeps its speed.
+    """
+    want = 1
     saved = [(lib, lib.num_threads) for lib in _blas_libs()]
     for lib, n in saved:
         if n != want:

@@ -349,3 +349,21 @@ def test_torch_op_path_used_on_cuda_matches_the_kernels(name, monkeypatch):
     got = run()
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_kernels_run_blas_on_one_thread_and_restore_it():
+    # a second multi-threaded BLAS pool beside PyTorch's fought it for the cores (0.4x at 2 threads)
+    from fastseq.bptt import _engines_fused as ef
+
+    libs = ef._blas_libs()
+    if not libs:
+        pytest.skip("threadpoolctl finds no BLAS library to pin")
+    before = [lib.num_threads for lib in libs]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with ef._blas_threads():
+            assert [lib.num_threads for lib in libs] == [1] * len(libs)
+    finally:
+        torch.set_num_threads(threads)
+    assert [lib.num_threads for lib in libs] == before
