@@ -253,3 +253,15 @@ def test_importing_fastseq_changes_no_threading_setting():
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True)
     before, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == after
+
+
+def test_beta_params_of_float32_means_are_computed_in_float64_like_the_kernel():
+    # near the clamp, 1 - m in float32 keeps only a few digits: the shapes would be off by %
+    mean = np.array([1e-7, 1e-6, 0.3, 1 - 2e-6, 1 - 1e-6, 1.0], dtype=np.float32)
+    sigma = np.float32(1e-4)
+    a32, b32 = ref.beta_params(mean, sigma)
+    a64, b64 = ref.beta_params(mean.astype(np.float64), np.float64(sigma))
+    np.testing.assert_allclose(a32, a64, rtol=1e-12)
+    np.testing.assert_allclose(b32, b64, rtol=1e-12)
+    kernel = np.array([nbs.beta_params(float(m), float(sigma)) for m in mean])
+    np.testing.assert_allclose(np.stack([a32, b32], 1), kernel, rtol=1e-12)
