@@ -104,3 +104,17 @@ def test_persistent_chain_advances_with_the_parameters_before_the_update(kernel,
            nbs.BERNOULLI, nbs.BERNOULLI, np.ones(1), np.ones(1), make_rng(0))
     np.testing.assert_allclose(c, [50.0])  # the update happened as computed above
     np.testing.assert_array_equal(chain, [[0.0]])
+
+
+@pytest.mark.parametrize("kernel,make_rng", [(_cd_nb.cd_epoch, nbs.make_streams), (_cd_py.cd_epoch, np.random.default_rng)])
+@pytest.mark.parametrize("k", [1, 2])
+def test_cd_k_runs_exactly_k_gibbs_steps(kernel, make_rng, k):
+    # every draw certain: from the chain's h = 0 the first step gives v = 0, the hidden unit then
+    # turns on (c = +50) and the second step gives v = 1. So v_neg is 0 for CD-1 and 1 for CD-2,
+    # and the visible bias moves by -lr * (v_neg - v_data) with v_data = 1.
+    w, b, c = np.array([[100.0]]), np.array([-50.0]), np.array([50.0])
+    bufs = [np.zeros_like(w), np.zeros_like(b), np.zeros_like(c)]
+    kernel(np.ones((1, 1)), np.zeros(1, np.int64), 1, w, b, c, *bufs, np.zeros((1, 1)), k, True, 0.01, 0.0, 0.0,
+           nbs.BERNOULLI, nbs.BERNOULLI, np.ones(1), np.ones(1), make_rng(0))
+    v_neg = {1: 0.0, 2: 1.0}[k]
+    np.testing.assert_allclose(b, [-50.0 - 0.01 * (v_neg - 1.0)], rtol=0, atol=1e-12)
