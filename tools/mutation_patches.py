@@ -74,6 +74,8 @@ CD_NB = [
 ORDER_NB = [
     ("greedy: ties go to the highest index", "fastseq/mosaic/_order_nb.py",
      "if not used[k] and row[k] > val:", "if not used[k] and row[k] >= val:"),
+    # Equivalent today (it survives): _local_search skips every move whose gain is <= EPS, so a
+    # zero-gain 2-opt move found here is never made. Kept in case that caller's guard changes.
     ("2-opt: a move with zero gain is taken", "fastseq/mosaic/_order_nb.py",
      "    best, blo, bhi = EPS, -1, -1\n    for k in range(cand.shape[0]):\n        c_ = cand[k]\n        if c_ < 0 or c_ == a:\n            continue\n        j = pos[c_]\n        # a's successor",
      "    best, blo, bhi = -EPS, -1, -1\n    for k in range(cand.shape[0]):\n        c_ = cand[k]\n        if c_ < 0 or c_ == a:\n            continue\n        j = pos[c_]\n        # a's successor"),
