@@ -15,12 +15,21 @@ import torch
 from torch import nn
 
 from fastseq._util.atomic import atomic_path
-from fastseq._util.validate import positive_int
+from fastseq._util.memory import check_fits
+from fastseq._util.validate import positive_int, seed_arg
 
 __all__ = ["ConvAutoencoder", "ConvConfig", "default_config", "load_autoencoder"]
 
 _FORMAT = "fastseq-conv-1"
 _ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
+
+
+def _ints(name: str, value) -> tuple:
+    """A sequence of layer settings (list, tuple or 1-D array), not a string or a scalar."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or getattr(value, "ndim", 1) != 1:
+        raise TypeError(f"Expected {name} to be a sequence with one integer per layer, got {type(value).__name__} "
+                        f"{value!r}.")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
@@ -52,16 +61,17 @@ class ConvConfig:
     def __post_init__(self) -> None:
         positive_int("size", self.size)
         positive_int("in_channels", self.in_channels)
-        object.__setattr__(self, "channels", tuple(positive_int("channels", c) for c in self.channels))
-        object.__setattr__(self, "strides", tuple(positive_int("strides", s) for s in self.strides))
+        object.__setattr__(self, "channels", tuple(positive_int("channels", c) for c in _ints("channels", self.channels)))
+        object.__setattr__(self, "strides", tuple(positive_int("strides", s) for s in _ints("strides", self.strides)))
         if not self.channels or len(self.channels) != len(self.strides):
             raise ValueError(f"Expected channels and strides of one length >= 1, got {len(self.channels)} "
                              f"channels and {len(self.strides)} strides.")
-        kernels = self.kernels or tuple(4 if s == 2 else max(3, s) for s in self.strides)
+        kernels = (tuple(4 if s == 2 else max(3, s) for s in self.strides) if self.kernels is None
+                   else _ints("kernels", self.kernels))
         object.__setattr__(self, "kernels", tuple(positive_int("kernels", k) for k in kernels))
         if len(self.kernels) != len(self.strides):
-            raise ValueError(f"Expected one kernel per layer ({len(self.strides)}), got {len(self.kernels)}.")
-        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"Expected kernels to have one entry per layer ({len(self.strides)}), got {len(self.kernels)}.")
+        if not isinstance(self.activation, str) or self.activation not in _ACTIVATIONS:
             raise ValueError(f"Expected activation in {sorted(_ACTIVATIONS)}, got {self.activation!r}.")
         self.shapes()  # raises if size is too small for the network's depth
 
@@ -157,8 +167,18 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self, config: ConvConfig | int, seed: int | None = 0) -> None:
         super().__init__()
-        self.config = default_config(config) if isinstance(config, int) else config
+        if isinstance(config, (int, np.integer)) and not isinstance(config, bool):
+            try:
+                config = default_config(int(config))
+            except ValueError as exc:
+                raise ValueError(f"Expected config to be a ConvConfig or a usable image size: {exc}") from None
+        elif not isinstance(config, ConvConfig):
+            raise TypeError(f"Expected config to be a ConvConfig or an image size, got {type(config).__name__}.")
+        seed = seed_arg("seed", seed)
+        self.config = config
         cfg, shapes = self.config, self.config.shapes()
+        weights = sum(shapes[i][0] * shapes[i + 1][0] * cfg.kernels[i] ** 2 for i in range(cfg.depth))
+        check_fits(f"ConvAutoencoder with channels={cfg.channels} and kernels={cfg.kernels}", 2 * 4 * weights)
         with torch.random.fork_rng(devices=[]):
             if seed is not None:
                 torch.manual_seed(seed)

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseq._util.validate import positive_int
+from fastseq._util.validate import bounded_int, flag, positive_int, real_array
 
 __all__ = ["mean_squared_error", "pca_reconstruction_error", "two_sample_accuracy"]
+
+
+def _finite(name: str, value, allow_empty: bool = False) -> np.ndarray:
+    arr = real_array(name, value, allow_empty=allow_empty).astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"Expected {name} to hold finite numbers, got NaN or infinity.")
+    return arr
+
+
+def _rows(name: str, value) -> np.ndarray:
+    """``N x ...`` finite rows, flattened to ``N x D`` with N, D >= 1."""
+    arr = _finite(name, value, allow_empty=True)
+    if arr.ndim < 2 or arr.size == 0:
+        raise ValueError(f"Expected {name} to be N x ... rows with N, D >= 1, got shape {arr.shape}.")
+    return arr.reshape(len(arr), -1)
 
 
 def mean_squared_error(a, b) -> float:
@@ -16,9 +31,12 @@ def mean_squared_error(a, b) -> float:
         >>> mean_squared_error(np.zeros((2, 3)), np.ones((2, 3)))
         1.0
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a = _finite("a", a, allow_empty=True)
+    b = _finite("b", b, allow_empty=True)
     if a.shape != b.shape:
-        raise ValueError(f"Expected arrays of one shape, got {a.shape} and {b.shape}.")
+        raise ValueError(f"Expected a and b to have one shape, got {a.shape} and {b.shape}.")
+    if a.size == 0:
+        raise ValueError(f"Expected a and b to be non-empty, got shape {a.shape}.")
     return float(np.mean((a - b) ** 2))
 
 
@@ -40,8 +58,10 @@ def pca_reconstruction_error(train, test, n_components: int) -> tuple[float, int
         >>> bool(err < 1e-20), k
         (True, 2)
     """
-    xtr = np.asarray(train, dtype=np.float64).reshape(len(train), -1)
-    xte = np.asarray(test, dtype=np.float64).reshape(len(test), -1)
+    xtr = _rows("train", train)
+    xte = _rows("test", test)
+    if xte.shape[1] != xtr.shape[1]:
+        raise ValueError(f"Expected test rows of train's {xtr.shape[1]} features, got {xte.shape[1]}.")
     k = min(positive_int("n_components", n_components), *xtr.shape)
     mean = xtr.mean(0)
     _, _, vt = np.linalg.svd(xtr - mean, full_matrices=False)
@@ -72,14 +92,15 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadrati
     except ImportError:  # an OSError, so the command line reports it in one line
         raise OSError("Expected scikit-learn for the two-sample test, got none (pip install 'fastseq[faces]').") from None
 
-    a = np.asarray(real, dtype=np.float64)
-    b = np.asarray(generated, dtype=np.float64)
+    a = _finite("real", real, allow_empty=True)
+    b = _finite("generated", generated, allow_empty=True)
+    seed, quadratic = bounded_int("seed", seed, 0, 2**32 - 1), flag("quadratic", quadratic)  # scikit-learn's range
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"Expected real and generated to be N x D with one D, got {a.shape} and {b.shape}.")
     n = min(len(a), len(b))
     folds = positive_int("folds", folds)
     if n < folds:
-        raise ValueError(f"Expected at least {folds} rows of each kind for {folds}-fold cross-validation, got {n}.")
+        raise ValueError(f"Expected folds to be at most the rows of each kind ({n}) for cross-validation, got {folds}.")
     x = np.concatenate([a[:n], b[:n]])
     if quadratic:
         x = np.concatenate([x, (x - x.mean(0)) ** 2], axis=1)

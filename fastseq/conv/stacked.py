@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from fastseq._util.validate import positive_int
+from fastseq._util.validate import finite_float, one_of, positive_int
 from fastseq.conv.model import ConvAutoencoder
 
 __all__ = ["CodeModel", "CodeScaler", "StackedModel"]
@@ -53,9 +53,8 @@ class CodeScaler:
     """
 
     def __init__(self, kind: str = "unit", margin: float = 0.05) -> None:
-        if kind not in ("unit", "standard"):
-            raise ValueError(f"Expected kind to be 'unit' or 'standard', got {kind!r}.")
-        if not 0.0 <= float(margin) < 1.0:
+        one_of("kind", kind, ("unit", "standard"))
+        if not finite_float("margin", margin, 0.0, 1.0) < 1.0:
             raise ValueError(f"Expected margin to be in [0, 1), got {margin!r}.")
         self.kind, self.margin = kind, float(margin)
 
