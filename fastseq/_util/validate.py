@@ -93,6 +93,14 @@ def real_array(name: str, value, ndim: tuple[int, ...] | None = None, allow_empt
     return arr
 
 
+def finite_array(name: str, value, allow_empty: bool = False) -> np.ndarray:
+    """:func:`real_array` as float64 (a copy), refused if it holds NaN or infinity."""
+    arr = real_array(name, value, allow_empty=allow_empty).astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"Expected {name} to hold finite numbers, got NaN or infinity.")
+    return arr
+
+
 def bounded_int(name: str, value, low: int = 1, high: int | None = None) -> int:
     """Return value as int, or raise if it is not an integer in [low, high]."""
     want = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"

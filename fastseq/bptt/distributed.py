@@ -64,9 +64,7 @@ def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: in
 
 def all_reduce_gradients(params: list[torch.Tensor]) -> None:
     """Sum the gradients of ``params`` over all processes (missing gradients count as zero)."""
-    if isinstance(params, torch.Tensor) or not isinstance(params, (list, tuple)):
-        params = _tensors("params", params)
-    elif not all(isinstance(p, torch.Tensor) for p in params):
+    if not (isinstance(params, (list, tuple)) and all(isinstance(p, torch.Tensor) for p in params)):
         params = _tensors("params", params)
     if not params:
         return

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastseq._util.validate import bounded_int, flag, positive_int, real_array
+from fastseq._util.validate import bounded_int, finite_array, flag, positive_int
 
 __all__ = ["mean_squared_error", "pca_reconstruction_error", "two_sample_accuracy"]
 
 
-def _finite(name: str, value, allow_empty: bool = False) -> np.ndarray:
-    arr = real_array(name, value, allow_empty=allow_empty).astype(np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"Expected {name} to hold finite numbers, got NaN or infinity.")
-    return arr
-
-
 def _rows(name: str, value) -> np.ndarray:
     """``N x ...`` finite rows, flattened to ``N x D`` with N, D >= 1."""
-    arr = _finite(name, value, allow_empty=True)
+    arr = finite_array(name, value, allow_empty=True)
     if arr.ndim < 2 or arr.size == 0:
         raise ValueError(f"Expected {name} to be N x ... rows with N, D >= 1, got shape {arr.shape}.")
     return arr.reshape(len(arr), -1)
@@ -31,8 +24,8 @@ def mean_squared_error(a, b) -> float:
         >>> mean_squared_error(np.zeros((2, 3)), np.ones((2, 3)))
         1.0
     """
-    a = _finite("a", a, allow_empty=True)
-    b = _finite("b", b, allow_empty=True)
+    a = finite_array("a", a, allow_empty=True)
+    b = finite_array("b", b, allow_empty=True)
     if a.shape != b.shape:
         raise ValueError(f"Expected a and b to have one shape, got {a.shape} and {b.shape}.")
     if a.size == 0:
@@ -92,8 +85,8 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadrati
     except ImportError:  # an OSError, so the command line reports it in one line
         raise OSError("Expected scikit-learn for the two-sample test, got none (pip install 'fastseq[faces]').") from None
 
-    a = _finite("real", real, allow_empty=True)
-    b = _finite("generated", generated, allow_empty=True)
+    a = finite_array("real", real, allow_empty=True)
+    b = finite_array("generated", generated, allow_empty=True)
     seed, quadratic = bounded_int("seed", seed, 0, 2**32 - 1), flag("quadratic", quadratic)  # scikit-learn's range
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"Expected real and generated to be N x D with one D, got {a.shape} and {b.shape}.")

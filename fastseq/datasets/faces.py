@@ -20,7 +20,7 @@ import numpy as np
 
 from fastseq._util.atomic import atomic_path
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import finite_float, flag, folder_path, positive_int, real_array
+from fastseq._util.validate import finite_array, finite_float, flag, folder_path, positive_int, real_array
 
 __all__ = ["Faces", "cache_folder", "lfw_subset_faces", "load_faces", "normalise_faces", "preprocess_faces"]
 
@@ -102,9 +102,7 @@ def normalise_faces(images) -> np.ndarray:
         raise ValueError(f"Expected images to be N x H x W with H, W >= 1, got shape {x.shape}.")
     if x.shape[0] == 0:
         return np.zeros(x.shape, dtype=np.float32)
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise ValueError("Expected images to hold finite numbers, got NaN or infinity.")
+    x = finite_array("images", x)
     mean = x.mean(axis=(1, 2), keepdims=True)
     sd = x.std(axis=(1, 2), keepdims=True)
     out = np.where(sd > 0, (x - mean) * (SD / np.where(sd > 0, sd, 1.0)), 0.0)
