@@ -10,7 +10,7 @@ batches (their speed does not change along an epoch); fastseq and the ideal
 time whole epochs / all their windows, fastseq's epoch end (drain) included.
 
 Run:
-    flock /tmp/fastseq-bench.lock python bench/compare_batching.py [--quick] [--threads 1,2] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--json out.json]
 """
 from __future__ import annotations
 
@@ -141,10 +141,10 @@ def targets(w: dict) -> list[dict]:
     out = [(label, _rate(w[name], a) / _rate(w[name], b), goal) for label, name, a, b, goal in TARGETS if name in w]
     if not out:
         return []
-    print(f"\n## Targets ({next(iter(w.values()))['threads']} thread(s))")
+    threads = next(iter(w.values()))["threads"]
+    print(f"\n## Targets ({threads} thread(s))")
     print("| ratio | measured | target | met |")
     print("|---|---:|---:|:---:|")
-    threads = next(iter(w.values()))["threads"]
     rows = []
     for label, value, goal in out:
         met = None if goal is None else bool(value >= goal)
