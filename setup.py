@@ -54,6 +54,7 @@ setup(
                 "fastseq.bptt._schedule_cy",
                 ["fastseq/bptt/_schedule_cy.pyx", "csrc/schedule.cpp", "csrc/gather.cpp"],
             ),
+            _extension("fastseq.bptt._gemm_cy", ["fastseq/bptt/_gemm_cy.pyx", "csrc/gemm.cpp"]),
         ]
     )
 )

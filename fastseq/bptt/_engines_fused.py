@@ -7,18 +7,23 @@ accumulate the hidden weights' gradient step by step. Here each layer is one
 - the input projections of all ``K * W`` rows are one matrix product (autograd's
   ``F.linear``, whose backward gives the input-weight and input gradients, again as
   whole-window products);
-- the steps run in one compiled call (:mod:`fastseq.bptt._fused_nb`): per step one
-  BLAS product with the hidden weights and one fused loop over the gates, the reset
-  folded in as the choice of each slot's previous state (seed or carried);
-- the backward runs through time in one compiled call, and the hidden weights'
-  gradient is one product over all ``K * W`` rows.
+- the steps run in compiled calls (:mod:`fastseq.bptt._fused_nb`): the window's slots
+  in fixed blocks of 32, each block through all K steps with one BLAS product per
+  step and one fused loop over the gates, the reset folded in as the choice of each
+  slot's previous state (seed or carried). Blocks are independent, so they run on
+  the threads ``torch.get_num_threads()`` allows with no barrier per step
+  (:mod:`fastseq.bptt._slot_threads`); the result does not depend on the count;
+- the backward runs through time the same way, and the hidden weights' gradient is
+  one product over all ``K * W`` rows (PyTorch's, on its threads: its rounding may
+  depend on the thread count, as any PyTorch product's does).
 
 On CUDA the same steps run as torch ops (:mod:`fastseq.bptt._fused_py`); the packed
 engine (one cuDNN call per window) stays the CUDA default.
 
-Numba's ``np.dot`` calls scipy's OpenBLAS, whose own thread pool (all cores by
-default) fights PyTorch's on small products: each call runs it with PyTorch's
-intra-op thread count and restores the pool's setting afterwards.
+The per-step products call MKL (from PyTorch's wheel) pinned to one thread per
+calling thread, or scipy's BLAS where MKL is not there (:mod:`fastseq.bptt._blas_nb`);
+scipy's pool is process-wide, so each call then runs it on one thread and restores
+its setting afterwards.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastseq.bptt import _fused_py
+from fastseq.bptt import _fused_py, _products
 
 __all__ = ["run_fused", "fused_unsupported"]
 
@@ -61,13 +66,18 @@ def _blas_libs() -> list:
 
 @contextmanager
 def _blas_threads():
-    """Run scipy's BLAS (what Numba's ``np.dot`` calls) on one thread, then restore its setting.
+    """Run scipy's BLAS on one thread, then restore its setting (when the kernels use it).
 
     The kernels' products are per step (``W x H`` by ``H x 3H``): too small to gain from
     threads, and a second BLAS pool beside PyTorch's OpenMP pool fights it for the cores.
     With BLAS at PyTorch's 2 threads on 2 cores the fused engine ran at 0.4x its one-thread
     speed (bench/compare_batching.py --threads 2); on one thread it keeps its speed.
     """
+    from fastseq.bptt._blas_nb import gemm
+
+    if "scipy" not in gemm().source:  # fastseq's kernel, or MKL pinned per thread by the runner
+        yield
+        return
     want = 1
     saved = [(lib, lib.num_threads) for lib in _blas_libs()]
     for lib, n in saved:
@@ -154,7 +164,10 @@ class _FusedLayer(torch.autograd.Function):
                                      arr(dgi), arr(dh0), arr(dseed_h))
         flat = dgh.view(k_steps * width, -1)
         need = ctx.needs_input_grad
-        d_w = flat.t().mm(hprev.view(k_steps * width, hid)) if need[3] else None
+        d_w = None
+        if need[3]:
+            rows = hprev.view(k_steps * width, hid)
+            d_w = _products.matmul(flat.t(), rows) if _products.usable(flat) else flat.t().mm(rows)
         d_b = flat.sum(0) if ctx.has_bias and need[4] else None
         d_seed_h = dseed_h.view(1, hid) if need[7] else None
         d_seed_c = dseed_c.view(1, hid) if dseed_c is not None and need[8] else None
@@ -178,7 +191,7 @@ def run_fused(rnn, x: Tensor, reset: Tensor, valid: Tensor | None, carried, seed
         b_ih, b_hh = (getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)) if rnn.bias else (None, None)
         if layer and rnn.dropout and rnn.training:
             seq = F.dropout(seq, rnn.dropout, True)
-        gi = F.linear(seq, w_ih, b_ih)
+        gi = _products.linear(seq, w_ih, b_ih)
         c0, s_c = (carried[1][layer], seeds[1][layer]) if lstm else (None, None)
         out = _FusedLayer.apply(mode, reset, gi, w_hh, b_hh, carried[0][layer], c0, seeds[0][layer], s_c)
         if lstm:

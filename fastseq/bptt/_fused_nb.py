@@ -3,8 +3,9 @@
 Each kernel runs one layer over one ``K x W`` window (K steps, W slots, H hidden units,
 G gates per unit: GRU 3, LSTM 4, RNN 1). The input projections ``gi = x W_ih^T + b_ih``
 come in precomputed for the whole window (one matrix product by the caller), so a
-step is one BLAS product ``h W_hh^T`` (Numba's ``np.dot`` calls scipy's BLAS) and one
-fused loop over the gates. The reset folds in as the choice of each slot's previous
+step is one product ``h W_hh^T`` (a ``?gemm`` called by address on the block's rows, see
+:mod:`fastseq.bptt._blas_nb`) and one fused loop over the gates. Slots run in fixed
+blocks, each through all K steps (see below), so blocks can run on several threads. The reset folds in as the choice of each slot's previous
 state: ``seed`` where ``reset[k, b]``, else the slot's state after step ``k - 1``.
 
 The forward saves what the backward needs (previous states and activated gates); the
@@ -29,6 +30,9 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
+
+from fastseq.bptt._blas_nb import gemm, matmul_rows
+from fastseq.bptt._slot_threads import run_blocks
 
 __all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward"]
 
@@ -122,9 +126,9 @@ def _tanh_impl(x):
 
 
 @njit(inline="always")
-def _previous(k, h, seed, reset, prev):
-    """prev[b] = seed if reset[k, b] else h[b] (the reset folded into the step's input state)."""
-    for b in range(prev.shape[0]):
+def _previous_rows(k, h, seed, reset, prev, lo, hi):
+    """prev[b] = seed if reset[k, b] else h[b], for slots lo <= b < hi (all three indexed by slot)."""
+    for b in range(lo, hi):
         src = seed if reset[k, b] else h[b]
         dst = prev[b]
         for j in range(prev.shape[1]):
@@ -132,11 +136,11 @@ def _previous(k, h, seed, reset, prev):
 
 
 @njit(inline="always")
-def _pass_back(k, dprev, reset, dh, dseed):
-    """Route the previous state's gradient: to the seed where the slot reset, else to step k - 1."""
-    for b in range(dprev.shape[0]):
-        src, dst = dprev[b], dh[b]
-        if reset[k, b]:
+def _pass_back_rows(k, dprev, reset, dh, dseed, lo):
+    """:func:`_pass_back` for a block: row i of ``dprev``/``dh`` is slot ``lo + i``."""
+    for i in range(dprev.shape[0]):
+        src, dst = dprev[i], dh[i]
+        if reset[k, lo + i]:
             for j in range(dprev.shape[1]):
                 dseed[j] += src[j]
             for j in range(dprev.shape[1]):
@@ -146,183 +150,319 @@ def _pass_back(k, dprev, reset, dh, dseed):
                 dst[j] = src[j]
 
 
+@njit(inline="always")
+def _previous(k, h, seed, reset, prev):
+    """prev[b] = seed if reset[k, b] else h[b] (the reset folded into the step's input state)."""
+    _previous_rows(k, h, seed, reset, prev, 0, prev.shape[0])
+
+
+@njit(inline="always")
+def _pass_back(k, dprev, reset, dh, dseed):
+    """Route the previous state's gradient: to the seed where the slot reset, else to step k - 1."""
+    _pass_back_rows(k, dprev, reset, dh, dseed, 0)
+
+
+@njit(inline="always")
+def _scratch(dtype):
+    scal = np.zeros(2, dtype)
+    scal[0] = 1.0
+    return np.empty(7, np.int32), scal
+
+
+@njit(inline="always")
+def _rows(a, k, lo):
+    """Address of row ``lo`` of step ``k`` of a C-contiguous ``K x W x n`` array."""
+    return a.ctypes.data + (k * a.shape[1] + lo) * a.shape[2] * a.itemsize
+
+
 # Each loop over j below writes one array and reads others: LLVM vectorises such loops
 # after a few run-time overlap checks, but gives up on a loop that writes several arrays
 # or reads and writes one array at two offsets (measured 7x slower), hence the many
 # short loops and the gates kept as separate arrays.
+#
+# Every kernel runs the slot blocks j0 <= j < j1 (block j: slots j * block to
+# min((j + 1) * block, W)), each through all K steps: a slot's recurrence reads only its
+# own previous state, so blocks are independent and callers may run disjoint block
+# ranges on several threads at once. Per step one product of the block's rows with the
+# hidden weights (fn: the ?gemm address, see fastseq.bptt._blas_nb).
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-def gru_forward(gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
+def gru_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
     """GRU over a window. gi ``K x W x 3H``; w_hh_t ``H x 3H``; b_hh ``3H``; h0 ``W x H``;
     seed ``H``; reset ``K x W``. Writes hs, hprev ``K x W x H`` and gates, a tuple of four
     ``K x W x H`` arrays: r, z, n and the hidden part of n's pre-activation."""
     n_steps, width, g3 = gi.shape
     hid = g3 // 3
-    gh = np.empty((width, g3), gi.dtype)
+    gh = np.empty((block, g3), gi.dtype)
+    scratch, scal = _scratch(gi.dtype)
     gr, gz, gn, ghn = gates
-    h = h0
-    for k in range(n_steps):
-        _previous(k, h, seed, reset, hprev[k])
-        np.dot(hprev[k], w_hh_t, gh)
-        for b in range(width):
-            x, y, hp, out = gi[k, b], gh[b], hprev[k, b], hs[k, b]
-            r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
-            for j in range(hid):
-                r[j] = _sigmoid(x[j] + y[j] + b_hh[j])
-            for j in range(hid):
-                z[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
-            for j in range(hid):
-                hn[j] = y[2 * hid + j] + b_hh[2 * hid + j]
-            for j in range(hid):
-                n[j] = _tanh(x[2 * hid + j] + r[j] * hn[j])
-            for j in range(hid):
-                out[j] = n[j] + z[j] * (hp[j] - n[j])
-        h = hs[k]
+    for blk in range(j0, j1):
+        lo = blk * block
+        hi = min(lo + block, width)
+        h = h0
+        for k in range(n_steps):
+            _previous_rows(k, h, seed, reset, hprev[k], lo, hi)
+            matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hid, w_hh_t.ctypes.data, g3, gh.ctypes.data, g3,
+                        hi - lo, g3, hid)
+            for b in range(lo, hi):
+                x, y, hp, out = gi[k, b], gh[b - lo], hprev[k, b], hs[k, b]
+                r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
+                for j in range(hid):
+                    r[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+                for j in range(hid):
+                    z[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+                for j in range(hid):
+                    hn[j] = y[2 * hid + j] + b_hh[2 * hid + j]
+                for j in range(hid):
+                    n[j] = _tanh(x[2 * hid + j] + r[j] * hn[j])
+                for j in range(hid):
+                    out[j] = n[j] + z[j] * (hp[j] - n[j])
+            h = hs[k]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
-    """Backward of :func:`gru_forward`. dhs ``K x W x H`` (gradient of the outputs); w_hh
-    ``3H x H``. Writes dgi, dgh ``K x W x 3H`` (gradients of the input and hidden
-    pre-activations), dh0 ``W x H`` and adds into dseed ``H``."""
+def gru_backward_blocks(fn, j0, j1, block, dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
+    """Backward of :func:`gru_forward_blocks`. dhs ``K x W x H`` (gradient of the outputs);
+    w_hh ``3H x H``. Writes dgi, dgh ``K x W x 3H`` (gradients of the input and hidden
+    pre-activations), dh0 ``W x H`` and adds into dseed ``n_blocks x H`` (one row a block)."""
     n_steps, width, hid = dhs.shape
-    dh = np.zeros((width, hid), dhs.dtype)
-    dprev = np.empty((width, hid), dhs.dtype)
+    g3 = 3 * hid
+    dh = np.empty((block, hid), dhs.dtype)
+    dprev = np.empty((block, hid), dhs.dtype)
     d = np.empty(hid, dhs.dtype)
+    scratch, scal = _scratch(dhs.dtype)
     gr, gz, gn, ghn = gates
-    for k in range(n_steps - 1, -1, -1):
-        for b in range(width):
-            dout, hp, dx, dy, dhb = dhs[k, b], hprev[k, b], dgi[k, b], dgh[k, b], dh[b]
-            r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
-            for j in range(hid):
-                d[j] = dhb[j] + dout[j]
-            for j in range(hid):
-                dx[j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]) * hn[j] * r[j] * (1.0 - r[j])
-            for j in range(hid):
-                dx[hid + j] = d[j] * (hp[j] - n[j]) * z[j] * (1.0 - z[j])
-            for j in range(hid):
-                dx[2 * hid + j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j])
-            for j in range(2 * hid):
-                dy[j] = dx[j]
-            for j in range(hid):
-                dy[2 * hid + j] = dx[2 * hid + j] * r[j]
-            for j in range(hid):
-                dhb[j] = d[j] * z[j]
-        np.dot(dgh[k], w_hh, dprev)
-        for b in range(width):
-            dp, dhb = dprev[b], dh[b]
-            for j in range(hid):
-                dp[j] += dhb[j]
-        _pass_back(k, dprev, reset, dh, dseed)
-    dh0[:] = dh
+    for blk in range(j0, j1):
+        lo = blk * block
+        hi = min(lo + block, width)
+        dh[:] = 0.0
+        for k in range(n_steps - 1, -1, -1):
+            for b in range(lo, hi):
+                dout, hp, dx, dy, dhb = dhs[k, b], hprev[k, b], dgi[k, b], dgh[k, b], dh[b - lo]
+                r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
+                for j in range(hid):
+                    d[j] = dhb[j] + dout[j]
+                for j in range(hid):
+                    dx[j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]) * hn[j] * r[j] * (1.0 - r[j])
+                for j in range(hid):
+                    dx[hid + j] = d[j] * (hp[j] - n[j]) * z[j] * (1.0 - z[j])
+                for j in range(hid):
+                    dx[2 * hid + j] = d[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j])
+                for j in range(2 * hid):
+                    dy[j] = dx[j]
+                for j in range(hid):
+                    dy[2 * hid + j] = dx[2 * hid + j] * r[j]
+                for j in range(hid):
+                    dhb[j] = d[j] * z[j]
+            matmul_rows(fn, scratch, scal, _rows(dgh, k, lo), g3, w_hh.ctypes.data, hid, dprev.ctypes.data, hid,
+                        hi - lo, hid, g3)
+            for i in range(hi - lo):
+                dp, dhb = dprev[i], dh[i]
+                for j in range(hid):
+                    dp[j] += dhb[j]
+            _pass_back_rows(k, dprev[:hi - lo], reset, dh, dseed[blk], lo)
+        for b in range(lo, hi):
+            dh0[b] = dh[b - lo]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-def lstm_forward(gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev, gates):
+def lstm_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev,
+                        gates):
     """LSTM over a window. gi ``K x W x 4H``; w_hh_t ``H x 4H``; h0, c0 ``W x H``; seeds
     ``H``. Writes hs, cs, hprev, cprev ``K x W x H`` and gates, a tuple of five ``K x W x H``
     arrays: i, f, g, o activated and tanh of the new cell state."""
     n_steps, width, g4 = gi.shape
     hid = g4 // 4
-    gh = np.empty((width, g4), gi.dtype)
+    gh = np.empty((block, g4), gi.dtype)
+    scratch, scal = _scratch(gi.dtype)
     gi_, gf, gg, go, gt = gates
-    h, c = h0, c0
-    for k in range(n_steps):
-        _previous(k, h, seed_h, reset, hprev[k])
-        _previous(k, c, seed_c, reset, cprev[k])
-        np.dot(hprev[k], w_hh_t, gh)
-        for b in range(width):
-            x, y, cp, out, cell = gi[k, b], gh[b], cprev[k, b], hs[k, b], cs[k, b]
-            i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
-            for j in range(hid):
-                i[j] = _sigmoid(x[j] + y[j] + b_hh[j])
-            for j in range(hid):
-                f[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
-            for j in range(hid):
-                g[j] = _tanh(x[2 * hid + j] + y[2 * hid + j] + b_hh[2 * hid + j])
-            for j in range(hid):
-                o[j] = _sigmoid(x[3 * hid + j] + y[3 * hid + j] + b_hh[3 * hid + j])
-            for j in range(hid):
-                cell[j] = f[j] * cp[j] + i[j] * g[j]
-            for j in range(hid):
-                tc[j] = _tanh(cell[j])
-            for j in range(hid):
-                out[j] = o[j] * tc[j]
-        h, c = hs[k], cs[k]
+    for blk in range(j0, j1):
+        lo = blk * block
+        hi = min(lo + block, width)
+        h, c = h0, c0
+        for k in range(n_steps):
+            _previous_rows(k, h, seed_h, reset, hprev[k], lo, hi)
+            _previous_rows(k, c, seed_c, reset, cprev[k], lo, hi)
+            matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hid, w_hh_t.ctypes.data, g4, gh.ctypes.data, g4,
+                        hi - lo, g4, hid)
+            for b in range(lo, hi):
+                x, y, cp, out, cell = gi[k, b], gh[b - lo], cprev[k, b], hs[k, b], cs[k, b]
+                i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
+                for j in range(hid):
+                    i[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+                for j in range(hid):
+                    f[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+                for j in range(hid):
+                    g[j] = _tanh(x[2 * hid + j] + y[2 * hid + j] + b_hh[2 * hid + j])
+                for j in range(hid):
+                    o[j] = _sigmoid(x[3 * hid + j] + y[3 * hid + j] + b_hh[3 * hid + j])
+                for j in range(hid):
+                    cell[j] = f[j] * cp[j] + i[j] * g[j]
+                for j in range(hid):
+                    tc[j] = _tanh(cell[j])
+                for j in range(hid):
+                    out[j] = o[j] * tc[j]
+            h, c = hs[k], cs[k]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-def lstm_backward(dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_h, dseed_c):
-    """Backward of :func:`lstm_forward`. dc_last ``W x H`` is the gradient of the final cell
-    state. Writes dga ``K x W x 4H`` (gate pre-activations), dh0, dc0 and adds into the seeds'."""
+def lstm_backward_blocks(fn, j0, j1, block, dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_h,
+                         dseed_c):
+    """Backward of :func:`lstm_forward_blocks`. dc_last ``W x H`` is the gradient of the final
+    cell state. Writes dga ``K x W x 4H`` (gate pre-activations), dh0, dc0 and adds into the
+    seeds' ``n_blocks x H`` rows."""
     n_steps, width, hid = dhs.shape
-    dh = np.zeros((width, hid), dhs.dtype)
-    dc = dc_last.copy()
-    dprev = np.empty((width, hid), dhs.dtype)
+    g4 = 4 * hid
+    dh = np.empty((block, hid), dhs.dtype)
+    dc = np.empty((block, hid), dhs.dtype)
+    dprev = np.empty((block, hid), dhs.dtype)
     d = np.empty(hid, dhs.dtype)
     dct = np.empty(hid, dhs.dtype)
+    scratch, scal = _scratch(dhs.dtype)
     gi_, gf, gg, go, gt = gates
-    for k in range(n_steps - 1, -1, -1):
-        for b in range(width):
-            dout, cp, dy, dhb, dcb = dhs[k, b], cprev[k, b], dga[k, b], dh[b], dc[b]
-            i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
-            for j in range(hid):
-                d[j] = dhb[j] + dout[j]
-            for j in range(hid):
-                dct[j] = dcb[j] + d[j] * o[j] * (1.0 - tc[j] * tc[j])
-            for j in range(hid):
-                dy[j] = dct[j] * g[j] * i[j] * (1.0 - i[j])
-            for j in range(hid):
-                dy[hid + j] = dct[j] * cp[j] * f[j] * (1.0 - f[j])
-            for j in range(hid):
-                dy[2 * hid + j] = dct[j] * i[j] * (1.0 - g[j] * g[j])
-            for j in range(hid):
-                dy[3 * hid + j] = d[j] * tc[j] * o[j] * (1.0 - o[j])
-            for j in range(hid):
-                dcb[j] = dct[j] * f[j]
-        np.dot(dga[k], w_hh, dprev)
-        _pass_back(k, dprev, reset, dh, dseed_h)
-        _pass_back(k, dc, reset, dc, dseed_c)
-    dh0[:] = dh
-    dc0[:] = dc
+    for blk in range(j0, j1):
+        lo = blk * block
+        hi = min(lo + block, width)
+        nb = hi - lo
+        dh[:] = 0.0
+        dc[:nb] = dc_last[lo:hi]
+        for k in range(n_steps - 1, -1, -1):
+            for b in range(lo, hi):
+                dout, cp, dy, dhb, dcb = dhs[k, b], cprev[k, b], dga[k, b], dh[b - lo], dc[b - lo]
+                i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
+                for j in range(hid):
+                    d[j] = dhb[j] + dout[j]
+                for j in range(hid):
+                    dct[j] = dcb[j] + d[j] * o[j] * (1.0 - tc[j] * tc[j])
+                for j in range(hid):
+                    dy[j] = dct[j] * g[j] * i[j] * (1.0 - i[j])
+                for j in range(hid):
+                    dy[hid + j] = dct[j] * cp[j] * f[j] * (1.0 - f[j])
+                for j in range(hid):
+                    dy[2 * hid + j] = dct[j] * i[j] * (1.0 - g[j] * g[j])
+                for j in range(hid):
+                    dy[3 * hid + j] = d[j] * tc[j] * o[j] * (1.0 - o[j])
+                for j in range(hid):
+                    dcb[j] = dct[j] * f[j]
+            matmul_rows(fn, scratch, scal, _rows(dga, k, lo), g4, w_hh.ctypes.data, hid, dprev.ctypes.data, hid,
+                        nb, hid, g4)
+            _pass_back_rows(k, dprev[:nb], reset, dh, dseed_h[blk], lo)
+            _pass_back_rows(k, dc[:nb], reset, dc, dseed_c[blk], lo)
+        for b in range(lo, hi):
+            dh0[b] = dh[b - lo]
+            dc0[b] = dc[b - lo]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-def rnn_forward(gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev):
+def rnn_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev):
     """Elman RNN (tanh, or relu if ``relu``) over a window. gi ``K x W x H``; w_hh_t ``H x H``."""
     n_steps, width, hid = gi.shape
-    gh = np.empty((width, hid), gi.dtype)
-    h = h0
-    for k in range(n_steps):
-        _previous(k, h, seed, reset, hprev[k])
-        np.dot(hprev[k], w_hh_t, gh)
-        for b in range(width):
-            x, y, out = gi[k, b], gh[b], hs[k, b]
-            if relu:
-                for j in range(hid):
-                    out[j] = max(x[j] + y[j] + b_hh[j], 0.0)
-            else:
-                for j in range(hid):
-                    out[j] = _tanh(x[j] + y[j] + b_hh[j])
-        h = hs[k]
+    gh = np.empty((block, hid), gi.dtype)
+    scratch, scal = _scratch(gi.dtype)
+    for blk in range(j0, j1):
+        lo = blk * block
+        hi = min(lo + block, width)
+        h = h0
+        for k in range(n_steps):
+            _previous_rows(k, h, seed, reset, hprev[k], lo, hi)
+            matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hid, w_hh_t.ctypes.data, hid, gh.ctypes.data, hid,
+                        hi - lo, hid, hid)
+            for b in range(lo, hi):
+                x, y, out = gi[k, b], gh[b - lo], hs[k, b]
+                if relu:
+                    for j in range(hid):
+                        out[j] = max(x[j] + y[j] + b_hh[j], 0.0)
+                else:
+                    for j in range(hid):
+                        out[j] = _tanh(x[j] + y[j] + b_hh[j])
+            h = hs[k]
 
 
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
-def rnn_backward(dhs, w_hh, hs, reset, relu, dga, dh0, dseed):
-    """Backward of :func:`rnn_forward`; writes dga ``K x W x H``, dh0 and adds into dseed."""
+def rnn_backward_blocks(fn, j0, j1, block, dhs, w_hh, hs, reset, relu, dga, dh0, dseed):
+    """Backward of :func:`rnn_forward_blocks`; writes dga ``K x W x H``, dh0 and adds into dseed's rows."""
     n_steps, width, hid = dhs.shape
-    dh = np.zeros((width, hid), dhs.dtype)
-    dprev = np.empty((width, hid), dhs.dtype)
-    for k in range(n_steps - 1, -1, -1):
-        for b in range(width):
-            dout, y, dy, dhb = dhs[k, b], hs[k, b], dga[k, b], dh[b]
-            if relu:
-                for j in range(hid):
-                    dy[j] = (dhb[j] + dout[j]) if y[j] > 0.0 else 0.0
-            else:
-                for j in range(hid):
-                    dy[j] = (dhb[j] + dout[j]) * (1.0 - y[j] * y[j])
-        np.dot(dga[k], w_hh, dprev)
-        _pass_back(k, dprev, reset, dh, dseed)
-    dh0[:] = dh
+    dh = np.empty((block, hid), dhs.dtype)
+    dprev = np.empty((block, hid), dhs.dtype)
+    scratch, scal = _scratch(dhs.dtype)
+    for blk in range(j0, j1):
+        lo = blk * block
+        hi = min(lo + block, width)
+        nb = hi - lo
+        dh[:] = 0.0
+        for k in range(n_steps - 1, -1, -1):
+            for b in range(lo, hi):
+                dout, y, dy, dhb = dhs[k, b], hs[k, b], dga[k, b], dh[b - lo]
+                if relu:
+                    for j in range(hid):
+                        dy[j] = (dhb[j] + dout[j]) if y[j] > 0.0 else 0.0
+                else:
+                    for j in range(hid):
+                        dy[j] = (dhb[j] + dout[j]) * (1.0 - y[j] * y[j])
+            matmul_rows(fn, scratch, scal, _rows(dga, k, lo), hid, w_hh.ctypes.data, hid, dprev.ctypes.data, hid,
+                        nb, hid, hid)
+            _pass_back_rows(k, dprev[:nb], reset, dh, dseed[blk], lo)
+        for b in range(lo, hi):
+            dh0[b] = dh[b - lo]
+
+
+# ---------------------------------------------------------------------------- whole windows
+#
+# The twins' signatures (fastseq.bptt._fused_py): every block of the window, spread over
+# the threads PyTorch allows (fastseq.bptt._slot_threads), the seeds' gradient added into
+# one H row (each block's row summed in block order, so the sum does not depend on threads).
+
+SLOT_BLOCK = 32
+"""Slots per block. Fixed, never derived from the thread count, so results do not depend on
+how many threads ran; 32 rows keep the per-step product efficient (a 16-row product took
+about 0.6 of a 32-row one here) and give a 64-slot window two blocks, one per core here."""
+
+
+def n_blocks(width: int, block: int = SLOT_BLOCK) -> int:
+    """Blocks of ``block`` slots that cover ``width`` slots (the last may be narrower)."""
+    return -(-width // block)
+
+
+def _run(kernel, first, *args) -> None:
+    # the kernels address rows through raw pointers: a strided view would be read wrongly
+    for a in (first,) + args:
+        for part in (a if isinstance(a, tuple) else (a,)):
+            if isinstance(part, np.ndarray) and not part.flags.c_contiguous:
+                raise ValueError(f"Expected C-contiguous arrays for the fused kernels, got strides {part.strides}.")
+    run_blocks(kernel, gemm().address(first.dtype), n_blocks(first.shape[1]), SLOT_BLOCK, first, *args)
+
+
+def _seed_rows(dhs):
+    return np.zeros((n_blocks(dhs.shape[1]), dhs.shape[2]), dhs.dtype)
+
+
+def gru_forward(gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
+    _run(gru_forward_blocks, gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates)
+
+
+def gru_backward(dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
+    rows = _seed_rows(dhs)
+    _run(gru_backward_blocks, dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, rows)
+    dseed += rows.sum(0)
+
+
+def lstm_forward(gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev, gates):
+    _run(lstm_forward_blocks, gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev, gates)
+
+
+def lstm_backward(dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_h, dseed_c):
+    rows_h, rows_c = _seed_rows(dhs), _seed_rows(dhs)
+    _run(lstm_backward_blocks, dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, rows_h, rows_c)
+    dseed_h += rows_h.sum(0)
+    dseed_c += rows_c.sum(0)
+
+
+def rnn_forward(gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev):
+    _run(rnn_forward_blocks, gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev)
+
+
+def rnn_backward(dhs, w_hh, hs, reset, relu, dga, dh0, dseed):
+    rows = _seed_rows(dhs)
+    _run(rnn_backward_blocks, dhs, w_hh, hs, reset, relu, dga, dh0, rows)
+    dseed += rows.sum(0)

@@ -351,13 +351,17 @@ def test_torch_op_path_used_on_cuda_matches_the_kernels(name, monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_fused_kernels_run_blas_on_one_thread_and_restore_it():
-    # a second multi-threaded BLAS pool beside PyTorch's fought it for the cores (0.4x at 2 threads)
+def test_fused_kernels_run_scipy_blas_on_one_thread_and_restore_it(monkeypatch):
+    # a second multi-threaded BLAS pool beside PyTorch's fought it for the cores (0.4x at 2
+    # threads); when the kernels call scipy's BLAS (no MKL, no AVX-512) its pool is pinned
+    from fastseq.bptt import _blas_nb
     from fastseq.bptt import _engines_fused as ef
 
     libs = ef._blas_libs()
     if not libs:
         pytest.skip("threadpoolctl finds no BLAS library to pin")
+    monkeypatch.setenv("FASTSEQ_GEMM", "scipy")
+    monkeypatch.setattr(_blas_nb, "_GEMM", _blas_nb.Gemm())
     before = [lib.num_threads for lib in libs]
     threads = torch.get_num_threads()
     try:
@@ -367,3 +371,15 @@ def test_fused_kernels_run_blas_on_one_thread_and_restore_it():
     finally:
         torch.set_num_threads(threads)
     assert [lib.num_threads for lib in libs] == before
+
+
+def test_fused_kernels_leave_the_scipy_pool_alone_when_they_do_not_use_it(monkeypatch):
+    from fastseq.bptt import _blas_nb
+    from fastseq.bptt import _engines_fused as ef
+
+    if "scipy" in _blas_nb.gemm().source:
+        pytest.skip("this machine's kernels call scipy's BLAS")
+    libs = ef._blas_libs()
+    before = [lib.num_threads for lib in libs]
+    with ef._blas_threads():
+        assert [lib.num_threads for lib in libs] == before

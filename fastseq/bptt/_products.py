@@ -1,0 +1,93 @@
+"""The fused engine's whole-window matrix products on CPU, float32: fastseq's kernel, all threads.
+
+The input projection of a window (``K * W`` rows times the input weights), its gradients and
+the hidden weights' gradient (a sum over the window's ``K * W`` rows) are the larger half
+of a recurrent layer's arithmetic. PyTorch computes them with MKL, which on this project's
+AMD machines takes an AVX2 path; fastseq's AVX-512 kernel (``csrc/gemm.cpp``) ran them
+1.5-3x faster (``bench/compare_gemm.py``). Here they are split by rows of the result
+across the threads PyTorch allows (:mod:`fastseq.bptt._slot_threads`): each element of the
+result is one sum in one order, so the result does not depend on the thread count.
+
+:func:`usable` says when the kernel applies (a CPU float32 tensor on an AVX-512 processor);
+otherwise callers use PyTorch's own operations. The twin is ``a @ b``.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fastseq.bptt._slot_threads import run_split
+
+__all__ = ["usable", "matmul", "linear"]
+
+_ROWS = 64  # rows of the result per unit of work split across threads (a multiple of the kernel's 8)
+_AVAILABLE: bool | None = None
+
+
+def _available() -> bool:
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        from fastseq.bptt import _gemm_cy
+
+        _AVAILABLE = bool(_gemm_cy.available()) and os.environ.get("FASTSEQ_GEMM", "").lower() not in ("mkl", "scipy")
+    return _AVAILABLE
+
+
+def usable(t: Tensor) -> bool:
+    """Whether :func:`matmul` runs for tensors like ``t``."""
+    return t.device.type == "cpu" and t.dtype == torch.float32 and _available()
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for 2-D float32 CPU tensors; ``a`` may be a transposed view (read in place)."""
+    from fastseq.bptt._gemm_cy import matmul as kernel
+
+    b = b.contiguous()
+    out = a.new_empty(a.shape[0], b.shape[1])
+    if a.stride(0) != 1 and a.stride(1) != 1:
+        a = a.contiguous()
+    an, bn, on = a.detach().numpy(), b.detach().numpy(), out.numpy()
+    rows = a.shape[0]
+
+    def task(j0: int, j1: int) -> None:
+        lo, hi = j0 * _ROWS, min(j1 * _ROWS, rows)
+        if lo < hi:
+            kernel(an[lo:hi], bn, on[lo:hi])
+
+    run_split(task, -(-rows // _ROWS))
+    return out
+
+
+class _Linear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        out = matmul(flat, weight.t())
+        if bias is not None:
+            out += bias
+        ctx.save_for_backward(flat, weight)
+        ctx.has_bias, ctx.shape = bias is not None, x.shape
+        return out.view(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        if torch.is_grad_enabled():
+            raise RuntimeError("the fused engine's input projection does not support double backward "
+                               "(backward with create_graph=True); use engine='steps'.")
+        flat, weight = ctx.saved_tensors
+        g = grad.reshape(-1, weight.shape[0]).contiguous()
+        need = ctx.needs_input_grad
+        dx = matmul(g, weight).view(ctx.shape) if need[0] else None
+        dw = matmul(g.t(), flat) if need[1] else None
+        db = g.sum(0) if ctx.has_bias and need[2] else None
+        return dx, dw, db
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``F.linear(x, weight, bias)``, through the kernel where :func:`usable`."""
+    if not (usable(x) and usable(weight)) or (bias is not None and not usable(bias)):
+        return F.linear(x, weight, bias)
+    return _Linear.apply(x, weight, bias)

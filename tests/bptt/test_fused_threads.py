@@ -1,0 +1,54 @@
+"""The fused engine gives the same bits on any number of threads: slot blocks are fixed, and
+the thread count decides only who runs which block."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fastseq.bptt import _fused_nb
+from fastseq.bptt.engines import run_window
+
+
+def _run(rnn, x, reset, state, seed):
+    rnn.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_()
+    out, final = run_window(rnn, x, reset, state, seed=seed, engine="fused", detach=False)
+    parts = final if isinstance(final, tuple) else (final,)
+    loss = out.square().sum() + sum(p.square().sum() for p in parts)
+    loss.backward()
+    return [out.detach(), *(p.detach() for p in parts), x.grad, *(p.grad for p in rnn.parameters())]
+
+
+@pytest.mark.parametrize("cell", ["GRU", "LSTM", "RNN"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_results_are_identical_on_1_2_and_more_threads_than_blocks(cell, dtype):
+    torch.manual_seed(0)
+    width = 2 * _fused_nb.SLOT_BLOCK + 5  # three blocks, the last one narrow
+    rnn = getattr(nn, cell)(6, 11, num_layers=2).to(dtype)
+    x = torch.randn(9, width, 6, dtype=dtype)
+    reset = torch.rand(9, width) < 0.2
+    hid = torch.randn(2, width, 11, dtype=dtype)
+    state = (hid, torch.randn(2, width, 11, dtype=dtype)) if cell == "LSTM" else hid
+    s = torch.randn(2, 11, dtype=dtype)
+    seed = (s, s.clone()) if cell == "LSTM" else s
+    saved = torch.get_num_threads()
+    try:
+        results = {}
+        for threads in (1, 2, 8):  # 8 threads > 3 blocks
+            torch.set_num_threads(threads)
+            results[threads] = _run(rnn, x, reset, state, seed)
+    finally:
+        torch.set_num_threads(saved)
+    for threads in (2, 8):
+        for got, want in zip(results[threads], results[1]):
+            assert torch.equal(got, want), threads
+
+
+def test_kernels_refuse_strided_arrays():
+    a = np.zeros((3, 4, 6), np.float32)[:, :, ::2]
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _fused_nb.rnn_forward(a, np.zeros((3, 3), np.float32), np.zeros(3, np.float32), np.zeros((4, 3), np.float32),
+                              np.zeros(3, np.float32), np.zeros((3, 4), bool), False, np.zeros((3, 4, 3), np.float32),
+                              np.zeros((3, 4, 3), np.float32))
