@@ -25,6 +25,7 @@ computes them in NumPy while preparing the window (:func:`window_plan`).
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Literal
 
@@ -33,13 +34,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from fastseq._util.validate import one_of
+from fastseq._util.validate import one_of, positive_int, torch_device
 from fastseq.bptt._engines_dense import run_dense
 from fastseq.bptt._engines_fused import fused_unsupported, run_fused
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
 from fastseq.bptt.state import State, carry_state, pack_state, state_parts, step_with_resets
 
-__all__ = ["run_window", "masked_mean"]
+__all__ = ["run_window", "masked_mean", "engine_for"]
 
 Engine = Literal["auto", "fused", "packed", "dense", "steps", "segments"]
 _ENGINES = ("fused", "packed", "dense", "steps", "segments")
@@ -227,14 +228,7 @@ def run_window(
     one_of("engine", engine, ("auto",) + _ENGINES)
     reset_t = _mask_tensor("reset", reset, (k_steps, width), inputs.device)
     if engine == "auto":
-        engine = default_engine(inputs.device, mode)
-        if engine == "fused" and fused_unsupported(rnn):
-            engine = "steps"
-        # the plain module's own loop wins where few steps reset: over the step engine always,
-        # over the fused one for nn.LSTM (PyTorch runs it as one oneDNN call on the CPU)
-        if (engine == "steps" or (engine == "fused" and mode == "LSTM")) and \
-                int(reset_t.any(1).sum()) <= k_steps // 8:
-            engine = "segments"
+        engine = _engine_for(rnn, mode, k_steps, width, inputs.device, reset_t)
     elif engine == "fused" and fused_unsupported(rnn):
         warnings.warn(f"run_window(engine='fused') does not run {fused_unsupported(rnn)}; using engine='steps'.",
                       stacklevel=2)
@@ -264,6 +258,56 @@ def run_window(
     return out, pack_state(final)
 
 
+_SEGMENTS_WIN = {"LSTM": False, "GRU": False, "RNN_TANH": False, "RNN_RELU": False}
+"""Per module type: whether the plain module between reset steps (``"segments"``) beats the
+fused engine on a CPU window where at most K/8 steps hold a reset (bench/compare_engines.py)."""
+
+_CHOSEN: set = set()
+
+
+def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=None) -> str:
+    """The engine ``run_window(engine="auto")`` runs ``rnn`` with, on a ``k_steps x width`` window.
+
+    The choice follows a crossover table measured on this project's machines with
+    ``bench/compare_engines.py`` (GRU, LSTM and RNN; H = 32, 128, 512; 64 and 1024 slots;
+    1 and 2 threads; windows with and without resets): on CUDA ``"packed"`` (one cuDNN call
+    per window); on the CPU ``"fused"``, except ``"steps"`` for an ``nn.LSTM`` with
+    ``proj_size`` (the fused engine does not run it), and ``"segments"`` (the plain module
+    between reset steps) where the table says it wins on a window whose ``reset`` (``K x W``
+    bool; None: unknown) holds a reset on at most K/8 steps. Each new choice is logged once
+    on the ``fastseq.bptt`` logger (INFO). Pass ``engine=`` to :func:`run_window` to override.
+
+    >>> engine_for(nn.GRU(3, 8), k_steps=32, width=64)
+    'fused'
+    """
+    mode = _check_module(rnn)
+    k_steps, width = positive_int("k_steps", k_steps), positive_int("width", width)
+    device = torch_device("device", device)
+    reset_t = None
+    if reset is not None:
+        reset_t = _mask_tensor("reset", reset, None, device)
+        if tuple(reset_t.shape) != (k_steps, width):
+            raise ValueError(f"Expected reset to be k_steps x width = {k_steps} x {width}, got shape "
+                             f"{tuple(reset_t.shape)}.")
+    return _engine_for(rnn, mode, k_steps, width, device, reset_t)
+
+
+def _engine_for(rnn, mode: str, k_steps: int, width: int, device: torch.device, reset_t) -> str:
+    engine = default_engine(device, mode)
+    few_resets = reset_t is not None and int(reset_t.any(1).sum()) <= k_steps // 8
+    if engine == "fused" and fused_unsupported(rnn):
+        engine = "segments" if few_resets else "steps"
+    elif engine == "fused" and few_resets and _SEGMENTS_WIN.get(mode, False):
+        engine = "segments"
+    key = (device.type, mode, rnn.hidden_size, width, k_steps, torch.get_num_threads(), engine)
+    if key not in _CHOSEN:
+        _CHOSEN.add(key)
+        logging.getLogger("fastseq.bptt").info(
+            "run_window(engine='auto'): %s for %s with H=%d on %d slots x %d steps, %s, %d thread(s)",
+            engine, mode, rnn.hidden_size, width, k_steps, device.type, torch.get_num_threads())
+    return engine
+
+
 def masked_mean(values: Tensor, valid) -> Tensor:
     """Mean of ``values`` (``K x W`` or ``K x W x *``) over real steps only.
 
@@ -280,12 +324,12 @@ def masked_mean(values: Tensor, valid) -> Tensor:
     return (values * weight).sum() / weight.sum().clamp_min(1)
 
 
-def _mask_tensor(name: str, mask, shape: tuple[int, int], device) -> Tensor:
+def _mask_tensor(name: str, mask, shape: tuple[int, int] | None, device) -> Tensor:
     """A ``K x W`` bool tensor on ``device``; O(1) checks, as this runs once per window."""
     try:
         t = torch.as_tensor(mask, dtype=torch.bool, device=device)
     except (TypeError, ValueError, RuntimeError, OverflowError):
         raise TypeError(f"Expected {name} to be a K x W bool mask, got {type(mask).__name__}.") from None
-    if tuple(t.shape) != tuple(shape):
+    if shape is not None and tuple(t.shape) != tuple(shape):
         raise ValueError(f"Expected {name} of shape {tuple(shape)}, got {tuple(t.shape)}.")
     return t

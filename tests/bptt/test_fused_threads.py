@@ -52,3 +52,24 @@ def test_kernels_refuse_strided_arrays():
         _fused_nb.rnn_forward(a, np.zeros((3, 3), np.float32), np.zeros(3, np.float32), np.zeros((4, 3), np.float32),
                               np.zeros(3, np.float32), np.zeros((3, 4), bool), False, np.zeros((3, 4, 3), np.float32),
                               np.zeros((3, 4, 3), np.float32))
+
+
+def test_auto_engine_is_visible_logged_once_and_overridable(caplog):
+    import logging
+
+    from fastseq.bptt import engine_for
+    from fastseq.bptt import engines as eng
+
+    rnn = nn.LSTM(3, 7)
+    reset = torch.zeros(8, 5, dtype=torch.bool)
+    reset[0] = True
+    eng._CHOSEN.clear()
+    with caplog.at_level(logging.INFO, logger="fastseq.bptt"):
+        chosen = engine_for(rnn, 8, 5, "cpu", reset)
+        run_window(rnn, torch.randn(8, 5, 3), reset)  # the same choice: no second line
+    lines = [r.getMessage() for r in caplog.records if r.name == "fastseq.bptt"]
+    assert len(lines) == 1 and chosen in lines[0] and "LSTM" in lines[0] and "H=7" in lines[0]
+    assert chosen in ("fused", "segments")
+    assert engine_for(nn.LSTM(3, 4, proj_size=2), 8, 5, "cpu") == "steps"  # the fused engine does not run it
+    with pytest.raises(ValueError, match="k_steps"):
+        engine_for(rnn, 0, 5)
