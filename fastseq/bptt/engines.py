@@ -264,6 +264,11 @@ fused engine on a CPU window where at most K/8 steps hold a reset (bench/compare
 PyTorch runs an ``nn.LSTM`` segment as one oneDNN call, 1.15x the fused engine on a reset-free
 64-slot window at H=128, 1.03x at H=512, one thread; the fused engine wins every GRU and RNN row)."""
 
+_STEPS_WIN = {"GRU": (32, 512)}
+"""Per module type ``(H at most, slots at least)``: windows where the step engine beats the fused
+one on the CPU (bench/compare_engines.py: a GRU at H=32 on 1024 slots, 1.29x at one thread and
+1.56x at two, where the fused engine's per-slot gate loops are too short to pay their setup)."""
+
 _CHOSEN: set = set()
 
 
@@ -274,9 +279,10 @@ def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=Non
     ``bench/compare_engines.py`` (GRU, LSTM and RNN; H = 32, 128, 512; 64 and 1024 slots;
     1 and 2 threads; windows with and without resets): on CUDA ``"packed"`` (one cuDNN call
     per window); on the CPU ``"fused"``, except ``"steps"`` for an ``nn.LSTM`` with
-    ``proj_size`` (the fused engine does not run it), and ``"segments"`` (the plain module
-    between reset steps) where the table says it wins on a window whose ``reset`` (``K x W``
-    bool; None: unknown) holds a reset on at most K/8 steps. Each new choice is logged once
+    ``proj_size`` (the fused engine does not run it) and for a GRU of at most 32 hidden units
+    on 512 slots or more, and ``"segments"`` (the plain module between reset steps) for an
+    ``nn.LSTM`` window whose ``reset`` (``K x W`` bool; None: unknown) holds a reset on at most
+    K/8 steps. Each new choice is logged once
     on the ``fastseq.bptt`` logger (INFO). Pass ``engine=`` to :func:`run_window` to override.
 
     >>> engine_for(nn.GRU(3, 8), k_steps=32, width=64)
@@ -301,6 +307,9 @@ def _engine_for(rnn, mode: str, k_steps: int, width: int, device: torch.device, 
         engine = "segments" if few_resets else "steps"
     elif engine == "fused" and few_resets and _SEGMENTS_WIN.get(mode, False):
         engine = "segments"
+    elif engine == "fused" and mode in _STEPS_WIN and rnn.hidden_size <= _STEPS_WIN[mode][0] \
+            and width >= _STEPS_WIN[mode][1]:
+        engine = "steps"
     key = (device.type, mode, rnn.hidden_size, width, k_steps, torch.get_num_threads(), engine)
     if key not in _CHOSEN:
         _CHOSEN.add(key)
