@@ -39,13 +39,13 @@ class Decoder(nn.Module):
 
 
 class Model(nn.Module):
-    """GRU (or LSTM) + linear head, with its step-interface ``decoder`` sharing the same weights
-    (GRU only: the original algorithm's state is one tensor)."""
+    """GRU (or LSTM, or tanh RNN) + linear head, with its step-interface ``decoder`` sharing the same
+    weights (GRU and RNN: the original algorithm's state is one tensor)."""
 
     def __init__(self, features: int, hidden: int, seed: int = 0, cell: str = "gru") -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM}[cell](features, hidden)
+        self.rnn = {"gru": nn.GRU, "lstm": nn.LSTM, "rnn": nn.RNN}[cell](features, hidden)
         self.head = nn.Linear(hidden, features)
         self.decoder = Decoder(self.rnn, self.head)
         self.opt = torch.optim.SGD(self.parameters(), lr=0.05)

@@ -117,20 +117,23 @@ def _rate(info: dict, method: str) -> float:
 
 # (label, workload, method, peer method, target or None)
 TARGETS = [
-    ("lognormal GRU: fastseq / ideal (plain nn.GRU)", "lognormal", "fastseq_seq", "ideal", 1.05),
+    ("lognormal GRU: fastseq / ideal (plain nn.GRU)", "lognormal", "fastseq_seq", "ideal", 1.3),
     ("lognormal LSTM: fastseq / ideal (plain nn.LSTM)", "lognormal_lstm", "fastseq_seq", "ideal", 1.05),
+    ("lognormal RNN: fastseq / ideal (plain nn.RNN)", "lognormal_rnn", "fastseq_seq", "ideal", 1.05),
     ("fixed28: fastseq / padded random batches", "fixed28", "fastseq_seq", "padded_random", 1.05),
     ("lognormal GRU: fastseq / length-bucketed", "lognormal", "fastseq_seq", "bucketed", 1.15),
+    ("lognormal LSTM: fastseq / length-bucketed", "lognormal_lstm", "fastseq_seq", "bucketed", 1.15),
     ("lognormal GRU: fastseq / padded random batches", "lognormal", "fastseq_seq", "padded_random", 3.0),
     ("lognormal GRU: train_bptt / same decoder stepped without resets", "lognormal", "fastseq_step",
      "ideal_decoder", 0.9),
     ("H=32 B=1024: fastseq / ideal (plain nn.GRU)", "original", "fastseq_seq", "ideal", 1.0),
     ("H=32 B=1024: fastseq / original algorithm", "original", "fastseq_seq", "original", 5.0),
     ("H=32 B=1024: train_bptt / original algorithm (both feed the output back)", "original", "fastseq_step",
-     "original", None),
+     "original", 4.0),
     ("H=32 B=1024: train_bptt / same decoder stepped without resets", "original", "fastseq_step",
      "ideal_decoder", 0.9),
     ("H=512: fastseq / ideal (plain nn.GRU)", "h512", "fastseq_seq", "ideal", 1.0),
+    ("H=512: fastseq / ideal (plain nn.LSTM)", "h512_lstm", "fastseq_seq", "ideal", 1.0),
     ("H=32 B=1024: ideal / original algorithm, for scale", "original", "ideal", "original", None),
 ]
 
@@ -154,7 +157,7 @@ def targets(w: dict) -> list[dict]:
     return rows
 
 
-WORKLOADS = ("lognormal", "lognormal_lstm", "stdlib", "fixed28", "original", "h512")
+WORKLOADS = ("lognormal", "lognormal_lstm", "lognormal_rnn", "stdlib", "fixed28", "original", "h512", "h512_lstm")
 
 
 def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLOADS) -> dict:
@@ -163,7 +166,7 @@ def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLO
     core = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq", "fastseq_seq_steps",
             "ideal", "ideal_fused", "ideal_steps"]
     w = {}
-    if "lognormal" in only or "lognormal_lstm" in only:
+    if "lognormal" in only or "lognormal_lstm" in only or "lognormal_rnn" in only:
         lognormal = bm.lognormal_data(1000 if q else 6000, 32)
     if "lognormal" in only:
         w["lognormal"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample, ORDER)
@@ -171,6 +174,10 @@ def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLO
         w["lognormal_lstm"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
                                    ["padded_random", "bucketed", "fastseq_seq", "fastseq_seq_steps",
                                     "fastseq_seq_packed", "ideal", "ideal_fused", "ideal_steps"], cell="lstm")
+    if "lognormal_rnn" in only:
+        w["lognormal_rnn"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
+                                  ["padded_random", "bucketed", "fastseq_seq", "fastseq_seq_steps", "ideal",
+                                   "ideal_fused", "ideal_steps"], cell="rnn")
     if "stdlib" in only:
         corpus = bm.corpus_data(300 if q else 2000, 32, max_length=600 if q else 2000)
         w["stdlib"] = race("stdlib_paragraphs", corpus, 64, 32, 128, few, sample, core)
@@ -188,6 +195,10 @@ def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLO
         big = bm.lognormal_data(200 if q else 500, 32, seed=3, max_length=200)  # capped, like the original's regime
         w["h512"] = race("lognormal, H=512", big, 64, 32, 512, few, sample,
                          ["fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused"])
+    if "h512_lstm" in only:
+        big = bm.lognormal_data(200 if q else 500, 32, seed=3, max_length=200)
+        w["h512_lstm"] = race("lognormal, H=512", big, 64, 32, 512, few, sample,
+                              ["fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused"], cell="lstm")
     return w
 
 
