@@ -47,7 +47,7 @@ def _step(rnn, x, reset, engine):
 def race(cell, hidden, width, pattern, repeats):
     rnn, x, reset = _window(cell, hidden, width, pattern)
     engines = ["module", "fused", "steps", "segments"] + (["dense"] if cell != "LSTM" else [])
-    inner = max(1, int(2e8 / (x.shape[0] * width * hidden * hidden * 4)))  # ~enough work per sample
+    inner = max(1, min(20, int(2e8 / (x.shape[0] * width * hidden * hidden * 4))))  # ~enough work per sample
     times = {e: [] for e in engines}
     for e in engines:  # warm-up (Numba compile, allocator)
         _step(rnn, x, reset, e)
