@@ -30,6 +30,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from fastseq.boltzmann._blas import serial_blas
+
 __all__ = ["make_streams", "bernoulli_logits", "beta_ab", "beta_mean_sigma", "beta_params",
            "gibbs_chain", "BERNOULLI", "BETA"]
 
@@ -350,8 +352,9 @@ def sigmoid_beta(x: np.ndarray, sigma, gens, out: np.ndarray | None = None) -> n
 def _sample_units(kind, gens, pre, bias, sigma, out):
     """out = draws with mean sigmoid(pre + bias) (``pre`` is scratch: the bias is added in place).
 
-    Serial over the fixed chunks: inside the chain kernels the matrix products run on the
-    BLAS thread pool, and a second (Numba) pool beside it would fight it for the cores.
+    Serial over the fixed chunks, in the calling thread: the chain kernels run under
+    ``serial_blas`` (their products on one BLAS thread too), so no thread pool spins beside
+    the sampler and a step's time grows with the chains alone, on a busy machine too.
     """
     rows, cols = pre.shape
     for i in range(rows):
@@ -386,14 +389,15 @@ def gibbs_chain(h0: np.ndarray, w: np.ndarray, b: np.ndarray, c: np.ndarray, k: 
 
     ``w`` is D x H, ``b`` (D,) visible and ``c`` (H,) hidden biases. Units are
     Bernoulli or Beta(mean sigmoid(pre), sigma). Returns ``(v_k, h_{k-1})`` as new
-    arrays; ``h0`` is not modified.
+    arrays; ``h0`` is not modified. Runs on one thread (see ``_blas.serial_blas``).
     """
     dtype = w.dtype
     h = np.array(h0, dtype=dtype, order="C", copy=True)
     v = np.empty((h.shape[0], w.shape[0]), dtype=dtype)
     if k < 1 or h.shape[0] == 0:
         return v, h
-    _gibbs_chain_kernel(gens, h, np.ascontiguousarray(w), np.ascontiguousarray(b, dtype=dtype),
-                        np.ascontiguousarray(c, dtype=dtype), int(k), int(vis_kind), int(hid_kind),
-                        _sigma_row(sigma_v, w.shape[0], dtype), _sigma_row(sigma_h, w.shape[1], dtype), v)
+    with serial_blas():
+        _gibbs_chain_kernel(gens, h, np.ascontiguousarray(w), np.ascontiguousarray(b, dtype=dtype),
+                            np.ascontiguousarray(c, dtype=dtype), int(k), int(vis_kind), int(hid_kind),
+                            _sigma_row(sigma_v, w.shape[0], dtype), _sigma_row(sigma_h, w.shape[1], dtype), v)
     return v, h

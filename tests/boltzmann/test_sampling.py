@@ -265,3 +265,29 @@ def test_beta_params_of_float32_means_are_computed_in_float64_like_the_kernel():
     np.testing.assert_allclose(b32, b64, rtol=1e-12)
     kernel = np.array([nbs.beta_params(float(m), float(sigma)) for m in mean])
     np.testing.assert_allclose(np.stack([a32, b32], 1), kernel, rtol=1e-12)
+
+
+def test_chain_kernels_run_blas_on_one_thread_and_restore_its_setting():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastseq.boltzmann import RRBM
+    from fastseq.boltzmann._blas import serial_blas
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    rng = np.random.default_rng(0)
+    w, b, c = rng.normal(size=(12, 5)) * 0.3, np.zeros(12), np.zeros(5)
+    h0 = (rng.random((20, 5)) < 0.5).astype(float)
+    with threadpool_limits(2, user_api="blas"):
+        with serial_blas():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}
+        # the same draws whatever the caller's BLAS setting, which the kernels leave as it was
+        v2, h2 = nbs.gibbs_chain(h0, w, b, c, 4, _streams(3), nbs.BETA, nbs.BETA, 0.1, 0.2)
+        RRBM(n_components=5, n_iter=1, random_state=0).fit(rng.random((30, 12)))
+        assert set(blas_threads()) == {2}
+    with threadpool_limits(1, user_api="blas"):
+        v1, h1 = nbs.gibbs_chain(h0, w, b, c, 4, _streams(3), nbs.BETA, nbs.BETA, 0.1, 0.2)
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_array_equal(h1, h2)
