@@ -328,3 +328,20 @@ def test_beta_draws_same_serial_and_parallel_and_any_thread_count(kind, monkeypa
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
     assert not np.array_equal(a, call(_streams(6)))
+
+
+def test_beta_rbm_chain_takes_the_base_loops_draws():
+    import torch
+
+    from fastseq.boltzmann import BetaRBM
+    from fastseq.boltzmann._base import BoltzmannMachine
+
+    X = np.random.default_rng(0).beta(2.0, 5.0, size=(100, 20)).astype(np.float32)
+    m = BetaRBM(n_components=7, n_iter=1, learning_rate=0.01, random_state=0).fit(X)
+    h = (torch.rand(13, 7, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    m._setup_random()
+    ours = m._chain(h, 6)
+    m._setup_random()
+    base = BoltzmannMachine._chain(m, h, 6)
+    for x, y in zip(ours, base):
+        assert torch.equal(x, y)
