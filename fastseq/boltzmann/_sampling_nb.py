@@ -45,8 +45,12 @@ EPS_MEAN = 1e-6   # means are clamped to [EPS_MEAN, 1 - EPS_MEAN]
 NU_MIN = 1e-3     # smallest Beta concentration; nu -> 0 is a Bernoulli(m) limit
 # Below this many draws the chunks run one after another in the calling thread: on a
 # small or busy machine a parallel launch costs more than it saves. The chunking (and so
-# every draw) is the same either way.
-PARALLEL_MIN = 1 << 15
+# every draw) is the same either way. Both thresholds are about 5 ms of serial work: on
+# 2 busy cores 65,536 Beta draws took 2 ms serially and 5-10 ms on Numba's pool (omp or
+# workqueue), and at 262,144 the pool still only drew level; at the former 32,768 a
+# BetaRBM step jumped from 114 chains up.
+PARALLEL_MIN = 1 << 21        # Bernoulli draws (~2.5 ns each)
+PARALLEL_MIN_BETA = 1 << 18   # Beta draws (~25 ns each)
 
 
 def make_streams(seed, n_streams: int = 8) -> tuple[np.random.Generator, ...]:
@@ -382,11 +386,11 @@ def _sigmoid_beta_driver(gens, x, sigma, out):
         _sigmoid_beta_chunk(gens[t], x, sigma, out, n * t // s, n * (t + 1) // s)
 
 
-def _run(leaf, driver, gens, *arrays) -> None:
+def _run(leaf, driver, gens, *arrays, beta: bool = True) -> None:
     """Fill ``arrays[-1]`` chunk by chunk: in parallel if large, else serially (same draws)."""
     out = arrays[-1]
     n, s = out.size, _n_chunks(out.size, len(gens))
-    if n >= PARALLEL_MIN:
+    if n >= (PARALLEL_MIN_BETA if beta else PARALLEL_MIN):
         driver(gens, *arrays)
         return
     for t in range(s):
@@ -408,7 +412,7 @@ def bernoulli_logits(x: np.ndarray, gens, out: np.ndarray | None = None) -> np.n
     x = np.ascontiguousarray(x)
     res = np.empty_like(x) if out is None else out
     if x.size:
-        _run(_bernoulli_chunk, _bernoulli_driver, gens, x.reshape(-1), res.reshape(-1))
+        _run(_bernoulli_chunk, _bernoulli_driver, gens, x.reshape(-1), res.reshape(-1), beta=False)
     return res
 
 

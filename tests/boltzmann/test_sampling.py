@@ -311,7 +311,7 @@ def test_beta_block_mixed_shapes_in_one_block_match_their_distributions():
 
 @pytest.mark.parametrize("kind", ["beta_ab", "sigmoid_beta", "beta_mean_sigma"])
 def test_beta_draws_same_serial_and_parallel_and_any_thread_count(kind, monkeypatch):
-    x = np.random.default_rng(1).normal(size=(nbs.PARALLEL_MIN // 7 + 200, 7))
+    x = np.random.default_rng(1).normal(size=(nbs.PARALLEL_MIN_BETA // 7 + 200, 7))
     sig = np.linspace(0.05, 0.3, 7)  # one sigma per column
     call = {"beta_ab": lambda g: nbs.beta_ab(np.exp(x), np.exp(-x), g),
             "sigmoid_beta": lambda g: nbs.sigmoid_beta(x, sig, g),
@@ -323,7 +323,7 @@ def test_beta_draws_same_serial_and_parallel_and_any_thread_count(kind, monkeypa
         b = call(_streams(5))
     finally:
         numba.set_num_threads(old)
-    monkeypatch.setattr(nbs, "PARALLEL_MIN", 1 << 62)  # the serial path over the same chunks
+    monkeypatch.setattr(nbs, "PARALLEL_MIN_BETA", 1 << 62)  # the serial path over the same chunks
     c = call(_streams(5))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
