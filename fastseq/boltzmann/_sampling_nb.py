@@ -267,7 +267,7 @@ def _beta_block(g, st, a, b, out, lo, m, za, zb, ua, ub, ga, gb):
     """out[lo:lo+m] = Beta(a[j], b[j]) for the block's shapes a[:m], b[:m] (float64).
 
     Draws all the block's normals and uniforms first, proposes every gamma at once in a
-    vectorised pass (``_squeeze_gammas``; about 97% settle there), then fixes the rest one
+    vectorised pass (``_squeeze_gammas``; about 92% of gammas settle there), then fixes the rest one
     by one: the log test for squeeze failures, ``_beta_draw`` (log space, Johnk) where a
     shape is below 1. Each fix uses the draws' own rule, so every value is an exact draw.
     """
