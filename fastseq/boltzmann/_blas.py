@@ -2,10 +2,11 @@
 
 The Gibbs and CD kernels call the BLAS that Numba's ``np.dot`` uses (scipy's) between
 serial sampling loops. OpenBLAS splits a product over its threads once ``M N K`` passes
-about 5e5 (for 288 x 128 weights: from 15 chains up), and its idle workers then spin while
-the calling thread samples, so a step needs two cores for the work of one. Beside any other
-busy process they and the sampler take turns on the cores, and a step that takes 0.8 ms
-alone took 1 to 32 ms (bench/compare_gibbs_chains.py); on one thread it keeps its time.
+about 5e5 (for 288 x 128 weights: from 15 chains up), and the product then waits for its
+second thread, which on a machine with other busy processes must first win a core: a
+64-chain RRBM step went from 0.8 ms to anywhere between 1 and 32 ms, with the process
+using no more CPU time than the wall clock (it waited, it did not work). 14 chains took
+0.23 ms a step, 15 took 5 ms. On one thread the step keeps its time, linear in the chains.
 The setting is changed only for the duration of the call and restored afterwards, so
 importing fastseq, or running it, leaves the process's thread settings as they were.
 """

@@ -456,8 +456,8 @@ def _sample_units(kind, gens, pre, bias, sigma, out):
     """out = draws with mean sigmoid(pre + bias) (``pre`` is scratch: the bias is added in place).
 
     Serial over the fixed chunks, in the calling thread: the chain kernels run under
-    ``serial_blas`` (their products on one BLAS thread too), so no thread pool spins beside
-    the sampler and a step's time grows with the chains alone, on a busy machine too.
+    ``serial_blas`` (their products on one BLAS thread too), so no step waits for a second
+    thread to get a core and a step's time grows with the chains alone, on a busy machine too.
     """
     rows, cols = pre.shape
     for i in range(rows):
