@@ -204,6 +204,17 @@ class BetaRBM(BoltzmannMachine):
         a, b = self._alpha_beta(h)
         return self._beta_ab(a, b)
 
+    def _chain(self, h, k):
+        # the base loop's steps with the softplus of the D x H weights taken once, not twice
+        # a step: at a few chains that transform, not the sampling, was most of a step
+        s, c = self.shapes(), self.params_["c"].detach()
+        v = h
+        for step in range(k):
+            v = self._beta_ab(s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T)
+            if step + 1 < k:
+                h = self._bernoulli(c + torch.log(v) @ s["Wa"] + torch.log1p(-v) @ s["Wb"])
+        return v, h
+
     def _visible_mean(self, h):
         a, b = self._alpha_beta(h)
         return a / (a + b)

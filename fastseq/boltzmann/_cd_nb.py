@@ -8,8 +8,9 @@ loop of ``_base.BoltzmannMachine`` takes, with ``torch.optim.SGD``'s momentum ru
 two paths train the same model; this one spends no time in Python or PyTorch per batch
 (which dominates small problems) and does the weight gradient as one matrix product of the
 stacked positive and negative statistics. Matrix products go to the BLAS that Numba's
-``np.dot`` calls (scipy's); the sampling between them runs serially in the calling thread,
-so only one thread pool works at a time. ``fastseq.boltzmann._cd_py`` is the NumPy twin.
+``np.dot`` calls (scipy's), run under ``_blas.serial_blas`` on one thread like the sampling
+between them: a product split over BLAS threads waits, on a busy machine, for a second
+thread to win a core (see ``_blas``). ``fastseq.boltzmann._cd_py`` is the NumPy twin.
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 import scipy.sparse as sp
 
 from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.boltzmann._blas import serial_blas
 from fastseq.boltzmann._cd_nb import cd_epoch
 from fastseq.boltzmann._anneal import AnnealGauss, AnnealRBM
 from fastseq.boltzmann._base import BoltzmannMachine, _bar, _positive, _store
@@ -81,11 +82,12 @@ class _SigmoidRBM(BoltzmannMachine):
         p, m = self.params_, self._velocity
         w = p["W"].detach().numpy()
         sv, sh = self._sigmas()
-        cd_epoch(X, order, int(batch_size), w, p["b"].detach().numpy(), p["c"].detach().numpy(),
-                 m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self.h_samples_.numpy(), int(self.k),
-                 bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
-                 self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
-                 nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
+        with serial_blas():
+            cd_epoch(X, order, int(batch_size), w, p["b"].detach().numpy(), p["c"].detach().numpy(),
+                     m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self.h_samples_.numpy(), int(self.k),
+                     bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
+                     self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
+                     nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
 
     def _epoch(self, data, epoch):
         if not self._fused():

@@ -265,3 +265,83 @@ def test_beta_params_of_float32_means_are_computed_in_float64_like_the_kernel():
     np.testing.assert_allclose(b32, b64, rtol=1e-12)
     kernel = np.array([nbs.beta_params(float(m), float(sigma)) for m in mean])
     np.testing.assert_allclose(np.stack([a32, b32], 1), kernel, rtol=1e-12)
+
+
+def test_chain_kernels_run_blas_on_one_thread_and_restore_its_setting():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastseq.boltzmann import RRBM
+    from fastseq.boltzmann._blas import serial_blas
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    rng = np.random.default_rng(0)
+    w, b, c = rng.normal(size=(12, 5)) * 0.3, np.zeros(12), np.zeros(5)
+    h0 = (rng.random((20, 5)) < 0.5).astype(float)
+    with threadpool_limits(2, user_api="blas"):
+        with serial_blas():
+            assert set(blas_threads()) == {1}
+        assert set(blas_threads()) == {2}
+        # the same draws whatever the caller's BLAS setting, which the kernels leave as it was
+        v2, h2 = nbs.gibbs_chain(h0, w, b, c, 4, _streams(3), nbs.BETA, nbs.BETA, 0.1, 0.2)
+        RRBM(n_components=5, n_iter=1, random_state=0).fit(rng.random((30, 12)))
+        assert set(blas_threads()) == {2}
+    with threadpool_limits(1, user_api="blas"):
+        v1, h1 = nbs.gibbs_chain(h0, w, b, c, 4, _streams(3), nbs.BETA, nbs.BETA, 0.1, 0.2)
+    np.testing.assert_array_equal(v1, v2)
+    np.testing.assert_array_equal(h1, h2)
+
+
+def test_beta_block_mixed_shapes_in_one_block_match_their_distributions():
+    # the blocked sampler settles most draws in a vectorised pass and fixes the rest one by
+    # one (squeeze failures near shape 1, shapes below 1): mix every case inside each block
+    shapes = [(0.3, 0.7), (1.0, 1.0), (1.05, 30.0), (3.0, 0.2), (12.0, 12.0), (0.02, 5.0), (250.0, 2.0)]
+    a = np.tile([s[0] for s in shapes], N // 4)
+    b = np.tile([s[1] for s in shapes], N // 4)
+    ours = nbs.beta_ab(a, b, _streams(7))
+    twin = ref.beta_ab(a, b, np.random.default_rng(8))
+    for k, (sa, sb) in enumerate(shapes):
+        x = ours[k::len(shapes)]
+        assert np.all((x >= 0) & (x <= 1))
+        if min(sa, sb) >= 0.1:
+            assert stats.kstest(x, stats.beta(sa, sb).cdf).pvalue > 1e-3, (sa, sb)
+        assert stats.ks_2samp(x, twin[k::len(shapes)]).pvalue > 1e-3, (sa, sb)
+
+
+@pytest.mark.parametrize("kind", ["beta_ab", "sigmoid_beta", "beta_mean_sigma"])
+def test_beta_draws_same_serial_and_parallel_and_any_thread_count(kind, monkeypatch):
+    x = np.random.default_rng(1).normal(size=(nbs.PARALLEL_MIN_BETA // 7 + 200, 7))
+    sig = np.linspace(0.05, 0.3, 7)  # one sigma per column
+    call = {"beta_ab": lambda g: nbs.beta_ab(np.exp(x), np.exp(-x), g),
+            "sigmoid_beta": lambda g: nbs.sigmoid_beta(x, sig, g),
+            "beta_mean_sigma": lambda g: nbs.beta_mean_sigma(ref.sigmoid(x), sig, g)}[kind]
+    a = call(_streams(5))
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        b = call(_streams(5))
+    finally:
+        numba.set_num_threads(old)
+    monkeypatch.setattr(nbs, "PARALLEL_MIN_BETA", 1 << 62)  # the serial path over the same chunks
+    c = call(_streams(5))
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(a, call(_streams(6)))
+
+
+def test_beta_rbm_chain_takes_the_base_loops_draws():
+    import torch
+
+    from fastseq.boltzmann import BetaRBM
+    from fastseq.boltzmann._base import BoltzmannMachine
+
+    X = np.random.default_rng(0).beta(2.0, 5.0, size=(100, 20)).astype(np.float32)
+    m = BetaRBM(n_components=7, n_iter=1, learning_rate=0.01, random_state=0).fit(X)
+    h = (torch.rand(13, 7, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    m._setup_random()
+    ours = m._chain(h, 6)
+    m._setup_random()
+    base = BoltzmannMachine._chain(m, h, 6)
+    for x, y in zip(ours, base):
+        assert torch.equal(x, y)
