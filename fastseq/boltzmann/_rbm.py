@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 import scipy.sparse as sp
 
 from fastseq.boltzmann import _sampling_nb as nbs
-from fastseq.boltzmann._blas import serial_blas
+from fastseq._util.blas import serial_blas
 from fastseq.boltzmann._cd_nb import cd_epoch
 from fastseq.boltzmann._anneal import AnnealGauss, AnnealRBM
 from fastseq.boltzmann._base import BoltzmannMachine, _bar, _positive, _store

@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from fastseq.boltzmann._blas import serial_blas
+from fastseq._util.blas import serial_blas
 
 __all__ = ["make_streams", "bernoulli_logits", "beta_ab", "beta_mean_sigma", "beta_params",
            "gibbs_chain", "BERNOULLI", "BETA"]

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fastseq._util.blas import serial_blas
 from fastseq.bptt import _fused_py, _products
 
 __all__ = ["run_fused", "fused_unsupported"]
@@ -45,23 +46,6 @@ def fused_unsupported(rnn) -> str | None:
     if getattr(rnn, "proj_size", 0):
         return "nn.LSTM with proj_size > 0 (the projected state is not fused)"
     return None
-
-
-_BLAS_LIBS: list | None = None
-
-
-def _blas_libs() -> list:
-    global _BLAS_LIBS
-    if _BLAS_LIBS is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library before it is looked up)
-
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # without it the pool keeps its own setting
-            _BLAS_LIBS = []
-        else:
-            _BLAS_LIBS = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-    return _BLAS_LIBS
 
 
 @contextmanager
@@ -78,17 +62,8 @@ def _blas_threads():
     if "scipy" not in gemm().source:  # fastseq's kernel, or MKL pinned per thread by the runner
         yield
         return
-    want = 1
-    saved = [(lib, lib.num_threads) for lib in _blas_libs()]
-    for lib, n in saved:
-        if n != want:
-            lib.set_num_threads(want)
-    try:
+    with serial_blas():
         yield
-    finally:
-        for lib, n in saved:
-            if n != want:
-                lib.set_num_threads(n)
 
 
 def _kernels(device: torch.device):

@@ -271,7 +271,7 @@ def test_chain_kernels_run_blas_on_one_thread_and_restore_its_setting():
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from fastseq.boltzmann import RRBM
-    from fastseq.boltzmann._blas import serial_blas
+    from fastseq._util.blas import serial_blas
 
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

@@ -357,7 +357,9 @@ def test_fused_kernels_run_scipy_blas_on_one_thread_and_restore_it(monkeypatch):
     from fastseq.bptt import _blas_nb
     from fastseq.bptt import _engines_fused as ef
 
-    libs = ef._blas_libs()
+    from fastseq._util.blas import blas_libs
+
+    libs = blas_libs()
     if not libs:
         pytest.skip("threadpoolctl finds no BLAS library to pin")
     monkeypatch.setenv("FASTSEQ_GEMM", "scipy")
@@ -379,7 +381,9 @@ def test_fused_kernels_leave_the_scipy_pool_alone_when_they_do_not_use_it(monkey
 
     if "scipy" in _blas_nb.gemm().source:
         pytest.skip("this machine's kernels call scipy's BLAS")
-    libs = ef._blas_libs()
+    from fastseq._util.blas import blas_libs
+
+    libs = blas_libs()
     before = [lib.num_threads for lib in libs]
     with ef._blas_threads():
         assert [lib.num_threads for lib in libs] == before

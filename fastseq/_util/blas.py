@@ -1,4 +1,8 @@
-"""One BLAS thread while the Numba chain kernels run (``serial_blas``).
+"""One BLAS thread while Numba kernels run (``serial_blas``).
+
+Numba's ``np.dot`` calls scipy's BLAS from inside compiled loops: the Boltzmann machines'
+Gibbs and CD kernels, and the fused recurrent engine where neither fastseq's product
+kernel nor MKL is there. Those products are small and sit between serial loops.
 
 The Gibbs and CD kernels call the BLAS that Numba's ``np.dot`` uses (scipy's) between
 serial sampling loops. OpenBLAS splits a product over its threads once ``M N K`` passes
@@ -15,12 +19,12 @@ from __future__ import annotations
 import contextlib
 from typing import Iterator
 
-__all__ = ["serial_blas"]
+__all__ = ["serial_blas", "blas_libs"]
 
 _BLAS_LIBS: list | None = None
 
 
-def _blas_libs() -> list:
+def blas_libs() -> list:
     """threadpoolctl's controllers of the loaded BLAS libraries (found once)."""
     global _BLAS_LIBS
     if _BLAS_LIBS is None:
@@ -34,7 +38,7 @@ def _blas_libs() -> list:
 @contextlib.contextmanager
 def serial_blas() -> Iterator[None]:
     """Run the block with every BLAS library on one thread, then restore each one's count."""
-    saved = [(lib, lib.get_num_threads()) for lib in _blas_libs()]
+    saved = [(lib, lib.get_num_threads()) for lib in blas_libs()]
     for lib, n in saved:
         if n != 1:
             lib.set_num_threads(1)
