@@ -1,0 +1,249 @@
+"""The original algorithm's decoder as a module: a recurrent cell whose outputs feed back.
+
+:class:`FeedbackGRU` and :class:`FeedbackLSTM` read ``concat(visible, context)`` into a
+GRU or LSTM and read the hidden state out linearly to ``F`` outputs. Stepped, they are
+ordinary decoders for :func:`~fastseq.bptt.train_bptt`. ``train_bptt`` recognises them
+(one layer, ``fused`` left True) and runs each ``K``-step window as one autograd node
+(:func:`fused_window`): the readout and the feedback (or the teacher-forced target) run
+inside the recurrence, resets fold in as each slot's choice of seed or carried state, and
+the backward runs through time in one compiled call (:mod:`fastseq.bptt._feedback_nb`;
+on CUDA its torch twin :mod:`fastseq.bptt._feedback_py`). The window's weight gradients
+are whole-window matrix products.
+
+Shapes: ``K`` steps, ``W`` slots, ``F`` visible features, ``C`` context features, ``H``
+hidden units, ``G`` gates per unit (GRU 3, LSTM 4).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fastseq._util.validate import nonnegative_int, positive_int
+from fastseq.bptt import _feedback_py
+
+__all__ = ["FeedbackGRU", "FeedbackLSTM", "fused_window"]
+
+
+class _FeedbackDecoder(nn.Module):
+    """Shared body of :class:`FeedbackGRU` and :class:`FeedbackLSTM`."""
+
+    _cell: type[nn.RNNBase]
+
+    def __init__(self, features: int, context_features: int, hidden_size: int, num_layers: int = 1) -> None:
+        super().__init__()
+        self.features = positive_int("features", features)
+        self.context_features = nonnegative_int("context_features", context_features)
+        self.hidden_size = positive_int("hidden_size", hidden_size)
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.rnn = self._cell(self.features + self.context_features, self.hidden_size, self.num_layers)
+        self.readout = nn.Linear(self.hidden_size, self.features)
+        self.fused = True  # train_bptt runs whole windows fused when True (and num_layers == 1)
+
+    def forward(self, visible: Tensor, context: Tensor, hidden):
+        """One step: visible ``1 x B x F``, context ``B x C``, hidden ``L x B x H`` (LSTM: a
+        tuple ``(h, c)``); returns ``(outputs 1 x B x F, hidden)``."""
+        out, hidden = self.rnn(torch.cat([visible, context.unsqueeze(0)], dim=2), hidden)
+        return self.readout(out), hidden
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, context_features={self.context_features}, fused={self.fused}"
+
+
+class FeedbackGRU(_FeedbackDecoder):
+    """GRU decoder whose outputs are its next visible input, for :func:`~fastseq.bptt.train_bptt`.
+
+    ``forward(visible, context, hidden)`` with visible ``1 x B x F``, context ``B x C``
+    and hidden ``L x B x H`` runs ``nn.GRU`` on ``concat(visible, context)`` and returns
+    ``(readout(h), hidden)``, outputs ``1 x B x F``. ``train_bptt`` runs one-layer
+    modules a whole window at a time in a fused kernel (set ``fused = False`` to step it).
+
+    Args:
+        features: ``F``, the visible inputs and outputs.
+        context_features: ``C`` (0: no context).
+        hidden_size: ``H``.
+        num_layers: ``L`` (only ``L = 1`` runs fused).
+
+    Example:
+        >>> import torch
+        >>> from fastseq.bptt import FeedbackGRU, train_bptt
+        >>> _ = torch.manual_seed(0)
+        >>> dec = FeedbackGRU(2, 3, 8)
+        >>> out, h = dec(torch.zeros(1, 4, 2), torch.zeros(4, 3), torch.zeros(1, 4, 8))
+        >>> tuple(out.shape), tuple(h.shape)
+        ((1, 4, 2), (1, 4, 8))
+        >>> ctx = [torch.randn(n, 3) for n in (5, 2, 7)]
+        >>> tgt = [torch.randn(n, 2) for n in (5, 2, 7)]
+        >>> opt = torch.optim.SGD(dec.parameters(), lr=0.1)
+        >>> len(train_bptt(dec, ctx, tgt, torch.zeros(2), torch.zeros(1, 8), opt, batch_size=2, bptt=3))
+        3
+    """
+
+    _cell = nn.GRU
+
+
+class FeedbackLSTM(_FeedbackDecoder):
+    """LSTM decoder whose outputs are its next visible input; as :class:`FeedbackGRU` with
+    hidden a tuple ``(h, c)`` of ``L x B x H`` (so ``hidden_seed`` is a tuple of two ``L x H``).
+
+    Example:
+        >>> import torch
+        >>> from fastseq.bptt import FeedbackLSTM
+        >>> dec = FeedbackLSTM(2, 0, 8)
+        >>> out, (h, c) = dec(torch.zeros(1, 4, 2), torch.zeros(4, 0), (torch.zeros(1, 4, 8),) * 2)
+        >>> tuple(out.shape), tuple(c.shape)
+        ((1, 4, 2), (1, 4, 8))
+    """
+
+    _cell = nn.LSTM
+
+
+def _kernels(device: torch.device):
+    if device.type == "cpu":
+        from fastseq.bptt import _feedback_nb
+
+        return _feedback_nb, lambda t: t.detach().numpy()
+    return _feedback_py, lambda t: t
+
+
+class _FeedbackWindow(torch.autograd.Function):
+    """One feedback decoder over one window; see the module docstring. Seeds are flat (``F``, ``H``)."""
+
+    @staticmethod
+    def forward(ctx, reset: Tensor, teacher: Tensor, target: Tensor, gc: Tensor, w_iv: Tensor, w_hh: Tensor,
+                b_hh: Tensor, w_out: Tensor, b_out: Tensor, v0: Tensor, h0: Tensor, c0: Tensor | None,
+                seed_v: Tensor, seed_h: Tensor, seed_c: Tensor | None):
+        from fastseq.bptt._engines_fused import _blas_threads
+
+        kernels, arr = _kernels(gc.device)
+        k_steps, width = gc.shape[:2]
+        hid, feat = w_hh.shape[1], w_out.shape[0]
+        new = lambda *shape: gc.new_empty(shape)  # noqa: E731
+        w_iv, w_hh, w_out = (t.detach().contiguous() for t in (w_iv, w_hh, w_out))
+        ys, hs = new(k_steps, width, feat), new(k_steps, width, hid)
+        vprev, hprev = new(k_steps, width, feat), new(k_steps, width, hid)
+        head = [arr(t.detach().contiguous()) for t in (gc, target, teacher, reset)]
+        weights = [arr(w_iv.t().contiguous()), arr(w_hh.t().contiguous()), arr(b_hh.detach().contiguous()),
+                   arr(w_out.t().contiguous()), arr(b_out.detach().contiguous())]
+        states = [arr(t.detach().contiguous()) for t in (v0, h0) + ((c0,) if c0 is not None else ())]
+        seeds = [arr(t.detach().contiguous()) for t in (seed_v, seed_h) + ((seed_c,) if seed_c is not None else ())]
+        ctx.lstm = c0 is not None
+        with _blas_threads():
+            if not ctx.lstm:
+                gates = new(4, k_steps, width, hid)
+                kernels.gru_forward(*head, *weights, *states, *seeds, arr(ys), arr(hs), arr(vprev), arr(hprev),
+                                    tuple(arr(g) for g in gates))
+                ctx.save_for_backward(reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates)
+                return ys, hs
+            cs, cprev, gates = new(k_steps, width, hid), new(k_steps, width, hid), new(5, k_steps, width, hid)
+            kernels.lstm_forward(*head, *weights, *states, *seeds, arr(ys), arr(hs), arr(cs), arr(vprev), arr(hprev),
+                                 arr(cprev), tuple(arr(g) for g in gates))
+            ctx.save_for_backward(reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates, cprev)
+            return ys, hs, cs[-1]
+
+    @staticmethod
+    def backward(ctx, dys: Tensor, dhs: Tensor, dc_last: Tensor | None = None):
+        if torch.is_grad_enabled():
+            raise RuntimeError("The fused feedback window does not support double backward "
+                               "(backward with create_graph=True); set the module's fused = False.")
+        from fastseq.bptt._engines_fused import _blas_threads
+
+        kernels, arr = _kernels(dys.device)
+        reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates, *rest = ctx.saved_tensors
+        k_steps, width, hid = hs.shape
+        feat, g = w_out.shape[0], w_hh.shape[0]
+        dys, dhs = dys.contiguous(), dhs.contiguous()
+        dy, dgi = dys.new_empty(k_steps, width, feat), dys.new_empty(k_steps, width, g)
+        dv0, dh0, dseed_v, dseed_h = dys.new_empty(width, feat), dys.new_empty(width, hid), dys.new_zeros(feat), \
+            dys.new_zeros(hid)
+        dc0 = dseed_c = None
+        with _blas_threads():
+            if not ctx.lstm:
+                dgh = dys.new_empty(k_steps, width, g)
+                kernels.gru_backward(arr(dys), arr(dhs), arr(teacher), arr(reset), arr(w_iv), arr(w_hh), arr(w_out),
+                                     arr(hprev), tuple(arr(q) for q in gates), arr(dy), arr(dgi), arr(dgh), arr(dv0),
+                                     arr(dh0), arr(dseed_v), arr(dseed_h))
+            else:
+                dgh = dgi
+                dc0, dseed_c = dys.new_empty(width, hid), dys.new_zeros(hid)
+                kernels.lstm_backward(arr(dys), arr(dhs), arr(dc_last.contiguous()), arr(teacher), arr(reset),
+                                      arr(w_iv), arr(w_hh), arr(w_out), arr(rest[0]), tuple(arr(q) for q in gates),
+                                      arr(dy), arr(dgi), arr(dv0), arr(dh0), arr(dc0), arr(dseed_v), arr(dseed_h),
+                                      arr(dseed_c))
+        rows = k_steps * width
+        need = ctx.needs_input_grad
+        flat_gi, flat_gh, flat_y = dgi.view(rows, g), dgh.view(rows, g), dy.view(rows, feat)
+        d_w_iv = flat_gi.t().mm(vprev.view(rows, feat)) if need[4] else None
+        d_w_hh = flat_gh.t().mm(hprev.view(rows, hid)) if need[5] else None
+        d_b_hh = flat_gh.sum(0) if need[6] else None
+        d_w_out = flat_y.t().mm(hs.view(rows, hid)) if need[7] else None
+        d_b_out = flat_y.sum(0) if need[8] else None
+        return (None, None, None, dgi if need[3] else None, d_w_iv, d_w_hh, d_b_hh, d_w_out, d_b_out,
+                dv0 if need[9] else None, dh0 if need[10] else None, dc0 if ctx.lstm and need[11] else None,
+                dseed_v if need[12] else None, dseed_h if need[13] else None,
+                dseed_c if ctx.lstm and need[14] else None)
+
+
+def _fusable(decoder, context: Tensor, seeds) -> bool:
+    """Whether ``decoder`` runs fused with these seeds: anything else steps (and any mistake in
+    the seeds then fails there, with the stepped path's message)."""
+    if not (isinstance(decoder, _FeedbackDecoder) and decoder.fused and decoder.num_layers == 1
+            and type(decoder).forward is _FeedbackDecoder.forward
+            and not (decoder._forward_hooks or decoder._forward_pre_hooks or nn.modules.module._global_forward_hooks
+                     or nn.modules.module._global_forward_pre_hooks)):
+        return False
+    lstm = isinstance(decoder.rnn, nn.LSTM)
+    hid = decoder.hidden_size
+    weight = decoder.rnn.weight_ih_l0
+    return (seeds.hidden_is_tuple == lstm and len(seeds.hidden) == 1 + lstm and decoder.rnn.bias
+            and all(tuple(h.shape) == (1, 1, hid) for h in seeds.hidden)
+            and seeds.visible.shape[2] == decoder.features and context.shape[2] == decoder.context_features
+            and context.dtype == weight.dtype and context.device == weight.device)
+
+
+def stacked_cost(cost_fn: Callable, outputs: Tensor, target: Tensor) -> Tensor:
+    """The costs of a window's ``K x W x F`` outputs, stacked over steps (``K x W`` or ``K x W x ...``):
+    the default ``PairwiseDistance`` in one call over the window, any other ``cost_fn`` per step."""
+    if type(cost_fn) is nn.PairwiseDistance:
+        return cost_fn(outputs, target)
+    return torch.stack([cost_fn(outputs[k], target[k]) for k in range(outputs.shape[0])])
+
+
+def fused_window(decoder, context: Tensor, target: Tensor, reset: Tensor, teacher: Tensor | None, carried, seeds,
+                 cost_fn: Callable) -> tuple[Tensor, tuple[Tensor, ...]] | None:
+    """Run a window of a one-layer feedback decoder fused; None if ``decoder`` does not run fused.
+
+    Args:
+        decoder: a :class:`FeedbackGRU` or :class:`FeedbackLSTM` (anything else: None).
+        context: ``K x W x C``; target: ``K x W x F'`` (``F' = F`` where teacher forcing).
+        reset: ``K x W`` bool, slots that start from the seeds at step k.
+        teacher: ``K x W`` bool, where the target replaces the output as the next visible
+            input (None: nowhere).
+        carried, seeds: the trainer's state and seeds (``visible`` ``1 x W x F`` / ``1 x 1 x F``,
+            ``hidden`` a tuple of ``1 x W x H`` / ``1 x 1 x H``).
+        cost_fn: as :func:`train_bptt`'s.
+
+    Returns:
+        ``(costs, final)``: the costs stacked over steps, as the stepped path stacks them,
+        and the final ``(visible, *hidden)`` state parts.
+    """
+    if not _fusable(decoder, context, seeds):
+        return None
+    rnn, readout, feat = decoder.rnn, decoder.readout, decoder.features
+    k_steps, width = reset.shape
+    lstm = isinstance(rnn, nn.LSTM)
+    gc = F.linear(context, rnn.weight_ih_l0[:, feat:], rnn.bias_ih_l0)
+    fed_target = target if target.shape[2] == feat else target.new_zeros(k_steps, width, feat)
+    mask = teacher if teacher is not None else torch.zeros_like(reset)
+    flat = lambda t: t.reshape(t.shape[-1])  # noqa: E731
+    out = _FeedbackWindow.apply(
+        reset.contiguous(), mask.contiguous(), fed_target, gc, rnn.weight_ih_l0[:, :feat], rnn.weight_hh_l0,
+        rnn.bias_hh_l0, readout.weight, readout.bias, carried.visible[0], carried.hidden[0][0],
+        carried.hidden[1][0] if lstm else None, flat(seeds.visible), flat(seeds.hidden[0]),
+        flat(seeds.hidden[1]) if lstm else None)
+    ys, hs = out[0], out[1]
+    last = ys[-1:] if teacher is None else torch.where(teacher[-1].view(1, width, 1), target[-1:], ys[-1:])
+    final = (last, hs[-1:]) + ((out[2].unsqueeze(0),) if lstm else ())
+    return stacked_cost(cost_fn, ys, target), final
