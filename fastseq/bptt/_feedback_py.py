@@ -1,95 +1,118 @@
 """Plain array twins of the fused feedback kernels in :mod:`fastseq.bptt._feedback_nb`.
 
-Same signatures and outputs, written step by step with whole-slot array operations.
-They accept NumPy arrays (the reference the kernels are tested against) or torch
-tensors on any device (the fused feedback path on CUDA, where they run as torch ops).
+Same signatures, layouts (hidden side units first, ``units x W`` per step; visible side
+slots first, ``W x F``) and outputs, written step by step with whole-window array
+operations. They accept NumPy arrays (the reference the kernels are tested against) or
+torch tensors on any device (the fused feedback path on CUDA, where they run as torch ops).
 """
 from __future__ import annotations
 
-from fastseq.bptt._fused_py import _pass_back, _previous, _sigmoid, _tanh, _where
+from fastseq.bptt._fused_py import _sigmoid, _tanh, _where
 
 __all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward"]
 
 
-def _fed(teacher_k, target_k, y):
-    """The next visible input: the target where teacher-forced, else the output."""
-    return _where(teacher_k[:, None], target_k, y)
+def _previous(reset_k, state, seed):
+    """Each slot's hidden state entering the step (``units x W``): the seed where it resets, else its own."""
+    return _where(reset_k[None, :], seed[:, None], state)
 
 
-def gru_forward(gc, target, teacher, reset, w_iv_t, w_hh_t, b_hh, w_out_t, b_out, v0, h0, seed_v, seed_h,
+def _previous_rows(reset_k, state, seed):
+    """The same for the visible side (``W x F``)."""
+    return _where(reset_k[:, None], seed[None, :], state)
+
+
+def _pass_back(reset_k, dprev, dseed):
+    """Add the resetting slots' gradient into the seed; return what flows to the previous step."""
+    dseed += (dprev * reset_k[None, :]).sum(1)
+    return _where(reset_k[None, :], 0.0 * dprev, dprev)
+
+
+def _pass_back_rows(reset_k, dprev, dseed):
+    dseed += (dprev * reset_k[:, None]).sum(0)
+    return _where(reset_k[:, None], 0.0 * dprev, dprev)
+
+
+def _inputs(k, gc, w_iv, vp):
+    x = w_iv @ vp.T
+    return x + gc[k] if gc.shape[0] else x
+
+
+def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, seed_v, seed_h,
                 ys, hs, vprev, hprev, gates):
-    hid = gc.shape[2] // 3
+    hid = w_hh.shape[1]
     v, h = v0, h0
-    for k in range(gc.shape[0]):
-        vp, hp = _previous(reset[k], v, seed_v), _previous(reset[k], h, seed_h)
-        x = gc[k] + vp @ w_iv_t
-        gh = hp @ w_hh_t + b_hh
-        r = _sigmoid(x[:, :hid] + gh[:, :hid])
-        z = _sigmoid(x[:, hid:2 * hid] + gh[:, hid:2 * hid])
-        hn = gh[:, 2 * hid:]
-        n = _tanh(x[:, 2 * hid:] + r * hn)
+    for k in range(target.shape[0]):
+        vp, hp = _previous_rows(reset[k], v, seed_v), _previous(reset[k], h, seed_h)
+        x = _inputs(k, gc, w_iv, vp) + b_ih[:, None]
+        gh = w_hh @ hp + b_hh[:, None]
+        r = _sigmoid(x[:hid] + gh[:hid])
+        z = _sigmoid(x[hid:2 * hid] + gh[hid:2 * hid])
+        hn = gh[2 * hid:]
+        n = _tanh(x[2 * hid:] + r * hn)
         h = (1.0 - z) * n + z * hp
-        y = h @ w_out_t + b_out
+        y = h.T @ w_out_t + b_out
         hs[k], hprev[k], vprev[k], ys[k] = h, hp, vp, y
         for q, val in enumerate((r, z, n, hn)):
             gates[q][k] = val
-        v = _fed(teacher[k], target[k], y)
+        v = _where(teacher[k][:, None], target[k], y)
 
 
-def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh, w_out, hprev, gates, dy, dgi, dgh, dv0, dh0,
+def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, dy, dgi, dgh, dv0, dh0,
                  dseed_v, dseed_h):
-    hid = dhs.shape[2]
+    hid = dhs.shape[1]
     dh, dv = 0.0 * dhs[0], 0.0 * dys[0]
     for k in range(dhs.shape[0] - 1, -1, -1):
         dy[k] = dys[k] + _where(teacher[k][:, None], 0.0 * dv, dv)
-        d = dh + dhs[k] + dy[k] @ w_out
+        d = dh + dhs[k] + w_out_t @ dy[k].T
         r, z, n, hn = (g[k] for g in gates)
         dn = d * (1.0 - z) * (1.0 - n * n)
         dz = d * (hprev[k] - n) * z * (1.0 - z)
         dr = dn * hn * r * (1.0 - r)
-        dgi[k, :, :hid], dgi[k, :, hid:2 * hid], dgi[k, :, 2 * hid:] = dr, dz, dn
-        dgh[k, :, :hid], dgh[k, :, hid:2 * hid], dgh[k, :, 2 * hid:] = dr, dz, dn * r
-        dh = _pass_back(reset[k], d * z + dgh[k] @ w_hh, dseed_h)
-        dv = _pass_back(reset[k], dgi[k] @ w_iv, dseed_v)
+        dgi[k, :hid], dgi[k, hid:2 * hid], dgi[k, 2 * hid:] = dr, dz, dn
+        dgh[k, :hid], dgh[k, hid:2 * hid], dgh[k, 2 * hid:] = dr, dz, dn * r
+        dh = _pass_back(reset[k], d * z + w_hh_t @ dgh[k], dseed_h)
+        dv = _pass_back_rows(reset[k], dgi[k].T @ w_iv, dseed_v)
     dh0[:] = dh
     dv0[:] = dv
 
 
-def lstm_forward(gc, target, teacher, reset, w_iv_t, w_hh_t, b_hh, w_out_t, b_out, v0, h0, c0, seed_v, seed_h,
+def lstm_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, c0, seed_v, seed_h,
                  seed_c, ys, hs, cs, vprev, hprev, cprev, gates):
-    hid = gc.shape[2] // 4
+    hid = w_hh.shape[1]
     v, h, c = v0, h0, c0
-    for k in range(gc.shape[0]):
-        vp, hp, cp = (_previous(reset[k], s, seed) for s, seed in ((v, seed_v), (h, seed_h), (c, seed_c)))
-        a = gc[k] + vp @ w_iv_t + hp @ w_hh_t + b_hh
-        i, f = _sigmoid(a[:, :hid]), _sigmoid(a[:, hid:2 * hid])
-        g, o = _tanh(a[:, 2 * hid:3 * hid]), _sigmoid(a[:, 3 * hid:])
+    for k in range(target.shape[0]):
+        vp = _previous_rows(reset[k], v, seed_v)
+        hp, cp = _previous(reset[k], h, seed_h), _previous(reset[k], c, seed_c)
+        a = _inputs(k, gc, w_iv, vp) + w_hh @ hp + (b_ih + b_hh)[:, None]
+        i, f = _sigmoid(a[:hid]), _sigmoid(a[hid:2 * hid])
+        g, o = _tanh(a[2 * hid:3 * hid]), _sigmoid(a[3 * hid:])
         c = f * cp + i * g
         tc = _tanh(c)
         h = o * tc
-        y = h @ w_out_t + b_out
+        y = h.T @ w_out_t + b_out
         hs[k], cs[k], vprev[k], hprev[k], cprev[k], ys[k] = h, c, vp, hp, cp, y
         for q, val in enumerate((i, f, g, o, tc)):
             gates[q][k] = val
-        v = _fed(teacher[k], target[k], y)
+        v = _where(teacher[k][:, None], target[k], y)
 
 
-def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh, w_out, cprev, gates, dy, dga, dv0, dh0, dc0,
+def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cprev, gates, dy, dga, dv0, dh0, dc0,
                   dseed_v, dseed_h, dseed_c):
-    hid = dhs.shape[2]
+    hid = dhs.shape[1]
     dh, dv, dc = 0.0 * dhs[0], 0.0 * dys[0], dc_last
     for k in range(dhs.shape[0] - 1, -1, -1):
         dy[k] = dys[k] + _where(teacher[k][:, None], 0.0 * dv, dv)
-        d = dh + dhs[k] + dy[k] @ w_out
+        d = dh + dhs[k] + w_out_t @ dy[k].T
         i, f, g, o, tc = (q[k] for q in gates)
         dct = dc + d * o * (1.0 - tc * tc)
-        dga[k, :, :hid] = dct * g * i * (1.0 - i)
-        dga[k, :, hid:2 * hid] = dct * cprev[k] * f * (1.0 - f)
-        dga[k, :, 2 * hid:3 * hid] = dct * i * (1.0 - g * g)
-        dga[k, :, 3 * hid:] = d * tc * o * (1.0 - o)
-        dh = _pass_back(reset[k], dga[k] @ w_hh, dseed_h)
+        dga[k, :hid] = dct * g * i * (1.0 - i)
+        dga[k, hid:2 * hid] = dct * cprev[k] * f * (1.0 - f)
+        dga[k, 2 * hid:3 * hid] = dct * i * (1.0 - g * g)
+        dga[k, 3 * hid:] = d * tc * o * (1.0 - o)
+        dh = _pass_back(reset[k], w_hh_t @ dga[k], dseed_h)
         dc = _pass_back(reset[k], dct * f, dseed_c)
-        dv = _pass_back(reset[k], dga[k] @ w_iv, dseed_v)
+        dv = _pass_back_rows(reset[k], dga[k].T @ w_iv, dseed_v)
     dh0[:] = dh
     dc0[:] = dc
     dv0[:] = dv

@@ -109,37 +109,39 @@ def _kernels(device: torch.device):
 
 
 class _FeedbackWindow(torch.autograd.Function):
-    """One feedback decoder over one window; see the module docstring. Seeds are flat (``F``, ``H``)."""
+    """One feedback decoder over one window, in the kernels' layout (see :mod:`fastseq.bptt._feedback_nb`):
+    gc ``K x G*H x W`` (``0 x G*H x W`` without context), target ``K x W x F``, v0 ``W x F``,
+    h0 and c0 ``H x W``, seeds flat (``F``, ``H``); returns ys ``K x W x F`` and hs
+    ``K x H x W`` (LSTM: and the last cell state ``H x W``)."""
 
     @staticmethod
     def forward(ctx, reset: Tensor, teacher: Tensor, target: Tensor, gc: Tensor, w_iv: Tensor, w_hh: Tensor,
-                b_hh: Tensor, w_out: Tensor, b_out: Tensor, v0: Tensor, h0: Tensor, c0: Tensor | None,
+                b_ih: Tensor, b_hh: Tensor, w_out: Tensor, b_out: Tensor, v0: Tensor, h0: Tensor, c0: Tensor | None,
                 seed_v: Tensor, seed_h: Tensor, seed_c: Tensor | None):
         from fastseq.bptt._engines_fused import _blas_threads
 
-        kernels, arr = _kernels(gc.device)
-        k_steps, width = gc.shape[:2]
-        hid, feat = w_hh.shape[1], w_out.shape[0]
-        new = lambda *shape: gc.new_empty(shape)  # noqa: E731
+        kernels, arr = _kernels(target.device)
+        k_steps, width, feat = target.shape
+        hid = w_hh.shape[1]
+        new = lambda *shape: target.new_empty(shape)  # noqa: E731
         w_iv, w_hh, w_out = (t.detach().contiguous() for t in (w_iv, w_hh, w_out))
-        ys, hs = new(k_steps, width, feat), new(k_steps, width, hid)
-        vprev, hprev = new(k_steps, width, feat), new(k_steps, width, hid)
-        head = [arr(t.detach().contiguous()) for t in (gc, target, teacher, reset)]
-        weights = [arr(w_iv.t().contiguous()), arr(w_hh.t().contiguous()), arr(b_hh.detach().contiguous()),
-                   arr(w_out.t().contiguous()), arr(b_out.detach().contiguous())]
-        states = [arr(t.detach().contiguous()) for t in (v0, h0) + ((c0,) if c0 is not None else ())]
-        seeds = [arr(t.detach().contiguous()) for t in (seed_v, seed_h) + ((seed_c,) if seed_c is not None else ())]
-        ctx.lstm = c0 is not None
+        ys, vprev = new(k_steps, width, feat), new(k_steps, width, feat)
+        hs, hprev = new(k_steps, hid, width), new(k_steps, hid, width)
+        plain = lambda t: arr(t.detach().contiguous())  # noqa: E731
+        args = [plain(t) for t in (gc, target, teacher, reset)] + [
+            arr(w_iv), arr(w_hh), plain(b_ih), plain(b_hh), arr(w_out.t().contiguous()), plain(b_out)]
+        lstm = ctx.lstm = c0 is not None
+        states = [plain(t) for t in ((v0, h0, c0, seed_v, seed_h, seed_c) if lstm else (v0, h0, seed_v, seed_h))]
         with _blas_threads():
-            if not ctx.lstm:
-                gates = new(4, k_steps, width, hid)
-                kernels.gru_forward(*head, *weights, *states, *seeds, arr(ys), arr(hs), arr(vprev), arr(hprev),
+            if not lstm:
+                gates = new(4, k_steps, hid, width)
+                kernels.gru_forward(*args, *states, arr(ys), arr(hs), arr(vprev), arr(hprev),
                                     tuple(arr(g) for g in gates))
                 ctx.save_for_backward(reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates)
                 return ys, hs
-            cs, cprev, gates = new(k_steps, width, hid), new(k_steps, width, hid), new(5, k_steps, width, hid)
-            kernels.lstm_forward(*head, *weights, *states, *seeds, arr(ys), arr(hs), arr(cs), arr(vprev), arr(hprev),
-                                 arr(cprev), tuple(arr(g) for g in gates))
+            cs, cprev, gates = new(k_steps, hid, width), new(k_steps, hid, width), new(5, k_steps, hid, width)
+            kernels.lstm_forward(*args, *states, arr(ys), arr(hs), arr(cs), arr(vprev), arr(hprev), arr(cprev),
+                                 tuple(arr(g) for g in gates))
             ctx.save_for_backward(reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates, cprev)
             return ys, hs, cs[-1]
 
@@ -152,38 +154,38 @@ class _FeedbackWindow(torch.autograd.Function):
 
         kernels, arr = _kernels(dys.device)
         reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates, *rest = ctx.saved_tensors
-        k_steps, width, hid = hs.shape
+        k_steps, hid, width = hs.shape
         feat, g = w_out.shape[0], w_hh.shape[0]
         dys, dhs = dys.contiguous(), dhs.contiguous()
-        dy, dgi = dys.new_empty(k_steps, width, feat), dys.new_empty(k_steps, width, g)
-        dv0, dh0, dseed_v, dseed_h = dys.new_empty(width, feat), dys.new_empty(width, hid), dys.new_zeros(feat), \
-            dys.new_zeros(hid)
+        new = lambda *shape: dys.new_empty(shape)  # noqa: E731
+        dy, dgi, dv0, dh0 = new(k_steps, width, feat), new(k_steps, g, width), new(width, feat), new(hid, width)
+        dseed_v, dseed_h = dys.new_zeros(feat), dys.new_zeros(hid)
         dc0 = dseed_c = None
+        head = [arr(dys), arr(dhs)]
+        weights = [arr(w_iv), arr(w_hh.t().contiguous()), arr(w_out.t().contiguous())]
         with _blas_threads():
             if not ctx.lstm:
-                dgh = dys.new_empty(k_steps, width, g)
-                kernels.gru_backward(arr(dys), arr(dhs), arr(teacher), arr(reset), arr(w_iv), arr(w_hh), arr(w_out),
-                                     arr(hprev), tuple(arr(q) for q in gates), arr(dy), arr(dgi), arr(dgh), arr(dv0),
-                                     arr(dh0), arr(dseed_v), arr(dseed_h))
+                dgh = new(k_steps, g, width)
+                kernels.gru_backward(*head, arr(teacher), arr(reset), *weights, arr(hprev),
+                                     tuple(arr(q) for q in gates), arr(dy), arr(dgi), arr(dgh), arr(dv0), arr(dh0),
+                                     arr(dseed_v), arr(dseed_h))
             else:
                 dgh = dgi
-                dc0, dseed_c = dys.new_empty(width, hid), dys.new_zeros(hid)
-                kernels.lstm_backward(arr(dys), arr(dhs), arr(dc_last.contiguous()), arr(teacher), arr(reset),
-                                      arr(w_iv), arr(w_hh), arr(w_out), arr(rest[0]), tuple(arr(q) for q in gates),
-                                      arr(dy), arr(dgi), arr(dv0), arr(dh0), arr(dc0), arr(dseed_v), arr(dseed_h),
-                                      arr(dseed_c))
-        rows = k_steps * width
+                dc0, dseed_c = new(hid, width), dys.new_zeros(hid)
+                kernels.lstm_backward(*head, arr(dc_last.contiguous()), arr(teacher), arr(reset), *weights,
+                                      arr(rest[0]), tuple(arr(q) for q in gates), arr(dy), arr(dgi), arr(dv0),
+                                      arr(dh0), arr(dc0), arr(dseed_v), arr(dseed_h), arr(dseed_c))
         need = ctx.needs_input_grad
-        flat_gi, flat_gh, flat_y = dgi.view(rows, g), dgh.view(rows, g), dy.view(rows, feat)
-        d_w_iv = flat_gi.t().mm(vprev.view(rows, feat)) if need[4] else None
-        d_w_hh = flat_gh.t().mm(hprev.view(rows, hid)) if need[5] else None
-        d_b_hh = flat_gh.sum(0) if need[6] else None
-        d_w_out = flat_y.t().mm(hs.view(rows, hid)) if need[7] else None
-        d_b_out = flat_y.sum(0) if need[8] else None
-        return (None, None, None, dgi if need[3] else None, d_w_iv, d_w_hh, d_b_hh, d_w_out, d_b_out,
-                dv0 if need[9] else None, dh0 if need[10] else None, dc0 if ctx.lstm and need[11] else None,
-                dseed_v if need[12] else None, dseed_h if need[13] else None,
-                dseed_c if ctx.lstm and need[14] else None)
+        # weight gradients: one batched product over the K steps, summed
+        d_w_iv = torch.bmm(dgi, vprev).sum(0) if need[4] else None
+        d_w_hh = torch.bmm(dgh, hprev.transpose(1, 2)).sum(0) if need[5] else None
+        d_w_out = torch.bmm(hs, dy).sum(0).t() if need[8] else None
+        return (None, None, None, dgi if need[3] else None, d_w_iv, d_w_hh,
+                dgi.sum((0, 2)) if need[6] else None, dgh.sum((0, 2)) if need[7] else None,
+                d_w_out, dy.sum((0, 1)) if need[9] else None,
+                dv0 if need[10] else None, dh0 if need[11] else None, dc0 if ctx.lstm and need[12] else None,
+                dseed_v if need[13] else None, dseed_h if need[14] else None,
+                dseed_c if ctx.lstm and need[15] else None)
 
 
 def _fusable(decoder, context: Tensor, seeds) -> bool:
@@ -234,16 +236,19 @@ def fused_window(decoder, context: Tensor, target: Tensor, reset: Tensor, teache
     rnn, readout, feat = decoder.rnn, decoder.readout, decoder.features
     k_steps, width = reset.shape
     lstm = isinstance(rnn, nn.LSTM)
-    gc = F.linear(context, rnn.weight_ih_l0[:, feat:], rnn.bias_ih_l0)
+    # the kernels run the hidden side units first, slots last (see _feedback_nb)
+    w_ih, g = rnn.weight_ih_l0, rnn.weight_ih_l0.shape[0]
+    gc = torch.matmul(w_ih[:, feat:], context.transpose(1, 2)) if decoder.context_features else \
+        context.new_empty(0, g, width)
     fed_target = target if target.shape[2] == feat else target.new_zeros(k_steps, width, feat)
     mask = teacher if teacher is not None else torch.zeros_like(reset)
     flat = lambda t: t.reshape(t.shape[-1])  # noqa: E731
     out = _FeedbackWindow.apply(
-        reset.contiguous(), mask.contiguous(), fed_target, gc, rnn.weight_ih_l0[:, :feat], rnn.weight_hh_l0,
-        rnn.bias_hh_l0, readout.weight, readout.bias, carried.visible[0], carried.hidden[0][0],
-        carried.hidden[1][0] if lstm else None, flat(seeds.visible), flat(seeds.hidden[0]),
+        reset.contiguous(), mask.contiguous(), fed_target, gc, w_ih[:, :feat], rnn.weight_hh_l0, rnn.bias_ih_l0,
+        rnn.bias_hh_l0, readout.weight, readout.bias, carried.visible[0], carried.hidden[0][0].t(),
+        carried.hidden[1][0].t() if lstm else None, flat(seeds.visible), flat(seeds.hidden[0]),
         flat(seeds.hidden[1]) if lstm else None)
-    ys, hs = out[0], out[1]
+    ys, last_h = out[0], out[1][-1].t().unsqueeze(0)
     last = ys[-1:] if teacher is None else torch.where(teacher[-1].view(1, width, 1), target[-1:], ys[-1:])
-    final = (last, hs[-1:]) + ((out[2].unsqueeze(0),) if lstm else ())
+    final = (last, last_h) + ((out[2].t().unsqueeze(0),) if lstm else ())
     return stacked_cost(cost_fn, ys, target), final

@@ -97,50 +97,52 @@ def test_any_cost_fn_and_no_context(cell):
             torch.testing.assert_close(a, b, **TOL[torch.float64])
 
 
-def _random_window(cell, dtype, rng, k_steps=6, width=4):
+def _random_window(cell, dtype, rng, k_steps=6, width=4, context=True):
+    """Kernel arguments in the kernels' layout: hidden side units first, visible side slots first."""
     g = 3 if cell == "gru" else 4
     arr = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
-    gc, target = arr(k_steps, width, g * H), arr(k_steps, width, F)
+    gc, target = arr(k_steps if context else 0, g * H, width), arr(k_steps, width, F)
     teacher, reset = rng.random((k_steps, width)) < 0.4, rng.random((k_steps, width)) < 0.3
-    weights = [0.5 * arr(F, g * H), 0.5 * arr(H, g * H), arr(g * H), 0.5 * arr(H, F), arr(F)]
+    weights = [0.5 * arr(g * H, F), 0.5 * arr(g * H, H), arr(g * H), arr(g * H), 0.5 * arr(H, F), arr(F)]
     n_states = 2 if cell == "gru" else 3
-    states, seeds = [arr(width, F)] + [arr(width, H) for _ in range(n_states - 1)], \
+    states, seeds = [arr(width, F)] + [arr(H, width) for _ in range(n_states - 1)], \
         [arr(F)] + [arr(H) for _ in range(n_states - 1)]
     return gc, target, teacher, reset, weights, states, seeds
 
 
-def _kernel_run(mod, cell, dtype, window, rng_grads):
+def _kernel_run(mod, cell, dtype, window, grads):
     gc, target, teacher, reset, weights, states, seeds = window
     k_steps, width = reset.shape
     g = 3 if cell == "gru" else 4
     new = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-    ys, hs, vprev, hprev = new(k_steps, width, F), new(k_steps, width, H), new(k_steps, width, F), new(k_steps, width, H)
-    dys, dhs = rng_grads
-    dy, dgi, dv0, dh0, dsv, dsh = new(k_steps, width, F), new(k_steps, width, g * H), new(width, F), new(width, H), \
+    ys, hs, vprev, hprev = new(k_steps, width, F), new(k_steps, H, width), new(k_steps, width, F), new(k_steps, H, width)
+    dys, dhs = grads
+    dy, dgi, dv0, dh0, dsv, dsh = new(k_steps, width, F), new(k_steps, g * H, width), new(width, F), new(H, width), \
         new(F), new(H)
-    w_iv_t, w_hh_t, b_hh, w_out_t, b_out = weights
-    w_back = (np.ascontiguousarray(w_iv_t.T), np.ascontiguousarray(w_hh_t.T), np.ascontiguousarray(w_out_t.T))
+    w_iv, w_hh, _, _, w_out_t, _ = weights
+    w_back = (w_iv, np.ascontiguousarray(w_hh.T), w_out_t)
     if cell == "gru":
-        gates = tuple(new(k_steps, width, H) for _ in range(4))
+        gates = tuple(new(k_steps, H, width) for _ in range(4))
         mod.gru_forward(gc, target, teacher, reset, *weights, *states, *seeds, ys, hs, vprev, hprev, gates)
-        dgh = new(k_steps, width, g * H)
+        dgh = new(k_steps, g * H, width)
         mod.gru_backward(dys, dhs, teacher, reset, *w_back, hprev, gates, dy, dgi, dgh, dv0, dh0, dsv, dsh)
         return [ys, hs, vprev, hprev, *gates, dy, dgi, dgh, dv0, dh0, dsv, dsh]
-    cs, cprev = new(k_steps, width, H), new(k_steps, width, H)
-    gates = tuple(new(k_steps, width, H) for _ in range(5))
+    cs, cprev = new(k_steps, H, width), new(k_steps, H, width)
+    gates = tuple(new(k_steps, H, width) for _ in range(5))
     mod.lstm_forward(gc, target, teacher, reset, *weights, *states, *seeds, ys, hs, cs, vprev, hprev, cprev, gates)
-    dc_last, dc0, dsc = rng_grads[1][0].copy(), new(width, H), new(H)
+    dc_last, dc0, dsc = grads[1][0].copy(), new(H, width), new(H)
     mod.lstm_backward(dys, dhs, dc_last, teacher, reset, *w_back, cprev, gates, dy, dgi, dv0, dh0, dc0, dsv, dsh, dsc)
     return [ys, hs, cs, vprev, hprev, cprev, *gates, dy, dgi, dv0, dh0, dc0, dsv, dsh, dsc]
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_numba_kernels_equal_their_twins(cell, dtype):
+@pytest.mark.parametrize("width, context", [(1, True), (4, True), (37, True), (5, False)])
+def test_numba_kernels_equal_their_twins(cell, dtype, width, context):
     rng = np.random.default_rng(5)
-    window = _random_window(cell, dtype, rng)
-    k_steps, width = window[3].shape
-    grads = (rng.standard_normal((k_steps, width, F)).astype(dtype), rng.standard_normal((k_steps, width, H)).astype(dtype))
+    window = _random_window(cell, dtype, rng, width=width, context=context)
+    k_steps = window[3].shape[0]
+    grads = (rng.standard_normal((k_steps, width, F)).astype(dtype), rng.standard_normal((k_steps, H, width)).astype(dtype))
     got = _kernel_run(_feedback_nb, cell, dtype, window, grads)
     want = _kernel_run(_feedback_py, cell, dtype, window, grads)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
@@ -159,8 +161,8 @@ def test_fused_window_gradcheck(cell):
     teacher = torch.from_numpy(rng.random((k_steps, width)) < 0.4)
     target = torch.from_numpy(rng.standard_normal((k_steps, width, F)))
     lstm = cell == "lstm"
-    inputs = (reset, teacher, target, t(k_steps, width, g * H), t(g * H, F), t(g * H, H), t(g * H), t(F, H), t(F),
-              t(width, F), t(width, H), t(width, H) if lstm else None, t(F), t(H), t(H) if lstm else None)
+    inputs = (reset, teacher, target, t(k_steps, g * H, width), t(g * H, F), t(g * H, H), t(g * H), t(g * H), t(F, H),
+              t(F), t(width, F), t(H, width), t(H, width) if lstm else None, t(F), t(H), t(H) if lstm else None)
     assert torch.autograd.gradcheck(feedback._FeedbackWindow.apply, inputs)
 
 
