@@ -37,7 +37,8 @@ from fastseq.bptt._fused_nb import _pass_back as _pass_back_rows
 from fastseq.bptt._fused_nb import _previous as _previous_rows
 from fastseq.bptt._fused_nb import _sigmoid, _tanh
 
-__all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward"]
+__all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "gru_folded_forward", "gru_folded_backward",
+           "lstm_folded_forward", "lstm_folded_backward"]
 
 
 # Each innermost loop writes one array (so LLVM vectorises it, as in _fused_nb).
@@ -54,18 +55,28 @@ def _previous(k, state, seed, reset, prev):
 
 
 @njit(inline="always")
-def _pass_back(k, dprev, reset, dstate, dseed):
-    """Route the previous state's gradient: into the seed where the slot reset, else to step k - 1.
-    ``dstate`` may be ``dprev`` itself."""
+def _any(flags):
+    for b in range(flags.shape[0]):
+        if flags[b]:
+            return True
+    return False
+
+
+@njit(inline="always")
+def _pass_back(k, dstate, reset, dseed):
+    """Route the previous state's gradient (in place): into the seed where the slot reset, else on
+    to step k - 1. A step without resets costs nothing."""
     flags = reset[k]
-    for j in range(dprev.shape[0]):
-        src, dst = dprev[j], dstate[j]
+    if not _any(flags):
+        return
+    for j in range(dstate.shape[0]):
+        row = dstate[j]
         acc = 0.0
-        for b in range(dprev.shape[1]):
-            acc += src[b] if flags[b] else 0.0
+        for b in range(dstate.shape[1]):
+            acc += row[b] if flags[b] else 0.0
         dseed[j] += acc
-        for b in range(dprev.shape[1]):
-            dst[b] = 0.0 if flags[b] else src[b]
+        for b in range(dstate.shape[1]):
+            row[b] = 0.0 if flags[b] else row[b]
 
 
 @njit(inline="always")
@@ -188,8 +199,8 @@ def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, 
         for j in range(hid):
             dp, dhj = dprev[j], dh[j]
             for b in range(width):
-                dp[b] += dhj[b]
-        _pass_back(k, dprev, reset, dh, dseed_h)
+                dhj[b] += dp[b]
+        _pass_back(k, dh, reset, dseed_h)
         np.dot(dgi[k].T, w_iv, dv)
         _pass_back_rows(k, dv, reset, dv, dseed_v)
     dh0[:] = dh
@@ -276,10 +287,208 @@ def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cpre
             for b in range(width):
                 dcj[b] = dct[b] * f[b]
         np.dot(w_hh_t, dga[k], dh)
-        _pass_back(k, dh, reset, dh, dseed_h)
-        _pass_back(k, dc, reset, dc, dseed_c)
+        _pass_back(k, dh, reset, dseed_h)
+        _pass_back(k, dc, reset, dseed_c)
         np.dot(dga[k].T, w_iv, dv)
         _pass_back_rows(k, dv, reset, dv, dseed_v)
     dh0[:] = dh
     dc0[:] = dc
     dv0[:] = dv
+
+
+# ---------------------------------------------------------------------------- folded feedback
+#
+# Without teacher forcing a slot's visible input is its previous output, y = W_out h + b_out,
+# so its input projection is W_iv y = (W_iv W_out) h + W_iv b_out: the readout folds into the
+# hidden product. The caller passes the stacked weight ``wcat`` (LSTM: W_hh + W_iv W_out;
+# GRU: its r, z rows likewise, then W_iv W_out's n rows, then W_hh's n rows: ``4H x H``), so a
+# step is one product ``wcat hprev``; the outputs are one product over the whole window after
+# it. Where the visible input is not the previous output (step 0: the carried visible; a
+# reset: the seed) the caller's corrections ``W_iv (v - y)`` are added to the input rows.
+
+
+@njit(inline="always")
+def _corrections(k, gc, corr0, corr_reset, reset, rows, pre):
+    """Add to the input rows of pre (its first ``rows``) the context part and, where the visible
+    input is not the folded previous output, the difference: corr0 at step 0, corr_reset at resets."""
+    flags = reset[k]
+    if gc.shape[0]:
+        for q in range(rows):
+            dst, src = pre[q], gc[k, q]
+            for b in range(pre.shape[1]):
+                dst[b] += src[b]
+    if k == 0:
+        for q in range(rows):
+            dst, src, cr = pre[q], corr0[q], corr_reset[q]
+            for b in range(pre.shape[1]):
+                dst[b] += cr if flags[b] else src[b]
+        return
+    for b in range(pre.shape[1]):
+        if flags[b]:
+            for q in range(rows):
+                pre[q, b] += corr_reset[q]
+
+
+@njit(inline="always")
+def _correction_grads(k, dpre, reset, rows, dcorr0, dcorr_reset):
+    """The corrections' gradients: the input rows' gradient where each was added."""
+    flags = reset[k]
+    if k and not _any(flags):
+        return
+    for q in range(rows):
+        src = dpre[q]
+        acc = 0.0
+        for b in range(dpre.shape[1]):
+            acc += src[b] if flags[b] else 0.0
+        dcorr_reset[q] += acc
+    if k == 0:
+        for q in range(rows):
+            src, dst = dpre[q], dcorr0[q]
+            for b in range(dpre.shape[1]):
+                dst[b] = 0.0 if flags[b] else src[b]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, seed_h, hs, hprev, gates):
+    """Folded GRU feedback decoder over a window. gc ``K x 3H x W`` (or ``0 x 3H x W``); reset
+    ``K x W``; wcat ``4H x H`` and bcat ``4H`` (rows r, z, n's input part, n's hidden part);
+    corr0 ``3H x W``; corr_reset ``3H``; h0 ``H x W``; seed_h ``H``. Writes hs, hprev and gates
+    (r, z, n, n's hidden part), ``K x H x W``."""
+    n_steps, width = reset.shape
+    hid = wcat.shape[1]
+    pre = np.empty((4 * hid, width), hs.dtype)
+    gr, gz, gn, ghn = gates
+    h = h0
+    for k in range(n_steps):
+        _previous(k, h, seed_h, reset, hprev[k])
+        np.dot(wcat, hprev[k], pre)
+        _corrections(k, gc, corr0, corr_reset, reset, 3 * hid, pre)
+        for j in range(hid):
+            r, z, n, hn, hp, out = gr[k, j], gz[k, j], gn[k, j], ghn[k, j], hprev[k, j], hs[k, j]
+            x, bias = pre[j], bcat[j]
+            for b in range(width):
+                r[b] = _sigmoid(x[b] + bias)
+            x, bias = pre[hid + j], bcat[hid + j]
+            for b in range(width):
+                z[b] = _sigmoid(x[b] + bias)
+            x, y, bias_x, bias = pre[2 * hid + j], pre[3 * hid + j], bcat[2 * hid + j], bcat[3 * hid + j]
+            for b in range(width):
+                hn[b] = y[b] + bias
+            for b in range(width):
+                n[b] = _tanh(x[b] + bias_x + r[b] * hn[b])
+            for b in range(width):
+                out[b] = n[b] + z[b] * (hp[b] - n[b])
+        h = hs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_folded_backward(dhs, reset, wcat_t, hprev, gates, dpre, dh0, dseed_h, dcorr0, dcorr_reset):
+    """Backward of :func:`gru_folded_forward`. dhs ``K x H x W``; wcat_t ``H x 4H``. Writes dpre
+    ``K x 4H x W`` (pre-activation gradients), dh0, dcorr0 and adds into dseed_h, dcorr_reset."""
+    n_steps, hid, width = dhs.shape
+    dh = np.zeros((hid, width), dhs.dtype)
+    dprev = np.empty((hid, width), dhs.dtype)
+    d = np.empty(width, dhs.dtype)
+    gr, gz, gn, ghn = gates
+    for k in range(n_steps - 1, -1, -1):
+        for j in range(hid):
+            dout, hp, dhj = dhs[k, j], hprev[k, j], dh[j]
+            r, z, n, hn = gr[k, j], gz[k, j], gn[k, j], ghn[k, j]
+            dr, dz, dnx, dnh = dpre[k, j], dpre[k, hid + j], dpre[k, 2 * hid + j], dpre[k, 3 * hid + j]
+            for b in range(width):
+                d[b] = dhj[b] + dout[b]
+            for b in range(width):
+                dnx[b] = d[b] * (1.0 - z[b]) * (1.0 - n[b] * n[b])
+            for b in range(width):
+                dr[b] = dnx[b] * hn[b] * r[b] * (1.0 - r[b])
+            for b in range(width):
+                dz[b] = d[b] * (hp[b] - n[b]) * z[b] * (1.0 - z[b])
+            for b in range(width):
+                dnh[b] = dnx[b] * r[b]
+            for b in range(width):
+                dhj[b] = d[b] * z[b]
+        np.dot(wcat_t, dpre[k], dprev)
+        for j in range(hid):
+            dp, dhj = dprev[j], dh[j]
+            for b in range(width):
+                dhj[b] += dp[b]
+        _pass_back(k, dh, reset, dseed_h)
+        _correction_grads(k, dpre[k], reset, 3 * hid, dcorr0, dcorr_reset)
+    dh0[:] = dh
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, c0, seed_h, seed_c, hs, cs, hprev, cprev,
+                        gates):
+    """Folded LSTM feedback decoder over a window. wcat ``4H x H``, bcat ``4H``; corr0 ``4H x W``;
+    corr_reset ``4H``. Writes hs, cs, hprev, cprev and gates (i, f, g, o, tanh of the cell)."""
+    n_steps, width = reset.shape
+    hid = wcat.shape[1]
+    pre = np.empty((4 * hid, width), hs.dtype)
+    gi_, gf, gg, go, gt = gates
+    h, c = h0, c0
+    for k in range(n_steps):
+        _previous(k, h, seed_h, reset, hprev[k])
+        _previous(k, c, seed_c, reset, cprev[k])
+        np.dot(wcat, hprev[k], pre)
+        _corrections(k, gc, corr0, corr_reset, reset, 4 * hid, pre)
+        for j in range(hid):
+            i, f, g, o, tc = gi_[k, j], gf[k, j], gg[k, j], go[k, j], gt[k, j]
+            cp, out, cell = cprev[k, j], hs[k, j], cs[k, j]
+            x, bias = pre[j], bcat[j]
+            for b in range(width):
+                i[b] = _sigmoid(x[b] + bias)
+            x, bias = pre[hid + j], bcat[hid + j]
+            for b in range(width):
+                f[b] = _sigmoid(x[b] + bias)
+            x, bias = pre[2 * hid + j], bcat[2 * hid + j]
+            for b in range(width):
+                g[b] = _tanh(x[b] + bias)
+            x, bias = pre[3 * hid + j], bcat[3 * hid + j]
+            for b in range(width):
+                o[b] = _sigmoid(x[b] + bias)
+            for b in range(width):
+                cell[b] = f[b] * cp[b] + i[b] * g[b]
+            for b in range(width):
+                tc[b] = _tanh(cell[b])
+            for b in range(width):
+                out[b] = o[b] * tc[b]
+        h, c = hs[k], cs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_folded_backward(dhs, dc_last, reset, wcat_t, cprev, gates, dpre, dh0, dc0, dseed_h, dseed_c, dcorr0,
+                         dcorr_reset):
+    """Backward of :func:`lstm_folded_forward`; writes dpre ``K x 4H x W``, dh0, dc0, dcorr0 and
+    adds into the seeds' gradients and dcorr_reset."""
+    n_steps, hid, width = dhs.shape
+    dh = np.zeros((hid, width), dhs.dtype)
+    dc = dc_last.copy()
+    d = np.empty(width, dhs.dtype)
+    dct = np.empty(width, dhs.dtype)
+    gi_, gf, gg, go, gt = gates
+    for k in range(n_steps - 1, -1, -1):
+        for j in range(hid):
+            dout, cp, dhj, dcj = dhs[k, j], cprev[k, j], dh[j], dc[j]
+            i, f, g, o, tc = gi_[k, j], gf[k, j], gg[k, j], go[k, j], gt[k, j]
+            di, df, dg, do = dpre[k, j], dpre[k, hid + j], dpre[k, 2 * hid + j], dpre[k, 3 * hid + j]
+            for b in range(width):
+                d[b] = dhj[b] + dout[b]
+            for b in range(width):
+                dct[b] = dcj[b] + d[b] * o[b] * (1.0 - tc[b] * tc[b])
+            for b in range(width):
+                di[b] = dct[b] * g[b] * i[b] * (1.0 - i[b])
+            for b in range(width):
+                df[b] = dct[b] * cp[b] * f[b] * (1.0 - f[b])
+            for b in range(width):
+                dg[b] = dct[b] * i[b] * (1.0 - g[b] * g[b])
+            for b in range(width):
+                do[b] = d[b] * tc[b] * o[b] * (1.0 - o[b])
+            for b in range(width):
+                dcj[b] = dct[b] * f[b]
+        np.dot(wcat_t, dpre[k], dh)
+        _pass_back(k, dh, reset, dseed_h)
+        _pass_back(k, dc, reset, dseed_c)
+        _correction_grads(k, dpre[k], reset, 4 * hid, dcorr0, dcorr_reset)
+    dh0[:] = dh
+    dc0[:] = dc

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from fastseq.bptt._fused_py import _sigmoid, _tanh, _where
 
-__all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward"]
+__all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "gru_folded_forward", "gru_folded_backward",
+           "lstm_folded_forward", "lstm_folded_backward"]
 
 
 def _previous(reset_k, state, seed):
@@ -116,3 +117,83 @@ def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cpre
     dh0[:] = dh
     dc0[:] = dc
     dv0[:] = dv
+
+
+def _corrections(k, gc, corr0, corr_reset, reset_k, rows, pre):
+    extra = _where(reset_k[None, :], corr_reset[:, None], corr0 if k == 0 else 0.0 * corr0)
+    if gc.shape[0]:
+        extra = extra + gc[k]
+    pre[:rows] = pre[:rows] + extra
+    return pre
+
+
+def _correction_grads(k, dpre, reset_k, rows, dcorr0, dcorr_reset):
+    dcorr_reset += (dpre[:rows] * reset_k[None, :]).sum(1)
+    if k == 0:
+        dcorr0[:] = _where(reset_k[None, :], 0.0 * dpre[:rows], dpre[:rows])
+
+
+def gru_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, seed_h, hs, hprev, gates):
+    hid = wcat.shape[1]
+    h = h0
+    for k in range(reset.shape[0]):
+        hp = _previous(reset[k], h, seed_h)
+        pre = _corrections(k, gc, corr0, corr_reset, reset[k], 3 * hid, wcat @ hp) + bcat[:, None]
+        r, z = _sigmoid(pre[:hid]), _sigmoid(pre[hid:2 * hid])
+        hn = pre[3 * hid:]
+        n = _tanh(pre[2 * hid:3 * hid] + r * hn)
+        h = (1.0 - z) * n + z * hp
+        hs[k], hprev[k] = h, hp
+        for q, val in enumerate((r, z, n, hn)):
+            gates[q][k] = val
+
+
+def gru_folded_backward(dhs, reset, wcat_t, hprev, gates, dpre, dh0, dseed_h, dcorr0, dcorr_reset):
+    hid = dhs.shape[1]
+    dh = 0.0 * dhs[0]
+    for k in range(dhs.shape[0] - 1, -1, -1):
+        d = dh + dhs[k]
+        r, z, n, hn = (g[k] for g in gates)
+        dn = d * (1.0 - z) * (1.0 - n * n)
+        dpre[k, :hid] = dn * hn * r * (1.0 - r)
+        dpre[k, hid:2 * hid] = d * (hprev[k] - n) * z * (1.0 - z)
+        dpre[k, 2 * hid:3 * hid], dpre[k, 3 * hid:] = dn, dn * r
+        dh = _pass_back(reset[k], d * z + wcat_t @ dpre[k], dseed_h)
+        _correction_grads(k, dpre[k], reset[k], 3 * hid, dcorr0, dcorr_reset)
+    dh0[:] = dh
+
+
+def lstm_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, c0, seed_h, seed_c, hs, cs, hprev, cprev,
+                        gates):
+    hid = wcat.shape[1]
+    h, c = h0, c0
+    for k in range(reset.shape[0]):
+        hp, cp = _previous(reset[k], h, seed_h), _previous(reset[k], c, seed_c)
+        a = _corrections(k, gc, corr0, corr_reset, reset[k], 4 * hid, wcat @ hp) + bcat[:, None]
+        i, f = _sigmoid(a[:hid]), _sigmoid(a[hid:2 * hid])
+        g, o = _tanh(a[2 * hid:3 * hid]), _sigmoid(a[3 * hid:])
+        c = f * cp + i * g
+        tc = _tanh(c)
+        h = o * tc
+        hs[k], cs[k], hprev[k], cprev[k] = h, c, hp, cp
+        for q, val in enumerate((i, f, g, o, tc)):
+            gates[q][k] = val
+
+
+def lstm_folded_backward(dhs, dc_last, reset, wcat_t, cprev, gates, dpre, dh0, dc0, dseed_h, dseed_c, dcorr0,
+                         dcorr_reset):
+    hid = dhs.shape[1]
+    dh, dc = 0.0 * dhs[0], dc_last
+    for k in range(dhs.shape[0] - 1, -1, -1):
+        d = dh + dhs[k]
+        i, f, g, o, tc = (q[k] for q in gates)
+        dct = dc + d * o * (1.0 - tc * tc)
+        dpre[k, :hid] = dct * g * i * (1.0 - i)
+        dpre[k, hid:2 * hid] = dct * cprev[k] * f * (1.0 - f)
+        dpre[k, 2 * hid:3 * hid] = dct * i * (1.0 - g * g)
+        dpre[k, 3 * hid:] = d * tc * o * (1.0 - o)
+        dh = _pass_back(reset[k], wcat_t @ dpre[k], dseed_h)
+        dc = _pass_back(reset[k], dct * f, dseed_c)
+        _correction_grads(k, dpre[k], reset[k], 4 * hid, dcorr0, dcorr_reset)
+    dh0[:] = dh
+    dc0[:] = dc

@@ -26,6 +26,8 @@ from fastseq.bptt import _feedback_py
 
 __all__ = ["FeedbackGRU", "FeedbackLSTM", "fused_window"]
 
+FOLD = True  # windows without teacher forcing fold the readout into the hidden product (tests switch it)
+
 
 class _FeedbackDecoder(nn.Module):
     """Shared body of :class:`FeedbackGRU` and :class:`FeedbackLSTM`."""
@@ -188,6 +190,75 @@ class _FeedbackWindow(torch.autograd.Function):
                 dseed_c if ctx.lstm and need[15] else None)
 
 
+class _FoldedWindow(torch.autograd.Function):
+    """One feedback decoder over one window without teacher forcing, the readout folded into the
+    hidden product (see :mod:`fastseq.bptt._feedback_nb`): gc ``K x R x W`` (``0 x R x W``
+    without context; R = 3H for the GRU, 4H for the LSTM), wcat ``4H x H``, bcat ``4H``, corr0
+    ``R x W``, corr_reset ``R``, h0 and c0 ``H x W``, seeds ``H``; returns hs ``K x H x W`` (LSTM:
+    and the last cell state ``H x W``)."""
+
+    @staticmethod
+    def forward(ctx, reset: Tensor, gc: Tensor, wcat: Tensor, bcat: Tensor, corr0: Tensor, corr_reset: Tensor,
+                h0: Tensor, c0: Tensor | None, seed_h: Tensor, seed_c: Tensor | None):
+        from fastseq.bptt._engines_fused import _blas_threads
+
+        kernels, arr = _kernels(wcat.device)
+        k_steps, width = reset.shape
+        hid = wcat.shape[1]
+        new = lambda *shape: wcat.new_empty(shape)  # noqa: E731
+        plain = lambda t: arr(t.detach().contiguous())  # noqa: E731
+        wcat = wcat.detach().contiguous()
+        hs, hprev = new(k_steps, hid, width), new(k_steps, hid, width)
+        args = [plain(gc), plain(reset), arr(wcat), plain(bcat), plain(corr0), plain(corr_reset)]
+        lstm = ctx.lstm = c0 is not None
+        with _blas_threads():
+            if not lstm:
+                gates = new(4, k_steps, hid, width)
+                kernels.gru_folded_forward(*args, plain(h0), plain(seed_h), arr(hs), arr(hprev),
+                                           tuple(arr(g) for g in gates))
+                ctx.save_for_backward(reset, wcat, hprev, gates)
+                return hs
+            cs, cprev, gates = new(k_steps, hid, width), new(k_steps, hid, width), new(5, k_steps, hid, width)
+            kernels.lstm_folded_forward(*args, plain(h0), plain(c0), plain(seed_h), plain(seed_c), arr(hs), arr(cs),
+                                        arr(hprev), arr(cprev), tuple(arr(g) for g in gates))
+            ctx.save_for_backward(reset, wcat, hprev, gates, cprev)
+            return hs, cs[-1]
+
+    @staticmethod
+    def backward(ctx, dhs: Tensor, dc_last: Tensor | None = None):
+        if torch.is_grad_enabled():
+            raise RuntimeError("The fused feedback window does not support double backward "
+                               "(backward with create_graph=True); set the module's fused = False.")
+        from fastseq.bptt._engines_fused import _blas_threads
+
+        kernels, arr = _kernels(dhs.device)
+        reset, wcat, hprev, gates, *rest = ctx.saved_tensors
+        k_steps, hid, width = hprev.shape
+        rows = 4 * hid if ctx.lstm else 3 * hid
+        dhs = dhs.contiguous()
+        new = lambda *shape: dhs.new_empty(shape)  # noqa: E731
+        dpre, dh0, dcorr0 = new(k_steps, 4 * hid, width), new(hid, width), new(rows, width)
+        dseed_h, dcorr_reset = dhs.new_zeros(hid), dhs.new_zeros(rows)
+        dc0 = dseed_c = None
+        wcat_t = arr(wcat.t().contiguous())
+        with _blas_threads():
+            if not ctx.lstm:
+                kernels.gru_folded_backward(arr(dhs), arr(reset), wcat_t, arr(hprev), tuple(arr(q) for q in gates),
+                                            arr(dpre), arr(dh0), arr(dseed_h), arr(dcorr0), arr(dcorr_reset))
+            else:
+                dc0, dseed_c = new(hid, width), dhs.new_zeros(hid)
+                kernels.lstm_folded_backward(arr(dhs), arr(dc_last.contiguous()), arr(reset), wcat_t, arr(rest[0]),
+                                             tuple(arr(q) for q in gates), arr(dpre), arr(dh0), arr(dc0),
+                                             arr(dseed_h), arr(dseed_c), arr(dcorr0), arr(dcorr_reset))
+        need = ctx.needs_input_grad
+        return (None, dpre[:, :rows] if need[1] else None,
+                torch.bmm(dpre, hprev.transpose(1, 2)).sum(0) if need[2] else None,
+                dpre.sum((0, 2)) if need[3] else None, dcorr0 if need[4] else None,
+                dcorr_reset if need[5] else None, dh0 if need[6] else None,
+                dc0 if ctx.lstm and need[7] else None, dseed_h if need[8] else None,
+                dseed_c if ctx.lstm and need[9] else None)
+
+
 def _fusable(decoder, context: Tensor, seeds) -> bool:
     """Whether ``decoder`` runs fused with these seeds: anything else steps (and any mistake in
     the seeds then fails there, with the stepped path's message)."""
@@ -233,13 +304,28 @@ def fused_window(decoder, context: Tensor, target: Tensor, reset: Tensor, teache
     """
     if not _fusable(decoder, context, seeds):
         return None
+    if teacher is None and FOLD:
+        ys, final = _folded_window(decoder, context, reset, carried, seeds)
+    else:
+        ys, final = _general_window(decoder, context, target, reset, teacher, carried, seeds)
+    return stacked_cost(cost_fn, ys, target), final
+
+
+def _context_part(decoder, context: Tensor) -> Tensor:
+    """``W_ic ctx`` for the window, ``K x G*H x W`` (units first); ``0 x G*H x W`` without context."""
+    w_ih, k_steps, width = decoder.rnn.weight_ih_l0, context.shape[0], context.shape[1]
+    if decoder.context_features:
+        return torch.matmul(w_ih[:, decoder.features:], context.transpose(1, 2))
+    return context.new_empty(0, w_ih.shape[0], width)
+
+
+def _general_window(decoder, context, target, reset, teacher, carried, seeds):
+    """Any window: the readout and the (teacher-forced) feedback inside the kernels."""
     rnn, readout, feat = decoder.rnn, decoder.readout, decoder.features
     k_steps, width = reset.shape
     lstm = isinstance(rnn, nn.LSTM)
     # the kernels run the hidden side units first, slots last (see _feedback_nb)
-    w_ih, g = rnn.weight_ih_l0, rnn.weight_ih_l0.shape[0]
-    gc = torch.matmul(w_ih[:, feat:], context.transpose(1, 2)) if decoder.context_features else \
-        context.new_empty(0, g, width)
+    w_ih, gc = rnn.weight_ih_l0, _context_part(decoder, context)
     fed_target = target if target.shape[2] == feat else target.new_zeros(k_steps, width, feat)
     mask = teacher if teacher is not None else torch.zeros_like(reset)
     flat = lambda t: t.reshape(t.shape[-1])  # noqa: E731
@@ -251,4 +337,33 @@ def fused_window(decoder, context: Tensor, target: Tensor, reset: Tensor, teache
     ys, last_h = out[0], out[1][-1].t().unsqueeze(0)
     last = ys[-1:] if teacher is None else torch.where(teacher[-1].view(1, width, 1), target[-1:], ys[-1:])
     final = (last, last_h) + ((out[2].t().unsqueeze(0),) if lstm else ())
-    return stacked_cost(cost_fn, ys, target), final
+    return ys, final
+
+
+def _folded_window(decoder, context, reset, carried, seeds):
+    """A window without teacher forcing: the readout folded into the hidden product, the outputs
+    one product after the recurrence (see :mod:`fastseq.bptt._feedback_nb`)."""
+    rnn, readout, feat, hid = decoder.rnn, decoder.readout, decoder.features, decoder.hidden_size
+    lstm = isinstance(rnn, nn.LSTM)
+    w_hh, b_ih, b_hh = rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+    w_iv, w_out, b_out = rnn.weight_ih_l0[:, :feat], readout.weight, readout.bias
+    m, u = w_iv @ w_out, w_iv @ b_out
+    if lstm:
+        wcat, bcat = w_hh + m, b_ih + b_hh + u
+    else:  # rows r, z (input and hidden parts summed), n's input part, n's hidden part
+        two = 2 * hid
+        wcat = torch.cat([w_hh[:two] + m[:two], m[two:], w_hh[two:]])
+        bcat = torch.cat([b_ih[:two] + b_hh[:two] + u[:two], b_ih[two:] + u[two:], b_hh[two:]])
+    seed_v, seed_h = seeds.visible.reshape(feat), seeds.hidden[0].reshape(hid)
+    v0, h0 = carried.visible[0], carried.hidden[0][0]
+    # where the visible input is not the folded previous output: W_iv (visible - readout(hidden))
+    corr_reset = w_iv @ (seed_v - F.linear(seed_h, w_out, b_out))
+    corr0 = w_iv @ (v0 - F.linear(h0, w_out, b_out)).t()
+    out = _FoldedWindow.apply(reset.contiguous(), _context_part(decoder, context), wcat, bcat, corr0, corr_reset,
+                              h0.t(), carried.hidden[1][0].t() if lstm else None, seed_h,
+                              seeds.hidden[1].reshape(hid) if lstm else None)
+    hs = out[0] if lstm else out
+    k_steps = hs.shape[0]
+    ys = torch.bmm(hs.transpose(1, 2), w_out.t().expand(k_steps, hid, feat)) + b_out
+    final = (ys[-1:], hs[-1].t().unsqueeze(0)) + ((out[1].t().unsqueeze(0),) if lstm else ())
+    return ys, final

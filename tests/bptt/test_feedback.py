@@ -66,9 +66,11 @@ def _mse(pred, target):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-@pytest.mark.parametrize("teacher_forcing", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("teacher_forcing, fold", [(0.0, True), (0.0, False), (0.5, True), (1.0, True)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_fused_windows_equal_the_stepped_path(cell, teacher_forcing, dtype):
+def test_fused_windows_equal_the_stepped_path(cell, teacher_forcing, fold, dtype, monkeypatch):
+    """Without teacher forcing the folded kernels run (fold) or the general ones (not fold)."""
+    monkeypatch.setattr(feedback, "FOLD", fold)
     windows = _windows([7, 3, 11, 1, 5, 9, 2, 6], batch=3, bptt=4, dtype=dtype)
     assert any(w.reset[1:].any() for w in windows)  # resets mid-window are exercised
     seeds = _seeds(cell, dtype)
@@ -164,6 +166,54 @@ def test_fused_window_gradcheck(cell):
     inputs = (reset, teacher, target, t(k_steps, g * H, width), t(g * H, F), t(g * H, H), t(g * H), t(g * H), t(F, H),
               t(F), t(width, F), t(H, width), t(H, width) if lstm else None, t(F), t(H), t(H) if lstm else None)
     assert torch.autograd.gradcheck(feedback._FeedbackWindow.apply, inputs)
+
+
+def _folded_run(mod, cell, dtype, rng, width, context):
+    g = 3 if cell == "gru" else 4
+    rows, k_steps = g * H, 6
+    arr = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
+    new = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+    gc, reset = arr(k_steps if context else 0, rows, width), rng.random((k_steps, width)) < 0.3
+    wcat, bcat, corr0, corr_reset = 0.5 * arr(4 * H, H), arr(4 * H), arr(rows, width), arr(rows)
+    states, seeds = [arr(H, width) for _ in range(g - 2)], [arr(H) for _ in range(g - 2)]
+    hs, hprev, dhs = new(k_steps, H, width), new(k_steps, H, width), arr(k_steps, H, width)
+    gates = tuple(new(k_steps, H, width) for _ in range(g + 1))
+    dpre, dh0, dseed_h, dcorr0, dcorr_reset = new(k_steps, 4 * H, width), new(H, width), new(H), new(rows, width), \
+        new(rows)
+    wcat_t = np.ascontiguousarray(wcat.T)
+    if cell == "gru":
+        mod.gru_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, *states, *seeds, hs, hprev, gates)
+        mod.gru_folded_backward(dhs, reset, wcat_t, hprev, gates, dpre, dh0, dseed_h, dcorr0, dcorr_reset)
+        return [hs, hprev, *gates, dpre, dh0, dseed_h, dcorr0, dcorr_reset]
+    cs, cprev, dc0, dseed_c = new(k_steps, H, width), new(k_steps, H, width), new(H, width), new(H)
+    mod.lstm_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, *states, *seeds, hs, cs, hprev, cprev, gates)
+    mod.lstm_folded_backward(dhs, arr(H, width), reset, wcat_t, cprev, gates, dpre, dh0, dc0, dseed_h, dseed_c,
+                             dcorr0, dcorr_reset)
+    return [hs, cs, hprev, cprev, *gates, dpre, dh0, dc0, dseed_h, dseed_c, dcorr0, dcorr_reset]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("width, context", [(1, True), (37, True), (5, False)])
+def test_numba_folded_kernels_equal_their_twins(cell, dtype, width, context):
+    got = _folded_run(_feedback_nb, cell, dtype, np.random.default_rng(8), width, context)
+    want = _folded_run(_feedback_py, cell, dtype, np.random.default_rng(8), width, context)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, err_msg=f"array {i}", **tol)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_folded_window_gradcheck(cell):
+    rng = np.random.default_rng(12)
+    rows = 3 * H if cell == "gru" else 4 * H
+    k_steps, width = 4, 3
+    t = lambda *shape: torch.from_numpy(0.5 * rng.standard_normal(shape)).requires_grad_()  # noqa: E731
+    reset = torch.from_numpy(rng.random((k_steps, width)) < 0.3)
+    lstm = cell == "lstm"
+    inputs = (reset, t(k_steps, rows, width), t(4 * H, H), t(4 * H), t(rows, width), t(rows), t(H, width),
+              t(H, width) if lstm else None, t(H), t(H) if lstm else None)
+    assert torch.autograd.gradcheck(feedback._FoldedWindow.apply, inputs)
 
 
 def _train(cell, fused, dtype=torch.float64, teacher_forcing=0.5, cost_fn=None, **kw):
