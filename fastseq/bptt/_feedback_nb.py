@@ -1,5 +1,9 @@
 """Numba kernels of the fused feedback decoders: a whole window's steps, readout and feedback in one call.
 
+Two families: the general kernels (``gru_forward`` ...: any teacher-forcing mask, the readout
+inside each step) and the folded ones (``gru_folded_forward`` ...: no teacher forcing, the
+readout folded into the hidden product; see the second half of this module).
+
 A feedback decoder (:class:`fastseq.bptt.feedback.FeedbackGRU` / ``FeedbackLSTM``) reads
 ``concat(visible, context)``; its outputs ``y = W_out h + b_out`` are the next step's
 visible input, or the true target where the teacher-forcing mask is set. Per step k the

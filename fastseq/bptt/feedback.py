@@ -8,7 +8,14 @@ ordinary decoders for :func:`~fastseq.bptt.train_bptt`. ``train_bptt`` recognise
 inside the recurrence, resets fold in as each slot's choice of seed or carried state, and
 the backward runs through time in one compiled call (:mod:`fastseq.bptt._feedback_nb`;
 on CUDA its torch twin :mod:`fastseq.bptt._feedback_py`). The window's weight gradients
-are whole-window matrix products.
+are whole-window matrix products. Without teacher forcing (the original's setting) the
+readout folds into the hidden product, ``W_iv (W_out h + b_out) = (W_iv W_out) h + W_iv b_out``,
+so a step is one product ``(W_hh + W_iv W_out) h`` and the outputs one product after the
+recurrence; step 0 (the carried visible) and resets (the visible seed) are corrected by
+``W_iv (v - W_out h - b_out)``. Both ways are exact: they equal the module stepped by
+``train_bptt`` up to rounding (tests/bptt/test_feedback.py).
+
+Set ``module.fused = False`` to have ``train_bptt`` step the module like any decoder.
 
 Shapes: ``K`` steps, ``W`` slots, ``F`` visible features, ``C`` context features, ``H``
 hidden units, ``G`` gates per unit (GRU 3, LSTM 4).

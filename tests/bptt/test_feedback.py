@@ -117,7 +117,8 @@ def _kernel_run(mod, cell, dtype, window, grads):
     k_steps, width = reset.shape
     g = 3 if cell == "gru" else 4
     new = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
-    ys, hs, vprev, hprev = new(k_steps, width, F), new(k_steps, H, width), new(k_steps, width, F), new(k_steps, H, width)
+    ys, vprev = new(k_steps, width, F), new(k_steps, width, F)
+    hs, hprev = new(k_steps, H, width), new(k_steps, H, width)
     dys, dhs = grads
     dy, dgi, dv0, dh0, dsv, dsh = new(k_steps, width, F), new(k_steps, g * H, width), new(width, F), new(H, width), \
         new(F), new(H)
@@ -144,7 +145,7 @@ def test_numba_kernels_equal_their_twins(cell, dtype, width, context):
     rng = np.random.default_rng(5)
     window = _random_window(cell, dtype, rng, width=width, context=context)
     k_steps = window[3].shape[0]
-    grads = (rng.standard_normal((k_steps, width, F)).astype(dtype), rng.standard_normal((k_steps, H, width)).astype(dtype))
+    grads = tuple(rng.standard_normal(shape).astype(dtype) for shape in ((k_steps, width, F), (k_steps, H, width)))
     got = _kernel_run(_feedback_nb, cell, dtype, window, grads)
     want = _kernel_run(_feedback_py, cell, dtype, window, grads)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
@@ -251,11 +252,12 @@ def test_train_bptt_fused_runs_the_kernel(monkeypatch):
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_twin_path_equals_kernels(cell, monkeypatch):
-    """The path CUDA takes (the torch twin inside the autograd node) trains like the kernels."""
-    lf, pf = _train(cell, True, dtype=torch.float32, wrap_around=True)
+@pytest.mark.parametrize("teacher_forcing", [0.0, 0.5])
+def test_twin_path_equals_kernels(cell, teacher_forcing, monkeypatch):
+    """The path CUDA takes (the torch twins inside the autograd nodes) trains like the kernels."""
+    lf, pf = _train(cell, True, dtype=torch.float32, teacher_forcing=teacher_forcing, wrap_around=True)
     monkeypatch.setattr(feedback, "_kernels", lambda device: (_feedback_py, lambda t: t))
-    lt, pt = _train(cell, True, dtype=torch.float32, wrap_around=True)
+    lt, pt = _train(cell, True, dtype=torch.float32, teacher_forcing=teacher_forcing, wrap_around=True)
     np.testing.assert_allclose(lf, lt, rtol=1e-4)
     for a, b in zip(pf, pt):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
