@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from fastseq.bptt._fused_nb import _pass_back as _pass_back_rows
-from fastseq.bptt._fused_nb import _previous as _previous_rows
+from fastseq.bptt._fused_nb import _pass_back as _pass_back_visible
+from fastseq.bptt._fused_nb import _previous as _previous_visible
 from fastseq.bptt._fused_nb import _sigmoid, _tanh
 
 __all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "gru_folded_forward", "gru_folded_backward",
@@ -138,7 +138,7 @@ def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_o
     gr, gz, gn, ghn = gates
     v, h = v0, h0
     for k in range(n_steps):
-        _previous_rows(k, v, seed_v, reset, vprev[k])
+        _previous_visible(k, v, seed_v, reset, vprev[k])
         _previous(k, h, seed_h, reset, hprev[k])
         _inputs(k, gc, w_iv, vprev, gi)
         np.dot(w_hh, hprev[k], gh)
@@ -206,7 +206,7 @@ def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, 
                 dhj[b] += dp[b]
         _pass_back(k, dh, reset, dseed_h)
         np.dot(dgi[k].T, w_iv, dv)
-        _pass_back_rows(k, dv, reset, dv, dseed_v)
+        _pass_back_visible(k, dv, reset, dv, dseed_v)
     dh0[:] = dh
     dv0[:] = dv
 
@@ -226,7 +226,7 @@ def lstm_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_
     gi_, gf, gg, go, gt = gates
     v, h, c = v0, h0, c0
     for k in range(n_steps):
-        _previous_rows(k, v, seed_v, reset, vprev[k])
+        _previous_visible(k, v, seed_v, reset, vprev[k])
         _previous(k, h, seed_h, reset, hprev[k])
         _previous(k, c, seed_c, reset, cprev[k])
         _inputs(k, gc, w_iv, vprev, gi)
@@ -294,7 +294,7 @@ def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cpre
         _pass_back(k, dh, reset, dseed_h)
         _pass_back(k, dc, reset, dseed_c)
         np.dot(dga[k].T, w_iv, dv)
-        _pass_back_rows(k, dv, reset, dv, dseed_v)
+        _pass_back_visible(k, dv, reset, dv, dseed_v)
     dh0[:] = dh
     dc0[:] = dc
     dv0[:] = dv

@@ -18,7 +18,7 @@ def _previous(reset_k, state, seed):
     return _where(reset_k[None, :], seed[:, None], state)
 
 
-def _previous_rows(reset_k, state, seed):
+def _previous_visible(reset_k, state, seed):
     """The same for the visible side (``W x F``)."""
     return _where(reset_k[:, None], seed[None, :], state)
 
@@ -29,7 +29,7 @@ def _pass_back(reset_k, dprev, dseed):
     return _where(reset_k[None, :], 0.0 * dprev, dprev)
 
 
-def _pass_back_rows(reset_k, dprev, dseed):
+def _pass_back_visible(reset_k, dprev, dseed):
     dseed += (dprev * reset_k[:, None]).sum(0)
     return _where(reset_k[:, None], 0.0 * dprev, dprev)
 
@@ -44,7 +44,7 @@ def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_o
     hid = w_hh.shape[1]
     v, h = v0, h0
     for k in range(target.shape[0]):
-        vp, hp = _previous_rows(reset[k], v, seed_v), _previous(reset[k], h, seed_h)
+        vp, hp = _previous_visible(reset[k], v, seed_v), _previous(reset[k], h, seed_h)
         x = _inputs(k, gc, w_iv, vp) + b_ih[:, None]
         gh = w_hh @ hp + b_hh[:, None]
         r = _sigmoid(x[:hid] + gh[:hid])
@@ -73,7 +73,7 @@ def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, 
         dgi[k, :hid], dgi[k, hid:2 * hid], dgi[k, 2 * hid:] = dr, dz, dn
         dgh[k, :hid], dgh[k, hid:2 * hid], dgh[k, 2 * hid:] = dr, dz, dn * r
         dh = _pass_back(reset[k], d * z + w_hh_t @ dgh[k], dseed_h)
-        dv = _pass_back_rows(reset[k], dgi[k].T @ w_iv, dseed_v)
+        dv = _pass_back_visible(reset[k], dgi[k].T @ w_iv, dseed_v)
     dh0[:] = dh
     dv0[:] = dv
 
@@ -83,7 +83,7 @@ def lstm_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_
     hid = w_hh.shape[1]
     v, h, c = v0, h0, c0
     for k in range(target.shape[0]):
-        vp = _previous_rows(reset[k], v, seed_v)
+        vp = _previous_visible(reset[k], v, seed_v)
         hp, cp = _previous(reset[k], h, seed_h), _previous(reset[k], c, seed_c)
         a = _inputs(k, gc, w_iv, vp) + w_hh @ hp + (b_ih + b_hh)[:, None]
         i, f = _sigmoid(a[:hid]), _sigmoid(a[hid:2 * hid])
@@ -113,7 +113,7 @@ def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cpre
         dga[k, 3 * hid:] = d * tc * o * (1.0 - o)
         dh = _pass_back(reset[k], w_hh_t @ dga[k], dseed_h)
         dc = _pass_back(reset[k], dct * f, dseed_c)
-        dv = _pass_back_rows(reset[k], dga[k].T @ w_iv, dseed_v)
+        dv = _pass_back_visible(reset[k], dga[k].T @ w_iv, dseed_v)
     dh0[:] = dh
     dc0[:] = dc
     dv0[:] = dv
