@@ -22,6 +22,7 @@ hidden units, ``G`` gates per unit (GRU 3, LSTM 4).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -109,6 +110,25 @@ class FeedbackLSTM(_FeedbackDecoder):
     _cell = nn.LSTM
 
 
+@contextmanager
+def _one_blas_thread():
+    """The kernels' products go through Numba's ``np.dot`` to scipy's BLAS: pin its pool to one
+    thread while they run (per step the products are small, and a second pool beside PyTorch's
+    fights it for the cores), then restore its setting."""
+    from fastseq.bptt._engines_fused import _blas_libs
+
+    saved = [(lib, lib.num_threads) for lib in _blas_libs()]
+    for lib, n in saved:
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in saved:
+            if n != 1:
+                lib.set_num_threads(n)
+
+
 def _kernels(device: torch.device):
     if device.type == "cpu":
         from fastseq.bptt import _feedback_nb
@@ -136,8 +156,6 @@ class _FeedbackWindow(torch.autograd.Function):
     def forward(ctx, reset: Tensor, teacher: Tensor, target: Tensor, gc: Tensor, w_iv: Tensor, w_hh: Tensor,
                 b_ih: Tensor, b_hh: Tensor, w_out: Tensor, b_out: Tensor, v0: Tensor, h0: Tensor, c0: Tensor | None,
                 seed_v: Tensor, seed_h: Tensor, seed_c: Tensor | None):
-        from fastseq.bptt._engines_fused import _blas_threads
-
         kernels, arr = _kernels(target.device)
         k_steps, width, feat = target.shape
         hid = w_hh.shape[1]
@@ -150,7 +168,7 @@ class _FeedbackWindow(torch.autograd.Function):
             arr(w_iv), arr(w_hh), plain(b_ih), plain(b_hh), arr(w_out.t().contiguous()), plain(b_out)]
         lstm = ctx.lstm = c0 is not None
         states = [plain(t) for t in ((v0, h0, c0, seed_v, seed_h, seed_c) if lstm else (v0, h0, seed_v, seed_h))]
-        with _blas_threads():
+        with _one_blas_thread():
             if not lstm:
                 gates = new(4, k_steps, hid, width)
                 kernels.gru_forward(*args, *states, arr(ys), arr(hs), arr(vprev), arr(hprev),
@@ -168,8 +186,6 @@ class _FeedbackWindow(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError("The fused feedback window does not support double backward "
                                "(backward with create_graph=True); set the module's fused = False.")
-        from fastseq.bptt._engines_fused import _blas_threads
-
         kernels, arr = _kernels(dys.device)
         reset, teacher, w_iv, w_hh, w_out, hs, vprev, hprev, gates, *rest = ctx.saved_tensors
         k_steps, hid, width = hs.shape
@@ -181,7 +197,7 @@ class _FeedbackWindow(torch.autograd.Function):
         dc0 = dseed_c = None
         head = [arr(dys), arr(dhs)]
         weights = [arr(w_iv), arr(w_hh.t().contiguous()), arr(w_out.t().contiguous())]
-        with _blas_threads():
+        with _one_blas_thread():
             if not ctx.lstm:
                 dgh = new(k_steps, g, width)
                 kernels.gru_backward(*head, arr(teacher), arr(reset), *weights, arr(hprev),
@@ -215,8 +231,6 @@ class _FoldedWindow(torch.autograd.Function):
     @staticmethod
     def forward(ctx, reset: Tensor, gc: Tensor, wcat: Tensor, bcat: Tensor, corr0: Tensor, corr_reset: Tensor,
                 h0: Tensor, c0: Tensor | None, seed_h: Tensor, seed_c: Tensor | None):
-        from fastseq.bptt._engines_fused import _blas_threads
-
         kernels, arr = _kernels(wcat.device)
         k_steps, width = reset.shape
         hid = wcat.shape[1]
@@ -226,7 +240,7 @@ class _FoldedWindow(torch.autograd.Function):
         hs, hprev = new(k_steps, hid, width), new(k_steps, hid, width)
         args = [plain(gc), plain(reset), arr(wcat), plain(bcat), plain(corr0), plain(corr_reset)]
         lstm = ctx.lstm = c0 is not None
-        with _blas_threads():
+        with _one_blas_thread():
             if not lstm:
                 gates = new(4, k_steps, hid, width)
                 kernels.gru_folded_forward(*args, plain(h0), plain(seed_h), arr(hs), arr(hprev),
@@ -244,8 +258,6 @@ class _FoldedWindow(torch.autograd.Function):
         if torch.is_grad_enabled():
             raise RuntimeError("The fused feedback window does not support double backward "
                                "(backward with create_graph=True); set the module's fused = False.")
-        from fastseq.bptt._engines_fused import _blas_threads
-
         kernels, arr = _kernels(dhs.device)
         reset, wcat, hprev, gates, *rest = ctx.saved_tensors
         k_steps, hid, width = hprev.shape
@@ -256,7 +268,7 @@ class _FoldedWindow(torch.autograd.Function):
         dseed_h, dcorr_reset = dhs.new_zeros(hid), dhs.new_zeros(rows)
         dc0 = dseed_c = None
         wcat_t = arr(wcat.t().contiguous())
-        with _blas_threads():
+        with _one_blas_thread():
             if not ctx.lstm:
                 kernels.gru_folded_backward(arr(dhs), arr(reset), wcat_t, arr(hprev), tuple(arr(q) for q in gates),
                                             arr(dpre), arr(dh0), arr(dseed_h), arr(dcorr0), arr(dcorr_reset))
