@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from fastseq._util.validate import positive_int, real_array
+from fastseq.bptt.feedback import fused_window
 from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader, Tail, check_paired_lengths
 from fastseq.bptt.state import carry_state, state_parts, step_with_resets
 from fastseq.bptt.store import SequenceStore
@@ -181,6 +182,10 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
     teacher = None
     if step.teacher_forcing > 0:
         teacher = torch.rand((steps, width), device=target.device, generator=step.generator) < step.teacher_forcing
+    fused = fused_window(decoder, context, target, w.reset, teacher, carried, seeds, step.cost_fn)
+    if fused is not None:  # FeedbackGRU / FeedbackLSTM: the window as one node (fastseq/bptt/feedback.py)
+        cost = _per_slot_cost(fused[0], steps, width)
+        return (cost * w.valid.to(cost.dtype)).sum(), _Carried(fused[1][0], tuple(fused[1][1:]))
     costs: list[torch.Tensor] = []
 
     def one_step(k: int, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -1,0 +1,498 @@
+"""Numba kernels of the fused feedback decoders: a whole window's steps, readout and feedback in one call.
+
+Two families: the general kernels (``gru_forward`` ...: any teacher-forcing mask, the readout
+inside each step) and the folded ones (``gru_folded_forward`` ...: no teacher forcing, the
+readout folded into the hidden product; see the second half of this module).
+
+A feedback decoder (:class:`fastseq.bptt.feedback.FeedbackGRU` / ``FeedbackLSTM``) reads
+``concat(visible, context)``; its outputs ``y = W_out h + b_out`` are the next step's
+visible input, or the true target where the teacher-forcing mask is set. Per step k the
+kernel, for the ``K x W`` window (W slots, F features, H hidden units, G gates per unit):
+
+- folds the reset in: where ``reset[k, b]`` the slot's visible and hidden state are the
+  seeds, else its fed-back visible and its state after step ``k - 1``;
+- adds the visible part of the input projection (``W_iv vprev``, one BLAS product) to the
+  context part ``gc = W_ic ctx`` that the caller computed for the whole window;
+- runs the hidden product and the gate loops;
+- reads out ``y_k`` (one BLAS product) and picks the next visible per slot.
+
+The backward runs through time once: the gradient of a step's output is the cost's plus,
+where it was fed back, the next step's visible-input gradient. It writes the gradients of
+the outputs (the readout's whole gradient) and of the gate pre-activations for the whole
+window, from which the caller takes every weight gradient as whole-window products.
+
+Layout: the hidden side runs units first, slots last: ``hs[k]`` is ``H x W``, ``gc[k]``
+``G*H x W``, so each gate loop runs along a row of W slots with the row's bias a scalar.
+With slots first (``W x H``, as :mod:`fastseq.bptt._fused_nb`) the loops run along H per
+slot: at H = 32 LLVM's vector body (16 float32 lanes, unrolled) never runs and the gate
+math goes scalar, 9 ns per unit against 0.2-3 here. The visible side (outputs, targets,
+fed-back visible, ``W x F`` per step) keeps the caller's slots-first layout, so nothing is
+transposed outside; the products between the two sides pass BLAS a transposed operand.
+Without context ``gc`` has no steps (``0 x G*H x W``) and is not read.
+
+``fastseq.bptt._feedback_py`` holds the plain array twins (NumPy or torch).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from fastseq.bptt._fused_nb import _pass_back as _pass_back_visible
+from fastseq.bptt._fused_nb import _previous as _previous_visible
+from fastseq.bptt._fused_nb import _sigmoid, _tanh
+
+__all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "gru_folded_forward", "gru_folded_backward",
+           "lstm_folded_forward", "lstm_folded_backward"]
+
+
+# Each innermost loop writes one array (so LLVM vectorises it, as in _fused_nb).
+
+
+@njit(inline="always")
+def _previous(k, state, seed, reset, prev):
+    """prev[:, b] = seed where reset[k, b], else state[:, b] (the reset folded into the step's input)."""
+    flags = reset[k]
+    for j in range(prev.shape[0]):
+        src, dst, s = state[j], prev[j], seed[j]
+        for b in range(prev.shape[1]):
+            dst[b] = s if flags[b] else src[b]
+
+
+@njit(inline="always")
+def _any(flags):
+    for b in range(flags.shape[0]):
+        if flags[b]:
+            return True
+    return False
+
+
+@njit(inline="always")
+def _pass_back(k, dstate, reset, dseed):
+    """Route the previous state's gradient (in place): into the seed where the slot reset, else on
+    to step k - 1. A step without resets costs nothing."""
+    flags = reset[k]
+    if not _any(flags):
+        return
+    for j in range(dstate.shape[0]):
+        row = dstate[j]
+        acc = 0.0
+        for b in range(dstate.shape[1]):
+            acc += row[b] if flags[b] else 0.0
+        dseed[j] += acc
+        for b in range(dstate.shape[1]):
+            row[b] = 0.0 if flags[b] else row[b]
+
+
+@njit(inline="always")
+def _readout(k, hs, w_out_t, b_out, target, teacher, ys, fed):
+    """ys[k] = hs[k]^T W_out^T + b_out (``W x F``); fed[b] = target[k, b] where teacher[k, b], else ys[k, b]."""
+    np.dot(hs[k].T, w_out_t, ys[k])
+    for b in range(ys.shape[1]):
+        y = ys[k, b]
+        for f in range(ys.shape[2]):
+            y[f] += b_out[f]
+    for b in range(ys.shape[1]):
+        src = target[k, b] if teacher[k, b] else ys[k, b]
+        dst = fed[b]
+        for f in range(ys.shape[2]):
+            dst[f] = src[f]
+
+
+@njit(inline="always")
+def _output_grad(k, dys, teacher, dv, dy):
+    """dy[k, b] = dys[k, b] plus the next step's visible gradient where the output was fed back."""
+    for b in range(dys.shape[1]):
+        src, dst, back = dys[k, b], dy[k, b], dv[b]
+        if teacher[k, b]:
+            for f in range(dst.shape[0]):
+                dst[f] = src[f]
+        else:
+            for f in range(dst.shape[0]):
+                dst[f] = src[f] + back[f]
+
+
+@njit(inline="always")
+def _inputs(k, gc, w_iv, vprev, gi):
+    """gi = W_iv vprev[k]^T (``G*H x W``) plus the context part gc[k] where there is context."""
+    np.dot(w_iv, vprev[k].T, gi)
+    if gc.shape[0]:
+        for q in range(gi.shape[0]):
+            dst, src = gi[q], gc[k, q]
+            for b in range(gi.shape[1]):
+                dst[b] += src[b]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, seed_v, seed_h,
+                ys, hs, vprev, hprev, gates):
+    """GRU feedback decoder over a window. gc ``K x 3H x W`` (or ``0 x 3H x W``: no context);
+    target ``K x W x F``; teacher, reset ``K x W``; w_iv ``3H x F``; w_hh ``3H x H``; biases
+    ``3H``; w_out_t ``H x F``; v0 ``W x F``, h0 ``H x W``; seeds ``F`` and ``H``. Writes ys,
+    vprev ``K x W x F``, hs, hprev ``K x H x W`` and gates, four ``K x H x W`` arrays: r, z,
+    n and n's hidden part."""
+    n_steps, width, feat = target.shape
+    hid = w_hh.shape[1]
+    gi = np.empty((3 * hid, width), ys.dtype)
+    gh = np.empty((3 * hid, width), ys.dtype)
+    fed = np.empty_like(v0)
+    gr, gz, gn, ghn = gates
+    v, h = v0, h0
+    for k in range(n_steps):
+        _previous_visible(k, v, seed_v, reset, vprev[k])
+        _previous(k, h, seed_h, reset, hprev[k])
+        _inputs(k, gc, w_iv, vprev, gi)
+        np.dot(w_hh, hprev[k], gh)
+        for j in range(hid):
+            r, z, n, hn, hp, out = gr[k, j], gz[k, j], gn[k, j], ghn[k, j], hprev[k, j], hs[k, j]
+            x, y, bias = gi[j], gh[j], b_ih[j] + b_hh[j]
+            for b in range(width):
+                r[b] = _sigmoid(x[b] + y[b] + bias)
+            x, y, bias = gi[hid + j], gh[hid + j], b_ih[hid + j] + b_hh[hid + j]
+            for b in range(width):
+                z[b] = _sigmoid(x[b] + y[b] + bias)
+            x, y, bias, bias_x = gi[2 * hid + j], gh[2 * hid + j], b_hh[2 * hid + j], b_ih[2 * hid + j]
+            for b in range(width):
+                hn[b] = y[b] + bias
+            for b in range(width):
+                n[b] = _tanh(x[b] + bias_x + r[b] * hn[b])
+            for b in range(width):
+                out[b] = n[b] + z[b] * (hp[b] - n[b])
+        _readout(k, hs, w_out_t, b_out, target, teacher, ys, fed)
+        v, h = fed, hs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, dy, dgi, dgh, dv0, dh0,
+                 dseed_v, dseed_h):
+    """Backward of :func:`gru_forward`. dys ``K x W x F``, dhs ``K x H x W`` (gradients of the
+    outputs and hidden states); w_iv ``3H x F``, w_hh_t ``H x 3H``, w_out_t ``H x F``. Writes
+    dy ``K x W x F`` (the outputs' whole gradient), dgi, dgh ``K x 3H x W`` (input and hidden
+    pre-activations), dv0 ``W x F``, dh0 ``H x W`` and adds into the seeds' gradients."""
+    n_steps, hid, width = dhs.shape
+    dh = np.zeros((hid, width), dhs.dtype)
+    dv = np.zeros((width, dys.shape[2]), dhs.dtype)
+    dread = np.empty((hid, width), dhs.dtype)
+    dprev = np.empty((hid, width), dhs.dtype)
+    d = np.empty(width, dhs.dtype)
+    gr, gz, gn, ghn = gates
+    for k in range(n_steps - 1, -1, -1):
+        _output_grad(k, dys, teacher, dv, dy)
+        np.dot(w_out_t, dy[k].T, dread)
+        for j in range(hid):
+            dout, dro, hp, dhj = dhs[k, j], dread[j], hprev[k, j], dh[j]
+            r, z, n, hn = gr[k, j], gz[k, j], gn[k, j], ghn[k, j]
+            dxr, dxz, dxn = dgi[k, j], dgi[k, hid + j], dgi[k, 2 * hid + j]
+            dyr, dyz, dyn = dgh[k, j], dgh[k, hid + j], dgh[k, 2 * hid + j]
+            for b in range(width):
+                d[b] = dhj[b] + dout[b] + dro[b]
+            for b in range(width):
+                dxn[b] = d[b] * (1.0 - z[b]) * (1.0 - n[b] * n[b])
+            for b in range(width):
+                dxr[b] = dxn[b] * hn[b] * r[b] * (1.0 - r[b])
+            for b in range(width):
+                dxz[b] = d[b] * (hp[b] - n[b]) * z[b] * (1.0 - z[b])
+            for b in range(width):
+                dyr[b] = dxr[b]
+            for b in range(width):
+                dyz[b] = dxz[b]
+            for b in range(width):
+                dyn[b] = dxn[b] * r[b]
+            for b in range(width):
+                dhj[b] = d[b] * z[b]
+        np.dot(w_hh_t, dgh[k], dprev)
+        for j in range(hid):
+            dp, dhj = dprev[j], dh[j]
+            for b in range(width):
+                dhj[b] += dp[b]
+        _pass_back(k, dh, reset, dseed_h)
+        np.dot(dgi[k].T, w_iv, dv)
+        _pass_back_visible(k, dv, reset, dv, dseed_v)
+    dh0[:] = dh
+    dv0[:] = dv
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, c0, seed_v, seed_h,
+                 seed_c, ys, hs, cs, vprev, hprev, cprev, gates):
+    """LSTM feedback decoder over a window. gc ``K x 4H x W`` (or ``0 x 4H x W``); w_iv
+    ``4H x F``; w_hh ``4H x H``; c0 ``H x W``; seed_c ``H``. Writes ys, vprev ``K x W x F``,
+    hs, cs, hprev, cprev ``K x H x W`` and gates, five ``K x H x W`` arrays: i, f, g, o
+    activated and tanh of the new cell state."""
+    n_steps, width, feat = target.shape
+    hid = w_hh.shape[1]
+    gi = np.empty((4 * hid, width), ys.dtype)
+    gh = np.empty((4 * hid, width), ys.dtype)
+    fed = np.empty_like(v0)
+    gi_, gf, gg, go, gt = gates
+    v, h, c = v0, h0, c0
+    for k in range(n_steps):
+        _previous_visible(k, v, seed_v, reset, vprev[k])
+        _previous(k, h, seed_h, reset, hprev[k])
+        _previous(k, c, seed_c, reset, cprev[k])
+        _inputs(k, gc, w_iv, vprev, gi)
+        np.dot(w_hh, hprev[k], gh)
+        for j in range(hid):
+            i, f, g, o, tc = gi_[k, j], gf[k, j], gg[k, j], go[k, j], gt[k, j]
+            cp, out, cell = cprev[k, j], hs[k, j], cs[k, j]
+            x, y, bias = gi[j], gh[j], b_ih[j] + b_hh[j]
+            for b in range(width):
+                i[b] = _sigmoid(x[b] + y[b] + bias)
+            x, y, bias = gi[hid + j], gh[hid + j], b_ih[hid + j] + b_hh[hid + j]
+            for b in range(width):
+                f[b] = _sigmoid(x[b] + y[b] + bias)
+            x, y, bias = gi[2 * hid + j], gh[2 * hid + j], b_ih[2 * hid + j] + b_hh[2 * hid + j]
+            for b in range(width):
+                g[b] = _tanh(x[b] + y[b] + bias)
+            x, y, bias = gi[3 * hid + j], gh[3 * hid + j], b_ih[3 * hid + j] + b_hh[3 * hid + j]
+            for b in range(width):
+                o[b] = _sigmoid(x[b] + y[b] + bias)
+            for b in range(width):
+                cell[b] = f[b] * cp[b] + i[b] * g[b]
+            for b in range(width):
+                tc[b] = _tanh(cell[b])
+            for b in range(width):
+                out[b] = o[b] * tc[b]
+        _readout(k, hs, w_out_t, b_out, target, teacher, ys, fed)
+        v, h, c = fed, hs[k], cs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cprev, gates, dy, dga, dv0, dh0, dc0,
+                  dseed_v, dseed_h, dseed_c):
+    """Backward of :func:`lstm_forward`. dc_last ``H x W`` is the gradient of the final cell
+    state. Writes dy ``K x W x F``, dga ``K x 4H x W``, dv0, dh0, dc0 and adds into the seeds'."""
+    n_steps, hid, width = dhs.shape
+    dh = np.zeros((hid, width), dhs.dtype)
+    dv = np.zeros((width, dys.shape[2]), dhs.dtype)
+    dc = dc_last.copy()
+    dread = np.empty((hid, width), dhs.dtype)
+    d = np.empty(width, dhs.dtype)
+    dct = np.empty(width, dhs.dtype)
+    gi_, gf, gg, go, gt = gates
+    for k in range(n_steps - 1, -1, -1):
+        _output_grad(k, dys, teacher, dv, dy)
+        np.dot(w_out_t, dy[k].T, dread)
+        for j in range(hid):
+            dout, dro, cp, dhj, dcj = dhs[k, j], dread[j], cprev[k, j], dh[j], dc[j]
+            i, f, g, o, tc = gi_[k, j], gf[k, j], gg[k, j], go[k, j], gt[k, j]
+            di, df, dg, do = dga[k, j], dga[k, hid + j], dga[k, 2 * hid + j], dga[k, 3 * hid + j]
+            for b in range(width):
+                d[b] = dhj[b] + dout[b] + dro[b]
+            for b in range(width):
+                dct[b] = dcj[b] + d[b] * o[b] * (1.0 - tc[b] * tc[b])
+            for b in range(width):
+                di[b] = dct[b] * g[b] * i[b] * (1.0 - i[b])
+            for b in range(width):
+                df[b] = dct[b] * cp[b] * f[b] * (1.0 - f[b])
+            for b in range(width):
+                dg[b] = dct[b] * i[b] * (1.0 - g[b] * g[b])
+            for b in range(width):
+                do[b] = d[b] * tc[b] * o[b] * (1.0 - o[b])
+            for b in range(width):
+                dcj[b] = dct[b] * f[b]
+        np.dot(w_hh_t, dga[k], dh)
+        _pass_back(k, dh, reset, dseed_h)
+        _pass_back(k, dc, reset, dseed_c)
+        np.dot(dga[k].T, w_iv, dv)
+        _pass_back_visible(k, dv, reset, dv, dseed_v)
+    dh0[:] = dh
+    dc0[:] = dc
+    dv0[:] = dv
+
+
+# ---------------------------------------------------------------------------- folded feedback
+#
+# Without teacher forcing a slot's visible input is its previous output, y = W_out h + b_out,
+# so its input projection is W_iv y = (W_iv W_out) h + W_iv b_out: the readout folds into the
+# hidden product. The caller passes the stacked weight ``wcat`` (LSTM: W_hh + W_iv W_out;
+# GRU: its r, z rows likewise, then W_iv W_out's n rows, then W_hh's n rows: ``4H x H``), so a
+# step is one product ``wcat hprev``; the outputs are one product over the whole window after
+# it. Where the visible input is not the previous output (step 0: the carried visible; a
+# reset: the seed) the caller's corrections ``W_iv (v - y)`` are added to the input rows.
+
+
+@njit(inline="always")
+def _corrections(k, gc, corr0, corr_reset, reset, rows, pre):
+    """Add to the input rows of pre (its first ``rows``) the context part and, where the visible
+    input is not the folded previous output, the difference: corr0 at step 0, corr_reset at resets."""
+    flags = reset[k]
+    if gc.shape[0]:
+        for q in range(rows):
+            dst, src = pre[q], gc[k, q]
+            for b in range(pre.shape[1]):
+                dst[b] += src[b]
+    if k == 0:
+        for q in range(rows):
+            dst, src, cr = pre[q], corr0[q], corr_reset[q]
+            for b in range(pre.shape[1]):
+                dst[b] += cr if flags[b] else src[b]
+        return
+    for b in range(pre.shape[1]):
+        if flags[b]:
+            for q in range(rows):
+                pre[q, b] += corr_reset[q]
+
+
+@njit(inline="always")
+def _correction_grads(k, dpre, reset, rows, dcorr0, dcorr_reset):
+    """The corrections' gradients: the input rows' gradient where each was added."""
+    flags = reset[k]
+    if k and not _any(flags):
+        return
+    for q in range(rows):
+        src = dpre[q]
+        acc = 0.0
+        for b in range(dpre.shape[1]):
+            acc += src[b] if flags[b] else 0.0
+        dcorr_reset[q] += acc
+    if k == 0:
+        for q in range(rows):
+            src, dst = dpre[q], dcorr0[q]
+            for b in range(dpre.shape[1]):
+                dst[b] = 0.0 if flags[b] else src[b]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, seed_h, hs, hprev, gates):
+    """Folded GRU feedback decoder over a window. gc ``K x 3H x W`` (or ``0 x 3H x W``); reset
+    ``K x W``; wcat ``4H x H`` and bcat ``4H`` (rows r, z, n's input part, n's hidden part);
+    corr0 ``3H x W``; corr_reset ``3H``; h0 ``H x W``; seed_h ``H``. Writes hs, hprev and gates
+    (r, z, n, n's hidden part), ``K x H x W``."""
+    n_steps, width = reset.shape
+    hid = wcat.shape[1]
+    pre = np.empty((4 * hid, width), hs.dtype)
+    gr, gz, gn, ghn = gates
+    h = h0
+    for k in range(n_steps):
+        _previous(k, h, seed_h, reset, hprev[k])
+        np.dot(wcat, hprev[k], pre)
+        _corrections(k, gc, corr0, corr_reset, reset, 3 * hid, pre)
+        for j in range(hid):
+            r, z, n, hn, hp, out = gr[k, j], gz[k, j], gn[k, j], ghn[k, j], hprev[k, j], hs[k, j]
+            x, bias = pre[j], bcat[j]
+            for b in range(width):
+                r[b] = _sigmoid(x[b] + bias)
+            x, bias = pre[hid + j], bcat[hid + j]
+            for b in range(width):
+                z[b] = _sigmoid(x[b] + bias)
+            x, y, bias_x, bias = pre[2 * hid + j], pre[3 * hid + j], bcat[2 * hid + j], bcat[3 * hid + j]
+            for b in range(width):
+                hn[b] = y[b] + bias
+            for b in range(width):
+                n[b] = _tanh(x[b] + bias_x + r[b] * hn[b])
+            for b in range(width):
+                out[b] = n[b] + z[b] * (hp[b] - n[b])
+        h = hs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def gru_folded_backward(dhs, reset, wcat_t, hprev, gates, dpre, dh0, dseed_h, dcorr0, dcorr_reset):
+    """Backward of :func:`gru_folded_forward`. dhs ``K x H x W``; wcat_t ``H x 4H``. Writes dpre
+    ``K x 4H x W`` (pre-activation gradients), dh0, dcorr0 and adds into dseed_h, dcorr_reset."""
+    n_steps, hid, width = dhs.shape
+    dh = np.zeros((hid, width), dhs.dtype)
+    dprev = np.empty((hid, width), dhs.dtype)
+    d = np.empty(width, dhs.dtype)
+    gr, gz, gn, ghn = gates
+    for k in range(n_steps - 1, -1, -1):
+        for j in range(hid):
+            dout, hp, dhj = dhs[k, j], hprev[k, j], dh[j]
+            r, z, n, hn = gr[k, j], gz[k, j], gn[k, j], ghn[k, j]
+            dr, dz, dnx, dnh = dpre[k, j], dpre[k, hid + j], dpre[k, 2 * hid + j], dpre[k, 3 * hid + j]
+            for b in range(width):
+                d[b] = dhj[b] + dout[b]
+            for b in range(width):
+                dnx[b] = d[b] * (1.0 - z[b]) * (1.0 - n[b] * n[b])
+            for b in range(width):
+                dr[b] = dnx[b] * hn[b] * r[b] * (1.0 - r[b])
+            for b in range(width):
+                dz[b] = d[b] * (hp[b] - n[b]) * z[b] * (1.0 - z[b])
+            for b in range(width):
+                dnh[b] = dnx[b] * r[b]
+            for b in range(width):
+                dhj[b] = d[b] * z[b]
+        np.dot(wcat_t, dpre[k], dprev)
+        for j in range(hid):
+            dp, dhj = dprev[j], dh[j]
+            for b in range(width):
+                dhj[b] += dp[b]
+        _pass_back(k, dh, reset, dseed_h)
+        _correction_grads(k, dpre[k], reset, 3 * hid, dcorr0, dcorr_reset)
+    dh0[:] = dh
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, c0, seed_h, seed_c, hs, cs, hprev, cprev,
+                        gates):
+    """Folded LSTM feedback decoder over a window. wcat ``4H x H``, bcat ``4H``; corr0 ``4H x W``;
+    corr_reset ``4H``. Writes hs, cs, hprev, cprev and gates (i, f, g, o, tanh of the cell)."""
+    n_steps, width = reset.shape
+    hid = wcat.shape[1]
+    pre = np.empty((4 * hid, width), hs.dtype)
+    gi_, gf, gg, go, gt = gates
+    h, c = h0, c0
+    for k in range(n_steps):
+        _previous(k, h, seed_h, reset, hprev[k])
+        _previous(k, c, seed_c, reset, cprev[k])
+        np.dot(wcat, hprev[k], pre)
+        _corrections(k, gc, corr0, corr_reset, reset, 4 * hid, pre)
+        for j in range(hid):
+            i, f, g, o, tc = gi_[k, j], gf[k, j], gg[k, j], go[k, j], gt[k, j]
+            cp, out, cell = cprev[k, j], hs[k, j], cs[k, j]
+            x, bias = pre[j], bcat[j]
+            for b in range(width):
+                i[b] = _sigmoid(x[b] + bias)
+            x, bias = pre[hid + j], bcat[hid + j]
+            for b in range(width):
+                f[b] = _sigmoid(x[b] + bias)
+            x, bias = pre[2 * hid + j], bcat[2 * hid + j]
+            for b in range(width):
+                g[b] = _tanh(x[b] + bias)
+            x, bias = pre[3 * hid + j], bcat[3 * hid + j]
+            for b in range(width):
+                o[b] = _sigmoid(x[b] + bias)
+            for b in range(width):
+                cell[b] = f[b] * cp[b] + i[b] * g[b]
+            for b in range(width):
+                tc[b] = _tanh(cell[b])
+            for b in range(width):
+                out[b] = o[b] * tc[b]
+        h, c = hs[k], cs[k]
+
+
+@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+def lstm_folded_backward(dhs, dc_last, reset, wcat_t, cprev, gates, dpre, dh0, dc0, dseed_h, dseed_c, dcorr0,
+                         dcorr_reset):
+    """Backward of :func:`lstm_folded_forward`; writes dpre ``K x 4H x W``, dh0, dc0, dcorr0 and
+    adds into the seeds' gradients and dcorr_reset."""
+    n_steps, hid, width = dhs.shape
+    dh = np.zeros((hid, width), dhs.dtype)
+    dc = dc_last.copy()
+    d = np.empty(width, dhs.dtype)
+    dct = np.empty(width, dhs.dtype)
+    gi_, gf, gg, go, gt = gates
+    for k in range(n_steps - 1, -1, -1):
+        for j in range(hid):
+            dout, cp, dhj, dcj = dhs[k, j], cprev[k, j], dh[j], dc[j]
+            i, f, g, o, tc = gi_[k, j], gf[k, j], gg[k, j], go[k, j], gt[k, j]
+            di, df, dg, do = dpre[k, j], dpre[k, hid + j], dpre[k, 2 * hid + j], dpre[k, 3 * hid + j]
+            for b in range(width):
+                d[b] = dhj[b] + dout[b]
+            for b in range(width):
+                dct[b] = dcj[b] + d[b] * o[b] * (1.0 - tc[b] * tc[b])
+            for b in range(width):
+                di[b] = dct[b] * g[b] * i[b] * (1.0 - i[b])
+            for b in range(width):
+                df[b] = dct[b] * cp[b] * f[b] * (1.0 - f[b])
+            for b in range(width):
+                dg[b] = dct[b] * i[b] * (1.0 - g[b] * g[b])
+            for b in range(width):
+                do[b] = d[b] * tc[b] * o[b] * (1.0 - o[b])
+            for b in range(width):
+                dcj[b] = dct[b] * f[b]
+        np.dot(wcat_t, dpre[k], dh)
+        _pass_back(k, dh, reset, dseed_h)
+        _pass_back(k, dc, reset, dseed_c)
+        _correction_grads(k, dpre[k], reset, 4 * hid, dcorr0, dcorr_reset)
+    dh0[:] = dh
+    dc0[:] = dc
