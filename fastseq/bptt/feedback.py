@@ -22,13 +22,14 @@ hidden units, ``G`` gates per unit (GRU 3, LSTM 4).
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fastseq._util.blas import serial_blas
+from fastseq._util.memory import check_fits
 from fastseq._util.validate import nonnegative_int, positive_int
 from fastseq.bptt import _feedback_py
 
@@ -48,6 +49,13 @@ class _FeedbackDecoder(nn.Module):
         self.context_features = nonnegative_int("context_features", context_features)
         self.hidden_size = positive_int("hidden_size", hidden_size)
         self.num_layers = positive_int("num_layers", num_layers)
+        gates = 4 if self._cell is nn.LSTM else 3
+        inputs = self.features + self.context_features
+        weights = gates * self.hidden_size * (inputs + self.hidden_size + 2) * self.num_layers \
+            + gates * self.hidden_size * self.hidden_size * (self.num_layers - 1) + self.features * (self.hidden_size + 1)
+        check_fits(f"a {type(self).__name__} with features={self.features}, context_features="
+                   f"{self.context_features}, hidden_size={self.hidden_size} and num_layers={self.num_layers}",
+                   4.0 * weights)
         self.rnn = self._cell(self.features + self.context_features, self.hidden_size, self.num_layers)
         self.readout = nn.Linear(self.hidden_size, self.features)
         self.fused = True  # train_bptt runs whole windows fused when True (and num_layers == 1)
@@ -110,25 +118,6 @@ class FeedbackLSTM(_FeedbackDecoder):
     _cell = nn.LSTM
 
 
-@contextmanager
-def _one_blas_thread():
-    """The kernels' products go through Numba's ``np.dot`` to scipy's BLAS: pin its pool to one
-    thread while they run (per step the products are small, and a second pool beside PyTorch's
-    fights it for the cores), then restore its setting."""
-    from fastseq.bptt._engines_fused import _blas_libs
-
-    saved = [(lib, lib.num_threads) for lib in _blas_libs()]
-    for lib, n in saved:
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in saved:
-            if n != 1:
-                lib.set_num_threads(n)
-
-
 def _kernels(device: torch.device):
     if device.type == "cpu":
         from fastseq.bptt import _feedback_nb
@@ -168,7 +157,7 @@ class _FeedbackWindow(torch.autograd.Function):
             arr(w_iv), arr(w_hh), plain(b_ih), plain(b_hh), arr(w_out.t().contiguous()), plain(b_out)]
         lstm = ctx.lstm = c0 is not None
         states = [plain(t) for t in ((v0, h0, c0, seed_v, seed_h, seed_c) if lstm else (v0, h0, seed_v, seed_h))]
-        with _one_blas_thread():
+        with serial_blas():
             if not lstm:
                 gates = new(4, k_steps, hid, width)
                 kernels.gru_forward(*args, *states, arr(ys), arr(hs), arr(vprev), arr(hprev),
@@ -197,7 +186,7 @@ class _FeedbackWindow(torch.autograd.Function):
         dc0 = dseed_c = None
         head = [arr(dys), arr(dhs)]
         weights = [arr(w_iv), arr(w_hh.t().contiguous()), arr(w_out.t().contiguous())]
-        with _one_blas_thread():
+        with serial_blas():
             if not ctx.lstm:
                 dgh = new(k_steps, g, width)
                 kernels.gru_backward(*head, arr(teacher), arr(reset), *weights, arr(hprev),
@@ -240,7 +229,7 @@ class _FoldedWindow(torch.autograd.Function):
         hs, hprev = new(k_steps, hid, width), new(k_steps, hid, width)
         args = [plain(gc), plain(reset), arr(wcat), plain(bcat), plain(corr0), plain(corr_reset)]
         lstm = ctx.lstm = c0 is not None
-        with _one_blas_thread():
+        with serial_blas():
             if not lstm:
                 gates = new(4, k_steps, hid, width)
                 kernels.gru_folded_forward(*args, plain(h0), plain(seed_h), arr(hs), arr(hprev),
@@ -268,7 +257,7 @@ class _FoldedWindow(torch.autograd.Function):
         dseed_h, dcorr_reset = dhs.new_zeros(hid), dhs.new_zeros(rows)
         dc0 = dseed_c = None
         wcat_t = arr(wcat.t().contiguous())
-        with _one_blas_thread():
+        with serial_blas():
             if not ctx.lstm:
                 kernels.gru_folded_backward(arr(dhs), arr(reset), wcat_t, arr(hprev), tuple(arr(q) for q in gates),
                                             arr(dpre), arr(dh0), arr(dseed_h), arr(dcorr0), arr(dcorr_reset))

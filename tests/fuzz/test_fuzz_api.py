@@ -342,6 +342,9 @@ ENTRIES: dict[str, Entry] = {
                                           tail_first=True, compact=True, wrap_around=False)),
     "bptt.default_engine": Entry(lambda **a: _m("fastseq.bptt", "default_engine")(**a),
                                  lambda: dict(device="cpu", mode="GRU")),
+    **{f"bptt.{c}": Entry(lambda c=c, **a: _m("fastseq.bptt", c)(**a),
+                          lambda: dict(features=2, context_features=1, hidden_size=3, num_layers=1))
+       for c in ("FeedbackGRU", "FeedbackLSTM")},
     "bptt.engine_for": Entry(lambda **a: _m("fastseq.bptt", "engine_for")(**a),
                              lambda: dict(rnn=torch.nn.GRU(2, 3), k_steps=4, width=2, device="cpu",
                                           reset=np.array([[True, True], [False, True], [False, False], [True, False]]))),
