@@ -59,6 +59,20 @@ using Tile = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int
 constexpr Tile kTiles[kRows + 1] = {nullptr, tile<1>, tile<2>, tile<3>, tile<4>,
                                     tile<5>, tile<6>, tile<7>, tile<8>};
 
+// pack[block][p * 8 + r] = A(8 block + r, p) for A's element (i, p) at a[i * ars + p * acs]:
+// row by row of A's storage (its k index), eight contiguous floats at a time where ars == 1.
+__attribute__((target("avx512f"))) void pack_rows(const float* a, int64_t ars, int64_t acs,
+                                                  int64_t m, int64_t depth, float* pack) {
+  const int64_t whole = ars == 1 ? m / kRows : 0;
+  for (int64_t p = 0; p < depth; ++p) {
+    const float* src = a + p * acs;
+    for (int64_t blk = 0; blk < whole; ++blk)
+      _mm256_storeu_ps(pack + blk * kRows * depth + p * kRows, _mm256_loadu_ps(src + blk * kRows));
+    for (int64_t i = whole * kRows; i < m; ++i)
+      pack[(i / kRows) * kRows * depth + p * kRows + i % kRows] = src[i * ars];
+  }
+}
+
 }  // namespace
 
 bool gemm_available() {
@@ -90,13 +104,7 @@ void sgemm_strided(int64_t m, int64_t n, int64_t k, const float* a, int64_t ars,
   // uses it; within a pass, column panels outside and row blocks inside
   for (int64_t q = 0; q < k; q += kDepth) {
     const int64_t depth = k - q < kDepth ? k - q : kDepth;
-    if (packed) {  // row by row of A's storage (its k index), so the reads are sequential
-      for (int64_t p = 0; p < depth; ++p) {
-        const float* src = a + (q + p) * acs;
-        for (int64_t i = 0; i < m; ++i)
-          pack[(i / kRows) * kRows * depth + p * kRows + i % kRows] = src[i * ars];
-      }
-    }
+    if (packed) pack_rows(a + q * acs, ars, acs, m, depth, pack.data());
     for (int64_t j = 0; j < n; j += kCols) {
       const int64_t cols = n - j < kCols ? n - j : kCols;
       for (int64_t i = 0; i < m; i += kRows) {
