@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from fastseq._util.validate import refuse_non_finite
     from fastseq.commands._common import CommandError, output_file
     from fastseq.mosaic.tiles import save_png, tile
     from fastseq.mosaic.layout import paragraph_layout
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"Expected {args.file!r} to hold real numbers, got dtype {getattr(arr, 'dtype', None)}.")
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
         raise CommandError(f"Expected {args.file!r} to hold at least one non-empty tile, got shape {arr.shape}.")
+    try:  # NaN has no correlation and no grey level: a picture of it would show nothing true
+        refuse_non_finite(repr(args.file), arr)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if args.transpose:
         if arr.ndim != 2:
             raise CommandError(f"Expected a D x N array with --transpose, got shape {arr.shape}.")
