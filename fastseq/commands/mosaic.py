@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tokenize
 
 HELP = "Draw the rows of a .npy array (weights, filters) as a PNG mosaic, ordered by correlation."
 
@@ -44,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.output, suffix=".png")  # before any work: a bad path fails at once
     try:
         arr = np.load(args.file, allow_pickle=False)
-    except (ValueError, EOFError) as exc:  # object arrays need pickle: refused; truncated files
+    # object arrays need pickle: refused; truncated files; a header of junk (NumPy parses it
+    # as Python source, which raises SyntaxError or tokenize's TokenError)
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:
         raise CommandError(f"Cannot read {args.file!r} as a plain numeric array: {exc}") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise CommandError(f"Expected {args.file!r} to hold real numbers, got dtype {getattr(arr, 'dtype', None)}.")

@@ -1,4 +1,6 @@
 """``fastseq mosaic`` on inputs that have no true picture: NaN, infinity, constant rows, one tile."""
+import io
+
 import numpy as np
 import pytest
 
@@ -34,3 +36,12 @@ def test_constant_rows_columns_and_one_tile_draw_a_picture(capsys, tmp_path, arr
     assert img.dtype == np.uint8 and min(img.shape) >= 2
     if np.ptp(arr, axis=1).max() == 0:  # every tile constant: all grey (tiles) and white (spacing)
         assert set(np.unique(img).tolist()) <= {128, 255}
+
+
+def test_a_header_of_junk_is_one_line(capsys, tmp_path):
+    buf = io.BytesIO()
+    np.save(buf, np.array(0.0))
+    (tmp_path / "w.npy").write_bytes(buf.getvalue()[:110] + b"\0" * 17 + b"[")  # found by tests/fuzz
+    assert main(["mosaic", str(tmp_path / "w.npy"), "-o", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fastseq mosaic: error: Cannot read"), err
