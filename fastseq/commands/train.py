@@ -269,8 +269,8 @@ def _checkpoint_meta(args, model, n_train: int) -> dict | None:
     from fastseq.bptt.checkpoint import load_checkpoint
     from fastseq.commands._common import CommandError
 
-    if args.checkpoint is None or not Path(args.checkpoint).exists():
-        return None
+    if args.checkpoint is None or not Path(args.checkpoint).exists() or args.epochs == 0:
+        return None  # (--epochs 0 only evaluates --params: nothing resumes)
     meta, _ = load_checkpoint(args.checkpoint)  # a bad file: a ValueError, one line from the CLI
     config, loader = meta["config"], meta["config"]["loader"]
     groups = meta["optimizer"]["param_groups"]
