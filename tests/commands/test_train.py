@@ -165,6 +165,11 @@ def test_resumed_run_says_from_where(capsys, tmp_path, digits_dir):
     assert line in (tmp_path / "next.log").read_text()
     out = _train_lines(capsys, [*common, "--epochs", "2", "--output", str(tmp_path / "again")]).out
     assert f"resumed from checkpoint {ckpt}: epoch 2/2, the last, was done; nothing is left to train" in out
+    # --epochs 0 only evaluates --params: the checkpoint is neither read nor changed
+    before = ckpt.read_bytes()
+    out = _train_lines(capsys, [*common, "--epochs", "0", "--params", str(tmp_path / "next.safetensors"),
+                                "--output", str(tmp_path / "eval")]).out
+    assert not any(ln.startswith(("resumed", "epoch ")) for ln in out.splitlines()) and ckpt.read_bytes() == before
 
 
 def test_resumed_line_mid_epoch():
