@@ -293,7 +293,8 @@ def _checkpoint_meta(args, model, n_train: int) -> dict | None:
     saved_tensors = config["model"]["tensors"]
     if tensors != saved_tensors:
         shapes = ", ".join(f"{k} {v[0]}" for k, v in sorted(saved_tensors.items()))
-        differ.append(f"--model {model.kind.upper()} with --hidden {model.n_hidden} (checkpoint: a model with {shapes})")
+        differ.append(f"--model {model.kind.upper()} with --hidden {model.n_hidden} "
+                      f"(checkpoint: a model with {shapes})")
     at, window = meta["loader"]["epoch"], meta["loader"]["window"]
     if at > args.epochs or (at == args.epochs and window > 0):
         differ.append(f"--epochs {args.epochs} (checkpoint: in epoch {at + 1} after {window} windows)")

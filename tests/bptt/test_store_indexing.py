@@ -76,7 +76,8 @@ def test_iteration_and_len_agree_with_indexing(lengths):
                                    [True, False], np.zeros((1, 1), dtype=int)])
 def test_other_indices_are_a_type_error_naming_them(index):
     store, _ = store_and_model([2, 1])
-    with pytest.raises(TypeError, match="^Expected a sequence index to be an integer, a slice or a list of integers, got"):
+    with pytest.raises(TypeError, match="^Expected a sequence index to be an integer, a slice or a list of integers, "
+                                        "got"):
         store[index]
 
 
