@@ -101,6 +101,24 @@ def finite_array(name: str, value, allow_empty: bool = False) -> np.ndarray:
     return arr
 
 
+def refuse_non_finite(name: str, arr: np.ndarray) -> None:
+    """Raise a ValueError naming the first NaN or infinity of ``arr`` and how many there are.
+
+    >>> refuse_non_finite("x", np.array([[1.0, 2.0], [np.inf, np.nan]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected x to hold finite numbers, got inf at index [1, 0] (2 of its 4 values are NaN or infinite).
+    """
+    if arr.dtype.kind not in "fc":  # integers and bools are always finite
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        where = np.unravel_index(int(np.argmax(bad)), arr.shape)
+        raise ValueError(f"Expected {name} to hold finite numbers, got {arr[where]} at index "
+                         f"[{', '.join(map(str, where))}] ({int(bad.sum())} of its {arr.size} values are NaN "
+                         "or infinite).")
+
+
 def bounded_int(name: str, value, low: int = 1, high: int | None = None) -> int:
     """Return value as int, or raise if it is not an integer in [low, high]."""
     want = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 import mmap as _mmap
+import operator
 import os
 import zlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -102,7 +103,9 @@ class SequenceStore:
 
     Sequence ``i`` is ``data[offsets[i]:offsets[i + 1]]``; ``R`` is the sum of the
     lengths. Build one with :meth:`from_sequences`, or memory-map a saved store
-    with :meth:`load`.
+    with :meth:`load`. It reads like a list of arrays: ``len``, iteration, and
+    indexing with negative indices, slices and lists of indices (see
+    :meth:`__getitem__`); it cannot be assigned to.
 
     Example:
         >>> store = SequenceStore.from_sequences([np.ones((3, 2)), np.zeros((1, 2))])
@@ -154,7 +157,41 @@ class SequenceStore:
     def __len__(self) -> int:
         return self.lengths.shape[0]
 
-    def __getitem__(self, i: int) -> np.ndarray:
+    def __getitem__(self, index):
+        """Sequence ``index`` as a ``T x *F`` view of the rows, indexed like a list.
+
+        An integer (Python, NumPy or anything with ``__index__``, not a bool) may be
+        negative; a slice or a 1-D list or array of integers gives a list of views
+        (not a new store: the rows are not copied). An index outside ``[-N, N)`` is an
+        IndexError naming it.
+
+        >>> store = SequenceStore.from_sequences([np.full((t, 1), t) for t in (1, 2, 3)])
+        >>> store[-1].ravel().tolist(), [s.shape[0] for s in store[::2]], len(store[[2, 0]])
+        ([3, 3, 3], [1, 3], 2)
+        """
+        if isinstance(index, slice):
+            return [self._sequence(i) for i in range(*index.indices(len(self)))]
+        position = _integer_index(index)
+        if position is not None:
+            return self._sequence(self._position(position, str(position)))
+        many = _index_list(index)
+        return [self._sequence(self._position(int(i), f"{int(i)} at position {k} of the index list"))
+                for k, i in enumerate(many)]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        offsets = self.offsets
+        for i in range(len(self)):
+            yield self.data[offsets[i] : offsets[i + 1]]
+
+    def _position(self, position: int, typed: str) -> int:
+        """``position`` in ``[0, N)``, from a list-style index in ``[-N, N)``."""
+        n = len(self)
+        if not -n <= position < n:
+            raise IndexError(f"Expected a sequence index in [-{n}, {n}) (the store holds {n} sequences), "
+                             f"got {typed}.")
+        return position + n if position < 0 else position
+
+    def _sequence(self, i: int) -> np.ndarray:
         return self.data[self.offsets[i] : self.offsets[i + 1]]
 
     @property
@@ -320,6 +357,39 @@ class SequenceStore:
             for sequence in itertools.islice(iter(sequences), writer.count, None):
                 writer.append(sequence)
         return cls.load(path)
+
+
+def _is_bool(value) -> bool:
+    """True for a bool, or an array or tensor of bools (a mask is not a list of indices)."""
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, (bool, np.bool_)) or getattr(dtype, "kind", None) == "b" or str(dtype) == "torch.bool"
+
+
+def _integer_index(index) -> int | None:
+    """``index`` as an int if it is one integer (anything with ``__index__`` but a bool), else None."""
+    if _is_bool(index):
+        raise TypeError(f"Expected a sequence index to be an integer, a slice or a list of integers, "
+                        f"got the bool {index!r}.")
+    if getattr(index, "ndim", 0) != 0:
+        return None
+    try:
+        return operator.index(index)
+    except TypeError:
+        return None
+
+
+def _index_list(index) -> np.ndarray:
+    """A 1-D list or array of integer indices, refused with a TypeError naming what came instead."""
+    want = "Expected a sequence index to be an integer, a slice or a list of integers"
+    if isinstance(index, (str, bytes)) or not hasattr(index, "__len__"):
+        raise TypeError(f"{want}, got {type(index).__name__} {index!r}.")
+    try:
+        arr = np.asarray(index)
+    except (TypeError, ValueError):  # ragged nested lists
+        raise TypeError(f"{want}, got {type(index).__name__} {index!r}.") from None
+    if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "iu" or _is_bool(arr))):
+        raise TypeError(f"{want}, got {type(index).__name__} of dtype {arr.dtype} and shape {arr.shape}.")
+    return arr
 
 
 def _touched_bytes(rows: np.ndarray, row_bytes: int) -> int:

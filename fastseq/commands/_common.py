@@ -63,7 +63,7 @@ finite_float = checked(float, lambda v: abs(v) < float("inf"), "a finite number"
 
 
 def output_file(text: str, option: str = "--output", suffix: str | None = None) -> Path:
-    """A file path to write: not a folder, in a folder that exists, ending in ``suffix``."""
+    """A file path to write: not a folder, in a writable folder that exists, ending in ``suffix``."""
     if not text or text.endswith(("/", os.sep)) or Path(text).is_dir():
         raise CommandError(f"Expected {option} to name a file, got the folder {text!r}.")
     path = Path(text)
@@ -71,6 +71,10 @@ def output_file(text: str, option: str = "--output", suffix: str | None = None) 
         raise CommandError(f"Expected {option} to end in {suffix}, got {text!r}.")
     if not path.parent.is_dir():
         raise CommandError(f"Expected {option} in an existing folder, got {text!r} ({path.parent} does not exist).")
+    # files are written next to the destination and renamed over it: the folder must be writable
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise CommandError(f"Expected {option} in a folder you can write to, got {text!r} "
+                           f"(no write permission in {path.parent}).")
     return path
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tokenize
 
 HELP = "Draw the rows of a .npy array (weights, filters) as a PNG mosaic, ordered by correlation."
 
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from fastseq._util.validate import refuse_non_finite
     from fastseq.commands._common import CommandError, output_file
     from fastseq.mosaic.tiles import save_png, tile
     from fastseq.mosaic.layout import paragraph_layout
@@ -43,12 +45,18 @@ def run(args: argparse.Namespace) -> int:
     output_file(args.output, suffix=".png")  # before any work: a bad path fails at once
     try:
         arr = np.load(args.file, allow_pickle=False)
-    except (ValueError, EOFError) as exc:  # object arrays need pickle: refused; truncated files
+    # object arrays need pickle: refused; truncated files; a header of junk (NumPy parses it
+    # as Python source, which raises SyntaxError or tokenize's TokenError)
+    except (ValueError, EOFError, SyntaxError, tokenize.TokenError) as exc:
         raise CommandError(f"Cannot read {args.file!r} as a plain numeric array: {exc}") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf":
         raise CommandError(f"Expected {args.file!r} to hold real numbers, got dtype {getattr(arr, 'dtype', None)}.")
     if arr.ndim == 0 or arr.shape[0] == 0 or arr.size == 0:
         raise CommandError(f"Expected {args.file!r} to hold at least one non-empty tile, got shape {arr.shape}.")
+    try:  # NaN has no correlation and no grey level: a picture of it would show nothing true
+        refuse_non_finite(repr(args.file), arr)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if args.transpose:
         if arr.ndim != 2:
             raise CommandError(f"Expected a D x N array with --transpose, got shape {arr.shape}.")

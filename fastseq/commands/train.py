@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         if not hasattr(args, name):
             setattr(args, name, None)
     prefix = output_file(args.output)
+    if args.checkpoint is not None:  # found now, not when the first checkpoint is written
+        output_file(args.checkpoint, "--checkpoint")
     if args.epochs == 0 and args.params is None:
         raise CommandError("Expected --params FILE with --epochs 0 (evaluate a saved model), got no --params.")
     torch.set_num_threads(threads(args.threads))
@@ -144,13 +146,16 @@ def run(args: argparse.Namespace) -> int:
         _check_sizes(args, args.model or "rnn", args.hidden or 169, n_visible, len(digits.train_images), rows)
     model = _model(args, n_visible)
     _check_sizes(args, model.kind, model.n_hidden, n_visible, len(digits.train_images), rows)
+    checkpoint = _checkpoint_meta(args, model, len(digits.train_images))
     with _Log(prefix.with_name(prefix.name + ".log")) as log:
         settings = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "command"}
         log("fastseq train " + " ".join(_option(k, v) for k, v in settings.items() if v is not None and v is not False))
         log(f"data: {digits.source}, {len(digits.train_images)} training and {len(digits.test_images)} held-out digits")
         log(f"model: {model.kind}, {model.n_hidden} hidden units, {sum(p.numel() for p in model.parameters())} "
             f"parameters{', resumed from ' + str(args.params) if args.params else ''}")
-        _run_logged(model, digits, prefix, args, log)
+        if checkpoint is not None:
+            log(_resumed_line(args, checkpoint))
+        _run_logged(model, digits, prefix, args, log, checkpoint)
     return 0
 
 
@@ -160,11 +165,11 @@ def _option(name: str, value) -> str:
     return flag if value is True else f"{flag} {value}"
 
 
-def _run_logged(model, digits, prefix: Path, args, log) -> None:
+def _run_logged(model, digits, prefix: Path, args, log, checkpoint: dict | None) -> None:
     from fastseq.rowrnn.models import baseline_errors, complete, completion_mse, save_model
 
     start = time.perf_counter()
-    _train(model, digits, args, log)
+    _train(model, digits, args, log, _first_epoch(args, checkpoint))
     train_s = time.perf_counter() - start
     written = [prefix.name + ".log"]
     if args.epochs > 0:  # an evaluation-only run has nothing new to save
@@ -213,7 +218,7 @@ def _model(args, n_visible: int):
     return model
 
 
-def _train(model, digits, args, log) -> None:
+def _train(model, digits, args, log, first_epoch: int) -> None:
     import numpy as np
     import torch
 
@@ -228,7 +233,7 @@ def _train(model, digits, args, log) -> None:
     def cost(pred, target):
         return torch.nn.functional.binary_cross_entropy(pred, target, reduction="none").sum(-1)
 
-    for epoch in range(_first_epoch(args), args.epochs):
+    for epoch in range(first_epoch, args.epochs):
         t0 = time.perf_counter()
         model.train()
         losses = fastseq.train_bptt(
@@ -245,16 +250,72 @@ def _train(model, digits, args, log) -> None:
             f"(cross-entropy per row), {time.perf_counter() - t0:.1f} s")
 
 
-def _first_epoch(args) -> int:
+def _first_epoch(args, checkpoint: dict | None) -> int:
     """The epoch to (re)start: the checkpoint's, or the one it finished (which train_bptt
     reports again and which restores the parameters and the optimizer)."""
-    if args.checkpoint is None or not Path(args.checkpoint).exists():
+    if checkpoint is None:
         return 0
-    from fastseq.bptt.checkpoint import load_checkpoint
-
-    meta, _ = load_checkpoint(args.checkpoint)  # a bad file: a ValueError, one line from the CLI
-    at, window = meta["loader"]["epoch"], meta["loader"]["window"]
+    at, window = checkpoint["loader"]["epoch"], checkpoint["loader"]["window"]
     return min(max(at - (window == 0), 0), max(args.epochs - 1, 0))
+
+
+def _checkpoint_meta(args, model, n_train: int) -> dict | None:
+    """The header of the --checkpoint to resume from (None if there is none yet), after
+    refusing, in one line naming each, the options that differ from the run that wrote it.
+
+    train_bptt restores the optimizer's state, learning rate included, and refuses other
+    settings by their internal names; checked here, each is named as the option typed.
+    """
+    from fastseq.bptt.checkpoint import load_checkpoint
+    from fastseq.commands._common import CommandError
+
+    if args.checkpoint is None or not Path(args.checkpoint).exists() or args.epochs == 0:
+        return None  # (--epochs 0 only evaluates --params: nothing resumes)
+    meta, _ = load_checkpoint(args.checkpoint)  # a bad file: a ValueError, one line from the CLI
+    config, loader = meta["config"], meta["config"]["loader"]
+    groups = meta["optimizer"]["param_groups"]
+    slots = min(args.batch, n_train)
+    differ = [
+        f"{option} {now} (checkpoint {saved})"
+        for option, now, saved, same in [
+            ("--learning-rate", args.learning_rate, groups[0].get("lr") if groups else None, None),
+            ("--teacher-forcing", args.teacher_forcing, config.get("teacher_forcing"), None),
+            ("--batch", args.batch, loader.get("batch_size"), slots == loader.get("batch_size")),
+            ("--bptt", args.bptt, loader.get("bptt"), None),
+            ("--random-seed", args.random_seed, loader.get("seed"), None),
+        ]
+        if not (same if same is not None else now == saved)
+    ]
+    if loader.get("sequences") != n_train:
+        differ.append(f"--data with {n_train} training digits (checkpoint {loader.get('sequences')})")
+    decoder = model.as_decoder(feedback=args.teacher_forcing < 1.0)
+    tensors = {k: [list(v.shape), str(v.dtype)] for k, v in decoder.state_dict().items()}
+    saved_tensors = config["model"]["tensors"]
+    if tensors != saved_tensors:
+        shapes = ", ".join(f"{k} {v[0]}" for k, v in sorted(saved_tensors.items()))
+        differ.append(f"--model {model.kind.upper()} with --hidden {model.n_hidden} "
+                      f"(checkpoint: a model with {shapes})")
+    at, window = meta["loader"]["epoch"], meta["loader"]["window"]
+    if at > args.epochs or (at == args.epochs and window > 0):
+        differ.append(f"--epochs {args.epochs} (checkpoint: in epoch {at + 1} after {window} windows)")
+    if differ:
+        raise CommandError(f"Expected the options of the run that wrote --checkpoint {args.checkpoint} to resume it, "
+                           f"got {', '.join(differ)}; nothing was trained (use its options, or another "
+                           "--checkpoint file to start anew).")
+    return meta
+
+
+def _resumed_line(args, checkpoint: dict) -> str:
+    """Where a run resumes: the epoch (counted from 1, as in the epoch lines) and window."""
+    at, window = checkpoint["loader"]["epoch"], checkpoint["loader"]["window"]
+    if window == 0 and at >= args.epochs:
+        where = f"epoch {at}/{args.epochs}, the last, was done; nothing is left to train"
+    elif window == 0:
+        where = f"epoch {at + 1}/{args.epochs}, window 0 (epoch {at} was done)"
+    else:
+        where = f"epoch {at + 1}/{args.epochs}, window {window} ({window} windows of it were done)"
+    replaced = f"; its parameters replace those of --params {args.params}" if args.params else ""
+    return f"resumed from checkpoint {args.checkpoint}: {where}{replaced}"
 
 
 def _completion_figure(test, completed, labels, k: int, per_class: int = 2):

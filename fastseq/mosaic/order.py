@@ -6,9 +6,9 @@ refine it with 2-opt and Or-opt moves (iterated local search under a time budget
 :func:`split_clusters` cuts the ordered line into runs of similar tiles, and
 :func:`cluster_layout` lays those out like words with :func:`fastseq.mosaic.paragraph_layout`.
 
-Correlation rule: non-finite values are replaced by the mean of the finite values of
-their row; a row with no spread (constant, or no finite values) has correlation 0
-with every row.
+Correlation rule: a row with no spread (constant) has correlation 0 with every row,
+itself included. NaN or infinite values are refused (a ValueError naming the first one):
+they have no correlation, and quietly replacing them would give an order of nothing.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from fastseq.mosaic import _order_nb
-from fastseq._util.validate import finite_float, one_of, positive_int, real_array
+from fastseq._util.validate import finite_float, one_of, positive_int, real_array, refuse_non_finite
 from fastseq.mosaic.layout import MosaicLayout, paragraph_layout
 
 __all__ = [
@@ -34,6 +34,8 @@ BLOCK_BYTES = 64 << 20  # memory for one block of correlation rows in rows mode
 def standardize(features, dtype=np.float32) -> np.ndarray:
     """``N x D`` rows with zero mean and unit norm (all zero for a row with no spread).
 
+    NaN or infinity anywhere in ``features`` is a ValueError.
+
     The dot product of two standardized rows is their Pearson correlation. Any
     trailing shape of ``features`` (``N x *``) is flattened; the input is not modified.
     """
@@ -44,13 +46,13 @@ def standardize(features, dtype=np.float32) -> np.ndarray:
         x = x.astype(np.float64)
     if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
         raise TypeError(f"Expected features to hold real numbers, got dtype {x.dtype}.")
+    refuse_non_finite("features", x)
     x = x.reshape(x.shape[0], int(np.prod(x.shape[1:]))).astype(np.float64)  # always a copy
-    bad = ~np.isfinite(x)
-    if bad.any():
-        counts = (~bad).sum(axis=1)
-        sums = np.where(bad, 0.0, x).sum(axis=1)
-        means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-        x[bad] = np.broadcast_to(means[:, None], x.shape)[bad]
+    if x.shape[1]:
+        # each row times a power of two (exact) to a largest |value| in [0.5, 1): the sums and
+        # squares below neither overflow (1e200) nor underflow (1e-200), and the result is unchanged
+        _, exponent = np.frexp(np.max(np.abs(x), axis=1))
+        x = np.ldexp(x, -exponent[:, None])
     x -= x.mean(axis=1, keepdims=True) if x.shape[1] else 0.0
     norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     scale = np.max(np.abs(x), axis=1) if x.shape[1] else np.zeros(x.shape[0])
@@ -74,7 +76,9 @@ def corrsort(
     """Return a permutation of the N rows that puts correlated rows next to each other.
 
     Args:
-        features: ``N x *`` array (each row flattened), for example ``N x D`` weights.
+        features: ``N x *`` array of finite numbers (each row flattened), for example
+            ``N x D`` weights; NaN or infinity is a ValueError naming the first one.
+            A constant row correlates 0 with every row.
         method: ``"greedy"``: start from the most correlated pair and repeatedly add,
             at whichever end gains more, the unused row most correlated with that end
             (O(N^2)). ``"tsp"``: the greedy path refined by 2-opt and Or-opt moves on

@@ -14,7 +14,7 @@ import numpy as np
 
 from fastseq._util.atomic import atomic_path
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import file_path, nonnegative_int, one_of, positive_int, real_array
+from fastseq._util.validate import file_path, nonnegative_int, one_of, positive_int, real_array, refuse_non_finite
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastseq.mosaic.layout import MosaicLayout
@@ -39,7 +39,7 @@ def tile(
     Args:
         images: ``N x H x W`` (grey) or ``N x H x W x 3`` (RGB) images, or ``N x D`` rows
             together with ``shape``. NumPy arrays, or anything ``np.asarray`` accepts
-            (a CPU torch tensor is detached first).
+            (a CPU torch tensor is detached first), of finite numbers.
         shape: ``(H, W)`` or ``(H, W, 3)`` that each row of an ``N x D`` input is reshaped
             to (``D == H * W`` or ``H * W * 3``).
         width: tiles per line; default ``ceil(sqrt(M))`` for M tiles shown. With a
@@ -57,8 +57,11 @@ def tile(
 
     Returns:
         ``R*H + (R-1)*spacing`` x ``C*W + (C-1)*spacing`` float64 array in [0, 1] with
-        ``C`` tiles per line and ``R`` lines (a trailing ``x 3`` for RGB). Non-finite
-        pixels are ignored when scaling and drawn as 0.
+        ``C`` tiles per line and ``R`` lines (a trailing ``x 3`` for RGB).
+
+    Raises:
+        ValueError: ``images`` holds NaN or infinity (named with its first position),
+            among other checks on the arguments.
 
     Example:
         >>> import numpy as np
@@ -166,6 +169,7 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
 
 def _as_tiles(images, shape) -> np.ndarray:
     arr = real_array("images", images, allow_empty=True)
+    refuse_non_finite("images", arr)  # before any reshape: the index names the caller's position
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
     if shape is not None:
@@ -231,29 +235,26 @@ def _order(order, n: int) -> np.ndarray:
 
 
 def _scaled(tiles: np.ndarray, shown: np.ndarray, scale: Scale) -> np.ndarray:
-    """The shown tiles as float64 in [0, 1], in the order of ``shown``; NaN -> 0."""
+    """The shown (finite) tiles as float64 in [0, 1], in the order of ``shown``."""
     t = tiles[shown].astype(np.float64)
     if t.shape[0] == 0:
         return t
-    finite = np.isfinite(t)
     if scale is None:
-        bad = finite & ((t < 0) | (t > 1))
-        if bad.any():
+        if t.min() < 0 or t.max() > 1:
             raise ValueError(
-                f"Expected images in [0, 1] with scale=None, got values in [{t[finite].min()}, {t[finite].max()}]; "
+                f"Expected images in [0, 1] with scale=None, got values in [{t.min()}, {t.max()}]; "
                 "use scale='tile' or 'global'."
             )
     elif scale in ("tile", "global"):
         axes = tuple(range(1, t.ndim)) if scale == "tile" else None
-        lo = np.min(np.where(finite, t, np.inf), axis=axes, keepdims=True)
-        hi = np.max(np.where(finite, t, -np.inf), axis=axes, keepdims=True)
-        span = hi - lo
-        flat_tile = ~(span > 0)  # constant or all non-finite
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = np.where(flat_tile, 0.5, (t - lo) / np.where(flat_tile, 1.0, span))
+        lo = np.min(t, axis=axes, keepdims=True)
+        hi = np.max(t, axis=axes, keepdims=True)
+        # halves first: hi - lo of finite values can overflow to inf (e.g. -1e308 and 1e308)
+        span = hi / 2 - lo / 2
+        flat_tile = ~(span > 0)  # constant
+        t = np.where(flat_tile, 0.5, (t / 2 - lo / 2) / np.where(flat_tile, 1.0, span))
     else:  # unreachable: checked by tile()
         raise ValueError(f"Expected scale to be 'tile', 'global' or None, got {scale!r}.")
-    t[~finite] = 0.0
     return t
 
 

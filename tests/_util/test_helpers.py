@@ -31,6 +31,22 @@ def test_atomic_open_replaces_only_on_success(tmp_path):
             pass
 
 
+def test_atomic_write_errors_name_the_destination_not_the_temporary_file(tmp_path):
+    missing = tmp_path / "missing" / "c.ckpt"
+    with pytest.raises(FileNotFoundError) as exc:
+        with atomic_path(missing):
+            pass
+    assert exc.value.filename == str(missing) and ".tmp" not in str(exc.value)
+    path = tmp_path / "c.ckpt"
+    with pytest.raises(OSError) as exc:  # a writer failing on the temporary file (a full disk)
+        with atomic_path(path) as tmp:
+            raise OSError(28, "No space left on device", tmp)
+    assert exc.value.errno == 28 and exc.value.filename == str(path) and os.listdir(tmp_path) == []
+    with pytest.raises(OSError, match="other.txt"):  # about another file: as it was
+        with atomic_path(path):
+            raise OSError(2, "No such file or directory", "other.txt")
+
+
 def test_check_fits_names_the_amount():
     memory.check_fits("half", memory.machine_memory() // 2)
     with pytest.raises(ValueError, match=r"^--batch 9 would need 149 GiB, more than the 24 GiB this machine has\.$"):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -121,4 +122,90 @@ def test_checkpoint_resumes_the_next_epoch_with_the_optimizer(capsys, tmp_path, 
                                   "--output", str(tmp_path / "bad")], "bad.ckpt", "checkpoint")
     _fails_with_one_line(capsys, ["--data", str(digits_dir), "--checkpoint", str(tmp_path / "cut.ckpt"),
                                   "--hidden", "8", "--batch", "5", "--bptt", "9", "--output", str(tmp_path / "other")],
-                         "batch_size (checkpoint 7, now 5)")
+                         "--batch 5 (checkpoint 7)")
+
+
+def _train_lines(capsys, argv, code=0):
+    assert main(["train", *argv]) == code
+    return capsys.readouterr()
+
+
+def test_resume_refuses_every_changed_option_in_one_line(capsys, tmp_path, digits_dir):
+    ckpt = tmp_path / "c.ckpt"
+    common = ["--data", str(digits_dir), "--hidden", "8", "--batch", "7", "--bptt", "9", "--checkpoint", str(ckpt)]
+    _train_lines(capsys, [*common, "--epochs", "1", "--output", str(tmp_path / "first")])
+    before = ckpt.read_bytes()
+    # the learning rate used to be taken from the checkpoint while the log showed the new one
+    _fails_with_one_line(capsys, [*common, "--epochs", "2", "--learning-rate", "0.5", "--output", str(tmp_path / "o")],
+                         f"--checkpoint {ckpt}", "--learning-rate 0.5 (checkpoint 0.01)", "nothing was trained")
+    changed = ["--epochs", "2", "--learning-rate", "0.02", "--teacher-forcing", "1", "--random-seed", "3",
+               "--output", str(tmp_path / "o")]
+    _fails_with_one_line(capsys, ["--data", str(digits_dir), "--hidden", "8", "--batch", "5", "--bptt", "4",
+                                  "--checkpoint", str(ckpt), *changed],
+                         "--learning-rate 0.02 (checkpoint 0.01)", "--teacher-forcing 1.0 (checkpoint 0.5)",
+                         "--batch 5 (checkpoint 7)", "--bptt 4 (checkpoint 9)", "--random-seed 3 (checkpoint 0)")
+    _fails_with_one_line(capsys, [*common, "--epochs", "2", "--model", "GRU", "--output", str(tmp_path / "o")],
+                         "--model GRU with --hidden 8 (checkpoint: a model with model.Whh [8, 8]")
+    _fails_with_one_line(capsys, [*common[:3], "16", *common[4:], "--epochs", "2", "--output", str(tmp_path / "o")],
+                         "--model RNN with --hidden 16")
+    assert ckpt.read_bytes() == before and not (tmp_path / "o.safetensors").exists()
+    # options that are not the training's own (how many epochs, pictures, threads) are applied
+    out = _train_lines(capsys, [*common, "--epochs", "2", "--threads", "1", "--output", str(tmp_path / "more")]).out
+    assert "epoch 2/2" in out
+
+
+def test_resumed_run_says_from_where(capsys, tmp_path, digits_dir):
+    ckpt = tmp_path / "c.ckpt"
+    common = ["--data", str(digits_dir), "--hidden", "8", "--batch", "7", "--bptt", "9", "--checkpoint", str(ckpt)]
+    first = _train_lines(capsys, [*common, "--epochs", "1", "--output", str(tmp_path / "first")]).out
+    assert not any(ln.startswith("resumed") for ln in first.splitlines())
+    out = _train_lines(capsys, [*common, "--epochs", "2", "--output", str(tmp_path / "next")]).out
+    line = f"resumed from checkpoint {ckpt}: epoch 2/2, window 0 (epoch 1 was done)"
+    assert [ln for ln in out.splitlines() if ln.startswith("resumed")] == [line]
+    assert line in (tmp_path / "next.log").read_text()
+    out = _train_lines(capsys, [*common, "--epochs", "2", "--output", str(tmp_path / "again")]).out
+    assert f"resumed from checkpoint {ckpt}: epoch 2/2, the last, was done; nothing is left to train" in out
+    # --epochs 0 only evaluates --params: the checkpoint is neither read nor changed
+    before = ckpt.read_bytes()
+    out = _train_lines(capsys, [*common, "--epochs", "0", "--params", str(tmp_path / "next.safetensors"),
+                                "--output", str(tmp_path / "eval")]).out
+    assert not any(ln.startswith(("resumed", "epoch ")) for ln in out.splitlines()) and ckpt.read_bytes() == before
+
+
+def test_resumed_line_mid_epoch():
+    from argparse import Namespace
+
+    from fastseq.commands.train import _resumed_line
+
+    args = Namespace(epochs=3, checkpoint="c.ckpt", params="p.safetensors")
+    assert _resumed_line(args, {"loader": {"epoch": 1, "window": 4}}) == (
+        "resumed from checkpoint c.ckpt: epoch 2/3, window 4 (4 windows of it were done); "
+        "its parameters replace those of --params p.safetensors")
+
+
+@pytest.mark.parametrize("where", ["missing/c.ckpt", "folder", "file.txt/c.ckpt"])
+def test_unwritable_checkpoint_is_found_before_training(capsys, tmp_path, digits_dir, where):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file.txt").write_text("")
+    path = str(tmp_path / where)
+    result = _train_lines(capsys, ["--data", str(digits_dir), "--hidden", "8", "--epochs", "1", "--checkpoint", path,
+                                   "--output", str(tmp_path / "o")], code=2)
+    assert "epoch" not in result.out and not (tmp_path / "o.log").exists()
+    assert len(result.err.splitlines()) == 1 and "--checkpoint" in result.err and repr(path) in result.err
+    assert ".tmp" not in result.err
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+@pytest.mark.parametrize("option", ["--checkpoint", "--output"])
+def test_read_only_folder_is_found_before_training(capsys, tmp_path, digits_dir, option):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        paths = {"--checkpoint": str(tmp_path / "c.ckpt"), "--output": str(tmp_path / "o"), option: str(folder / "x")}
+        result = _train_lines(capsys, ["--data", str(digits_dir), "--hidden", "8", "--epochs", "1",
+                                       *[w for kv in paths.items() for w in kv]], code=2)
+        assert "epoch" not in result.out
+        assert f"Expected {option} in a folder you can write to, got {str(folder / 'x')!r}" in result.err
+    finally:
+        folder.chmod(0o755)

@@ -26,15 +26,47 @@ def chain(c, z, first, second):
 # ---------------------------------------------------------------------------- standardize
 
 
-def test_standardize_rules_for_constant_rows_and_nan():
-    x = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [1.0, np.nan, 3.0], [np.nan] * 3])
+def test_standardize_rules_for_constant_rows_and_scale():
+    x = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [2.0, 4.0, 6.0], [0.0] * 3, [1e300, 2e300, 3e300],
+                  [1e-300, 2e-300, 3e-300]])
     before = x.copy()
     z = standardize(x, np.float64)
     np.testing.assert_array_equal(x, before)  # input untouched
-    np.testing.assert_allclose(np.linalg.norm(z, axis=1), [1, 0, 1, 0])
-    np.testing.assert_allclose(z[0], z[2])  # the NaN became its row's mean
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), [1, 0, 1, 0, 1, 1])
+    for same_shape in (2, 4, 5):  # neither overflow (1e300 squared) nor underflow makes a row flat
+        np.testing.assert_allclose(z[0], z[same_shape])
     np.testing.assert_allclose(z.sum(axis=1), 0, atol=1e-12)
     assert standardize(np.zeros((3, 2, 2))).shape == (3, 4)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("call", [
+    lambda x: corrsort(x), lambda x: corrsort(x, "tsp", time_budget=0), lambda x: corrsort(x, rows=True),
+    lambda x: split_clusters(x, range(len(x))), lambda x: path_correlation(x, range(len(x))),
+    lambda x: cluster_layout(x, time_budget=0)])
+def test_non_finite_features_are_refused_naming_the_first(bad, call):
+    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    x[3, 1] = x[4, 0] = bad
+    with pytest.raises(ValueError, match=rf"^Expected features to hold finite numbers, got {bad} at index \[3, 1\] "
+                                         r"\(2 of its 20 values are NaN or infinite\)\.$"):
+        call(x)
+
+
+def test_constant_rows_and_columns_empty_and_one_row():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6, 5))
+    x[:, 2] = 3.0  # a constant column only shifts each row's mean
+    x[[1, 4]] = 7.0  # constant rows correlate 0 with every row
+    for method in ("greedy", "tsp"):
+        order = corrsort(x, method, time_budget=0)
+        assert sorted(order.tolist()) == list(range(6))
+    r = adjacent_correlations(x, order)
+    assert np.isfinite(r).all()
+    assert all(r[k] == 0 for k in range(5) if {order[k], order[k + 1]} & {1, 4})
+    assert corrsort(np.full((4, 3), 2.0)).tolist() == [0, 1, 2, 3]
+    assert corrsort(np.ones((1, 3))).tolist() == [0]
+    assert corrsort(np.zeros((0, 3))).tolist() == []
+    assert [c.tolist() for c in split_clusters(np.ones((1, 3)), [0])] == [[0]]
 
 
 # ---------------------------------------------------------------------------- greedy

@@ -54,14 +54,12 @@ def test_tile_scaling_modes():
         tile(tiles, scale="row")
 
 
-def test_tile_flat_rows_with_shape_default_width_and_nan():
+def test_tile_flat_rows_with_shape_default_width():
     rows = np.arange(10 * 6, dtype=np.float32).reshape(10, 6)
-    rows[3, 0] = np.nan
     before = rows.copy()
     m = tile(rows, shape=(2, 3), spacing=1)
     assert m.shape == (3 * 3 - 1, 4 * 4 - 1)  # ceil(sqrt(10)) = 4 tiles of 2 x 3 per line, 3 lines
     assert np.isfinite(m).all() and m.min() == 0.0 and m.max() == 1.0
-    assert m[0, 12] == 0.0  # the NaN pixel of tile 3 (line 0, column 3)
     np.testing.assert_array_equal(rows, before, strict=True)
     rgb = tile(np.random.default_rng(0).random((4, 12)), shape=(2, 2, 3), width=2, background=(1, 0, 0))
     assert rgb.shape == (5, 5, 3) and rgb[2, 2].tolist() == [1, 0, 0]
@@ -217,3 +215,23 @@ def test_mosaic_command_refuses_pickled_arrays(tmp_path, fastseq_main, capsys):
     assert fastseq_main(["mosaic", str(tmp_path / "obj.npy"), "-o", str(tmp_path / "m.png")]) == 2
     assert "plain numeric array" in capsys.readouterr().err
     assert fastseq_main(["mosaic", str(tmp_path / "x.txt"), "-o", str(tmp_path / "m.png")]) == 2
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("kwargs", [dict(shape=(2, 3)), dict(shape=(2, 3), scale="global"),
+                                    dict(shape=(2, 3), scale=None), dict(shape=(2, 3), order=[0, 1])])
+def test_non_finite_images_are_refused_naming_the_first(bad, kwargs):
+    rows = np.random.default_rng(0).random((10, 6))
+    rows[3, 2] = rows[7, 0] = bad  # also a tile that is not shown: the argument is wrong as a whole
+    with pytest.raises(ValueError, match=rf"^Expected images to hold finite numbers, got {bad} at index \[3, 2\] "
+                                         r"\(2 of its 60 values are NaN or infinite\)\.$"):
+        tile(rows, **kwargs)
+
+
+def test_constant_tiles_one_tile_and_huge_values():
+    constant = tile(np.full((3, 4), 7.0), shape=(2, 2), width=3, scale="global")
+    np.testing.assert_array_equal(constant[:, [0, 1, 3, 4, 6, 7]], 0.5)  # grey, not NaN
+    one = tile(np.array([[0.0, 1.0, 2.0, 3.0]]), shape=(2, 2))
+    np.testing.assert_array_equal(one, [[0, 1 / 3], [2 / 3, 1]])
+    huge = tile(np.array([[-1e308, 1e308, 0.0, 1e308]]), shape=(2, 2))  # hi - lo overflows float64
+    np.testing.assert_array_equal(huge, [[0, 1], [0.5, 1]])
