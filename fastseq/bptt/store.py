@@ -132,22 +132,27 @@ class SequenceStore:
     def from_sequences(cls, sequences, dtype=None, name: str = "sequences") -> "SequenceStore":
         """Concatenate a list of ``T_i x *F`` arrays or tensors (copied; inputs untouched)."""
         sequence_list(name, sequences)
-        arrays = [files.as_numpy(s, f"{name}[{i}]") for i, s in enumerate(sequences)]
+        # plain arrays skip as_numpy: with thousands of short sequences the per-item
+        # Python work, not the copy, was most of the cost (train_bptt builds a store per call)
+        arrays = [s if type(s) is np.ndarray and s.ndim else files.as_numpy(s, f"{name}[{i}]")
+                  for i, s in enumerate(sequences)]
         if not arrays:
             return cls(np.zeros((0,), dtype=dtype or np.float32), np.zeros(0, np.int64))
-        feature = arrays[0].shape[1:]
-        for i, a in enumerate(arrays):
-            if a.shape[1:] != feature:
+        shapes = [a.shape for a in arrays]
+        feature = shapes[0][1:]
+        lengths = [sh[0] for sh in shapes]
+        if any(sh[1:] != feature for sh in shapes) or not all(lengths):
+            i = next(i for i, sh in enumerate(shapes) if sh[1:] != feature or not sh[0])
+            if shapes[i][1:] != feature:
                 raise ValueError(
                     f"Expected every item of {name} to have feature shape {feature}, "
-                    f"got {a.shape[1:]} at {name}[{i}]."
+                    f"got {shapes[i][1:]} at {name}[{i}]."
                 )
-            if a.shape[0] == 0:
-                raise ValueError(f"Expected every item of {name} to be non-empty, got length 0 at {name}[{i}].")
+            raise ValueError(f"Expected every item of {name} to be non-empty, got length 0 at {name}[{i}].")
         data = np.concatenate(arrays, axis=0)
         if dtype is not None:
             data = data.astype(dtype, copy=False)
-        return cls(data, [a.shape[0] for a in arrays])
+        return cls(data, lengths)
 
     @classmethod
     def coerce(cls, data, name: str = "sequences") -> "SequenceStore":
