@@ -120,9 +120,12 @@ def step_with_resets(
         >>> seen
         [10.0, 11.0, 10.0]
     """
+    masks = None  # the K masks as views, made in one call on the first step that needs one
     for k in range(steps):
         if reset_steps is None or reset_steps[k]:
-            mask = reset[k]
-            state = tuple(torch.where(mask, s, p) for p, s in zip(state, seeds))
+            if masks is None:
+                masks = reset.unbind(0)
+            mask = masks[k]
+            state = tuple([torch.where(mask, s, p) for p, s in zip(state, seeds)])
         state = step(k, state)
     return state

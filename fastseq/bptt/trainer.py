@@ -174,8 +174,12 @@ def _check_step(outputs, hidden, width: int, seeds: _Seeds) -> None:
 
 
 def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: _Seeds, step: _Step,
-                 dtype: torch.dtype) -> tuple[torch.Tensor, _Carried]:
-    """Run the K steps of one window; return the summed cost over real steps and the new state."""
+                 dtype: torch.dtype, checked: set | None = None) -> tuple[torch.Tensor, _Carried]:
+    """Run the K steps of one window; return the summed cost over real steps and the new state.
+
+    The decoder's outputs and hidden state are checked on the first step of a window
+    whose width is not in ``checked`` (then added): once per call, not per step.
+    """
     steps, width = w.reset.shape
     context, target = w.inputs.to(dtype), w.targets.to(dtype)
     features = seeds.visible.shape[2]
@@ -186,29 +190,38 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
     if fused is not None:  # FeedbackGRU / FeedbackLSTM: the window as one node (fastseq/bptt/feedback.py)
         cost = _per_slot_cost(fused[0], steps, width)
         return (cost * w.valid.to(cost.dtype)).sum(), _Carried(fused[1][0], tuple(fused[1][1:]))
+    # per-step views made once per window: indexing a tensor every step is a dispatch each time
+    contexts, targets = context.unbind(0), target.unbind(0)
+    teachers = None if teacher is None else teacher.view(steps, 1, width, 1).unbind(0)
+    check = checked is None or width not in checked
     costs: list[torch.Tensor] = []
+    cost_fn, is_tuple = step.cost_fn, seeds.hidden_is_tuple
 
     def one_step(k: int, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        visible, hidden = state[0], (tuple(state[1:]) if seeds.hidden_is_tuple else state[1])
+        nonlocal check
+        visible, hidden = state[0], (tuple(state[1:]) if is_tuple else state[1])
         try:
-            outputs, hidden = decoder(visible, context[k], hidden)
+            outputs, hidden = decoder(visible, contexts[k], hidden)
         except RuntimeError as exc:
             if w.index == 0 and k == 0:  # a size mismatch of the seeds shows here first
                 raise ValueError(
                     f"Expected the decoder to accept visible 1 x {width} x {features} (visible_seed), context "
-                    f"{width} x {context.shape[2]} and hidden shaped like hidden_seed "
+                    f"{width} x {contexts[0].shape[1]} and hidden shaped like hidden_seed "
                     f"{[tuple(h.shape[::2]) for h in seeds.hidden]} per slot; its first step failed: {exc}"
                 ) from exc
             raise
-        _check_step(outputs, hidden, width, seeds)
-        costs.append(step.cost_fn(outputs[0], target[k]))
-        if teacher is not None:
-            outputs = torch.where(teacher[k].view(1, width, 1), target[k].unsqueeze(0), outputs)
-        return (outputs,) + state_parts(hidden)
+        if check:
+            _check_step(outputs, hidden, width, seeds)
+            check = False
+            if checked is not None:
+                checked.add(width)
+        costs.append(cost_fn(outputs[0], targets[k]))
+        if teachers is not None:
+            outputs = torch.where(teachers[k], targets[k].unsqueeze(0), outputs)
+        return (outputs, hidden) if not is_tuple else (outputs,) + hidden
 
-    reset = w.reset.view(steps, 1, width, 1)
-    final = step_with_resets(steps, reset, (carried.visible,) + carried.hidden,
-                             (seeds.visible,) + seeds.hidden, one_step, w.schedule.reset.any(1))
+    final = step_with_resets(steps, w.reset.view(steps, 1, width, 1), (carried.visible,) + carried.hidden,
+                             (seeds.visible,) + seeds.hidden, one_step, w.schedule.reset.any(1).tolist())
     cost = _per_slot_cost(torch.stack(costs), steps, width)
     total = (cost * w.valid.to(cost.dtype)).sum()  # the loss reduced once per window
     return total, _Carried(final[0], tuple(final[1:]))
@@ -225,9 +238,10 @@ def _window_costs(decoder, loader: SlotSwapLoader, seeds: _Seeds, step: _Step,
                   dtype, run: _Run) -> Iterator[tuple[LoaderWindow, torch.Tensor]]:
     """Yield ``(window, summed cost)`` per window; the caller runs backward and steps."""
     carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
+    checked: set = set()  # widths whose decoder outputs were checked, so once per call
     for w in loader:
         carried = carried.carried(w.schedule.slot_map)
-        total, carried = _window_cost(decoder, w, carried, seeds, step, dtype)
+        total, carried = _window_cost(decoder, w, carried, seeds, step, dtype, checked)
         run.carried = carried
         yield w, total
 
