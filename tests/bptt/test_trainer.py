@@ -234,6 +234,44 @@ def test_cuda_matches_cpu():
     np.testing.assert_allclose(a, b, rtol=1e-4)
 
 
+def test_decoder_outputs_checked_once_per_call(monkeypatch):
+    """The shape check runs on a call's first step, not on every step."""
+    import fastseq.bptt.trainer as trainer
+
+    calls = []
+    check = trainer._check_step
+    monkeypatch.setattr(trainer, "_check_step", lambda *a: calls.append(1) or check(*a))
+    ctx, tgt = make_data([5, 3, 7, 2, 6])
+    model = GRUDecoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(2):
+        losses = fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 2, 2, epoch=epoch)
+        assert len(losses) > 3 and len(calls) == epoch + 1
+
+
+def test_each_call_reads_the_lists_as_they_are_now():
+    """Nothing of the caller's sequences is cached between calls: a list or an array changed in
+    place is trained on as changed (the store is built afresh every call)."""
+    ctx, tgt = make_data([4, 3, 5])
+    arrays = [t.numpy().copy() for t in tgt]
+
+    def run(c, t):
+        model = GRUDecoder()
+        torch.manual_seed(0)
+        model.load_state_dict(GRUDecoder().state_dict())
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        return fastseq.train_bptt(model, c, t, torch.zeros(F), torch.zeros(1, H), opt, 2, 2)
+
+    first = run(ctx, arrays)
+    arrays[1][0] += 1.0  # in place, same list, same array objects
+    changed = run(ctx, arrays)
+    assert changed != first
+    assert changed == run(ctx, [a.copy() for a in arrays])
+    arrays.append(arrays.pop(0))  # the list reordered in place
+    ctx.append(ctx.pop(0))
+    assert run(ctx, arrays) == run(list(ctx), [a.copy() for a in arrays])
+
+
 def test_no_silent_shape_mistakes():
     """Broadcasting used to hide these: each now stops before any optimizer step, naming the cause."""
     ctx, tgt = make_data([3, 2, 4])
