@@ -364,8 +364,9 @@ def train_bptt(
             them, e.g. an LSTM's ``(h, c)``); returns ``(outputs, hidden)`` with
             outputs ``1 x B x F``.
         contexts: list of ``T_i x C`` arrays or tensors, or a :class:`SequenceStore`.
-            Lists are copied into a store on every call; over many epochs, build the
-            stores once (``SequenceStore.from_sequences``) and pass them.
+            Lists are copied into a store on every call (nothing is cached between calls, so
+            a list or array changed in place is trained on as changed); over many epochs, build
+            the stores once (``SequenceStore.from_sequences``) and pass them.
         targets: list of ``T_i x F`` arrays or tensors, or a :class:`SequenceStore`.
         visible_seed: ``F``; the visible input at the first step of each sequence.
         hidden_seed: ``L x H`` (or a tuple of them); the hidden state at that step.
