@@ -286,11 +286,14 @@ def test_kernels_match_their_twins(case):
     args = (mode, r(k_steps, width, g), r(g, hid), r(g), r(width, hid), r(width, hid), (r(hid), r(hid)),
             reset, rng.standard_normal((k_steps, width, hid)).astype(dtype), rng.standard_normal((width, hid)).astype(dtype))
     got, want = _run_pair(*args)
+    largest = max(1.0, *(float(np.abs(b).max(initial=0.0)) for b in want))
     for a, b in zip(got, want):
         if dtype == np.float32:
             # saturated gates (1 - z with z one ulp from 1) differ by an ulp of float32 between
-            # implementations, relative to the largest gradient rather than to each element
-            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(b).max())))
+            # implementations, relative to the case's largest value rather than to each element
+            # or array: a seed gradient that vanishes through saturated gates in one
+            # implementation is 1e-3 in another when the weights are 30 (found by hypothesis)
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3 * largest)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
 
