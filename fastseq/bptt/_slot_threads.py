@@ -2,10 +2,10 @@
 
 Within a window a slot's recurrence reads only its own previous state, so the fused
 kernels (:mod:`fastseq.bptt._fused_nb`) take a range of fixed-size slot blocks and run
-each block through all K steps. Here the blocks are split into contiguous ranges, one
-per thread (``torch.get_num_threads()`` of them, at most one per block): the calling
-thread runs the first range while a persistent pool runs the others, the kernels
-release the GIL, and the call returns when all ranges are done. The block size is
+each block through all K steps. Here the blocks are shared among threads
+(``torch.get_num_threads()`` of them, at most one per block), each claiming the next
+block as it comes free: the calling thread works beside a persistent pool, the kernels
+release the GIL, and the call returns when every block is done. The block size is
 fixed by the caller, so each block's arithmetic, and hence the result, is the same
 whatever the thread count; the count decides only who runs which block.
 
@@ -15,6 +15,7 @@ of threads would only fight the first.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -54,23 +55,39 @@ def threads_for(n_blocks: int) -> int:
 
 
 def run_split(task, n_blocks: int) -> None:
-    """``task(j0, j1)`` over contiguous ranges covering blocks ``0 <= j < n_blocks``, one range
-    per thread; the calling thread runs the first. Returns when every range is done."""
+    """``task(j, j + 1)`` for every block ``0 <= j < n_blocks``, on up to one thread per block;
+    the calling thread works too. Returns when every block is done.
+
+    Threads claim the next block as they come free rather than a fixed share: a pool thread
+    that cannot get a core at once (PyTorch's OpenMP workers spin on it for a few
+    milliseconds after each parallel operation) then leaves its blocks to the others instead
+    of holding up the whole call, so a call is never much slower than on one thread.
+    """
     threads = threads_for(n_blocks)
-    futures = []
-    first = n_blocks
-    if threads > 1:
-        bounds = [n_blocks * t // threads for t in range(threads + 1)]
-        pool = _pool(threads - 1)
-        futures = [pool.submit(task, bounds[t], bounds[t + 1]) for t in range(1, threads)]
-        first = bounds[1]
     g = gemm()
+    if threads == 1:
+        saved = g.one_thread_here()
+        try:
+            task(0, n_blocks)
+        finally:
+            g.restore_here(saved)
+        return
+    claims = itertools.count()  # next() on a count is atomic under the GIL
+
+    def work() -> None:
+        for j in iter(claims.__next__, None):
+            if j >= n_blocks:
+                return
+            task(j, j + 1)
+
+    pool = _pool(threads - 1)
+    futures = [pool.submit(work) for _ in range(threads - 1)]
     saved = g.one_thread_here()
     try:
-        task(0, first)
+        work()
     finally:
         g.restore_here(saved)
-        for f in futures:  # wait for every range, even when this one failed
+        for f in futures:  # wait for every block, even when one failed
             f.exception()
     for f in futures:
         f.result()
