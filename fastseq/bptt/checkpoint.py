@@ -96,6 +96,30 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tens
     return meta, tensors
 
 
+def _plain(value):
+    """A hyperparameter as JSON keeps it: tuples as lists, tensors as numbers or lists."""
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def optimizer_differences(saved_groups: list[dict], optimizer: torch.optim.Optimizer) -> list[str]:
+    """The optimizer's hyperparameters that differ from a checkpoint's, with both values:
+    ``["optimizer group 0 lr (checkpoint 0.01, now 0.5)"]`` (keys only one side has are skipped)."""
+    groups = optimizer.param_groups
+    if len(saved_groups) != len(groups):
+        return [f"optimizer param groups (checkpoint {len(saved_groups)}, now {len(groups)})"]
+    out = []
+    for i, (old, new) in enumerate(zip(saved_groups, groups)):
+        for key in sorted((set(old) & set(new)) - {"params"}):
+            a, b = _plain(old[key]), _plain(new[key])
+            if a != b:
+                out.append(f"optimizer group {i} {key} (checkpoint {a!r}, now {b!r})")
+    return out
+
+
 def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str]:
     """Names of the settings that differ, with both values: ``["bptt (checkpoint 4, now 3)"]``."""
     out = []

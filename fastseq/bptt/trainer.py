@@ -11,6 +11,7 @@ device-to-host sync is one per window (the finiteness check of its loss).
 """
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 from dataclasses import dataclass
@@ -401,7 +402,10 @@ def train_bptt(
             exists it must come from the same data, model, optimizer and settings
             (else a ValueError names what differs, before any step, and the file is
             left as it is); training then continues after its last window, bit for
-            bit as if never interrupted (on the CPU). Every ``checkpoint_every``
+            bit as if never interrupted (on the CPU). Mid-epoch, the optimizer's settings
+            (learning rate and the rest of each parameter group) must be the checkpoint's,
+            or the resume is refused naming each; a new epoch starting from the last one's
+            end keeps the caller's settings (a schedule's) and logs the ones that changed. Every ``checkpoint_every``
             windows and at the end of the epoch the parameters, the optimizer, the
             loader's position, the carried state, the random states and the losses
             so far replace it atomically (safetensors + JSON, no pickle). A
@@ -494,7 +498,8 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
             seeds: _Seeds, generator, device, options: dict, distributed: bool) -> tuple[list[float], Callable, bool]:
     """Restore from ``path`` if it exists (after checking it fits this run); return the losses so
     far, the per-step checkpoint hook and whether the checkpoint's epoch had finished."""
-    from fastseq.bptt.checkpoint import config_differences, load_checkpoint, restore, run_config, save_checkpoint
+    from fastseq.bptt.checkpoint import (config_differences, load_checkpoint, optimizer_differences, restore,
+                                         run_config, save_checkpoint)
 
     config = run_config(decoder, optimizer, contexts, targets, loader, options)
     losses: list[float] = []
@@ -509,8 +514,19 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
         if not (at == epoch or (at == epoch + 1 and window == 0)):
             raise ValueError(f"Expected checkpoint {path} to be in epoch {epoch} or at its start, got epoch {at} "
                              f"after {window} windows; nothing was trained and the file is unchanged.")
+        hyper = optimizer_differences(meta["optimizer"]["param_groups"], optimizer)
+        if hyper and at == epoch and window > 0:  # mid-epoch: the run goes on as it was trained
+            raise ValueError(f"Expected checkpoint {path} to be resumed with the optimizer settings it was trained "
+                             f"with, but " + ", ".join(hyper) + "; nothing was trained and the file is unchanged.")
+        callers = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         loader.load_state_dict(meta["loader"])
         saved, losses = restore(meta, tensors, decoder, optimizer, generator, device, loader.rank)
+        if hyper and at == epoch:  # a new epoch from the last one's end: the caller's settings (a schedule's)
+            for group, mine in zip(optimizer.param_groups, callers):
+                group.update(mine)
+            logging.getLogger("fastseq.bptt").info(
+                "train_bptt: epoch %d starts from checkpoint %s with the caller's optimizer settings: %s",
+                epoch, path, ", ".join(hyper))
         finished = at > epoch
         if at == epoch and window == 0:  # the previous epoch's end: this epoch starts from its seeds
             losses = []

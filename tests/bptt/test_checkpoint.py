@@ -129,3 +129,54 @@ def test_bad_checkpoints_are_refused_before_any_step(tmp_path):
     with pytest.raises(ValueError, match="unreadable file"):
         _train(path)
     assert path.read_bytes() == saved[: len(saved) // 2]
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class PairwiseDistance(nn.PairwiseDistance):
+    """The default cost under its own name (a run's settings record the cost's class name),
+    able to stop a run after a number of calls, as a crash would."""
+
+    left: int | None = None
+
+    def forward(self, a, b):
+        if PairwiseDistance.left is not None:
+            PairwiseDistance.left -= 1
+            if PairwiseDistance.left < 0:
+                raise _Interrupt
+        return super().forward(a, b)
+
+
+def _run_with_lr(path, lr, epoch=0, stop_after=None):
+    torch.manual_seed(0)
+    np.random.seed(0)
+    model = Decoder()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    ctx, tgt = _data()
+    PairwiseDistance.left = stop_after
+    try:
+        train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, batch_size=4, bptt=5,
+                   cost_fn=PairwiseDistance(), shuffle=True, seed=3, checkpoint=path, checkpoint_every=2, epoch=epoch)
+    finally:
+        PairwiseDistance.left = None
+    return opt
+
+
+def test_a_changed_learning_rate_is_refused_mid_epoch_and_applied_at_a_new_epoch(tmp_path, caplog):
+    import logging
+
+    path = tmp_path / "run.ckpt"
+    with pytest.raises(_Interrupt):
+        _run_with_lr(path, 0.01, stop_after=4 * 5 + 2)  # killed in window 5: the file holds window 4
+    saved = path.read_bytes()
+    with pytest.raises(ValueError, match=r"optimizer group 0 lr \(checkpoint 0\.01, now 0\.5\)"):
+        _run_with_lr(path, 0.5)
+    assert path.read_bytes() == saved  # refused before any step, the file left as it was
+    assert _run_with_lr(path, 0.01).param_groups[0]["lr"] == 0.01  # the same settings resume
+    # the next epoch starts from the finished one with the caller's (scheduled) rate, named in a line
+    with caplog.at_level(logging.INFO, logger="fastseq.bptt"):
+        opt = _run_with_lr(path, 0.005, epoch=1)
+    assert opt.param_groups[0]["lr"] == 0.005
+    assert any("lr (checkpoint 0.01, now 0.005)" in r.getMessage() for r in caplog.records)
