@@ -122,6 +122,24 @@ def _inputs(k, gc, w_iv, vprev, gi):
                 dst[b] += src[b]
 
 
+@njit(inline="always")
+def _lstm_unit_backward(d, dct, dcj, cp, i, f, g, o, tc, di, df, dg, do):
+    """One unit's LSTM gate gradients over every slot, from d (the gradient reaching its output):
+    writes dct (the cell's), di, df, dg, do (the gates' pre-activations) and dcj (to step k - 1)."""
+    for b in range(d.shape[0]):
+        dct[b] = dcj[b] + d[b] * o[b] * (1.0 - tc[b] * tc[b])
+    for b in range(d.shape[0]):
+        di[b] = dct[b] * g[b] * i[b] * (1.0 - i[b])
+    for b in range(d.shape[0]):
+        df[b] = dct[b] * cp[b] * f[b] * (1.0 - f[b])
+    for b in range(d.shape[0]):
+        dg[b] = dct[b] * i[b] * (1.0 - g[b] * g[b])
+    for b in range(d.shape[0]):
+        do[b] = d[b] * tc[b] * o[b] * (1.0 - o[b])
+    for b in range(d.shape[0]):
+        dcj[b] = dct[b] * f[b]
+
+
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
 def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, seed_v, seed_h,
                 ys, hs, vprev, hprev, gates):
@@ -278,18 +296,7 @@ def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cpre
             di, df, dg, do = dga[k, j], dga[k, hid + j], dga[k, 2 * hid + j], dga[k, 3 * hid + j]
             for b in range(width):
                 d[b] = dhj[b] + dout[b] + dro[b]
-            for b in range(width):
-                dct[b] = dcj[b] + d[b] * o[b] * (1.0 - tc[b] * tc[b])
-            for b in range(width):
-                di[b] = dct[b] * g[b] * i[b] * (1.0 - i[b])
-            for b in range(width):
-                df[b] = dct[b] * cp[b] * f[b] * (1.0 - f[b])
-            for b in range(width):
-                dg[b] = dct[b] * i[b] * (1.0 - g[b] * g[b])
-            for b in range(width):
-                do[b] = d[b] * tc[b] * o[b] * (1.0 - o[b])
-            for b in range(width):
-                dcj[b] = dct[b] * f[b]
+            _lstm_unit_backward(d, dct, dcj, cp, i, f, g, o, tc, di, df, dg, do)
         np.dot(w_hh_t, dga[k], dh)
         _pass_back(k, dh, reset, dseed_h)
         _pass_back(k, dc, reset, dseed_c)
@@ -478,18 +485,7 @@ def lstm_folded_backward(dhs, dc_last, reset, wcat_t, cprev, gates, dpre, dh0, d
             di, df, dg, do = dpre[k, j], dpre[k, hid + j], dpre[k, 2 * hid + j], dpre[k, 3 * hid + j]
             for b in range(width):
                 d[b] = dhj[b] + dout[b]
-            for b in range(width):
-                dct[b] = dcj[b] + d[b] * o[b] * (1.0 - tc[b] * tc[b])
-            for b in range(width):
-                di[b] = dct[b] * g[b] * i[b] * (1.0 - i[b])
-            for b in range(width):
-                df[b] = dct[b] * cp[b] * f[b] * (1.0 - f[b])
-            for b in range(width):
-                dg[b] = dct[b] * i[b] * (1.0 - g[b] * g[b])
-            for b in range(width):
-                do[b] = d[b] * tc[b] * o[b] * (1.0 - o[b])
-            for b in range(width):
-                dcj[b] = dct[b] * f[b]
+            _lstm_unit_backward(d, dct, dcj, cp, i, f, g, o, tc, di, df, dg, do)
         np.dot(wcat_t, dpre[k], dh)
         _pass_back(k, dh, reset, dseed_h)
         _pass_back(k, dc, reset, dseed_c)
