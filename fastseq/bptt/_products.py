@@ -4,7 +4,7 @@ The input projection of a window (``K * W`` rows times the input weights), its g
 the hidden weights' gradient (a sum over the window's ``K * W`` rows) are the larger half
 of a recurrent layer's arithmetic. PyTorch computes them with MKL, which on this project's
 AMD machines takes an AVX2 path; fastseq's AVX-512 kernel (``csrc/gemm.cpp``) ran them
-1.5-3x faster (``bench/compare_gemm.py``). Here they are split by rows of the result
+1.3-2.6x faster (``bench/compare_gemm.py``). Here they are split by rows of the result
 across the threads PyTorch allows (:mod:`fastseq.bptt._slot_threads`): each element of the
 result is one sum in one order, so the result does not depend on the thread count.
 
