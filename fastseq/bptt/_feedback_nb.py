@@ -123,6 +123,23 @@ def _inputs(k, gc, w_iv, vprev, gi):
 
 
 @njit(inline="always")
+def _gru_unit_backward(d, hp, r, z, n, hn, dr, dz, dnx, dnh, dhj):
+    """One unit's GRU gate gradients over every slot, from d (the gradient reaching its output):
+    writes dr, dz, dnx (input-side pre-activations), dnh (the hidden part of n's) and dhj (to
+    step k - 1 through z)."""
+    for b in range(d.shape[0]):
+        dnx[b] = d[b] * (1.0 - z[b]) * (1.0 - n[b] * n[b])
+    for b in range(d.shape[0]):
+        dr[b] = dnx[b] * hn[b] * r[b] * (1.0 - r[b])
+    for b in range(d.shape[0]):
+        dz[b] = d[b] * (hp[b] - n[b]) * z[b] * (1.0 - z[b])
+    for b in range(d.shape[0]):
+        dnh[b] = dnx[b] * r[b]
+    for b in range(d.shape[0]):
+        dhj[b] = d[b] * z[b]
+
+
+@njit(inline="always")
 def _lstm_unit_backward(d, dct, dcj, cp, i, f, g, o, tc, di, df, dg, do):
     """One unit's LSTM gate gradients over every slot, from d (the gradient reaching its output):
     writes dct (the cell's), di, df, dg, do (the gates' pre-activations) and dcj (to step k - 1)."""
@@ -203,20 +220,11 @@ def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, 
             dyr, dyz, dyn = dgh[k, j], dgh[k, hid + j], dgh[k, 2 * hid + j]
             for b in range(width):
                 d[b] = dhj[b] + dout[b] + dro[b]
-            for b in range(width):
-                dxn[b] = d[b] * (1.0 - z[b]) * (1.0 - n[b] * n[b])
-            for b in range(width):
-                dxr[b] = dxn[b] * hn[b] * r[b] * (1.0 - r[b])
-            for b in range(width):
-                dxz[b] = d[b] * (hp[b] - n[b]) * z[b] * (1.0 - z[b])
+            _gru_unit_backward(d, hp, r, z, n, hn, dxr, dxz, dxn, dyn, dhj)
             for b in range(width):
                 dyr[b] = dxr[b]
             for b in range(width):
                 dyz[b] = dxz[b]
-            for b in range(width):
-                dyn[b] = dxn[b] * r[b]
-            for b in range(width):
-                dhj[b] = d[b] * z[b]
         np.dot(w_hh_t, dgh[k], dprev)
         for j in range(hid):
             dp, dhj = dprev[j], dh[j]
@@ -408,16 +416,7 @@ def gru_folded_backward(dhs, reset, wcat_t, hprev, gates, dpre, dh0, dseed_h, dc
             dr, dz, dnx, dnh = dpre[k, j], dpre[k, hid + j], dpre[k, 2 * hid + j], dpre[k, 3 * hid + j]
             for b in range(width):
                 d[b] = dhj[b] + dout[b]
-            for b in range(width):
-                dnx[b] = d[b] * (1.0 - z[b]) * (1.0 - n[b] * n[b])
-            for b in range(width):
-                dr[b] = dnx[b] * hn[b] * r[b] * (1.0 - r[b])
-            for b in range(width):
-                dz[b] = d[b] * (hp[b] - n[b]) * z[b] * (1.0 - z[b])
-            for b in range(width):
-                dnh[b] = dnx[b] * r[b]
-            for b in range(width):
-                dhj[b] = d[b] * z[b]
+            _gru_unit_backward(d, hp, r, z, n, hn, dr, dz, dnx, dnh, dhj)
         np.dot(wcat_t, dpre[k], dprev)
         for j in range(hid):
             dp, dhj = dprev[j], dh[j]

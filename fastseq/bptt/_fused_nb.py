@@ -175,6 +175,15 @@ def _rows(a, k, lo):
     return a.ctypes.data + (k * a.shape[1] + lo) * a.shape[2] * a.itemsize
 
 
+@njit(inline="always")
+def _hidden_product(fn, scratch, scal, k, h, seed, reset, hprev, lo, hi, w_hh_t, gh):
+    """Step k of a block: each slot's previous state into ``hprev`` (the seed where it resets),
+    then ``gh[:hi - lo] = hprev[k, lo:hi] @ w_hh_t``."""
+    _previous_rows(k, h, seed, reset, hprev[k], lo, hi)
+    matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hprev.shape[2], w_hh_t.ctypes.data, w_hh_t.shape[1],
+                gh.ctypes.data, gh.shape[1], hi - lo, w_hh_t.shape[1], hprev.shape[2])
+
+
 # Each loop over j below writes one array and reads others: LLVM vectorises such loops
 # after a few run-time overlap checks, but gives up on a loop that writes several arrays
 # or reads and writes one array at two offsets (measured 7x slower), hence the many
@@ -202,9 +211,7 @@ def gru_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, hs,
         hi = min(lo + block, width)
         h = h0
         for k in range(n_steps):
-            _previous_rows(k, h, seed, reset, hprev[k], lo, hi)
-            matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hid, w_hh_t.ctypes.data, g3, gh.ctypes.data, g3,
-                        hi - lo, g3, hid)
+            _hidden_product(fn, scratch, scal, k, h, seed, reset, hprev, lo, hi, w_hh_t, gh)
             for b in range(lo, hi):
                 x, y, hp, out = gi[k, b], gh[b - lo], hprev[k, b], hs[k, b]
                 r, z, n, hn = gr[k, b], gz[k, b], gn[k, b], ghn[k, b]
@@ -282,10 +289,8 @@ def lstm_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, c0, seed_h, see
         hi = min(lo + block, width)
         h, c = h0, c0
         for k in range(n_steps):
-            _previous_rows(k, h, seed_h, reset, hprev[k], lo, hi)
             _previous_rows(k, c, seed_c, reset, cprev[k], lo, hi)
-            matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hid, w_hh_t.ctypes.data, g4, gh.ctypes.data, g4,
-                        hi - lo, g4, hid)
+            _hidden_product(fn, scratch, scal, k, h, seed_h, reset, hprev, lo, hi, w_hh_t, gh)
             for b in range(lo, hi):
                 x, y, cp, out, cell = gi[k, b], gh[b - lo], cprev[k, b], hs[k, b], cs[k, b]
                 i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
@@ -365,9 +370,7 @@ def rnn_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, rel
         hi = min(lo + block, width)
         h = h0
         for k in range(n_steps):
-            _previous_rows(k, h, seed, reset, hprev[k], lo, hi)
-            matmul_rows(fn, scratch, scal, _rows(hprev, k, lo), hid, w_hh_t.ctypes.data, hid, gh.ctypes.data, hid,
-                        hi - lo, hid, hid)
+            _hidden_product(fn, scratch, scal, k, h, seed, reset, hprev, lo, hi, w_hh_t, gh)
             for b in range(lo, hi):
                 x, y, out = gi[k, b], gh[b - lo], hs[k, b]
                 if relu:
