@@ -15,8 +15,6 @@ Run:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
@@ -25,6 +23,7 @@ import torch
 
 import _batching_methods as bm
 from _time_to_quality import time_to_quality
+from _json_out import write_json
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
@@ -236,10 +235,7 @@ def main(argv=None) -> int:
     results["seconds"] = time.perf_counter() - t0
     print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__}, intra-op thread(s): {args.threads})")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(results, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, results)
     return 0
 
 

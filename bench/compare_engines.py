@@ -12,8 +12,6 @@ Two reset patterns: ``lognormal`` (sequences of ~40 steps: about K/8 of the step
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
@@ -22,6 +20,7 @@ import torch
 from torch import nn
 
 from fastseq.bptt.engines import engine_for, run_window
+from _json_out import write_json
 
 CELLS = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}
 SIZES = [(32, 1024), (128, 64), (512, 64)]  # (H, B): the original's regime, the benchmark's, GEMM-bound
@@ -91,10 +90,7 @@ def main(argv=None) -> int:
                           f"{r['fastest']} | {r['auto']} | {r['auto_vs_module']:.2f} | {r['auto_vs_fastest']:.2f} |",
                           flush=True)
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"torch": torch.__version__, "rows": rows}, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, {"torch": torch.__version__, "rows": rows})
     return 0
 
 

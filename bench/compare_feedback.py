@@ -16,8 +16,6 @@ Run:
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 
 from fastseq.bptt import FeedbackGRU, FeedbackLSTM, train_bptt
+from _json_out import write_json
 
 CELLS = {"gru": FeedbackGRU, "lstm": FeedbackLSTM}
 METHODS = {
@@ -150,10 +149,7 @@ def main(argv=None) -> int:
     results["seconds"] = time.perf_counter() - t0
     print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__})")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(results, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, results)
     return 0
 
 

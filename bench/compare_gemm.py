@@ -10,8 +10,6 @@ whole-window products (input projection, weight gradients). Interleaved, medians
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 
@@ -20,6 +18,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from fastseq.bptt import _gemm_cy
+from _json_out import write_json
 
 # (label, m, k, n, a transposed)
 SHAPES = [
@@ -79,10 +78,7 @@ def main(argv=None) -> int:
             print(f"| {label} | {m} x {k} x {n} | {1e6 * med['fastseq']:.1f} | {1e6 * med['mkl']:.1f} | "
                   f"{1e6 * med['openblas']:.1f} | {gflops:.0f} | {row['vs_mkl']:.2f} | {row['vs_openblas']:.2f} |", flush=True)
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"torch": torch.__version__, "numpy": np.__version__, "rows": rows}, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_json(args.json, {"torch": torch.__version__, "numpy": np.__version__, "rows": rows})
     return 0
 
 

@@ -123,6 +123,18 @@ def _inputs(k, gc, w_iv, vprev, gi):
 
 
 @njit(inline="always")
+def _gru_unit_output(x, y, bias_x, bias, r, z, hp, hn, n, out):
+    """One GRU unit's candidate and output over every slot, from its n-gate inputs (x input
+    side, y hidden side, with their biases) and the activated r and z gates."""
+    for b in range(x.shape[0]):
+        hn[b] = y[b] + bias
+    for b in range(x.shape[0]):
+        n[b] = _tanh(x[b] + bias_x + r[b] * hn[b])
+    for b in range(x.shape[0]):
+        out[b] = n[b] + z[b] * (hp[b] - n[b])
+
+
+@njit(inline="always")
 def _gru_unit_backward(d, hp, r, z, n, hn, dr, dz, dnx, dnh, dhj):
     """One unit's GRU gate gradients over every slot, from d (the gradient reaching its output):
     writes dr, dz, dnx (input-side pre-activations), dnh (the hidden part of n's) and dhj (to
@@ -186,12 +198,7 @@ def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_o
             for b in range(width):
                 z[b] = _sigmoid(x[b] + y[b] + bias)
             x, y, bias, bias_x = gi[2 * hid + j], gh[2 * hid + j], b_hh[2 * hid + j], b_ih[2 * hid + j]
-            for b in range(width):
-                hn[b] = y[b] + bias
-            for b in range(width):
-                n[b] = _tanh(x[b] + bias_x + r[b] * hn[b])
-            for b in range(width):
-                out[b] = n[b] + z[b] * (hp[b] - n[b])
+            _gru_unit_output(x, y, bias_x, bias, r, z, hp, hn, n, out)
         _readout(k, hs, w_out_t, b_out, target, teacher, ys, fed)
         v, h = fed, hs[k]
 
@@ -391,12 +398,7 @@ def gru_folded_forward(gc, reset, wcat, bcat, corr0, corr_reset, h0, seed_h, hs,
             for b in range(width):
                 z[b] = _sigmoid(x[b] + bias)
             x, y, bias_x, bias = pre[2 * hid + j], pre[3 * hid + j], bcat[2 * hid + j], bcat[3 * hid + j]
-            for b in range(width):
-                hn[b] = y[b] + bias
-            for b in range(width):
-                n[b] = _tanh(x[b] + bias_x + r[b] * hn[b])
-            for b in range(width):
-                out[b] = n[b] + z[b] * (hp[b] - n[b])
+            _gru_unit_output(x, y, bias_x, bias, r, z, hp, hn, n, out)
         h = hs[k]
 
 
