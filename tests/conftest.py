@@ -103,3 +103,17 @@ def digits_dir(tmp_path_factory):
     write_idx(folder / "t10k-images-idx3-ubyte.gz", images[test])
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", labels[test])
     return folder
+
+
+# Seconds the interpreter may take to exit once the session is over. A process whose exit
+# waits on a thread never ends; this turns such a hang into a failure that shows where
+# every thread stood, instead of a CI run that times out with nothing to read.
+EXIT_WATCHDOG_S = 300
+
+
+def pytest_unconfigure(config) -> None:
+    import faulthandler
+    import sys
+
+    sys.stderr.flush()
+    faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import torch
 
@@ -27,26 +28,36 @@ from fastseq.bptt._blas_nb import gemm
 __all__ = ["run_blocks", "run_split", "threads_for"]
 
 _LOCK = threading.Lock()
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-_POOL_PID = -1
+_WORKERS: list[threading.Thread] = []
+_WORKERS_PID = -1
+_JOBS: "queue.SimpleQueue[Callable[[], None]]" = queue.SimpleQueue()
 
 
-def _one_blas_thread() -> None:
+def _worker() -> None:
+    """A pool thread: pinned to one BLAS thread, then runs jobs until the process ends."""
     gemm().one_thread_here()  # pool threads run nothing but kernels: pinned for good
+    while True:
+        _JOBS.get()()
 
 
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """The pool with at least ``workers`` threads; a new one after a fork (threads do not survive it)."""
-    global _POOL, _POOL_SIZE, _POOL_PID
+def _ensure_workers(workers: int) -> None:
+    """At least ``workers`` pool threads in this process (threads do not survive a fork).
+
+    The threads are daemons: they hold nothing between calls (each waits on an empty
+    queue), so the interpreter never waits for them at exit. A
+    :class:`~concurrent.futures.ThreadPoolExecutor` would join them there, and a process
+    whose exit waits on a thread can hang for good.
+    """
+    global _JOBS, _WORKERS_PID
     with _LOCK:
-        if _POOL is None or _POOL_SIZE < workers or _POOL_PID != os.getpid():
-            if _POOL is not None and _POOL_PID == os.getpid():
-                _POOL.shutdown(wait=True)
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fastseq-slots",
-                                       initializer=_one_blas_thread)
-            _POOL_SIZE, _POOL_PID = workers, os.getpid()
-        return _POOL
+        if _WORKERS_PID != os.getpid():  # a forked child: the parent's threads are gone
+            _WORKERS.clear()
+            _JOBS = queue.SimpleQueue()
+            _WORKERS_PID = os.getpid()
+        while len(_WORKERS) < workers:
+            t = threading.Thread(target=_worker, name=f"fastseq-slots_{len(_WORKERS)}", daemon=True)
+            t.start()
+            _WORKERS.append(t)
 
 
 def threads_for(n_blocks: int) -> int:
@@ -73,24 +84,36 @@ def run_split(task, n_blocks: int) -> None:
             g.restore_here(saved)
         return
     claims = itertools.count()  # next() on a count is atomic under the GIL
+    done = threading.Semaphore(0)
+    errors: list[BaseException] = []
 
     def work() -> None:
-        for j in iter(claims.__next__, None):
-            if j >= n_blocks:
-                return
-            task(j, j + 1)
+        try:
+            for j in iter(claims.__next__, None):
+                if j >= n_blocks:
+                    return
+                task(j, j + 1)
+        except BaseException as e:  # re-raised in the calling thread
+            errors.append(e)
 
-    pool = _pool(threads - 1)
-    futures = [pool.submit(work) for _ in range(threads - 1)]
+    def pooled() -> None:
+        try:
+            work()
+        finally:
+            done.release()
+
+    _ensure_workers(threads - 1)
+    for _ in range(threads - 1):
+        _JOBS.put(pooled)
     saved = g.one_thread_here()
     try:
         work()
     finally:
         g.restore_here(saved)
-        for f in futures:  # wait for every block, even when one failed
-            f.exception()
-    for f in futures:
-        f.result()
+        for _ in range(threads - 1):  # wait for every block, even when one failed
+            done.acquire()
+    if errors:
+        raise errors[0]
 
 
 def run_blocks(kernel, fn: int, n_blocks: int, block: int, *args) -> None:

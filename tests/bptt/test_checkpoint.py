@@ -1,6 +1,4 @@
 """Exact resume: loader state, train_bptt checkpoints, a killed run resumed bit for bit, bad checkpoints."""
-import multiprocessing
-import os
 import random
 import signal
 import sys
@@ -11,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from _children import killed_at_end, signal_and_wait
 from fastseq.bptt import SlotSwapLoader, train_bptt
 
 F, C, H = 3, 2, 8
@@ -70,16 +69,12 @@ def test_run_killed_at_a_random_window_resumes_bit_for_bit(tmp_path):
     torch.set_num_threads(1)
     reference, ref_model = _train()
     path = tmp_path / "run.ckpt"
-    ctx = multiprocessing.get_context("spawn")
-    child = ctx.Process(target=_killed_child, args=(str(path),))
-    child.start()
-    deadline = time.time() + 120
-    while not path.exists() and time.time() < deadline and child.is_alive():
-        time.sleep(0.01)
-    time.sleep(random.Random(2).uniform(0.0, 0.3))
-    os.kill(child.pid, signal.SIGKILL)
-    child.join(30)
-    assert child.exitcode == -signal.SIGKILL
+    with killed_at_end(_killed_child, (str(path),), method="spawn") as child:
+        deadline = time.time() + 120
+        while not path.exists() and time.time() < deadline and child.is_alive():
+            time.sleep(0.01)
+        time.sleep(random.Random(2).uniform(0.0, 0.3))
+        assert signal_and_wait(child, signal.SIGKILL) == -signal.SIGKILL
     from fastseq.bptt.checkpoint import load_checkpoint
 
     meta, _ = load_checkpoint(path)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from _children import interruptible, killed_at_end, signal_and_wait, stopped
 from fastseq.bptt.store import SequenceStore, _touched_bytes, gather_rows, gather_rows_reference
 
 dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.int16])
@@ -103,10 +104,14 @@ def _check_one_version(path, versions):
 
 
 def _save_forever(path, rows, ready):
+    interruptible()
     versions = _versions(rows)
     ready.set()
-    for i in range(10**6):
+    i = 0
+    while not stopped():
         versions[1 + i % 2].save(path)
+        i += 1
+    raise SystemExit(130)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs fork and POSIX signals")
@@ -118,13 +123,10 @@ def test_save_killed_at_random_moments_leaves_one_whole_store(tmp_path):
         path = tmp_path / f"s{trial % 3}"
         versions[0].save(path) if trial < 3 else None
         ready = ctx.Event()
-        child = ctx.Process(target=_save_forever, args=(path, rows, ready))
-        child.start()
-        assert ready.wait(30)
-        time.sleep(rng.uniform(0, 0.15))
-        os.kill(child.pid, signal.SIGKILL if trial % 2 else signal.SIGINT)
-        child.join(30)
-        assert child.exitcode != 0
+        with killed_at_end(_save_forever, (path, rows, ready)) as child:
+            assert ready.wait(60)
+            time.sleep(rng.uniform(0, 0.15))
+            assert signal_and_wait(child, signal.SIGKILL if trial % 2 else signal.SIGINT) != 0
         seen.add(_check_one_version(path, versions))
     assert len(seen) >= 2  # the kills landed at different moments
     # each killed save may leave its data, its lengths and a half-written manifest behind ...

@@ -1,7 +1,6 @@
 """SequenceStoreWriter: stores built on disk from iterators, committed atomically, resumed after a crash."""
 import json
 import multiprocessing
-import os
 import random
 import signal
 import sys
@@ -13,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _children import interruptible, killed_at_end, signal_and_wait
 from fastseq.bptt.store import SequenceStore, SequenceStoreWriter
 
 
@@ -106,6 +106,8 @@ def test_writer_errors(tmp_path):
 
 
 def _build(path, n, ready):
+    interruptible()
+
     def generate():
         for i, s in enumerate(_sequences(n, 3)):
             if i == 5:
@@ -123,12 +125,10 @@ def test_build_killed_at_random_moments_resumes_to_the_same_store(tmp_path):
     resumed = []
     for trial in range(6):
         ready = ctx.Event()
-        child = ctx.Process(target=_build, args=(tmp_path, n, ready))
-        child.start()
-        ready.wait(30)
-        time.sleep(rng.uniform(0, 0.05))
-        os.kill(child.pid, signal.SIGKILL if trial % 2 else signal.SIGINT)
-        child.join(30)
+        with killed_at_end(_build, (tmp_path, n, ready)) as child:
+            ready.wait(60)
+            time.sleep(rng.uniform(0, 0.05))
+            signal_and_wait(child, signal.SIGKILL if trial % 2 else signal.SIGINT)
         store = SequenceStore.load(tmp_path)
         if child.exitcode == 0 or len(store) == n:  # finished, or killed after its commit
             break
