@@ -1,0 +1,24 @@
+"""Every gallery example runs as a user would run it, and draws its pictures."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+GALLERY = Path(__file__).resolve().parents[1] / "examples" / "gallery"
+EXAMPLES = sorted(GALLERY.glob("plot_*.py"))
+
+
+def test_the_gallery_has_examples():
+    assert len(EXAMPLES) >= 1
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_gallery_example_runs_and_draws(script, tmp_path):
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    pictures = list(tmp_path.glob("*.png"))
+    assert pictures, f"{script.name} wrote no PNG"
+    assert all(p.stat().st_size > 200 for p in pictures)
