@@ -41,7 +41,11 @@ class WindowLoss(nn.Module):
 
 def _teardown() -> None:
     """Leave the group together: a rank that exits while gloo still talks to it can abort
-    ("terminate called without an active exception")."""
+    ("terminate called without an active exception"). Whatever holds the group (the DDP
+    wrapper and its reducer) is released first, so nothing refers to it at interpreter exit."""
+    import gc
+
+    gc.collect()
     try:
         dist.barrier()
     finally:
@@ -84,6 +88,12 @@ def main(argv=None) -> None:
         dist.init_process_group("gloo")
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    _train(args, distributed)
+    if distributed:  # only after success: a barrier with a failed rank would wait for good
+        _teardown()
+
+
+def _train(args, distributed: bool) -> None:
     xs, ys = make_data(args.sequences, 3)
     loader = SlotSwapLoader(xs, ys, args.batch, args.bptt, shuffle=True, seed=0, world_size="auto")
     model = WindowLoss(3, 16)
@@ -94,8 +104,6 @@ def main(argv=None) -> None:
         loss = train_epoch(loader, ddp, optimizer, loader.world_size)
         print(f"rank {loader.rank}/{loader.world_size} epoch {epoch}: {shards.windows} windows "
               f"({shards.windows_per_rank[loader.rank]} with data here), loss {loss:.4f}", flush=True)
-    if distributed:
-        _teardown()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ import torch.distributed as dist
 
 def leave_group() -> None:
     """Leave the group together: a rank that exits while gloo still talks to it can abort
-    ("terminate called without an active exception")."""
+    ("terminate called without an active exception"). Whatever still holds the group (a DDP
+    wrapper, a pending work handle) is collected first."""
+    import gc
+
+    gc.collect()
     try:
         dist.barrier()
     finally:

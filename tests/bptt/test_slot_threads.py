@@ -60,6 +60,6 @@ def test_a_process_that_used_the_pool_exits():
         "_slot_threads.run_split(lambda j0, j1: None, 8)\n"
         "print('ran')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ran"
