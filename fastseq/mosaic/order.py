@@ -319,7 +319,7 @@ def _solve_for(name: str, module, path, c, z, budget: float, progress: bool) -> 
         if m is None:  # rows alike up to rounding: every path has length ~0
             return path
         found = _tsp_solvers.solve(name, module, m, budget - (time.perf_counter() - t0))
-        bar.n = round(time.perf_counter() - t0, 2)
+        bar.n = round(min(budget, time.perf_counter() - t0), 2)  # the bar ends at its total
         bar.refresh()
     # the solver saw rounded distances: its path counts only if shorter in the real ones
     if _order_nb.path_length(found, c, z) < _order_nb.path_length(path, c, z) - _order_nb.EPS:

@@ -179,3 +179,13 @@ def test_tour_to_path_cuts_at_the_dummy():
     assert _tsp_solvers.tour_to_path([2, 4, 0, 1, 3], 4).tolist() == [0, 1, 3, 2]
     assert _tsp_solvers.tour_to_path([4, 0, 1], 4).tolist() == [0, 1]
     assert _tsp_solvers.tour_to_path([0, 1, 4], 4).tolist() == [0, 1]
+
+
+def test_progress_bar_of_an_installed_solver_ends_at_its_total(capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm warns when a bar passes its total
+        order = corrsort(structured(60), "tsp", time_budget=0.01, solver="fast-tsp", progress=True)
+    assert sorted(order.tolist()) == list(range(60))
+    assert "corrsort fast-tsp" in capsys.readouterr().err
