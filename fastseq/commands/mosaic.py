@@ -5,6 +5,7 @@ import argparse
 import math
 import tokenize
 
+TSP_SOLVERS = ("auto", "fast-tsp", "lkh", "builtin")  # corrsort's solver= values (not imported: --help stays quick)
 HELP = "Draw the rows of a .npy array (weights, filters) as a PNG mosaic, ordered by correlation."
 
 
@@ -28,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--spacing", type=count, default=1, help="pixels between tiles")
     add_option(parser, "--zoom", type=positive_int, default=1, help="integer upscaling of the picture")
     add_option(parser, "--time-budget", type=positive_float, default=None, help="seconds for --order tsp")
+    add_option(parser, "--tsp-solver", choices=list(TSP_SOLVERS), default="auto",
+               help="refinement for --order tsp: fast-tsp when installed (auto), fast-tsp, LKH through "
+                    "elkai, or the built-in search (see fastseq.corrsort)")
     add_option(parser, "--verbose", "-v", action="store_true", help="progress and a summary line")
 
 
@@ -68,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
     features = arr.reshape(arr.shape[0], -1) if arr.ndim >= 2 else arr
     order = layout = None
     if args.order != "none":
-        order = corrsort(features, args.order, time_budget=args.time_budget, progress=args.verbose)
+        try:
+            order = corrsort(features, args.order, time_budget=args.time_budget, progress=args.verbose,
+                             solver=args.tsp_solver)
+        except ImportError as exc:  # a solver asked for by name and not installed
+            raise CommandError(str(exc)) from None
     if args.clusters:
         width = args.width or max(1, math.ceil(math.sqrt(1.2 * arr.shape[0])))
         clusters = split_clusters(features, order, penalty=args.penalty, max_size=width)

@@ -2,7 +2,8 @@
 
 Ordering is an open travelling-salesman path with distance ``1 - r`` between rows
 (Pearson correlation ``r``). :func:`corrsort` builds it greedily in O(N^2) and can
-refine it with 2-opt and Or-opt moves (iterated local search under a time budget);
+refine it under a time budget, with fast-tsp when it is installed, else with its own
+2-opt and Or-opt moves (iterated local search);
 :func:`split_clusters` cuts the ordered line into runs of similar tiles, and
 :func:`cluster_layout` lays those out like words with :func:`fastseq.mosaic.paragraph_layout`.
 
@@ -12,13 +13,14 @@ they have no correlation, and quietly replacing them would give an order of noth
 """
 from __future__ import annotations
 
+import logging
 import numbers
 import time
 from typing import Literal
 
 import numpy as np
 
-from fastseq.mosaic import _order_nb
+from fastseq.mosaic import _order_nb, _tsp_solvers
 from fastseq._util.validate import finite_float, one_of, positive_int, real_array, refuse_non_finite
 from fastseq.mosaic.layout import MosaicLayout, paragraph_layout
 
@@ -27,8 +29,10 @@ __all__ = [
 ]
 
 Method = Literal["greedy", "tsp"]
+Solver = Literal["auto", "fast-tsp", "lkh", "builtin"]
 MATRIX_LIMIT = 12_000  # above this many tiles the N x N float32 matrix (> 576 MB) is not built
 BLOCK_BYTES = 64 << 20  # memory for one block of correlation rows in rows mode
+_log = logging.getLogger("fastseq.mosaic")
 
 
 def standardize(features, dtype=np.float32) -> np.ndarray:
@@ -72,6 +76,7 @@ def corrsort(
     seed: int | None = 0,
     dtype=np.float32,
     progress: bool = False,
+    solver: Solver = "auto",
 ) -> np.ndarray:
     """Return a permutation of the N rows that puts correlated rows next to each other.
 
@@ -81,19 +86,40 @@ def corrsort(
             A constant row correlates 0 with every row.
         method: ``"greedy"``: start from the most correlated pair and repeatedly add,
             at whichever end gains more, the unused row most correlated with that end
-            (O(N^2)). ``"tsp"``: the greedy path refined by 2-opt and Or-opt moves on
-            ``neighbours`` nearest rows, then iterated local search until ``time_budget``
-            runs out; never worse than greedy.
+            (O(N^2)). ``"tsp"``: the greedy path refined by ``solver`` within
+            ``time_budget``; never worse than greedy.
         rows: build only neighbour lists, block by block, instead of the ``N x N``
             matrix (memory O(N x (D + K)) instead of O(N^2); same greedy order up to
             float rounding). Default: only when N > 12,000.
         time_budget: seconds for the refinement of ``"tsp"``; default
             ``min(10, 0.25 + 0.0004 * N)``. The greedy start and neighbour lists come first.
-        neighbours: K, candidates per row for rows mode and for refinement moves.
-        seed: seed of the random kicks of the refinement.
+        neighbours: K, candidates per row for rows mode and for the built-in moves.
+        seed: seed of the built-in search's random kicks (fast-tsp takes none).
         dtype: float type of the correlations (float32 halves memory; float64 for
             exact ties).
-        progress: show a tqdm bar for the refinement.
+        progress: show a tqdm bar for the refinement (fast-tsp and LKH fill it when
+            they return).
+        solver: the refinement of ``"tsp"``; the one that ran is logged at INFO level
+            on the ``"fastseq.mosaic"`` logger.
+
+            - ``"auto"`` (default): ``"fast-tsp"`` when the fast-tsp package is installed
+              (``pip install fastseq[tsp]``) and the matrix is built, else ``"builtin"``.
+            - ``"fast-tsp"``: fast-tsp's local search on distances rounded to 16-bit
+              integers, over a dummy row at distance 0 from all (so its shortest tour is
+              the shortest open path), for the whole budget on one thread. Its path is
+              kept only if shorter than greedy's. It takes no seed: beyond 19 rows the
+              result depends on how far it got in the time, so it may differ between
+              runs. In rows mode it builds an ``(N + 1) x (N + 1)`` uint16 matrix
+              (2 bytes per pair).
+            - ``"lkh"``: one run of LKH through the elkai package (non-commercial licence),
+              to completion: it ignores ``time_budget`` (about 1 s for 450 rows, growing
+              faster than N^2) and is deterministic.
+            - ``"builtin"``: 2-opt and Or-opt moves on ``neighbours`` nearest rows, then
+              iterated local search until the budget runs out; needs nothing else
+              installed.
+
+            A solver named but not installed is an ImportError saying how to install it;
+            the value is checked for either method, used only by ``"tsp"``.
 
     Returns:
         ``N`` int64 row indices in path order, read from the end with the smaller index.
@@ -106,6 +132,7 @@ def corrsort(
         [0, 2, 4, 3, 1]
     """
     one_of("method", method, ("greedy", "tsp"))
+    one_of("solver", solver, _tsp_solvers.SOLVERS)
     neighbours = positive_int("neighbours", neighbours)
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"Expected dtype to be float32 or float64, got {np.dtype(dtype)}.")
@@ -113,9 +140,11 @@ def corrsort(
         raise ValueError(f"Expected time_budget to be None or >= 0 seconds, got {time_budget!r}.")
     z = standardize(features, dtype)
     n = z.shape[0]
+    use_rows = n > MATRIX_LIMIT if rows is None else bool(rows)
+    if method == "tsp":  # a solver asked for but not installed fails at once, whatever N
+        name, module, why = _tsp_solvers.resolve(solver, use_rows)
     if n <= 2:
         return np.arange(n, dtype=np.int64)
-    use_rows = n > MATRIX_LIMIT if rows is None else bool(rows)
     k = min(neighbours, n - 1)
     if use_rows:
         c = np.zeros((0, 0), dtype=z.dtype)
@@ -126,10 +155,20 @@ def corrsort(
         nbr = nsim = np.zeros((0, 1), dtype=np.intp)
     path = _order_nb.greedy_chain(c, z, nbr, nsim.astype(z.dtype), first, second)
     if method == "tsp":
-        if not use_rows:
-            nbr = _matrix_neighbours(c, k)
         budget = min(10.0, 0.25 + 0.0004 * n) if time_budget is None else float(time_budget)
-        path = _refine_for(path, c, z, nbr, budget, seed, progress)
+        t0 = time.perf_counter()
+        start = path
+        if name == "builtin":
+            if not use_rows:
+                nbr = _matrix_neighbours(c, k)
+            path = _refine_for(path, c, z, nbr, budget, seed, progress)
+        else:
+            path = _solve_for(name, module, path, c, z, budget, progress)
+        if _log.isEnabledFor(logging.INFO):
+            kept = " (kept the greedy path: no shorter one found)" if path is start else ""
+            _log.info("corrsort: %s%s refined %d rows in %.3f s (budget %.3f s), path length %.4f -> %.4f%s%s",
+                      name, _tsp_solvers.version(module), n, time.perf_counter() - t0, budget,
+                      _order_nb.path_length(start, c, z), _order_nb.path_length(path, c, z), why, kept)
     if path[0] > path[-1]:  # one canonical direction: the smaller end index first
         path = path[::-1]
     return path.astype(np.int64)
@@ -268,6 +307,24 @@ def neighbour_lists(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int,
 
 def _matrix_neighbours(c: np.ndarray, k: int) -> np.ndarray:
     return _order_nb.top_k_rows(c, k, 0)[0]
+
+
+def _solve_for(name: str, module, path, c, z, budget: float, progress: bool) -> np.ndarray:
+    """An installed solver's path within ``budget`` seconds, or ``path`` if not shorter."""
+    from fastseq._util.progress import progress_bar
+
+    t0 = time.perf_counter()
+    with progress_bar(progress, total=round(budget, 2), unit="s", desc=f"corrsort {name}") as bar:
+        m = _tsp_solvers.integer_distances(c, z, BLOCK_BYTES)
+        if m is None:  # rows alike up to rounding: every path has length ~0
+            return path
+        found = _tsp_solvers.solve(name, module, m, budget - (time.perf_counter() - t0))
+        bar.n = round(min(budget, time.perf_counter() - t0), 2)  # the bar ends at its total
+        bar.refresh()
+    # the solver saw rounded distances: its path counts only if shorter in the real ones
+    if _order_nb.path_length(found, c, z) < _order_nb.path_length(path, c, z) - _order_nb.EPS:
+        return found
+    return path
 
 
 def _refine_for(path, c, z, nbr, budget: float, seed, progress: bool) -> np.ndarray:

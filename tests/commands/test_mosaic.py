@@ -45,3 +45,22 @@ def test_a_header_of_junk_is_one_line(capsys, tmp_path):
     assert main(["mosaic", str(tmp_path / "w.npy"), "-o", str(tmp_path / "m.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("fastseq mosaic: error: Cannot read"), err
+
+
+def test_tsp_solver_choices_are_corrsorts_and_a_missing_one_is_one_line(capsys, tmp_path, monkeypatch):
+    import sys
+
+    from fastseq.commands.mosaic import TSP_SOLVERS
+    from fastseq.mosaic._tsp_solvers import SOLVERS
+
+    assert TSP_SOLVERS == SOLVERS
+    arr = np.random.default_rng(0).random((12, 4))
+    for solver in ("builtin", "fast-tsp"):
+        assert _mosaic(tmp_path, arr, "--tsp-solver", solver, "--time-budget", "0.01") == 0
+    monkeypatch.setitem(sys.modules, "fast_tsp", None)
+    assert _mosaic(tmp_path, arr, "--tsp-solver", "fast-tsp") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("fastseq mosaic: error: Expected the fast-tsp package"), err
+    with pytest.raises(SystemExit) as exc:
+        _mosaic(tmp_path, arr, "--tsp-solver", "own")
+    assert exc.value.code == 2 and "invalid choice: 'own'" in capsys.readouterr().err
