@@ -5,9 +5,10 @@ One subpackage per domain: :mod:`fastseq.bptt` (slot-swap training),
 :mod:`fastseq.boltzmann` (Boltzmann machines), :mod:`fastseq.mosaic` (weight
 mosaics ordered by correlation), :mod:`fastseq.rowrnn` (RNN autoencoders of image
 rows), :mod:`fastseq.datasets` (embedded and on-disk data). The flagship names are
-also here. Everything is imported lazily, so ``import fastseq`` stays fast and the
-command line pays only for what it uses; ``__init__.pyi`` shows type checkers the
-real types.
+also here, with :func:`save` and :func:`load` for every model, machine and checkpoint
+(one file format: safetensors with a JSON header). Everything is imported lazily, so
+``import fastseq`` stays fast and the command line pays only for what it uses;
+``__init__.pyi`` shows type checkers the real types.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ _FLAGSHIPS: dict[str, str] = {
     "corrsort": "fastseq.mosaic",
     "tile": "fastseq.mosaic",
     "save_png": "fastseq.mosaic",
+    "save": "fastseq._util.files",
+    "load": "fastseq._util.files",
 }
 
 __all__ = sorted([*_FLAGSHIPS, *SUBPACKAGES, "__version__"])

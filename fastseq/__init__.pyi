@@ -4,6 +4,8 @@ from fastseq import conv as conv
 from fastseq import datasets as datasets
 from fastseq import mosaic as mosaic
 from fastseq import rowrnn as rowrnn
+from fastseq._util.files import load as load
+from fastseq._util.files import save as save
 from fastseq.boltzmann import RBM as RBM
 from fastseq.boltzmann import BetaRBM as BetaRBM
 from fastseq.boltzmann import GaussianRBM as GaussianRBM

@@ -13,7 +13,7 @@ import fastseq
 
 PACKAGE = Path(fastseq.__file__).parent
 FLAGSHIPS = {"train_bptt", "SlotSwapLoader", "SequenceStore", "run_window", "RBM", "BetaRBM", "GaussianRBM",
-             "corrsort", "tile", "save_png"}
+             "corrsort", "tile", "save_png", "save", "load"}
 
 
 def all_modules() -> list[str]:

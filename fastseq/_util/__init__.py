@@ -1,1 +1,1 @@
-"""Private helpers shared by every domain: argument checks, atomic writes, progress bars."""
+"""Private helpers shared by every domain: argument checks, atomic writes, the one file format, progress bars."""

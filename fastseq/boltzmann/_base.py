@@ -17,7 +17,6 @@ sparse CSR/CSC, float32 or float64, feature names), and outputs keep the input's
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 from numbers import Integral, Real
@@ -32,14 +31,13 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from fastseq.boltzmann import _sampling_nb as nbs
-from fastseq._util.atomic import atomic_open
+from fastseq._util import files
 from fastseq._util.memory import check_fits
 from fastseq._util.progress import progress_bar
-from fastseq._util.validate import file_path, positive_int
+from fastseq._util.validate import positive_int, torch_device
 
 __all__ = ["BoltzmannMachine", "load_rbm"]
 
-_FORMAT = "fastseq-rbm-1"
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
            torch.float64: torch.float64, np.float32: torch.float32, np.float64: torch.float64}
 _CHUNK_ELEMENTS = 1 << 21  # rows of a sparse or large input are densified this many entries at a time
@@ -549,20 +547,19 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         cfg["device"] = str(self.device)
         return cfg
 
+    _file_kind = "rbm"
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write the parameters and settings to an ``.npz`` file (atomic; no pickle)."""
+        """Write the parameters and settings to ``path`` in fastseq's file format (safetensors
+        with a JSON header, written atomically, never pickle; see :func:`fastseq.save`)."""
         check_is_fitted(self)
-        path = file_path("path", path)
-        arrays = {f"param/{k}": v.detach().cpu().numpy() for k, v in self.params_.items()}
-        meta = {"format": _FORMAT, "class": type(self).__name__, "config": self._config(),
-                "n_features_in": self.n_features_in_, "n_chains": int(self.h_samples_.shape[0])}
-        arrays["meta"] = np.array(json.dumps(meta))
-        with atomic_open(path) as fh:
-            np.savez(fh, **arrays)
+        header = {"class": type(self).__name__, "config": self._config(), "n_features_in": self.n_features_in_,
+                  "n_chains": int(self.h_samples_.shape[0])}
+        files.write(path, "rbm", header, self.params_)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "BoltzmannMachine":
-        """Read a model written by :meth:`save` (``allow_pickle=False``)."""
+        """Read a model written by :meth:`save` (or by an earlier fastseq); it must be a ``cls``."""
         model = load_rbm(path, device=device)
         if not isinstance(model, cls):
             raise TypeError(f"Expected a saved {cls.__name__}, got a saved {type(model).__name__} in {os.fspath(path)!r}.")
@@ -570,56 +567,60 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
 
 def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) -> BoltzmannMachine:
-    """Load any fastseq Boltzmann machine saved with ``save`` (no code is executed).
+    """Load any fastseq Boltzmann machine saved with ``save``: :func:`fastseq.load` for
+    Boltzmann machine files only. No code in the file is run.
+
+    Also reads the ``.npz`` files of earlier fastseq versions (format ``fastseq-rbm-1``).
+
+    Args:
+        path: the file.
+        device: where the machine trains and samples (its ``device`` parameter); None keeps
+            the saved one.
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not a model saved by fastseq (corrupt, truncated, other).
+        ValueError: the file is not a Boltzmann machine saved by fastseq (corrupt, truncated,
+            another kind, or written by a newer fastseq).
 
     Example:
         >>> import os, tempfile
         >>> import numpy as np
         >>> from fastseq.boltzmann import RBM
         >>> X = (np.random.default_rng(0).random((20, 5)) < 0.5).astype(float)
-        >>> path = os.path.join(tempfile.mkdtemp(), "rbm.npz")
+        >>> path = os.path.join(tempfile.mkdtemp(), "rbm.safetensors")
         >>> RBM(n_components=3, n_iter=1, random_state=0).fit(X).save(path)
         >>> load_rbm(path).components_.shape
         (3, 5)
     """
-    path = os.fspath(file_path("path", path))
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Expected a saved model at {path!r}, got no such file.")
-    unreadable = f"Expected {path!r} to be a Boltzmann machine saved by fastseq (.npz), got an unreadable file"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            params = {k[len("param/"):]: data[k] for k in data.files if k.startswith("param/")}
-        meta = dict(meta)
-        cfg = dict(meta["config"])
-        n_features = int(meta["n_features_in"])
-    except Exception as exc:  # noqa: BLE001 - a damaged zip fails in many ways (BadZipFile, EOFError, struct.error, ...)
-        raise ValueError(f"{unreadable} ({type(exc).__name__}: {exc}).") from None
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"Expected format {_FORMAT!r} in {path!r}, got {meta.get('format')!r}.")
-    classes = BoltzmannMachine._registry
-    klass = classes.get(meta.get("class"))
-    if klass is None:
-        raise ValueError(f"Expected one of {sorted(classes)} in {path!r}, got class {meta.get('class')!r}.")
     if device is not None:
-        cfg["device"] = device
-    try:
+        torch_device("device", device)
+    header, params = files.read(path, "rbm")
+    path = os.fspath(path)
+    classes = BoltzmannMachine._registry
+    klass = classes.get(header.get("class"))
+    if klass is None:
+        raise files.FileError(f"Expected path {path!r} to hold one of {sorted(classes)}, got class "
+                              f"{header.get('class')!r}.")
+    with files.building(path, "rbm"):
+        cfg = dict(header["config"])
+        if device is not None:
+            cfg["device"] = device
         model = klass(**cfg)
         model._setup_random()
-        n_chains = positive_int("n_chains", meta.get("n_chains", cfg.get("n_chains") or cfg.get("batch_size")))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{unreadable} (its settings: {exc}).") from None
-    model.n_features_in_ = n_features
+        n_chains = positive_int("n_chains", header.get("n_chains", cfg.get("n_chains") or cfg.get("batch_size")))
+        model.n_features_in_ = positive_int("n_features_in", header["n_features_in"])
+        d, h = model.n_features_in_, positive_int("n_components", model.n_components)
+        check_fits(f"{klass.__name__} with {n_chains} chains of {h} hidden units", n_chains * h * 8)
     template = model._param_template()
     model.params_ = {}
     for name, requires_grad in template.items():
         if name not in params:
-            raise ValueError(f"Expected parameter {name!r} in {path!r}, got only {sorted(params)}.")
-        t = torch.tensor(params[name], dtype=model._tdtype, device=model.device)
+            raise files.FileError(f"Expected parameter {name!r} in {path!r}, got only {sorted(params)}.")
+        shape = tuple(params[name].shape)
+        if not (shape == (d, h) or shape in ((d,), (h,))):
+            raise files.FileError(f"Expected parameter {name!r} in {path!r} to fit {d} visible and {h} hidden "
+                                  f"units, got shape {shape}.")
+        t = params[name].to(dtype=model._tdtype, device=model.device)
         model.params_[name] = t.requires_grad_(requires_grad)
     model._start_training(n_chains)
     return model

@@ -53,7 +53,7 @@ def save_checkpoint(path: str | os.PathLike, *, config: dict, loader_state: dict
                     torch_rng: list[torch.Tensor] | None = None) -> None:
     """Write one checkpoint atomically (see the module docstring). ``carried``: one process's
     parts, or a list with each process's; ``torch_rng``: each process's torch random state."""
-    from safetensors.torch import save_file
+    from fastseq._util import files
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous().clone() for k, v in decoder.state_dict().items()}
     opt_tensors, opt_meta = _flat_optimizer(optimizer)
@@ -71,26 +71,21 @@ def save_checkpoint(path: str | os.PathLike, *, config: dict, loader_state: dict
     meta = {"format": FORMAT, "version": VERSION, "config": config, "loader": loader_state, "optimizer": opt_meta,
             "numpy_rng": [name, int(pos), int(has_gauss), float(cached)], "carried": len(ranks[0]),
             "ranks": len(ranks)}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata={"fastseq": json.dumps(meta)})
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+    # fastseq's file format: the checkpoint's own format and version name its layout inside it
+    header = {k: v for k, v in meta.items() if k not in ("format", "version")}
+    files.write(path, "train_bptt_checkpoint", {"checkpoint_version": meta["version"], **header}, tensors)
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
-    """Read a checkpoint's JSON and tensors; a truncated or foreign file is a ValueError."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    """Read a checkpoint's JSON and tensors; a truncated or foreign file is a ValueError.
 
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            header = fh.metadata() or {}
-        meta = json.loads(header["fastseq"])
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
-        raise ValueError(f"Expected {path} to be a complete train_bptt checkpoint, got an unreadable file "
-                         f"(truncated or another format: {exc}).") from None
+    :func:`fastseq.load` for checkpoint files only; reads the checkpoints of earlier
+    fastseq versions too."""
+    from fastseq._util import files
+
+    header, tensors = files.read(path, "train_bptt_checkpoint")
+    meta = {"format": FORMAT, "version": header.get("checkpoint_version"),
+            **{k: v for k, v in header.items() if k not in (*files.RESERVED, "checkpoint_version")}}
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         raise ValueError(f"Expected {path} to be a {FORMAT} of version {VERSION}, got another file.")
     return meta, tensors

@@ -14,13 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastseq._util.atomic import atomic_path
+from fastseq._util import files
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import positive_int, seed_arg
+from fastseq._util.validate import file_path, positive_int, seed_arg, torch_device
 
 __all__ = ["ConvAutoencoder", "ConvConfig", "default_config", "load_autoencoder"]
 
-_FORMAT = "fastseq-conv-1"
 _ACTIVATIONS = {"tanh": nn.Tanh, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU}
 
 
@@ -123,14 +122,19 @@ class ConvConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "ConvConfig":
-        d = json.loads(text)
-        for key in ("channels", "strides", "kernels"):
-            d[key] = tuple(d[key]) if d.get(key) is not None else None
-        return cls(**d)
+        return _config_from(json.loads(text))
 
     def describe(self) -> str:
         return (f"{self.size}x{self.size} input, channels {list(self.channels)}, strides {list(self.strides)}, "
                 f"kernels {list(self.kernels)}, {self.activation}")
+
+
+def _config_from(d: dict) -> ConvConfig:
+    """A ConvConfig from the dict ``to_json`` writes (lists for the per-layer settings)."""
+    d = dict(d)
+    for key in ("channels", "strides", "kernels"):
+        d[key] = tuple(d[key]) if d.get(key) is not None else None
+    return ConvConfig(**d)
 
 
 def default_config(size: int = 64) -> ConvConfig:
@@ -275,46 +279,36 @@ class ConvAutoencoder(nn.Module):
         return self.decode(self.encode(images, batch_size), batch_size)
 
     # ---------------------------------------------------------------- files
+    _file_kind = "conv_autoencoder"
+
     def save(self, path: str | os.PathLike) -> None:
-        """Write weights and configuration, atomically: ``.safetensors`` or ``.npz`` (no pickle)."""
-        path = os.fspath(path)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        meta = {"format": _FORMAT, "config": self.config.to_json()}
-        if path.endswith(".npz"):
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, __meta__=np.array(json.dumps(meta)), **{k: v.numpy() for k, v in tensors.items()})
-        elif path.endswith(".safetensors"):
-            from safetensors.torch import save_file
-
-            with atomic_path(path) as tmp:
-                save_file(tensors, tmp, metadata=meta)
-        else:
-            raise ValueError(f"Expected path to end in .safetensors or .npz, got {path!r}.")
-
-
-def _read(path: str) -> tuple[dict, dict[str, torch.Tensor]]:
-    if path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["__meta__"])) if "__meta__" in data.files else {}
-            return meta, {k: torch.from_numpy(data[k]) for k in data.files if k != "__meta__"}
-    from safetensors import safe_open
-
-    with safe_open(path, framework="pt") as fh:
-        return dict(fh.metadata() or {}), {k: fh.get_tensor(k) for k in fh.keys()}
+        """Write weights and configuration in fastseq's file format (safetensors with a JSON
+        header, atomically; see :func:`fastseq.save`). The name must end in ``.safetensors``
+        (or ``.npz``, a name earlier versions wrote their own format to; the content is the
+        same safetensors file)."""
+        name = os.fspath(file_path("path", path))
+        if not name.endswith((".safetensors", ".npz")):
+            raise ValueError(f"Expected path to end in .safetensors or .npz, got {name!r}.")
+        files.write(path, "conv_autoencoder", {"config": asdict(self.config)}, self.state_dict())
 
 
 def load_autoencoder(path: str | os.PathLike, config: ConvConfig | None = None,
                      device: str | torch.device = "cpu") -> ConvAutoencoder:
-    """Read a network written by :meth:`ConvAutoencoder.save`; no code is run.
+    """Read a network written by :meth:`ConvAutoencoder.save`: :func:`fastseq.load` for
+    network files only, with an optional check of the shape. No code in the file is run.
+
+    Also reads the ``.safetensors`` and ``.npz`` files of earlier fastseq versions (format
+    ``fastseq-conv-1``).
 
     Args:
-        path: ``.safetensors`` or ``.npz`` file.
+        path: the file.
         config: when given, the file must hold a network of exactly this shape.
         device: where the weights go.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a fastseq network file, or a network of another configuration.
+        ValueError: not a fastseq network file (unreadable, truncated, another kind, or
+            written by a newer fastseq), or a network of another configuration.
 
     Example:
         >>> import tempfile
@@ -323,24 +317,15 @@ def load_autoencoder(path: str | os.PathLike, config: ConvConfig | None = None,
         >>> load_autoencoder(p).config.code_size
         256
     """
+    device = torch_device("device", device)
+    header, tensors = files.read(path, "conv_autoencoder")
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected model to be a saved network file, {path!r} does not exist.")
-    try:
-        meta, tensors = _read(path)
-    except Exception as exc:  # any parse failure of a foreign or damaged file
-        raise ValueError(f"Expected model to be a fastseq network file, {path!r} is unreadable ({exc}).") from None
-    if meta.get("format") != _FORMAT:
-        raise ValueError(f"Expected model to be a fastseq network file (format {_FORMAT}), got {path!r} "
-                         f"with format {meta.get('format')!r}.")
-    stored = ConvConfig.from_json(meta["config"])
+    with files.building(path, "conv_autoencoder"):
+        stored = _config_from(header["config"])
     if config is not None and stored != config:
         raise ValueError(f"Expected model to hold a network for {config.describe()}, got one for "
                          f"{stored.describe()} in {path!r}.")
-    model = ConvAutoencoder(stored, seed=None)
-    try:
+    with files.building(path, "conv_autoencoder"):
+        model = ConvAutoencoder(stored, seed=None)
         model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise ValueError(f"Expected model {path!r} to hold the weights its configuration names, got others "
-                         f"({str(exc).splitlines()[0]}).") from None
     return model.to(device)

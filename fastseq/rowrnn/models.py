@@ -8,7 +8,8 @@ where ``y_t`` predicts row ``t+1``. Untied RNN, GRU and LSTM variants share its
 interface: ``step`` for one row, ``forward`` for a whole sequence, ``as_decoder`` for
 :func:`fastseq.train_bptt`, and ``advance``, which also returns each unit's response
 (the pre-sigmoid activation for the RNNs; what :mod:`fastseq.rowrnn.units` weighs windows by). :func:`complete` continues half-seen digits by feeding predictions back.
-Parameters are saved with safetensors (no code runs on load), atomically.
+Models are saved in fastseq's file format (safetensors with a JSON header: no code runs on
+load), atomically.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastseq._util.atomic import atomic_path
+from fastseq._util import files
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import file_path, flag, instance_of, positive_int, real_array
+from fastseq._util.validate import flag, instance_of, positive_int, real_array, torch_device
 
 __all__ = [
     "RowRNN", "RowDecoder", "TiedRNN", "UntiedRNN", "GRURows", "LSTMRows", "MODEL_KINDS", "make_model",
@@ -74,6 +75,14 @@ class RowRNN(nn.Module):
             y, state = self.step(row, state)
             outputs.append(y)
         return torch.stack(outputs), state
+
+    _file_kind = "rowrnn"
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the parameters and architecture in fastseq's file format (safetensors with a
+        JSON header, atomically; see :func:`fastseq.save`)."""
+        header = {"model": self.kind, "n_visible": self.n_visible, "n_hidden": self.n_hidden}
+        files.write(path, "rowrnn", header, self.state_dict())
 
     def hidden_seed(self) -> State:
         """The trainer's seed state, ``1 x H`` (a tuple for the LSTM)."""
@@ -322,7 +331,7 @@ def baseline_errors(train: np.ndarray, test: np.ndarray, k: int = 14) -> dict[st
 
 
 def save_model(model: RowRNN, path: str | os.PathLike) -> None:
-    """Save parameters and architecture with safetensors, atomically (temp file + rename).
+    """Save a row model in fastseq's file format: ``model.save(path)`` (see :func:`fastseq.save`).
 
     Example:
         >>> import os, tempfile
@@ -332,42 +341,33 @@ def save_model(model: RowRNN, path: str | os.PathLike) -> None:
         >>> m.kind, m.n_hidden
         ('rnn', 8)
     """
-    from safetensors.torch import save_file
-
     instance_of("model", model, RowRNN, "a row model (RowRNN)")
-    path = file_path("path", path)
-    tensors = {name: p.detach().cpu().contiguous() for name, p in model.state_dict().items()}
-    meta = {"fastseq_model": model.kind, "n_visible": str(model.n_visible), "n_hidden": str(model.n_hidden)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=meta)
+    model.save(path)
 
 
-def load_model(path: str | os.PathLike) -> RowRNN:
-    """Load a model saved by :func:`save_model` (safetensors: no code runs on load).
+def load_model(path: str | os.PathLike, device: str | torch.device | None = None) -> RowRNN:
+    """Load a row model saved by :meth:`RowRNN.save` or :func:`save_model`: :func:`fastseq.load`
+    for row-model files only. No code in the file is run.
+
+    Also reads the safetensors files of earlier fastseq versions.
+
+    Args:
+        path: the file.
+        device: where the parameters go; None: the CPU.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not a fastseq row-model file, its tensors do not fit its architecture,
-            or a parameter is NaN or infinite.
+        ValueError: not a fastseq row-model file (unreadable, truncated, another kind, or
+            written by a newer fastseq), its tensors do not fit its architecture, or a
+            parameter is NaN or infinite.
     """
-    from safetensors import safe_open
-
-    path = file_path("path", path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Expected a parameter file at path {str(path)!r}, found none.")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise ValueError(f"Expected path {str(path)!r} to be a safetensors file, could not read it ({exc}).") \
-            from None
+    device = None if device is None else torch_device("device", device)
+    header, tensors = files.read(path, "rowrnn")
+    path = os.fspath(path)
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"Expected finite parameters in {path}, got NaN or infinity in {key!r}.")
-    try:
-        model = make_model(meta["fastseq_model"], int(meta["n_hidden"]), int(meta["n_visible"]))
+            raise files.FileError(f"Expected finite parameters in {path}, got NaN or infinity in {key!r}.")
+    with files.building(path, "rowrnn"):
+        model = make_model(header["model"], int(header["n_hidden"]), int(header["n_visible"]))
         model.load_state_dict(tensors, strict=True)
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-        raise ValueError(f"Expected {path} to hold a fastseq row model, got metadata {meta} ({exc}).") from None
-    return model
+    return model if device is None else model.to(device)

@@ -9,8 +9,8 @@ import stat
 
 import numpy as np
 import pytest
+import safetensors.torch
 
-import fastseq.boltzmann._base as base
 from fastseq.boltzmann import (RBM, BetaRBM, GaussianRBM, ais_log_partition, ais_schedule, average_log_likelihood,
                                exact_log_partition, load_rbm, pseudo_likelihood)
 
@@ -117,8 +117,8 @@ def test_corrupt_files_are_named(fitted, tmp_path):
     for i, bad in enumerate([data[:4], data[:len(data) // 2], data[:54] + bytes(8) + data[62:]]):
         p = tmp_path / f"bad{i}.npz"
         p.write_bytes(bad)
-        with pytest.raises(ValueError, match=rf"Expected '{p}' to be a Boltzmann machine saved by fastseq \(.npz\), "
-                                             r"got an unreadable file \(\w+"):
+        with pytest.raises(ValueError, match=rf"Expected path '{p}' to be a fastseq Boltzmann machine \(RBM\) file, "
+                                             r"got an unreadable file: \w+"):
             load_rbm(p)
 
 
@@ -130,11 +130,12 @@ def test_save_is_atomic_and_keeps_the_usual_file_mode(fitted, tmp_path, monkeypa
     os.umask(umask)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask  # not mkstemp's 0600
 
-    def half_then_fail(fh, **arrays):
-        fh.write(b"PK\x03\x04 half a zip")
+    def half_then_fail(tensors, filename, metadata=None):
+        with open(filename, "wb") as fh:
+            fh.write(b"\x90\x00\x00\x00\x00\x00\x00\x00{ half a safetensors file")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(base.np, "savez", half_then_fail)
+    monkeypatch.setattr(safetensors.torch, "save_file", half_then_fail)
     with pytest.raises(KeyboardInterrupt):
         fitted.save(path)
     assert path.read_bytes() == old and os.listdir(tmp_path) == ["m.npz"]

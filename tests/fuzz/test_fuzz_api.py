@@ -181,6 +181,14 @@ def _saved_rbm():
     return path
 
 
+def _saved_network():
+    from fastseq.conv import ConvAutoencoder, ConvConfig
+
+    path = _tmpfile(b"", "cnn.safetensors")
+    ConvAutoencoder(ConvConfig(8, (2,), (2,)), seed=0).save(path)
+    return path
+
+
 @dataclass
 class Entry:
     call: Callable
@@ -533,6 +541,8 @@ LOADERS = {
     "datasets.read_idx": (lambda path: _m("fastseq.datasets", "read_idx")(path), _idx_file),
     "rowrnn.load_model": (lambda path: _m("fastseq.rowrnn", "load_model")(path), _saved_model),
     "boltzmann.load_rbm": (lambda path: _m("fastseq.boltzmann", "load_rbm")(path), _saved_rbm),
+    "conv.load_autoencoder": (lambda path: _m("fastseq.conv", "load_autoencoder")(path), _saved_network),
+    "load": (lambda path: _m("fastseq", "load")(path), _saved_rbm),
 }
 
 
