@@ -45,11 +45,11 @@ for epoch in range(4):
     model.train()
     losses = train_bptt(model.as_decoder(feedback=True), contexts, targets, torch.zeros(28), model.hidden_seed(),
                         optimizer, 20, 27, cost, teacher_forcing=0.5, shuffle=True, seed=0, epoch=epoch)
-model.eval()
 
 # %%
 # Complete the held-out digits from their top 14 rows, and compare with two baselines:
 # repeating the last seen row, and the mean bottom half of the training digits.
+model.eval()
 k = 14
 test = digits.test_images
 completed = complete(model, test, k=k)
