@@ -8,6 +8,7 @@ neither is kept by hand.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,10 @@ napoleon_numpy_docstring = False
 
 html_theme = "furo"
 html_title = f"fastseq {release}"
+
+# furo's a11y_pygments calls logging.basicConfig(level=INFO) when it is imported; without this
+# the gallery's run_window calls would print fastseq.bptt's engine choices into the build log
+logging.getLogger("fastseq").setLevel(logging.WARNING)
 
 FAST = os.environ.get("FASTSEQ_DOCS_FAST", "") not in ("", "0")
 sphinx_gallery_conf = {
