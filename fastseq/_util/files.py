@@ -54,7 +54,7 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "rbm": Kind("a fastseq Boltzmann machine (RBM) file", "fastseq.boltzmann:load_rbm"),
     "conv_autoencoder": Kind("a fastseq ConvAutoencoder model file", "fastseq.conv:load_autoencoder"),
-    "rowrnn": Kind("a fastseq row model (RowRNN) file", "fastseq.rowrnn:load_model"),
+    "rowrnn": Kind("a fastseq row model (RowRNN) file", "fastseq.rowrnn.models:load_model"),
     "train_bptt_checkpoint": Kind("a fastseq train_bptt checkpoint", "fastseq.bptt.checkpoint:load_checkpoint",
                                   device=False),
 }

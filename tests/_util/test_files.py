@@ -20,7 +20,7 @@ from fastseq.boltzmann import R3BM, RBM, RRBM, BetaRBM, GaussianRBM, load_rbm
 from fastseq.bptt import train_bptt
 from fastseq.bptt.checkpoint import load_checkpoint
 from fastseq.conv import ConvAutoencoder, ConvConfig, load_autoencoder
-from fastseq.rowrnn import load_model, make_model
+from fastseq.rowrnn.models import load_model, make_model
 
 OLD = Path(__file__).parent / "old_files"  # written by fastseq before this format (see make_old_files.py)
 EXPECTED = dict(np.load(OLD / "expected.npz"))

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from fastseq.datasets import lfw_subset_faces, load_faces, normalise_faces, preprocess_faces
+from fastseq.datasets.faces import lfw_subset_faces, load_faces, normalise_faces, preprocess_faces
 
 
 @pytest.fixture(scope="module")

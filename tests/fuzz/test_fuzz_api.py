@@ -144,7 +144,7 @@ IDX_BYTES = b"\x00\x00\x08\x01\x00\x00\x00\x02ab"  # two unsigned bytes
 
 
 def _saved_model():
-    from fastseq.rowrnn import save_model
+    from fastseq.rowrnn.models import save_model
 
     path = _tmpfile(b"", "m.safetensors")
     save_model(_rnn(), path)
@@ -198,7 +198,10 @@ class Entry:
 
 
 def _m(module, name):
-    return getattr(importlib.import_module(module), name)
+    """``module.name``; a name that left a subpackage's surface is read from its own module."""
+    mod = importlib.import_module(module)
+    moved = getattr(mod, "MOVED", {})
+    return getattr(importlib.import_module(moved[name][0]) if name in moved else mod, name)
 
 
 def _tmpfile(data: bytes, name="f.bin"):

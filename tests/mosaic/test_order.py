@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fastseq.mosaic import _order_nb as nb
 from fastseq.mosaic import _order_py as py
-from fastseq.mosaic import adjacent_correlations, cluster_layout, corrsort, path_correlation, split_clusters
+from fastseq.mosaic.order import adjacent_correlations, cluster_layout, corrsort, path_correlation, split_clusters
 from fastseq.mosaic.order import correlation_matrix, most_correlated_pair, neighbour_lists, standardize
 
 NO_LISTS = np.zeros((0, 1), dtype=np.intp)

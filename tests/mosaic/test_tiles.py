@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastseq.mosaic import MosaicLayout, paragraph_layout, save_png, tile
+from fastseq.mosaic import paragraph_layout, save_png, tile
+from fastseq.mosaic.layout import MosaicLayout
 
 
 def reference_tile(tiles, cells, spacing, background):

@@ -19,7 +19,7 @@ from fastseq.boltzmann import R3BM, RBM, RRBM, BetaRBM, GaussianRBM
 from fastseq.bptt import train_bptt
 from fastseq.bptt.checkpoint import load_checkpoint
 from fastseq.conv import ConvAutoencoder, ConvConfig
-from fastseq.rowrnn import make_model, save_model
+from fastseq.rowrnn.models import make_model, save_model
 
 HERE = Path(__file__).parent
 
