@@ -70,11 +70,11 @@ def _seed_parts(rnn, seed, like: Tensor) -> tuple[Tensor, ...]:
         return tuple(like.new_zeros(rnn.num_layers, 1, h) for h in sizes)
     parts = state_parts(seed)
     if len(parts) != len(sizes):
-        raise ValueError(f"Expected seed to hold {len(sizes)} tensor(s) for {type(rnn).__name__}, got {len(parts)}.")
+        raise ValueError(f"Expected reset_state to hold {len(sizes)} tensor(s) for {type(rnn).__name__}, got {len(parts)}.")
     out = []
     for p, h in zip(parts, sizes):
         if tuple(p.shape) != (rnn.num_layers, h):
-            raise ValueError(f"Expected seed of shape ({rnn.num_layers}, {h}) (layers x hidden), got {tuple(p.shape)}.")
+            raise ValueError(f"Expected reset_state of shape ({rnn.num_layers}, {h}) (layers x hidden), got {tuple(p.shape)}.")
         out.append(p.to(like).unsqueeze(1))
     return tuple(out)
 
@@ -183,11 +183,12 @@ def run_window(
     state: State | None = None,
     *,
     valid=None,
-    seed: State | None = None,
+    reset_state: State | None = None,
     slot_map=None,
     plan: SegmentPlan | None = None,
     engine: Engine = "auto",
     detach: bool = True,
+    seed: State | None = None,
 ) -> tuple[Tensor, State]:
     """Run a standard recurrent module over one slot-swap window.
 
@@ -196,11 +197,12 @@ def run_window(
     Args:
         rnn: ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM`` with ``batch_first=False``, one direction.
         inputs: ``K x W x F``.
-        reset: ``K x W`` bool; the slot's state is restored to ``seed`` before step k.
+        reset: ``K x W`` bool; the slot's state is restored to ``reset_state`` before step k.
         state: the previous window's final state, ``L x W_prev x H`` (LSTM: ``(h, c)``),
             or None for zeros.
         valid: ``K x W`` bool of real steps; outputs are zero elsewhere.
-        seed: ``L x H`` (LSTM: ``(h, c)``) state a new sequence starts from; zeros if None.
+        reset_state: ``L x H`` (LSTM: ``(h, c)``) state a new sequence starts from; zeros
+            if None.
         slot_map: ``W`` slot of the previous window that each slot continues (compact
             windows narrow while an epoch drains); applied to ``state`` first.
         plan: a precomputed :func:`window_plan` of (reset, valid) for the packed or dense
@@ -210,6 +212,7 @@ def run_window(
             measured on the device, :func:`default_engine`). ``"fused"`` falls back to
             ``"steps"`` with a warning for an ``nn.LSTM`` with ``proj_size``.
         detach: cut the gradient into the previous window (truncated BPTT).
+        seed: the former name of ``reset_state`` (deprecated: it is not a random seed).
 
     Returns:
         ``(outputs, state)``: outputs ``K x W x H``; the state after the window.
@@ -237,7 +240,13 @@ def run_window(
         raise ValueError("Expected an nn.GRU or nn.RNN for engine='dense' (an LSTM's cell state is not in its output), got nn.LSTM.")
     state = carry_state(state, slot_map, detach=detach)
     carried = _carried_parts(rnn, state, width, inputs)
-    seeds = _seed_parts(rnn, seed, inputs)
+    if seed is not None:
+        if reset_state is not None:
+            raise TypeError("Expected reset_state or its former name seed, got both.")
+        warnings.warn("run_window(seed=...) is deprecated: the keyword is now reset_state (the state a new "
+                      "sequence starts from; not a random seed).", DeprecationWarning, stacklevel=2)
+        reset_state = seed
+    seeds = _seed_parts(rnn, reset_state, inputs)
     if engine in ("packed", "dense"):
         kind = SegmentPlan if engine == "packed" else DensePlan
         if not isinstance(plan, kind):

@@ -53,7 +53,7 @@ def _batched(rnn, xs, ws, engine, compact, seed, batch=4, bptt=5):
     boundaries = {i: [] for i in range(len(xs))}
     state = None
     for w in loader:
-        out, state = run_window(rnn, w.inputs, w.reset, state, valid=w.valid, seed=seed,
+        out, state = run_window(rnn, w.inputs, w.reset, state, valid=w.valid, reset_state=seed,
                                 slot_map=w.slot_map, plan=w.plan, engine=engine)
         loss = (out * w.targets * w.valid.unsqueeze(-1)).sum()
         loss.backward()
@@ -208,8 +208,8 @@ def test_bad_arguments_name_what_was_expected():
         run_window(nn.GRU(2, 3, bidirectional=True), x, reset)
     with pytest.raises(ValueError, match=r"state of shape \(1, 2, 3\)"):
         run_window(rnn, x, reset, torch.zeros(1, 5, 3))
-    with pytest.raises(ValueError, match=r"seed of shape \(1, 3\)"):
-        run_window(rnn, x, reset, seed=torch.zeros(3))
+    with pytest.raises(ValueError, match=r"reset_state of shape \(1, 3\)"):
+        run_window(rnn, x, reset, reset_state=torch.zeros(3))
     with pytest.raises(ValueError, match="engine"):
         run_window(rnn, x, reset, engine="fast")
     with pytest.raises(ValueError, match=r"reset of shape \(4, 2\)"):
@@ -285,3 +285,16 @@ def test_cuda_loader_and_auto_engine_match_cpu(kind):
         torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-4)
     for a, b in zip(cpu_grads, gpu_grads):
         torch.testing.assert_close(b, a, rtol=1e-3, atol=1e-3)
+
+
+def test_run_window_seed_keyword_is_the_deprecated_name_of_reset_state():
+    torch.manual_seed(0)
+    rnn = nn.GRU(3, 4)
+    x, start = torch.randn(5, 2, 3), torch.randn(1, 4)
+    reset = torch.tensor([[True, True], [False, False], [True, False], [False, True], [False, False]])
+    want, _ = run_window(rnn, x, reset, reset_state=start, engine="steps")
+    with pytest.deprecated_call(match="reset_state"):
+        got, _ = run_window(rnn, x, reset, seed=start, engine="steps")
+    torch.testing.assert_close(got, want)
+    with pytest.raises(TypeError, match="reset_state or its former name seed"):
+        run_window(rnn, x, reset, reset_state=start, seed=start)

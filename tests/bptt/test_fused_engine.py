@@ -94,7 +94,7 @@ def test_fused_equals_the_module_own(name, shape, reset_kind):
     rnn = _module(name)
     rng = np.random.default_rng(zlib.crc32(f"{name}{shape}{reset_kind}".encode()))
     x, reset, valid, state, seed = _window(rnn, *shape, reset_kind, rng)
-    got = _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, seed=_pack(seed),
+    got = _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, reset_state=_pack(seed),
                                          engine="fused", detach=False), x, state, seed, rng)
     want = _grads(rnn, lambda: _module_own(rnn, x, reset, valid, _pack(state), _pack(seed)), x, state, seed, rng)
     assert len(got) == len(want)
@@ -139,7 +139,7 @@ def test_fused_over_an_epoch_of_narrowing_windows(name):
         return outs, widths, [p.grad.clone() for p in rnn.parameters()]
 
     def fused(w, state):
-        return run_window(rnn, w.inputs, w.reset, state, valid=w.valid, seed=seed, slot_map=w.slot_map,
+        return run_window(rnn, w.inputs, w.reset, state, valid=w.valid, reset_state=seed, slot_map=w.slot_map,
                           engine="fused")
 
     def own(w, state):
@@ -172,7 +172,7 @@ def test_gradcheck(name):
     params = list(rnn.parameters())
 
     def f(x, *rest):
-        out, final = run_window(rnn, x, reset, _pack(tuple(rest[:n])), seed=_pack(tuple(rest[n:2 * n])),
+        out, final = run_window(rnn, x, reset, _pack(tuple(rest[:n])), reset_state=_pack(tuple(rest[n:2 * n])),
                                 engine="fused", detach=False)
         return (out, *_parts(final))
 
@@ -323,12 +323,12 @@ def test_fused_on_cuda_matches_the_cpu(name):
     rnn = _module(name)
     rng = np.random.default_rng(3)
     x, reset, valid, state, seed = _window(rnn, 7, 5, "random", rng)
-    want = _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, seed=_pack(seed),
+    want = _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, reset_state=_pack(seed),
                                           engine="fused", detach=False), x, state, seed, rng)
     gpu = _module(name).cuda()
     xg, sg, dg = (x.detach().cuda().requires_grad_(), tuple(s.detach().cuda().requires_grad_() for s in state),
                   tuple(s.detach().cuda().requires_grad_() for s in seed))
-    got = _grads(gpu, lambda: run_window(gpu, xg, reset.cuda(), _pack(sg), valid=valid.cuda(), seed=_pack(dg),
+    got = _grads(gpu, lambda: run_window(gpu, xg, reset.cuda(), _pack(sg), valid=valid.cuda(), reset_state=_pack(dg),
                                          engine="fused", detach=False), xg, sg, dg, rng)
     for a, b in zip(got, want):
         torch.testing.assert_close(a.cpu(), b, rtol=1e-9, atol=1e-11)
@@ -344,7 +344,7 @@ def test_torch_op_path_used_on_cuda_matches_the_kernels(name, monkeypatch):
     x, reset, valid, state, seed = _window(rnn, 6, 4, "random", rng)
 
     def run():
-        return _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, seed=_pack(seed),
+        return _grads(rnn, lambda: run_window(rnn, x, reset, _pack(state), valid=valid, reset_state=_pack(seed),
                                               engine="fused", detach=False), x, state, seed, rng)
 
     want = run()

@@ -14,7 +14,7 @@ from fastseq.bptt.engines import run_window
 def _run(rnn, x, reset, state, seed):
     rnn.zero_grad(set_to_none=True)
     x = x.detach().requires_grad_()
-    out, final = run_window(rnn, x, reset, state, seed=seed, engine="fused", detach=False)
+    out, final = run_window(rnn, x, reset, state, reset_state=seed, engine="fused", detach=False)
     parts = final if isinstance(final, tuple) else (final,)
     loss = out.square().sum() + sum(p.square().sum() for p in parts)
     loss.backward()
