@@ -1,7 +1,7 @@
 """Schedule and gather speed against fair peers, each timed the same way.
 
 - Scheduler: the native scheduler against the fastest NumPy scheduler we could write
-  (``bench/_schedule_numpy.py``: heap admission once per epoch, whole-array windows),
+  (``bench/bptt/_schedule_numpy.py``: heap admission once per epoch, whole-array windows),
   both over the same whole epoch without compaction (they yield identical windows).
 - Twin speed-up: native against its plain-Python twin over the *same* windows (2 to 41
   of the epoch, set-up untimed; the twin is a readable per-slot loop, the tests'
@@ -12,7 +12,7 @@
 Every comparison runs once to warm up, then the contenders take turns in each repeat;
 medians and the spread (min-max over repeats) are printed.
 
-    python bench/compare_schedule.py [--sequences 1000000] [--repeats 5] [--json out.json]
+    python bench/bptt/compare_schedule.py [--sequences 1000000] [--repeats 5] [--json out.json]
 """
 from __future__ import annotations
 

@@ -10,20 +10,23 @@ batches (their speed does not change along an epoch); fastseq and the ideal
 time whole epochs / all their windows, fastseq's epoch end (drain) included.
 
 Run:
-    flock /tmp/fastseq-bench.lock python bench/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import _batching_methods as bm
 from _time_to_quality import time_to_quality
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",

@@ -12,9 +12,9 @@ to train here).
 
 Run (about 5 minutes; the first run also trains the RBM, about a minute)::
 
-    flock /tmp/fastseq-bench.lock python bench/compare_order.py --json out.json
-    flock /tmp/fastseq-bench.lock python bench/compare_order.py --seeds 8   # spread over seeds
-    flock /tmp/fastseq-bench.lock python bench/compare_order.py --equal-budgets 0.1 0.43 2
+    flock /tmp/fastseq-bench.lock python bench/mosaic/compare_order.py --json out.json
+    flock /tmp/fastseq-bench.lock python bench/mosaic/compare_order.py --seeds 8   # spread over seeds
+    flock /tmp/fastseq-bench.lock python bench/mosaic/compare_order.py --equal-budgets 0.1 0.43 2
 
 ``--equal-budgets``: the searches at the same wall-clock budgets on one thread, each
 run the same number of times (``--repeats``, interleaved, after a warm-up), medians

@@ -4,7 +4,7 @@ The issue asks that windows run through the network as one batch; this measures 
 that buys over running them one by one (the same code with batch size 1), interleaving
 repeats, on real MNIST digits (shipped inside fastseq) and a 169-unit tied RNN.
 
-    PYTHONPATH=. python bench/compare_rnn.py [--repeats 5] [--json PATH]   # no PYTHONPATH once installed
+    PYTHONPATH=. python bench/rowrnn/compare_rnn.py [--repeats 5] [--json PATH]   # no PYTHONPATH once installed
 """
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ two ratios for each Beta machine, and the targets are that both hold in every ru
 ``--load`` starts one CPU-bound process (``python -c "while True: pass"``) beside the runs
 and stops it afterwards, as on a shared machine. Run under the shared lock:
 
-    flock /tmp/fastseq-bench.lock python bench/compare_gibbs_chains.py --runs 10 --json quiet.json
-    flock /tmp/fastseq-bench.lock python bench/compare_gibbs_chains.py --runs 10 --load --json loaded.json
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_gibbs_chains.py --runs 10 --json quiet.json
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_gibbs_chains.py --runs 10 --load --json loaded.json
 """
 from __future__ import annotations
 

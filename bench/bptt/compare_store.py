@@ -12,7 +12,7 @@ Speed: the windows of one epoch's schedule (B=256, K=64) gathered from the store
 the memory map (pages resident), and from the memory map with pages dropped every
 ``--limit-mib`` (faulted back from the page cache); repeats interleaved, medians compared.
 
-    python bench/compare_store.py [--rows 500000] [--factor 10] [--features 64] [--limit-mib 64]
+    python bench/bptt/compare_store.py [--rows 500000] [--factor 10] [--features 64] [--limit-mib 64]
                                   [--repeats 5] [--folder DIR] [--json out.json]
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ Idle slot-steps are counted as a share of world x windows x B x K, where windows
 longest shard's count (every process runs that many windows, the others idle), so they
 include the epoch's drain and the idle windows of the processes that finish early.
 
-    python bench/compare_shards.py [--sequences 100000] [--batch 256] [--bptt 64] [--worlds 1 2 4 8]
+    python bench/bptt/compare_shards.py [--sequences 100000] [--batch 256] [--bptt 64] [--worlds 1 2 4 8]
 """
 from __future__ import annotations
 

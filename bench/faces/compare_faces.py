@@ -7,7 +7,7 @@ network, 288 codes) and S = 64 (the original's five layers, 512 codes; the 25 x 
 resized up). Repeats are interleaved so drifts in machine load hit every case alike;
 medians and the spread (min-max) are printed.
 
-    flock /tmp/fastseq-bench.lock env PYTHONPATH=. python bench/compare_faces.py [--repeats 3] [--json PATH]
+    flock /tmp/fastseq-bench.lock env PYTHONPATH=. python bench/faces/compare_faces.py [--repeats 3] [--json PATH]
 """
 from __future__ import annotations
 

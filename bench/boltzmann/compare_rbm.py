@@ -18,7 +18,7 @@ RBM and scikit-learn's, trained alike on a shuffled, class-stratified split of t
 (``fastseq.datasets.held_out_split``), both scored by fastseq's functions; with
 ``--samples PNG``: a mosaic of samples generated from scratch. Run under the shared lock:
 
-    flock /tmp/fastseq-bench.lock python bench/compare_rbm.py --repeats 7 --json out.json
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_rbm.py --repeats 7 --json out.json
 """
 from __future__ import annotations
 

@@ -5,20 +5,23 @@ hidden weights, forward (``32 x H @ H x 4H``) and backward (``32 x 4H @ 4H x H``
 whole-window products (input projection, weight gradients). Interleaved, medians of
 ``--repeats``; GFLOP/s of the kernel and its speed-up over each peer.
 
-    flock /tmp/fastseq-bench.lock python bench/compare_gemm.py [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_gemm.py [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from fastseq.bptt import _gemm_cy
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
 
 # (label, m, k, n, a transposed)
 SHAPES = [

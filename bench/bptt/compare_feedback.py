@@ -11,20 +11,23 @@ untimed (Numba kernels, allocator), then repeats are interleaved (A, B, C, A, B,
 rates are real steps per second, medians, with the spread (min-max over median).
 
 Run:
-    flock /tmp/fastseq-bench.lock python bench/compare_feedback.py [--quick] [--threads 1,2] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_feedback.py [--quick] [--threads 1,2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from fastseq.bptt import FeedbackGRU, FeedbackLSTM, train_bptt
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
 
 CELLS = {"gru": FeedbackGRU, "lstm": FeedbackLSTM}
 METHODS = {

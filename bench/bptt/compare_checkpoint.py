@@ -2,7 +2,7 @@
 (169 units, MNIST rows) and a GRU decoder with H=512, both with Adam's state, B=20 slots of
 carried state and 1,000 losses; save (atomic, fsync'd) and load timed in interleaved repeats.
 
-    python bench/compare_checkpoint.py [--repeats 9] [--json out.json]
+    python bench/bptt/compare_checkpoint.py [--repeats 9] [--json out.json]
 """
 from __future__ import annotations
 

@@ -7,20 +7,23 @@ window without resets (the peer a user would write), interleaved, medians of ``-
 Two reset patterns: ``lognormal`` (sequences of ~40 steps: about K/8 of the steps of a
 64-slot window hold a reset) and ``none`` (a reset-free window, mid-sequence).
 
-    flock /tmp/fastseq-bench.lock python bench/compare_engines.py [--threads 1,2] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_engines.py [--threads 1,2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from fastseq.bptt.engines import engine_for, run_window
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
 
 CELLS = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}
 SIZES = [(32, 1024), (128, 64), (512, 64)]  # (H, B): the original's regime, the benchmark's, GEMM-bound
