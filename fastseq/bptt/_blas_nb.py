@@ -7,7 +7,7 @@ several blocks at once on several threads. Each step multiplies one block of row
 thread pool is process-wide. Here the kernels call a Fortran ``?gemm`` by address:
 
 - float32 on a processor with AVX-512: fastseq's own kernel (``csrc/gemm.cpp``), made for
-  these shapes; here it ran 2.4-2.7x MKL on them (``bench/compare_gemm.py``);
+  these shapes; here it ran 2.4-2.7x MKL on them (``bench/bptt/compare_gemm.py``);
 - PyTorch's CPU wheel for x86-64 links Intel MKL statically and exports ``sgemm_``,
   ``dgemm_`` and ``MKL_Set_Num_Threads_Local``; when they are there, MKL is used and
   each calling thread pins it to one thread for itself alone (PyTorch's own use of MKL

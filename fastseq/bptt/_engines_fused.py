@@ -55,7 +55,7 @@ def _blas_threads():
     The kernels' products are per step (``W x H`` by ``H x 3H``): too small to gain from
     threads, and a second BLAS pool beside PyTorch's OpenMP pool fights it for the cores.
     With BLAS at PyTorch's 2 threads on 2 cores the fused engine ran at 0.4x its one-thread
-    speed (bench/compare_batching.py --threads 2); on one thread it keeps its speed.
+    speed (bench/bptt/compare_batching.py --threads 2); on one thread it keeps its speed.
     """
     from fastseq.bptt._blas_nb import gemm
 

@@ -4,7 +4,7 @@ The input projection of a window (``K * W`` rows times the input weights), its g
 the hidden weights' gradient (a sum over the window's ``K * W`` rows) are the larger half
 of a recurrent layer's arithmetic. PyTorch computes them with MKL, which on this project's
 AMD machines takes an AVX2 path; fastseq's AVX-512 kernel (``csrc/gemm.cpp``) ran them
-1.3-2.6x faster (``bench/compare_gemm.py``). Here they are split by rows of the result
+1.3-2.6x faster (``bench/bptt/compare_gemm.py``). Here they are split by rows of the result
 across the threads PyTorch allows (:mod:`fastseq.bptt._slot_threads`): each element of the
 result is one sum in one order, so the result does not depend on the thread count.
 
@@ -44,7 +44,7 @@ def usable(t: Tensor) -> bool:
 def _flip(m: int, n: int, k: int, stride: int) -> bool:
     """Whether ``A^T B`` (``A^T``: ``m x k``, read along ``stride``) runs faster as ``(B^T A)^T``.
 
-    Measured here (bench/compare_gemm.py shapes, CPU time): a weight gradient with few columns
+    Measured here (bench/bptt/compare_gemm.py shapes, CPU time): a weight gradient with few columns
     (``x^T g`` for F = 32 inputs, 2048 x 512 by 2048 x 32: 2.8x), and one whose rows lie a
     multiple of 1 KiB apart with at most 128 columns (an LSTM's ``g^T h`` at H=128, 512 x 2048
     by 2048 x 128: 1.5x); not a GRU's (384 rows, equal) nor H=512's (2048 x 512: 0.85x)."""

@@ -3,7 +3,7 @@
 A window is ``K x W`` (steps x slots). Slot ``b`` may start a new sequence at any
 step (``reset[k, b]``): its state is then restored to the seed. Five engines give
 the same numbers, with no Python loop over slots in any (``"auto"`` picks by device,
-as measured by bench/compare_batching.py):
+as measured by bench/bptt/compare_batching.py):
 
 - ``"fused"`` (CPU default): one autograd node per layer and window; the window's
   steps, forward and backward through time, run in one compiled call with the reset
@@ -269,13 +269,13 @@ def run_window(
 
 _SEGMENTS_WIN = {"LSTM": True, "GRU": False, "RNN_TANH": False, "RNN_RELU": False}
 """Per module type: whether the plain module between reset steps (``"segments"``) beats the
-fused engine on a CPU window where at most K/8 steps hold a reset (bench/compare_engines.py:
+fused engine on a CPU window where at most K/8 steps hold a reset (bench/bptt/compare_engines.py:
 PyTorch runs an ``nn.LSTM`` segment as one oneDNN call, 1.15x the fused engine on a reset-free
 64-slot window at H=128, 1.03x at H=512, one thread; the fused engine wins every GRU and RNN row)."""
 
 _STEPS_WIN = {"GRU": (32, 512)}
 """Per module type ``(H at most, slots at least)``: windows where the step engine beats the fused
-one on the CPU (bench/compare_engines.py: a GRU at H=32 on 1024 slots, 1.29x at one thread and
+one on the CPU (bench/bptt/compare_engines.py: a GRU at H=32 on 1024 slots, 1.29x at one thread and
 1.56x at two, where the fused engine's per-slot gate loops are too short to pay their setup)."""
 
 _CHOSEN: set = set()
@@ -285,7 +285,7 @@ def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=Non
     """The engine ``run_window(engine="auto")`` runs ``rnn`` with, on a ``k_steps x width`` window.
 
     The choice follows a crossover table measured on this project's machines with
-    ``bench/compare_engines.py`` (GRU, LSTM and RNN; H = 32, 128, 512; 64 and 1024 slots;
+    ``bench/bptt/compare_engines.py`` (GRU, LSTM and RNN; H = 32, 128, 512; 64 and 1024 slots;
     1 and 2 threads; windows with and without resets): on CUDA ``"packed"`` (one cuDNN call
     per window); on the CPU ``"fused"``, except ``"steps"`` for an ``nn.LSTM`` with
     ``proj_size`` (the fused engine does not run it) and for a GRU of at most 32 hidden units

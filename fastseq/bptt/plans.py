@@ -235,10 +235,10 @@ def dense_plan(pieces, shrink: float = 0.6, min_pieces: int = 8) -> DensePlan:
 
 
 def default_engine(device: torch.device | str, mode: str = "GRU") -> str:
-    """The engine that measured fastest on ``device`` for module ``mode`` (see bench/compare_batching.py).
+    """The engine that measured fastest on ``device`` for module ``mode`` (see bench/bptt/compare_batching.py).
 
     CUDA: ``"packed"`` (one cuDNN call per window; the fused engine's steps run there as
-    torch ops, several launches per step; bench/bench_fused.py compares the two on a
+    torch ops, several launches per step; bench/bptt/bench_fused.py compares the two on a
     device, not yet measured). CPU: ``"fused"`` for every module type: one
     compiled call per window and whole-window weight gradients, 1.2-1.4 x the plain
     ``nn.GRU`` and 1.4-1.5 x the step engine with resets on the lognormal benchmark.

@@ -1,4 +1,4 @@
-"""The ways of batching variable-length sequences that bench/compare_batching.py races.
+"""The ways of batching variable-length sequences that bench/bptt/compare_batching.py races.
 
 Every method trains the same model (``nn.GRU`` or ``nn.LSTM`` + a linear head, MSE loss, SGD,
 gradient clipping 1.0) with truncated BPTT of ``K`` steps, for one epoch, and

@@ -2,15 +2,13 @@
 (169 units, MNIST rows) and a GRU decoder with H=512, both with Adam's state, B=20 slots of
 carried state and 1,000 losses; save (atomic, fsync'd) and load timed in interleaved repeats.
 
-    python bench/compare_checkpoint.py [--repeats 9] [--json out.json]
+    python bench/bptt/compare_checkpoint.py [--repeats 9] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -18,6 +16,10 @@ from torch import nn
 
 from fastseq.bptt.checkpoint import load_checkpoint, save_checkpoint
 from fastseq.rowrnn import TiedRNN
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import summary, time_cases  # noqa: E402
 
 
 class GRUDecoder(nn.Module):
@@ -48,31 +50,31 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     cases = [case("TiedRNN 169 units", TiedRNN(28, 169), 169), case("GRU H=512", GRUDecoder(), 512)]
     folder = Path(tempfile.mkdtemp(prefix="fastseq-ckpt-bench-"))
-    times = {c["name"]: {"save": [], "load": []} for c in cases}
-    for _ in range(args.repeats):
-        for c in cases:
-            path = folder / (c["name"].split()[0] + ".ckpt")
-            start = time.perf_counter()
-            save_checkpoint(path, config={}, loader_state={"epoch": 0, "window": 1}, decoder=c["module"],
-                            optimizer=c["opt"], carried=c["carried"], losses=[0.5] * 1000, generator=None)
-            times[c["name"]]["save"].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            load_checkpoint(path)
-            times[c["name"]]["load"].append(time.perf_counter() - start)
-            c["bytes"] = path.stat().st_size
+    paths = {c["name"]: folder / (c["name"].split()[0] + ".ckpt") for c in cases}
+
+    def save(c: dict) -> None:
+        save_checkpoint(paths[c["name"]], config={}, loader_state={"epoch": 0, "window": 1}, decoder=c["module"],
+                        optimizer=c["opt"], carried=c["carried"], losses=[0.5] * 1000, generator=None)
+
+    # in turn: save then load each case's checkpoint (a load reads the save just before it); no warm-up
+    steps = {}
+    for c in cases:
+        steps[(c["name"], "save")] = lambda c=c: save(c)
+        steps[(c["name"], "load")] = lambda c=c: load_checkpoint(paths[c["name"]])
+    times = time_cases(steps, args.repeats, warmup=False)
     result = {}
     for c in cases:
-        t = times[c["name"]]
-        result[c["name"]] = {"parameters": c["params"], "bytes": c["bytes"],
-                             "save_ms_median": 1e3 * statistics.median(t["save"]),
-                             "save_ms_range": [1e3 * min(t["save"]), 1e3 * max(t["save"])],
-                             "load_ms_median": 1e3 * statistics.median(t["load"])}
+        save_s, load_s = summary(times[(c["name"], "save")]), summary(times[(c["name"], "load")])
+        result[c["name"]] = {"parameters": c["params"], "bytes": paths[c["name"]].stat().st_size,
+                             "save_ms_median": 1e3 * save_s["median"],
+                             "save_ms_range": [1e3 * save_s["min"], 1e3 * save_s["max"]],
+                             "load_ms_median": 1e3 * load_s["median"]}
         r = result[c["name"]]
-        print(f"{c['name']:>18}: {c['params']:>9,} parameters, checkpoint {c['bytes'] / 2**20:6.2f} MiB, save "
+        print(f"{c['name']:>18}: {c['params']:>9,} parameters, checkpoint {r['bytes'] / 2**20:6.2f} MiB, save "
               f"{r['save_ms_median']:6.1f} ms (range {r['save_ms_range'][0]:.1f}-{r['save_ms_range'][1]:.1f}), "
               f"load {r['load_ms_median']:5.1f} ms; medians of {args.repeats}")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_json(args.json, result)
     return result
 
 

@@ -1,6 +1,6 @@
 """Benchmarks of the row RNN: completing held-out digits, hidden-unit pictures, one training epoch.
 
-Run with timings: ``flock /tmp/fastseq-bench.lock python -m pytest bench/bench_rnn.py --benchmark-enable``.
+Run with timings: ``flock /tmp/fastseq-bench.lock python -m pytest bench/rowrnn/bench_rnn.py --benchmark-enable``.
 With the default ``--benchmark-disable`` each runs once as a plain test.
 """
 from __future__ import annotations

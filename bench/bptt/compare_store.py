@@ -12,7 +12,7 @@ Speed: the windows of one epoch's schedule (B=256, K=64) gathered from the store
 the memory map (pages resident), and from the memory map with pages dropped every
 ``--limit-mib`` (faulted back from the page cache); repeats interleaved, medians compared.
 
-    python bench/compare_store.py [--rows 500000] [--factor 10] [--features 64] [--limit-mib 64]
+    python bench/bptt/compare_store.py [--rows 500000] [--factor 10] [--features 64] [--limit-mib 64]
                                   [--repeats 5] [--folder DIR] [--json out.json]
 """
 from __future__ import annotations
@@ -20,14 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import median, time_cases, timed  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -58,9 +60,8 @@ def child(args) -> dict:
     from fastseq.bptt import SequenceStore, train_bptt
 
     if args.child == "build":
-        start = time.perf_counter()
-        store = SequenceStore.from_iterable(sequences(args.rows, args.features), args.folder)
-        return {"seconds": time.perf_counter() - start, "peak_mib": peak_rss_mib(), "rows": int(store.lengths.sum()),
+        took, store = timed(lambda: SequenceStore.from_iterable(sequences(args.rows, args.features), args.folder))
+        return {"seconds": took, "peak_mib": peak_rss_mib(), "rows": int(store.lengths.sum()),
                 "store_mib": store.data.nbytes / 2**20}
     limit = None if args.child == "train-nolimit" else args.limit_mib << 20
     store = SequenceStore.load(args.folder, resident_limit=limit)
@@ -79,9 +80,9 @@ def child(args) -> dict:
 
     model = Decoder()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    start = time.perf_counter()
-    losses = train_bptt(model, store, store, torch.zeros(f), torch.zeros(1, h), opt, batch_size=256, bptt=32)
-    return {"seconds": time.perf_counter() - start, "peak_mib": peak_rss_mib(), "windows": len(losses)}
+    took, losses = timed(lambda: train_bptt(model, store, store, torch.zeros(f), torch.zeros(1, h), opt,
+                                            batch_size=256, bptt=32))
+    return {"seconds": took, "peak_mib": peak_rss_mib(), "windows": len(losses)}
 
 
 def run_child(args, mode: str, rows: int, folder: Path) -> dict:
@@ -100,21 +101,20 @@ def gather_speed(args, folder: Path) -> dict:
     windows = [w.rows.copy() for w in SlotSchedule(ram.lengths, 256, 64, np.arange(len(ram)))]
     out = np.empty((64, 256) + ram.feature_shape, ram.dtype)
     gib = sum(int((r >= 0).sum()) for r in windows) * ram.data[0].nbytes / 2**30
-    times: dict[str, list[float]] = {"ram": [], "mmap": [], "mmap_dropped": []}
-    for store in (mapped, dropped):  # warm the page cache (and, for "mmap", the mapping)
+
+    def epoch(store) -> None:
         for r in windows:
             store.gather(r, out if r.shape == out.shape[:2] else None)
-    for _ in range(args.repeats):
-        for name, store in (("ram", ram), ("mmap", mapped), ("mmap_dropped", dropped)):
-            start = time.perf_counter()
-            for r in windows:
-                store.gather(r, out if r.shape == out.shape[:2] else None)
-            times[name].append(time.perf_counter() - start)
+
+    for store in (mapped, dropped):  # warm the page cache (and, for "mmap", the mapping)
+        epoch(store)
+    times = time_cases({"ram": lambda: epoch(ram), "mmap": lambda: epoch(mapped),
+                        "mmap_dropped": lambda: epoch(dropped)}, args.repeats, warmup=False)
     result = {"gib_per_epoch": gib}
     for name, ts in times.items():
-        result[name] = {"median_gib_s": gib / statistics.median(ts), "min_s": min(ts), "max_s": max(ts)}
+        result[name] = {"median_gib_s": gib / median(ts), "min_s": min(ts), "max_s": max(ts)}
     for name in ("mmap", "mmap_dropped"):
-        result[name]["ratio_to_ram"] = statistics.median(times["ram"]) / statistics.median(times[name])
+        result[name]["ratio_to_ram"] = median(times["ram"]) / median(times[name])
     return result
 
 
@@ -155,7 +155,7 @@ def main(argv=None) -> dict:
         if not args.folder:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
+        write_json(args.json, result)
     return result
 
 

@@ -18,15 +18,13 @@ RBM and scikit-learn's, trained alike on a shuffled, class-stratified split of t
 (``fastseq.datasets.held_out_split``), both scored by fastseq's functions; with
 ``--samples PNG``: a mosaic of samples generated from scratch. Run under the shared lock:
 
-    flock /tmp/fastseq-bench.lock python bench/compare_rbm.py --repeats 7 --json out.json
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_rbm.py --repeats 7 --json out.json
 """
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-import time
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -39,6 +37,10 @@ from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq.datasets import held_out_split
 from fastseq.mosaic import save_png, tile
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import summary, time_cases, timed  # noqa: E402
+
 D, H, B = 784, 500, 100
 
 
@@ -50,21 +52,11 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return X / 255.0, y
 
 
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 def interleave(cases: dict, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    """Median seconds of each case (cases run in turn ``repeats`` times) and its spread (max/min)."""
-    times: dict[str, list[float]] = {k: [] for k in cases}
-    for fn in cases.values():  # warm-up (JIT compile, caches)
-        fn()
-    for _ in range(repeats):
-        for name, fn in cases.items():
-            times[name].append(timed(fn))
-    return ({k: statistics.median(v) for k, v in times.items()}, {k: max(v) / min(v) for k, v in times.items()})
+    """Median seconds of each case (cases run in turn ``repeats`` times after a warm-up: JIT
+    compile, caches) and its spread (max/min)."""
+    stats = {k: summary(v) for k, v in time_cases(cases, repeats).items()}
+    return {k: s["median"] for k, s in stats.items()}, {k: s["max"] / s["min"] for k, s in stats.items()}
 
 
 class threads:
@@ -197,25 +189,24 @@ def quality(X: np.ndarray, labels: np.ndarray, n_iter: int, n_betas: int, seed: 
             test.astype(np.float64)).mean() for r in range(10)])),
     }
     if n_betas:
-        for name, m in (("fastseq", ours), ("sklearn", twin)):
-            t = time.perf_counter()
+        def ais(m: RBM):
             r = ais_log_partition(m, train, n_betas=n_betas, n_runs=100, random_state=seed)
+            return r, average_log_likelihood(m, test, r)
+
+        for name, m in (("fastseq", ours), ("sklearn", twin)):
+            took, (r, log_likelihood) = timed(lambda: ais(m))
             out[f"{name} AIS log Z"] = r.log_z
             out[f"{name} AIS log Z std"] = r.log_z_std
-            out[f"{name} test log-likelihood (AIS)"] = average_log_likelihood(m, test, r)
-            out[f"{name} AIS seconds"] = time.perf_counter() - t
+            out[f"{name} test log-likelihood (AIS)"] = log_likelihood
+            out[f"{name} AIS seconds"] = took
     return out
 
 
 def samples_png(X: np.ndarray, path: str, n_iter: int, n_steps: int) -> dict[str, float]:
     model = RBM(n_components=H, learning_rate=0.05, batch_size=20, n_iter=n_iter, momentum=0.5,
                 n_chains=100, random_state=0, progress=True)
-    t = time.perf_counter()
-    model.fit((X > 0.5).astype(np.float32))
-    fit_s = time.perf_counter() - t
-    t = time.perf_counter()
-    s = model.sample(100, n_steps=n_steps, progress=True)
-    sample_s = time.perf_counter() - t
+    fit_s, _ = timed(lambda: model.fit((X > 0.5).astype(np.float32)))
+    sample_s, s = timed(lambda: model.sample(100, n_steps=n_steps, progress=True))
     save_png(tile(s, shape=(28, 28), width=10, spacing=2, scale=None, background=1.0), path)
     return {"train seconds": fit_s, "sampling seconds": sample_s}
 
@@ -290,8 +281,7 @@ def main(argv=None) -> int:
         result["samples"] = samples_png(X, args.samples, args.sample_epochs, args.sample_steps)
         print(f"\nwrote {args.samples}: {result['samples']}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+        write_json(args.json, result)
     return 0
 
 

@@ -11,20 +11,24 @@ untimed (Numba kernels, allocator), then repeats are interleaved (A, B, C, A, B,
 rates are real steps per second, medians, with the spread (min-max over median).
 
 Run:
-    flock /tmp/fastseq-bench.lock python bench/compare_feedback.py [--quick] [--threads 1,2] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_feedback.py [--quick] [--threads 1,2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from fastseq.bptt import FeedbackGRU, FeedbackLSTM, train_bptt
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import interleave, median, per_second, spread  # noqa: E402
 
 CELLS = {"gru": FeedbackGRU, "lstm": FeedbackLSTM}
 METHODS = {
@@ -97,17 +101,11 @@ def race(label: str, cell: str, batch: int, hidden: int, n: int, length: int, fe
         "stepped": lambda: run_train_bptt(_module(cell, features, context, hidden, False), xs, ys, batch, bptt, cell),
         "ideal": lambda: run_ideal(_module(cell, features, context, hidden, False), xs, ys, batch, bptt, cell),
     }
-    for fn in fns.values():  # warm-up, untimed
-        fn()
-    rates: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            steps = fn()
-            rates[k].append(steps / (time.perf_counter() - t0))
-    med = {k: float(np.median(v)) for k, v in rates.items()}
+    # warm-up untimed, then real steps per second of each call, interleaved
+    rates = interleave({k: (lambda fn=fn: per_second(fn)) for k, fn in fns.items()}, repeats)
+    med = {k: median(v) for k, v in rates.items()}
     rows = [{"method": k, "label": METHODS[k], "steps_per_s": med[k], "vs_ideal": med[k] / med["ideal"],
-             "spread": [min(rates[k]) / med[k], max(rates[k]) / med[k]], "samples": [round(r) for r in rates[k]]}
+             "spread": spread(rates[k]), "samples": [round(r) for r in rates[k]]}
             for k in fns]
     print(f"\n## {cell.upper()} {label}, F={features} C={context} K={bptt}, {torch.get_num_threads()} thread(s), "
           f"{n} sequences of {length} steps, {repeats} repeats")

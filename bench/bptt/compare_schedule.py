@@ -1,7 +1,7 @@
 """Schedule and gather speed against fair peers, each timed the same way.
 
 - Scheduler: the native scheduler against the fastest NumPy scheduler we could write
-  (``bench/_schedule_numpy.py``: heap admission once per epoch, whole-array windows),
+  (``bench/bptt/_schedule_numpy.py``: heap admission once per epoch, whole-array windows),
   both over the same whole epoch without compaction (they yield identical windows).
 - Twin speed-up: native against its plain-Python twin over the *same* windows (2 to 41
   of the epoch, set-up untimed; the twin is a readable per-slot loop, the tests'
@@ -12,15 +12,14 @@
 Every comparison runs once to warm up, then the contenders take turns in each repeat;
 medians and the spread (min-max over repeats) are printed.
 
-    python bench/compare_schedule.py [--sequences 1000000] [--repeats 5] [--json out.json]
+    python bench/bptt/compare_schedule.py [--sequences 1000000] [--repeats 5] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +28,10 @@ from _schedule_numpy import numpy_gather_into, numpy_schedule
 from fastseq.bptt.schedule import SlotSchedule
 from fastseq.bptt.store import gather_rows
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import interleave, per_second, seconds, summary  # noqa: E402
+
 
 def lognormal_lengths(n: int, seed: int = 0) -> np.ndarray:
     return np.maximum(1, np.random.default_rng(seed).lognormal(4.0, 1.0, n)).astype(np.int64)
@@ -36,40 +39,18 @@ def lognormal_lengths(n: int, seed: int = 0) -> np.ndarray:
 
 def rate(make_iter) -> float:
     """Windows per second of a whole epoch, construction and admission included."""
-    start = time.perf_counter()
-    count = sum(1 for _ in make_iter())
-    return count / (time.perf_counter() - start)
+    return per_second(lambda: sum(1 for _ in make_iter()))
 
 
 def window_rate(make_iter, windows: int) -> float:
     """Windows per second over windows 2..windows+1 (set-up and the first window untimed)."""
     it = iter(make_iter())
     next(it)
-    start = time.perf_counter()
-    count = sum(1 for _ in itertools.islice(it, windows))
-    return count / (time.perf_counter() - start)
+    return per_second(lambda: sum(1 for _ in itertools.islice(it, windows)))
 
 
 def calls_per_second(fn, calls: int) -> float:
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return calls / (time.perf_counter() - start)
-
-
-def interleave(contenders: dict, repeats: int) -> dict:
-    """One warm-up call each, then ``repeats`` rounds taking turns; rates per contender."""
-    for fn in contenders.values():
-        fn()
-    out = {name: [] for name in contenders}
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            out[name].append(fn())
-    return out
-
-
-def summary(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+    return 1.0 / seconds(fn, calls)
 
 
 def fmt(s: dict, digits: int = 0) -> str:
@@ -134,8 +115,7 @@ def main(argv=None) -> dict:
           f"native {fmt(r['gather_native'])}, np.take + mask {fmt(r['gather_numpy'])}: "
           f"{r['ratios']['gather_vs_numpy']:.2f}x")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(r, fh, indent=2)
+        write_json(args.json, r)
     return r
 
 

@@ -4,7 +4,7 @@ CPU: fused against steps and the plain module on a small window. CUDA (skipped w
 a device): fused (its steps as torch ops) against packed (one cuDNN call per window),
 the comparison behind the CUDA default of ``run_window(engine="auto")``:
 
-    flock /tmp/fastseq-bench.lock python -m pytest bench/bench_fused.py --benchmark-enable
+    flock /tmp/fastseq-bench.lock python -m pytest bench/bptt/bench_fused.py --benchmark-enable
 """
 from __future__ import annotations
 

@@ -7,20 +7,22 @@ window without resets (the peer a user would write), interleaved, medians of ``-
 Two reset patterns: ``lognormal`` (sequences of ~40 steps: about K/8 of the steps of a
 64-slot window hold a reset) and ``none`` (a reset-free window, mid-sequence).
 
-    flock /tmp/fastseq-bench.lock python bench/compare_engines.py [--threads 1,2] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_engines.py [--threads 1,2] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from fastseq.bptt.engines import engine_for, run_window
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import median, spread, time_cases  # noqa: E402
 
 CELLS = {"GRU": nn.GRU, "LSTM": nn.LSTM, "RNN": nn.RNN}
 SIZES = [(32, 1024), (128, 64), (512, 64)]  # (H, B): the original's regime, the benchmark's, GEMM-bound
@@ -48,21 +50,14 @@ def race(cell, hidden, width, pattern, repeats, inner=None):
     engines = ["module", "fused", "steps", "segments"] + (["dense"] if cell != "LSTM" else [])
     if inner is None:  # enough work per sample to rise above the timer's noise
         inner = max(1, min(20, int(2e8 / (x.shape[0] * width * hidden * hidden * 4))))
-    times = {e: [] for e in engines}
-    for e in engines:  # warm-up (Numba compile, allocator)
-        _step(rnn, x, reset, e)
-    for _ in range(repeats):
-        for e in engines:
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                _step(rnn, x, reset, e)
-            times[e].append((time.perf_counter() - t0) / inner)
-    med = {e: float(np.median(v)) for e, v in times.items()}
+    # warm-up (Numba compile, allocator), then seconds per window, interleaved
+    times = time_cases({e: (lambda e=e: _step(rnn, x, reset, e)) for e in engines}, repeats, inner=inner)
+    med = {e: median(v) for e, v in times.items()}
     best = min((e for e in engines if e != "module"), key=med.get)
     auto = engine_for(rnn, x.shape[0], width, x.device, reset)
     return {"cell": cell, "hidden": hidden, "width": width, "pattern": pattern, "threads": torch.get_num_threads(),
             "ms": {e: 1e3 * m for e, m in med.items()},
-            "spread": {e: [min(v) / med[e], max(v) / med[e]] for e, v in times.items()},
+            "spread": {e: spread(v) for e, v in times.items()},
             "fastest": best, "auto": auto, "auto_vs_module": med["module"] / med[auto],
             "auto_vs_fastest": med[best] / med[auto]}
 

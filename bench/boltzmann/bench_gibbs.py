@@ -1,7 +1,7 @@
 """pytest-benchmark timings of one Gibbs step h -> v -> h at 8 and 64 chains (288 -> 128 units).
 
-The machines of ``compare_gibbs_chains.py`` (which reports the ratios and targets). Run with
-``flock /tmp/fastseq-bench.lock python -m pytest bench/bench_gibbs.py --benchmark-enable``;
+The machines of ``bench/boltzmann/compare_gibbs_chains.py`` (which reports the ratios and targets). Run with
+``flock /tmp/fastseq-bench.lock python -m pytest bench/boltzmann/bench_gibbs.py --benchmark-enable``;
 with the default ``--benchmark-disable`` each runs once as a plain test.
 """
 from __future__ import annotations

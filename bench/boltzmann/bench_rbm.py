@@ -1,6 +1,6 @@
 """pytest-benchmark timings for the Boltzmann machines (784-500, batch 100, MNIST-shaped).
 
-Run with ``flock /tmp/fastseq-bench.lock python -m pytest bench/bench_rbm.py --benchmark-enable``;
+Run with ``flock /tmp/fastseq-bench.lock python -m pytest bench/boltzmann/bench_rbm.py --benchmark-enable``;
 with the default ``--benchmark-disable`` each runs once as a plain test.
 """
 from __future__ import annotations

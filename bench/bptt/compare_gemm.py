@@ -5,20 +5,23 @@ hidden weights, forward (``32 x H @ H x 4H``) and backward (``32 x 4H @ 4H x H``
 whole-window products (input projection, weight gradients). Interleaved, medians of
 ``--repeats``; GFLOP/s of the kernel and its speed-up over each peer.
 
-    flock /tmp/fastseq-bench.lock python bench/compare_gemm.py [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_gemm.py [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from fastseq.bptt import _gemm_cy
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import median, spread, time_cases  # noqa: E402
 
 # (label, m, k, n, a transposed)
 SHAPES = [
@@ -31,13 +34,6 @@ SHAPES = [
     ("hidden weight gradient, 2048 rows, LSTM H=128", 512, 2048, 128, True),
     ("hidden weight gradient, 32768 rows, GRU H=32", 96, 32768, 32, True),
 ]
-
-
-def _time(fn, reps):
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps
 
 
 def main(argv=None) -> int:
@@ -63,16 +59,11 @@ def main(argv=None) -> int:
             fns = {"fastseq": lambda: _gemm_cy.matmul(a, b, out), "mkl": lambda: torch.mm(ta, tb, out=tout),
                    "openblas": lambda: np.dot(a, b, out=out)}
             reps = max(3, int(2e7 / (m * k * n)))
-            samples = {name: [] for name in fns}
-            for fn in fns.values():
-                fn()
-            for _ in range(args.repeats):
-                for name, fn in fns.items():
-                    samples[name].append(_time(fn, reps))
-            med = {name: float(np.median(v)) for name, v in samples.items()}
+            samples = time_cases(fns, args.repeats, inner=reps)
+            med = {name: median(v) for name, v in samples.items()}
             gflops = 2 * m * k * n / med["fastseq"] / 1e9
             row = {"product": label, "m": m, "k": k, "n": n, "us": {x: 1e6 * v for x, v in med.items()},
-                   "spread": {x: [min(v) / med[x], max(v) / med[x]] for x, v in samples.items()},
+                   "spread": {x: spread(v) for x, v in samples.items()},
                    "gflops": gflops, "vs_mkl": med["mkl"] / med["fastseq"], "vs_openblas": med["openblas"] / med["fastseq"]}
             rows.append(row)
             print(f"| {label} | {m} x {k} x {n} | {1e6 * med['fastseq']:.1f} | {1e6 * med['mkl']:.1f} | "

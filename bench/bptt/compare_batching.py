@@ -10,20 +10,24 @@ batches (their speed does not change along an epoch); fastseq and the ideal
 time whole epochs / all their windows, fastseq's epoch end (drain) included.
 
 Run:
-    flock /tmp/fastseq-bench.lock python bench/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import _batching_methods as bm
 from _time_to_quality import time_to_quality
-from _json_out import write_json
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import interleave, median, spread, timed  # noqa: E402
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
@@ -78,21 +82,16 @@ def _methods(data: bm.Data, batch: int, bptt: int, hidden: int, sample_batches: 
 def race(name: str, data: bm.Data, batch: int, bptt: int, hidden: int, repeats: int, sample_batches: int,
          which: list[str], cell: str = "gru") -> dict:
     methods = _methods(data, batch, bptt, hidden, sample_batches, which, cell)
-    rates = {k: [] for k in methods}
-    pad = {}
-    for fn, model in methods.values():  # warm-up, untimed
-        fn(model)
-    for _ in range(repeats):
-        for k, (fn, model) in methods.items():
-            t0 = time.perf_counter()
-            real, computed = fn(model)
-            rates[k].append(real / (time.perf_counter() - t0))
-            pad[k] = bm.padding_fraction(real, computed)
-    med = {k: float(np.median(v)) for k, v in rates.items()}
+    # each sample: (seconds, (real steps, computed steps)) of one epoch; warm-up untimed
+    samples = interleave({k: (lambda fn=fn, model=model: timed(lambda: fn(model)))
+                          for k, (fn, model) in methods.items()}, repeats)
+    rates = {k: [real / t for t, (real, _) in v] for k, v in samples.items()}
+    pad = {k: bm.padding_fraction(*v[-1][1]) for k, v in samples.items()}
+    med = {k: median(v) for k, v in rates.items()}
     ideal = med.get("ideal")
     rows = [{"method": k, "label": LABELS[k], "steps_per_s": med[k], "padding": pad[k],
              "vs_ideal": med[k] / ideal if ideal else None, "samples": [round(r) for r in rates[k]],
-             "spread": [min(rates[k]) / med[k], max(rates[k]) / med[k]]}
+             "spread": spread(rates[k])}
             for k in ORDER if k in med]
     info = {"workload": name, "cell": cell, "threads": torch.get_num_threads(), "sequences": len(data.xs),
             "real_steps": int(data.lengths.sum()), "median_length": float(np.median(data.lengths)),
@@ -105,8 +104,8 @@ def race(name: str, data: bm.Data, batch: int, bptt: int, hidden: int, repeats: 
     for r in rows:
         vs = f"{r['vs_ideal']:.2f}" if r["vs_ideal"] else "-"
         padding = "-" if r["padding"] is None else f"{100 * r['padding']:.1f}%"
-        spread = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}"
-        print(f"| {r['label']:38s} | {r['steps_per_s']:7.0f} | {vs:>7s} | {padding:>7s} | {spread} |")
+        strayed = f"{r['spread'][0]:.2f}-{r['spread'][1]:.2f}"
+        print(f"| {r['label']:38s} | {r['steps_per_s']:7.0f} | {vs:>7s} | {padding:>7s} | {strayed} |")
     return info
 
 

@@ -4,32 +4,30 @@ batched versus one image at a time, and generating 64 faces with 1,000 Gibbs ste
 
 Real faces (scikit-image's LFW subset, mirrored: 200 images), at S = 25 (the default
 network, 288 codes) and S = 64 (the original's five layers, 512 codes; the 25 x 25 faces
-resized up). Repeats are interleaved so drifts in machine load hit every case alike;
-medians and the spread (min-max) are printed.
+resized up). Repeats are interleaved so drifts in machine load hit every case alike (each
+repeat trains a fresh network, seeded by the repeat, and times encoding with it); medians and
+the spread (min-max) are printed.
 
-    flock /tmp/fastseq-bench.lock env PYTHONPATH=. python bench/compare_faces.py [--repeats 3] [--json PATH]
+    flock /tmp/fastseq-bench.lock env PYTHONPATH=. python bench/faces/compare_faces.py [--repeats 3] [--json PATH]
 """
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import sys
+from pathlib import Path
 
-import numpy as np
 import torch
 
 from fastseq.commands._face_machines import make_machine
 from fastseq.conv import ConvAutoencoder, StackedModel, default_config, train_layerwise
 from fastseq.datasets import lfw_subset_faces
 
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import seconds, summary  # noqa: E402
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -37,7 +35,7 @@ def main() -> None:
     parser.add_argument("--single-chains", type=int, default=4,
                         help="chains run one at a time (their time is scaled up to 64)")
     parser.add_argument("--json", default=None, metavar="PATH")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows: dict[str, list[float]] = {}
 
@@ -60,24 +58,23 @@ def main() -> None:
             net = ConvAutoencoder(default_config(s), seed=rep)
             for r in train_layerwise(net, x, epochs=1, batch_size=16):
                 add(f"S={s} train layer {r.layer} (images/s)", r.images_per_second)
-            t_batch = _timed(lambda: net.encode(x))
-            t_one = _timed(lambda: [net.encode(x[i:i + 1]) for i in range(len(x))])
+            t_batch = seconds(lambda: net.encode(x))
+            t_one = seconds(lambda: [net.encode(x[i:i + 1]) for i in range(len(x))])
             add(f"S={s} encode 200 faces batched (s)", t_batch)
             add(f"S={s} encode 200 faces one at a time (s)", t_one)
         for name, sm in stacked.items():
             add(f"generate 64 faces, {args.gibbs_steps} steps, {name}, 64 chains batched (s)",
-                _timed(lambda: sm.generate(64, args.gibbs_steps, seed=rep)))
+                seconds(lambda: sm.generate(64, args.gibbs_steps, seed=rep)))
             k = args.single_chains
-            t = _timed(lambda: [sm.generate(1, args.gibbs_steps, seed=i) for i in range(k)])
+            t = seconds(lambda: [sm.generate(1, args.gibbs_steps, seed=i) for i in range(k)])
             add(f"generate 64 faces, {args.gibbs_steps} steps, {name}, one chain at a time (s, {k} timed x {64 // k})",
                 t * 64 / k)
 
     out = {}
     print(f"{'measure':<92} {'median':>10} {'min':>10} {'max':>10}")
     for key, vals in rows.items():
-        med = float(np.median(vals))
-        out[key] = {"median": med, "min": float(min(vals)), "max": float(max(vals)), "values": vals}
-        print(f"{key:<92} {med:>10.3f} {min(vals):>10.3f} {max(vals):>10.3f}")
+        out[key] = {**summary(vals), "values": vals}
+        print(f"{key:<92} {out[key]['median']:>10.3f} {out[key]['min']:>10.3f} {out[key]['max']:>10.3f}")
     for s in faces:
         ratio = out[f"S={s} encode 200 faces one at a time (s)"]["median"] / out[f"S={s} encode 200 faces batched (s)"]["median"]
         print(f"S={s}: batched encoding is {ratio:.1f}x one image at a time")
@@ -86,8 +83,7 @@ def main() -> None:
         ratio = out[keys[1]]["median"] / out[keys[0]]["median"]
         print(f"{name}: 64 chains side by side are {ratio:.1f}x one chain at a time")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ to train here).
 
 Run (about 5 minutes; the first run also trains the RBM, about a minute)::
 
-    flock /tmp/fastseq-bench.lock python bench/compare_order.py --json out.json
-    flock /tmp/fastseq-bench.lock python bench/compare_order.py --seeds 8   # spread over seeds
-    flock /tmp/fastseq-bench.lock python bench/compare_order.py --equal-budgets 0.1 0.43 2
+    flock /tmp/fastseq-bench.lock python bench/mosaic/compare_order.py --json out.json
+    flock /tmp/fastseq-bench.lock python bench/mosaic/compare_order.py --seeds 8   # spread over seeds
+    flock /tmp/fastseq-bench.lock python bench/mosaic/compare_order.py --equal-budgets 0.1 0.43 2
 
 ``--equal-budgets``: the searches at the same wall-clock budgets on one thread, each
 run the same number of times (``--repeats``, interleaved, after a warm-up), medians
@@ -23,17 +23,20 @@ reported; methods without a budget knob run to completion with their time shown.
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
-import statistics
 import sys
 import tempfile
-import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
 from fastseq.mosaic.order import corrsort, standardize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import interleave, median, timed  # noqa: E402
 
 # ---------------------------------------------------------------------------- data
 
@@ -169,34 +172,39 @@ def bench(name: str, x: np.ndarray, tsp_budget: float, fast_tsp_long: float) -> 
     n = x.shape[0]
     d = distances(x)
     methods = methods_for(n, tsp_budget, fast_tsp_long)
-    times: dict[str, list[float]] = {k: [] for k in methods}
     lengths: dict[str, float] = {}
     peak: dict[str, float] = {}
-    for r in range(max(rep for _, rep in methods.values())):  # interleave repeats
-        for label, (fn, rep) in methods.items():
-            if r >= rep:
-                continue
-            if r == 0 and label.startswith("fastseq"):  # compile outside the timing
+    ran: set[str] = set()
+
+    def case(label: str, fn):
+        def run() -> float:
+            first = label not in ran
+            ran.add(label)
+            if first and label.startswith("fastseq"):  # compile outside the timing
                 corrsort(x[:20], "tsp", time_budget=0.01)
                 corrsort(x[:20], "greedy", rows=True)
-            track = r == 0 and n >= 5000 and label.startswith("fastseq")
+            track = first and n >= 5000 and label.startswith("fastseq")
             if track:
                 tracemalloc.start()
-            t0 = time.perf_counter()
-            out = fn(x)
-            times[label].append(time.perf_counter() - t0)
+            took, out = timed(lambda: fn(x))
             if track:
                 peak[label] = tracemalloc.get_traced_memory()[1] / 2**20
                 tracemalloc.stop()
             if out is not None:
                 assert sorted(np.asarray(out).tolist()) == list(range(n)), label
                 lengths[label] = min(lengths.get(label, np.inf), path_length(d, out))
-            print(f"  {name} {label}: {times[label][-1]:.3f} s", file=sys.stderr, flush=True)
+            print(f"  {name} {label}: {took:.3f} s", file=sys.stderr, flush=True)
+            return took
+        return run
+
+    # interleaved repeats; slow methods sit out the later rounds
+    times = interleave({label: case(label, fn) for label, (fn, _) in methods.items()},
+                       {label: rep for label, (_, rep) in methods.items()}, warmup=False)
     best = min(lengths.values())
     rows = []
     for label in methods:
         rows.append({
-            "data": name, "n": n, "method": label, "median_s": statistics.median(times[label]),
+            "data": name, "n": n, "method": label, "median_s": median(times[label]),
             "repeats": len(times[label]), "path_length": lengths.get(label),
             "above_best_pct": None if label not in lengths else 100 * (lengths[label] / best - 1),
             "peak_mib": peak.get(label),
@@ -223,9 +231,8 @@ def seed_sweep(x: np.ndarray, seeds: int) -> None:
     corrsort(x[:20], "tsp", time_budget=0.01)
     above, took = [], []
     for seed in range(seeds):
-        t0 = time.perf_counter()
-        order = corrsort(x, "tsp", seed=seed)
-        took.append(time.perf_counter() - t0)
+        t, order = timed(lambda: corrsort(x, "tsp", seed=seed))
+        took.append(t)
         above.append(100 * (path_length(d, order) / best - 1))
     print(f"fastseq tsp over {seeds} seeds, N = {x.shape[0]}: above fast-tsp (2 s) median {np.median(above):.2f}%, "
           f"max {max(above):.2f}%; time median {np.median(took):.3f} s, max {max(took):.3f} s")
@@ -249,16 +256,21 @@ def equal_budgets(x: np.ndarray, budgets: list[float], repeats: int, with_lkh: b
     for label, fn in methods.items():  # warm-up (LKH only runs the counted repeats: 20 s each)
         if "LKH" not in label:
             fn(0)
-    times = {k: [] for k in methods}
     lengths = {k: [] for k in methods}
-    for r in range(repeats):
-        for label, fn in methods.items():
-            t0 = time.perf_counter()
-            out = fn(r)
-            times[label].append(time.perf_counter() - t0)
+
+    def case(label: str, fn):
+        seeds = itertools.count()  # round r runs with seed r
+
+        def run() -> float:
+            seed = next(seeds)
+            took, out = timed(lambda: fn(seed))
             assert sorted(np.asarray(out).tolist()) == list(range(x.shape[0])), label
             lengths[label].append(path_length(d, out))
-            print(f"  {label}: {times[label][-1]:.3f} s {lengths[label][-1]:.2f}", file=sys.stderr, flush=True)
+            print(f"  {label}: {took:.3f} s {lengths[label][-1]:.2f}", file=sys.stderr, flush=True)
+            return took
+        return run
+
+    times = interleave({label: case(label, fn) for label, fn in methods.items()}, repeats, warmup=False)
     best = min(min(v) for v in lengths.values())
     rows = []
     print(f"| method (N = {x.shape[0]}, {repeats} runs each) | median s | median path | median above best | "
@@ -266,8 +278,8 @@ def equal_budgets(x: np.ndarray, budgets: list[float], repeats: int, with_lkh: b
     print("| --- | ---: | ---: | ---: | ---: |")
     for label in methods:
         above = [100 * (v / best - 1) for v in lengths[label]]
-        row = {"method": label, "median_s": statistics.median(times[label]),
-               "median_path": statistics.median(lengths[label]), "median_above_pct": statistics.median(above),
+        row = {"method": label, "median_s": median(times[label]),
+               "median_path": median(lengths[label]), "median_above_pct": median(above),
                "min_above_pct": min(above), "max_above_pct": max(above), "runs": repeats}
         rows.append(row)
         print(f"| {label} | {row['median_s']:.3f} | {row['median_path']:.2f} | {row['median_above_pct']:.2f}% | "
@@ -288,8 +300,7 @@ def main(argv=None) -> int:
     if args.equal_budgets:
         rows = equal_budgets(rbm_filters(), args.equal_budgets, args.repeats, not args.no_lkh)
         if args.json:
-            with open(args.json, "w") as f:
-                json.dump(rows, f, indent=1)
+            write_json(args.json, rows)
         return 0
     if args.seeds:
         seed_sweep(rbm_filters(), args.seeds)
@@ -307,8 +318,7 @@ def main(argv=None) -> int:
         rows += bench(name, x, budget, 2.0 if n < 5000 else 10.0)
     print_table(rows)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+        write_json(args.json, rows)
     return 0
 
 

@@ -1,6 +1,6 @@
 """pytest-benchmark: one tiny epoch per batching method (fast with --benchmark-disable).
 
-The side-by-side race with real sizes is bench/compare_batching.py.
+The side-by-side race with real sizes is bench/bptt/compare_batching.py.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Draw the README pictures: RBM filters unsorted, and sorted + clustered.
 
-    python bench/mosaic_figures.py            # writes docs/images/mosaic_*.png
+    python bench/mosaic/mosaic_figures.py            # writes docs/images/mosaic_*.png
 
-Uses the RBM that ``bench/compare_order.py`` trains and caches.
+Uses the RBM that ``bench/mosaic/compare_order.py`` trains and caches.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fastseq.mosaic import cluster_layout, save_png, tile
 
 def main() -> int:
     w = rbm_filters()
-    out = os.path.join(HERE, "..", "docs", "images")
+    out = os.path.join(HERE, "..", "..", "docs", "images")
     os.makedirs(out, exist_ok=True)
     save_png(tile(w, shape=(28, 28), width=24), os.path.join(out, "mosaic_unsorted.png"))
     layout = cluster_layout(w, width=24, method="tsp", penalty=2.0, time_budget=1.0)

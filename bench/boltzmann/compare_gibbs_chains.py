@@ -13,26 +13,29 @@ two ratios for each Beta machine, and the targets are that both hold in every ru
 ``--load`` starts one CPU-bound process (``python -c "while True: pass"``) beside the runs
 and stops it afterwards, as on a shared machine. Run under the shared lock:
 
-    flock /tmp/fastseq-bench.lock python bench/compare_gibbs_chains.py --runs 10 --json quiet.json
-    flock /tmp/fastseq-bench.lock python bench/compare_gibbs_chains.py --runs 10 --load --json loaded.json
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_gibbs_chains.py --runs 10 --json quiet.json
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_gibbs_chains.py --runs 10 --load --json loaded.json
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 import torch
 
 from fastseq.boltzmann import R3BM, RBM, RRBM, BetaRBM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import interleave, median, seconds  # noqa: E402
 
 BETA = ("RRBM", "R3BM", "BetaRBM")
 MAX_CHAIN_RATIO, MAX_RBM_RATIO = 10.0, 3.0
@@ -50,19 +53,14 @@ def step_seconds(model, chains: int, steps: int) -> float:
     """Seconds per Gibbs step h -> v -> h of ``chains`` chains (steps + 1 visible draws, steps hidden)."""
     h = torch.zeros(chains, model.n_components, dtype=model._tdtype)
     with torch.no_grad(), model._threads():
-        t = time.perf_counter()
-        model._chain(h, steps + 1)
-        return (time.perf_counter() - t) / steps
+        return seconds(lambda: model._chain(h, steps + 1)) / steps
 
 
 def one_run(machines: dict, chains: list[int], steps: int, repeats: int) -> dict[str, dict[int, float]]:
-    """Median step seconds of every machine at every chain count, repeats interleaved."""
-    times: dict[str, dict[int, list[float]]] = {name: {b: [] for b in chains} for name in machines}
-    for _ in range(repeats):
-        for name, m in machines.items():
-            for b in chains:
-                times[name][b].append(step_seconds(m, b, steps))
-    return {name: {b: statistics.median(v) for b, v in per.items()} for name, per in times.items()}
+    """Median step seconds of every machine at every chain count, repeats interleaved (no warm-up)."""
+    cases = {(name, b): (lambda m=m, b=b: step_seconds(m, b, steps)) for name, m in machines.items() for b in chains}
+    times = interleave(cases, repeats, warmup=False)
+    return {name: {b: median(times[(name, b)]) for b in chains} for name in machines}
 
 
 @contextlib.contextmanager
@@ -97,8 +95,8 @@ def summarise(runs: list[dict], small: int, large: int) -> dict:
 
 
 def table(summary: dict, small: int, large: int, condition: str, info: str) -> None:
-    ms = lambda v: f"{statistics.median(v) * 1e3:.3f} ({min(v) * 1e3:.3f}-{max(v) * 1e3:.3f})"  # noqa: E731
-    x = lambda v: f"{statistics.median(v):.1f}x ({min(v):.1f}-{max(v):.1f})"  # noqa: E731
+    ms = lambda v: f"{median(v) * 1e3:.3f} ({min(v) * 1e3:.3f}-{max(v) * 1e3:.3f})"  # noqa: E731
+    x = lambda v: f"{median(v):.1f}x ({min(v):.1f}-{max(v):.1f})"  # noqa: E731
     print(f"\n{condition}; {info}\n")
     print(f"| machine | {small} chains: ms per step, median (min-max) | {large} chains | "
           f"{large}/{small} chains per run (<= {MAX_CHAIN_RATIO:g}x) | vs RBM at {large} chains (<= {MAX_RBM_RATIO:g}x) |")
@@ -140,9 +138,8 @@ def main(argv=None) -> int:
     summary = summarise(runs, small, large)
     table(summary, small, large, condition, info)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"condition": condition, "machine": info, "args": vars(args), "runs": runs,
-                       "ratios": summary["ratios"]}, fh, indent=1)
+        write_json(args.json, {"condition": condition, "machine": info, "args": vars(args), "runs": runs,
+                               "ratios": summary["ratios"]})
     held = all(q["chains_ok"] and q["rbm_ok"] for q in summary["ratios"].values())
     print(f"\nall targets hold in every run: {'yes' if held else 'no'}")
     return 0

@@ -1,4 +1,4 @@
-"""The engine race of bench/compare_engines.py at a tiny size (a test that it runs and that
+"""The engine race of bench/bptt/compare_engines.py at a tiny size (a test that it runs and that
 ``auto`` names an engine it raced), plus pytest-benchmark rows for the fused window."""
 from __future__ import annotations
 

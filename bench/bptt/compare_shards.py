@@ -5,19 +5,23 @@ Idle slot-steps are counted as a share of world x windows x B x K, where windows
 longest shard's count (every process runs that many windows, the others idle), so they
 include the epoch's drain and the idle windows of the processes that finish early.
 
-    python bench/compare_shards.py [--sequences 100000] [--batch 256] [--bptt 64] [--worlds 1 2 4 8]
+    python bench/bptt/compare_shards.py [--sequences 100000] [--batch 256] [--bptt 64] [--worlds 1 2 4 8]
 """
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from fastseq.bptt.loader import tail_order
 from fastseq.bptt.schedule import SlotSchedule
 from fastseq.bptt.shards import plan_epoch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import timed  # noqa: E402
 
 
 def lognormal_lengths(n: int, seed: int = 0) -> np.ndarray:
@@ -50,9 +54,7 @@ def main(argv=None) -> list[dict]:
     rows = []
     for world in args.worlds:
         before = round_robin(lengths, world, b, k)
-        start = time.perf_counter()
-        plan = plan_epoch(lengths, np.arange(lengths.size), world, b, k)
-        plan_s = time.perf_counter() - start
+        plan_s, plan = timed(lambda: plan_epoch(lengths, np.arange(lengths.size), world, b, k))
         after = plan.windows_per_rank
         steps = [int(lengths[s.order].sum()) for s in plan.shards]
         row = {"world": world, "round_robin_windows": [min(before), max(before)],
@@ -65,8 +67,7 @@ def main(argv=None) -> list[dict]:
               f"balanced windows {min(after)}-{max(after)} (steps per rank {min(steps)}-{max(steps)}), "
               f"idle {row['balanced_idle']:.2%}; planning all shards {plan_s:.2f} s")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
+        write_json(args.json, rows)
     return rows
 
 

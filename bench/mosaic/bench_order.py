@@ -1,8 +1,8 @@
 """pytest-benchmark timings for ordering and mosaics, small enough for CI.
 
-    flock /tmp/fastseq-bench.lock python -m pytest bench/bench_order.py --benchmark-enable -p no:cacheprovider
+    flock /tmp/fastseq-bench.lock python -m pytest bench/mosaic/bench_order.py --benchmark-enable -p no:cacheprovider
 
-The side-by-side comparison with other solvers is ``bench/compare_order.py``.
+The side-by-side comparison with other solvers is ``bench/mosaic/compare_order.py``.
 """
 from __future__ import annotations
 

@@ -1,0 +1,25 @@
+"""Run the Boltzmann machine comparisons (fastseq's RBMs against scikit-learn and NumPy, Gibbs
+chains of the Beta-unit machines against a Bernoulli RBM), each script in its own process.
+
+Held-out quality and the sample mosaic are separate runs of compare_rbm.py (``--quality``,
+``--samples PNG``; see docs/guide/boltzmann.md).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _runner import Job, main  # noqa: E402
+
+JOBS = (
+    Job("compare_rbm", "compare_rbm.py", full=("--repeats", "7"),
+        quick=("--repeats", "1", "--threads", "1", "--sections", "small,gibbs,beta")),
+    Job("compare_gibbs_chains_new", "compare_gibbs_chains.py", full=("--runs", "10"),
+        quick=("--runs", "1", "--repeats", "1", "--steps", "4")),
+    # beside one CPU-bound process it starts itself: left out of a smoke run
+    Job("compare_gibbs_chains_new-loaded", "compare_gibbs_chains.py", full=("--runs", "10", "--load"), quick=None),
+)
+
+if __name__ == "__main__":
+    sys.exit(main(JOBS, Path(__file__).parent, __doc__))
