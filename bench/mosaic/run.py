@@ -14,6 +14,8 @@ JOBS = (
     Job("compare_order", "compare_order.py", full=(), quick=("--sets", "random450")),
     Job("compare_order_budgets", "compare_order.py", full=("--equal-budgets", "0.1", "0.43", "2"),
         quick=("--equal-budgets", "0.05", "--repeats", "1", "--no-lkh")),
+    Job("compare_tsp", "compare_tsp.py", full=("--budgets", "0.2", "0.43", "2", "--repeats", "5"),
+        quick=("--budgets", "0.05", "--repeats", "1")),
 )
 
 if __name__ == "__main__":
