@@ -1,5 +1,5 @@
-"""EpochSpec: the epoch's settings as one object, passed whole to the loader and the planner;
-the Stateful protocol; the deprecated shard_plan."""
+"""EpochSpec: the epoch's settings as one object, passed whole to the loader, the planner and a
+checkpoint; the Stateful protocol; the deprecated shard_plan."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,9 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from fastseq.bptt import EpochSpec, SlotSwapLoader, Stateful, plan_epoch, shard_plan
+from fastseq.bptt import EpochSpec, SlotSwapLoader, Stateful, plan_epoch, shard_plan, train_bptt
 from fastseq.bptt.epoch import MAX_WORLD_SIZE
 
 LENGTHS = np.array([5, 1, 9, 3, 3, 7, 2, 4])
@@ -152,3 +153,37 @@ def test_loader_is_stateful():
     again = SlotSwapLoader(_seqs(), None, 2, 3, buffers=None)
     again.load_state_dict(loader.state_dict())
     assert _same(_windows(again), _windows(it))
+
+
+class _Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(2 + 2, 4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, visible, context, hidden):
+        h, hidden = self.rnn(torch.cat([visible, context.unsqueeze(0)], -1), hidden)
+        return self.out(h), hidden
+
+
+def _train(path=None, **kwargs):
+    torch.manual_seed(0)
+    model = _Decoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    settings = {"shuffle": True, "seed": 2, **kwargs}
+    return train_bptt(model, _seqs(), _seqs(), torch.zeros(2), torch.zeros(1, 4), opt, 2, 3, checkpoint=path,
+                      checkpoint_every=2, **settings)
+
+
+def test_a_checkpoint_names_the_epoch_settings_that_differ(tmp_path):
+    path = tmp_path / "run.ckpt"
+    losses = _train(path)
+    saved = path.read_bytes()
+    assert _train(path) == losses  # a finished epoch: its losses, nothing trained
+    with pytest.raises(ValueError, match=r"^Expected checkpoint .* to come from this training run, but "
+                                         r"shuffle \(checkpoint True, now False\), seed \(checkpoint 2, now None\) "
+                                         r"differ; nothing was trained"):
+        _train(path, shuffle=False, seed=None)
+    with pytest.raises(ValueError, match=r"but tail \(checkpoint 'longest_first', now 'none'\) differ"):
+        _train(path, tail="none")
+    assert path.read_bytes() == saved
