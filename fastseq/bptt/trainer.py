@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastseq._util.progress import progress_bar
 from fastseq._util.validate import positive_int, real_array
 from fastseq.bptt.epoch import EpochSpec, Tail
 from fastseq.bptt.feedback import fused_window
@@ -306,35 +307,11 @@ def _train(windows, optimizer, params, step: _Step, bar, losses: list[float], af
         value = float(summed)  # the one sync per window
         _optimizer_step(loss, optimizer, params, step, index, value, reduce)
         losses.append(value)
-        bar.update(value)
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
         if after_step is not None:
             after_step(losses)
     return losses
-
-
-class _Bar:
-    """A window progress bar, or nothing."""
-
-    def __init__(self, total: int | None, show: bool) -> None:
-        self.bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="window", desc="train_bptt")
-
-    def set_total(self, total: int) -> None:
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.refresh()
-
-    def update(self, value: float) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _distributed(spec: EpochSpec) -> EpochSpec:
@@ -518,14 +495,11 @@ def train_bptt(
         if finished:
             return run.losses
     windows = _window_costs(decoder, run, step, dtype)
-    bar = _Bar(len(loader) if progress else None, progress)
-    try:
+    with progress_bar(progress, total=len(loader) if progress else None, desc="train_bptt", unit="window") as bar:
         losses = _train(windows, optimizer, params, step, bar, run.losses, after_step, distributed)
         if after_step is not None:
             after_step(losses, final=True)
         return losses
-    finally:
-        bar.close()
 
 
 def _resume(path: Path, every: int, decoder, optimizer, run: _Run, generator, config: dict,

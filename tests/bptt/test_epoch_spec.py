@@ -1,5 +1,5 @@
 """EpochSpec: the epoch's settings as one object, passed whole to the loader, the planner and a
-checkpoint; the Stateful protocol; the deprecated shard_plan."""
+checkpoint; the Stateful protocol; the deprecated shard_plan; train_bptt's progress bar."""
 from __future__ import annotations
 
 import json
@@ -187,3 +187,12 @@ def test_a_checkpoint_names_the_epoch_settings_that_differ(tmp_path):
     with pytest.raises(ValueError, match=r"but tail \(checkpoint 'longest_first', now 'none'\) differ"):
         _train(path, tail="none")
     assert path.read_bytes() == saved
+
+
+def test_progress_bar_counts_windows(capsys):
+    loader = SlotSwapLoader(_seqs(), None, 2, 3, shuffle=True, seed=2)
+    losses = _train(progress=True)
+    err = capsys.readouterr().err
+    assert len(losses) == len(loader)
+    assert re.search(rf"train_bptt: 100%.*\b{len(loader)}/{len(loader)}\b.*window", err), err
+    assert "loss=" in err
