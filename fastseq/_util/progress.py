@@ -15,6 +15,9 @@ class _NoBar:
     def refresh(self) -> None:
         pass
 
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -26,7 +29,7 @@ class _NoBar:
 
 
 def progress_bar(enabled: bool, total: float | None = None, desc: str | None = None, **kwargs: Any):
-    """A tqdm bar (context manager, ``update``, ``n``, ``refresh``) or a silent stand-in.
+    """A tqdm bar (context manager, ``update``, ``n``, ``refresh``, ``set_postfix``) or a silent stand-in.
 
     ``total`` should come from what will actually run (count the schedule's windows, not
     an estimate), so the bar ends at 100%.

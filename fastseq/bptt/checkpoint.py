@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fastseq._util.atomic import atomic_path
+from fastseq.bptt.epoch import describe_difference
 
 __all__ = ["load_checkpoint", "save_checkpoint", "config_differences"]
 
@@ -111,7 +112,7 @@ def optimizer_differences(saved_groups: list[dict], optimizer: torch.optim.Optim
         for key in sorted((set(old) & set(new)) - {"params"}):
             a, b = _plain(old[key]), _plain(new[key])
             if a != b:
-                out.append(f"optimizer group {i} {key} (checkpoint {a!r}, now {b!r})")
+                out.append(describe_difference(f"optimizer group {i} {key}", a, b, ("checkpoint", "now")))
     return out
 
 
@@ -123,7 +124,7 @@ def config_differences(saved: dict, current: dict, prefix: str = "") -> list[str
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_differences(a, b, f"{prefix}{key}.")
         elif a != b:
-            out.append(f"{prefix}{key} (checkpoint {a!r}, now {b!r})")
+            out.append(describe_difference(f"{prefix}{key}", a, b, ("checkpoint", "now")))
     return out
 
 
@@ -146,9 +147,13 @@ def restore(meta: dict, tensors: dict[str, torch.Tensor], decoder: torch.nn.Modu
     return carried, tensors["losses"].tolist()
 
 
-def run_config(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer, contexts, targets, loader,
+def run_config(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer, contexts, targets,
                options: dict) -> dict:
-    """What a checkpoint must match to be resumed: data (checksums), model, optimizer, settings."""
+    """What a checkpoint must match to be resumed besides the loader's state: data (checksums),
+    model, optimizer, the step's settings. The loader's state (its position, the lengths'
+    checksum and the :class:`~fastseq.bptt.EpochSpec` it ran) is saved beside it and compared
+    by :meth:`~fastseq.bptt.SlotSwapLoader.state_differences`: the epoch's settings must be
+    the same, the number of processes may change."""
     from fastseq.bptt._store_files import crc32
 
     def data(store) -> dict:
@@ -157,6 +162,6 @@ def run_config(decoder: torch.nn.Module, optimizer: torch.optim.Optimizer, conte
         return {"dtype": store.dtype.str, "features": list(store.feature_shape), "crc32": value}
 
     model = {k: [list(v.shape), str(v.dtype)] for k, v in decoder.state_dict().items()}
-    return {"data": {"contexts": data(contexts), "targets": data(targets)}, "loader": loader._fingerprint(),
+    return {"data": {"contexts": data(contexts), "targets": data(targets)},
             "model": {"class": type(decoder).__name__, "tensors": model},
             "optimizer": type(optimizer).__name__, **options}

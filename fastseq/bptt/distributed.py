@@ -11,15 +11,16 @@ the global real steps, so every process takes the same optimizer step.
 """
 from __future__ import annotations
 
-import numbers
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from fastseq._util.validate import bounded_int, flag, positive_int
-from fastseq.bptt.shards import MAX_WORLD_SIZE, plan_epoch
+from fastseq._util.validate import flag
+from fastseq.bptt.epoch import EpochSpec
+from fastseq.bptt.shards import plan_epoch
 
 __all__ = ["ShardPlan", "shard_plan", "all_reduce_gradients"]
 
@@ -27,6 +28,9 @@ __all__ = ["ShardPlan", "shard_plan", "all_reduce_gradients"]
 @dataclass(frozen=True)
 class ShardPlan:
     """What one process trains, and the epoch's shape across all processes.
+
+    Deprecated with :func:`shard_plan`, which returns it: :func:`~fastseq.bptt.plan_epoch`
+    gives every process's shard (``.shards[rank].order``) and ``.real_steps``.
 
     Attributes:
         rank, world_size: this process and the number of processes.
@@ -46,20 +50,27 @@ class ShardPlan:
 
 def shard_plan(lengths: np.ndarray, order: np.ndarray, batch_size: int, bptt: int, rank: int,
                world_size: int, wrap_around: bool = False, tail_first: bool = True) -> ShardPlan:
-    """Shard ``order`` over ``world_size`` processes, balanced by steps, and count every shard's windows.
+    """Deprecated (removed in the next release): one process's part of :func:`~fastseq.bptt.plan_epoch`.
 
-    >>> plan = shard_plan(np.array([3, 1, 4, 1]), np.arange(4), 1, 2, rank=0, world_size=2)
+    The same as ``plan_epoch(lengths, order, spec=EpochSpec(batch_size, bptt, tail=..., wrap_around=...,
+    rank=rank, world_size=world_size))``, whose ``.shards[rank].order`` and ``.real_steps`` this
+    returns; ``plan_epoch`` also says how many windows each process holds data in and which
+    slots it runs, and re-shards a resumed epoch.
+
+    >>> import warnings
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", DeprecationWarning)
+    ...     plan = shard_plan(np.array([3, 1, 4, 1]), np.arange(4), 1, 2, rank=0, world_size=2)
     >>> plan.order.tolist(), plan.real_steps.tolist()
     ([2, 3], [4, 4, 1])
     """
-    batch_size, bptt = positive_int("batch_size", batch_size), positive_int("bptt", bptt)
-    world_size = bounded_int("world_size", world_size, 1, MAX_WORLD_SIZE)
-    if isinstance(rank, bool) or not isinstance(rank, numbers.Integral) or not 0 <= rank < world_size:
-        raise ValueError(f"Expected rank in [0, {world_size}), got {rank!r}.")
-    wrap_around, tail_first = flag("wrap_around", wrap_around), flag("tail_first", tail_first)
-    epoch = plan_epoch(lengths, order, world_size, batch_size, bptt, tail_first=tail_first and not wrap_around,
-                       wrap_around=wrap_around)
-    return ShardPlan(rank, world_size, epoch.shards[rank].order, epoch.real_steps)
+    warnings.warn("shard_plan is deprecated and will be removed in the next release; use plan_epoch(lengths, order, "
+                  "spec=EpochSpec(...)), whose .shards[rank].order and .real_steps it returns.", DeprecationWarning,
+                  stacklevel=2)
+    tail = "longest_first" if flag("tail_first", tail_first) else "none"
+    spec = EpochSpec(batch_size, bptt, tail=tail, wrap_around=wrap_around, rank=rank, world_size=world_size)
+    epoch = plan_epoch(lengths, order, spec=spec)
+    return ShardPlan(spec.rank, spec.world_size, epoch.shards[spec.rank].order, epoch.real_steps)
 
 
 def all_reduce_gradients(params: list[torch.Tensor]) -> None:

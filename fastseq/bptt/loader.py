@@ -21,15 +21,15 @@ import torch
 from torch import Tensor
 
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import bounded_int, one_of, positive_int
+from fastseq._util.validate import one_of, positive_int
+from fastseq.bptt.epoch import TAILS, EpochSpec, Tail, describe_difference
 from fastseq.bptt.schedule import ScheduleWindow, epoch_order, move_longest_first
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
-from fastseq.bptt.shards import MAX_WORLD_SIZE, EpochShards, Remaining, padded_windows, plan_epoch, remaining
+from fastseq.bptt.shards import EpochShards, Remaining, padded_windows, plan_epoch, remaining
 from fastseq.bptt.store import SequenceStore
 
-__all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order", "check_paired_lengths"]
+__all__ = ["LoaderWindow", "SlotSwapLoader", "tail_order", "check_paired_lengths", "Tail"]
 
-Tail = Literal["longest_first", "none"]
 _DONE = object()
 
 
@@ -79,7 +79,7 @@ def tail_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, tail: Ta
     >>> tail_order(np.arange(5), np.array([1, 9, 2, 3, 7]), 2, "longest_first").tolist()
     [1, 4, 0, 2, 3]
     """
-    one_of("tail", tail, ("none", "longest_first"))
+    one_of("tail", tail, TAILS)
     order = np.asarray(order, dtype=np.int64)
     if tail == "none" or order.size <= 1:
         return order.copy()
@@ -151,23 +151,28 @@ class SlotSwapLoader:
     ``seed + epoch`` so a run is reproducible. This is the one path from a
     :class:`SequenceStore` to the device; :func:`~fastseq.bptt.train_bptt` uses it too.
 
+    The epoch's settings (``batch_size`` to ``world_size`` below) come whole in ``spec``,
+    an :class:`~fastseq.bptt.EpochSpec`, or one by one as keywords (None: the default
+    given); not both. Either way the loader keeps them as ``loader.spec`` (also readable
+    one by one: ``loader.batch_size``, ``loader.rank``, ...).
+
     Args:
         inputs: ``N`` sequences ``T_i x *F`` (arrays or tensors) or a SequenceStore.
         targets: ``N`` sequences ``T_i x *G`` of the same lengths, or None.
-        batch_size: slots ``B``. Without ``wrap_around`` at most N slots are ever busy,
-            so no more than N are allocated.
-        bptt: steps per window ``K``.
+        batch_size: slots ``B`` (default 32). Without ``wrap_around`` at most N slots are
+            ever busy, so no more than N are allocated.
+        bptt: steps per window ``K`` (default 32).
         device: where the windows go (default CPU). On CUDA the host buffers are pinned
             and reused, and the copy is asynchronous.
-        shuffle: shuffle the order every epoch.
-        seed: seed of the shuffles.
-        compact: narrow windows to the live slots while the epoch drains.
+        shuffle: shuffle the order every epoch (default False).
+        seed: seed of the shuffles (default None).
+        compact: narrow windows to the live slots while the epoch drains (default True).
         prefetch: prepare the next window on a background thread. None (default): on
             CUDA only. On the CPU a window takes well under 1 ms to prepare, and handing
             the GIL back and forth with a thread measured slower than preparing inline.
         tail: epoch-end policy, see :func:`tail_order` (default ``"longest_first"``).
         wrap_around: the original algorithm's wrap-around: instead of idling while the
-            epoch drains, slots re-train sequences from the start of the order.
+            epoch drains, slots re-train sequences from the start of the order (default False).
         rank, world_size: this process's shard of each epoch (default one process).
             ``world_size="auto"`` takes both from the initialized ``torch.distributed``
             default group (one process if none is initialized). Shards are balanced by
@@ -187,6 +192,7 @@ class SlotSwapLoader:
         plan: the layout to plan for :func:`~fastseq.bptt.engines.run_window` on the
             background thread: ``"packed"``, ``"dense"``, ``"auto"`` (what the device's
             default engine needs: packed on CUDA, nothing on CPU) or None (no plan).
+        spec: all of the epoch's settings at once, instead of the keywords above.
 
     Example:
         >>> loader = SlotSwapLoader([np.ones((3, 2)), np.ones((1, 2))], None, batch_size=2, bptt=2)
@@ -198,32 +204,33 @@ class SlotSwapLoader:
         self,
         inputs,
         targets=None,
-        batch_size: int = 32,
-        bptt: int = 32,
+        batch_size: int | None = None,
+        bptt: int | None = None,
         *,
         device: torch.device | str | None = None,
-        shuffle: bool = False,
+        shuffle: bool | None = None,
         seed: int | None = None,
-        compact: bool = True,
+        compact: bool | None = None,
         prefetch: bool | None = None,
-        tail: Tail = "longest_first",
-        wrap_around: bool = False,
+        tail: Tail | None = None,
+        wrap_around: bool | None = None,
         rank: int | None = None,
-        world_size: int | Literal["auto"] = 1,
+        world_size: int | Literal["auto"] | None = None,
         data_on_device: bool = False,
         plan: Literal["auto", "packed", "dense"] | None = "auto",
         buffers: int | None = 4,
+        spec: EpochSpec | None = None,
     ) -> None:
         self.inputs = SequenceStore.coerce(inputs, "inputs")
         self.targets = None if targets is None else SequenceStore.coerce(targets, "targets")
         if self.targets is not None:
             check_paired_lengths(self.inputs, self.targets, "inputs", "targets")
-        self.batch_size = positive_int("batch_size", batch_size)
-        self.bptt = positive_int("bptt", bptt)
+        if isinstance(world_size, str) and world_size == "auto":
+            rank, world_size = _auto_rank_and_world(rank)
+        self.spec = EpochSpec.resolve(spec, batch_size=batch_size, bptt=bptt, shuffle=_truth(shuffle), seed=seed,
+                                      compact=_truth(compact), tail=tail, wrap_around=_truth(wrap_around),
+                                      rank=rank, world_size=world_size)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
-        self.shuffle, self.seed, self.compact = bool(shuffle), seed, bool(compact)
-        self.wrap_around = bool(wrap_around)
-        self.rank, self.world_size = _rank_and_world(rank, world_size)
         if plan == "auto":  # the step engine needs no plan
             plan = {"packed": "packed", "dense": "dense"}.get(default_engine(self.device))
         if plan not in ("packed", "dense", None):
@@ -233,8 +240,6 @@ class SlotSwapLoader:
         if buffers is not None and positive_int("buffers", buffers) < 3:
             raise ValueError(f"Expected buffers to be None or >= 3 (one in use, one queued, one filling), got {buffers}.")
         self.buffers = buffers
-        tail_order(np.zeros(0, np.int64), self.inputs.lengths, 1, tail)  # validates tail
-        self.tail = tail
         self.data_on_device = bool(data_on_device)
         self._device_data: tuple[Tensor, Tensor | None] | None = None
         self.epoch = 0
@@ -256,17 +261,17 @@ class SlotSwapLoader:
         resume = self._resumed[1] if self._resumed is not None and self._resumed[0] == epoch else None
         key = (epoch, id(resume))
         if key not in self._plans:
-            self._plans = {key: plan_epoch(self.inputs.lengths, self.global_order(epoch), self.world_size,
-                                           self.batch_size, self.bptt, tail_first=self.tail == "longest_first",
-                                           compact=self.compact, wrap_around=self.wrap_around, resume=resume)}
+            self._plans = {key: plan_epoch(self.inputs.lengths, self.global_order(epoch), spec=self.spec,
+                                           resume=resume)}
         return self._plans[key]
 
     def _check_memory(self) -> None:
         row_bytes = _row_bytes(self.inputs) + (0 if self.targets is None else _row_bytes(self.targets))
+        spec = self.spec
         # an upper bound on any epoch's slots, known before the shards are planned
-        slots = self.batch_size if self.wrap_around else max(1, min(self.batch_size, len(self.inputs)))
-        window = self.bptt * slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
-        check_fits(f"a window of bptt={self.bptt} x batch_size={slots} rows", window * (1 + (self.buffers or 1)))
+        slots = spec.batch_size if spec.wrap_around else max(1, min(spec.batch_size, len(self.inputs)))
+        window = spec.bptt * slots * (row_bytes + 2 + 8 + 8)  # rows, masks, sequence ids, row ids
+        check_fits(f"a window of bptt={spec.bptt} x batch_size={slots} rows", window * (1 + (self.buffers or 1)))
 
     def __len__(self) -> int:
         """Number of windows in an epoch (runs the scheduler once, without gathering)."""
@@ -279,8 +284,8 @@ class SlotSwapLoader:
 
     def global_order(self, epoch: int) -> np.ndarray:
         """The order of ``epoch`` before sharding: ``arange(N)`` or the shuffle of ``seed + epoch``."""
-        seed = None if self.seed is None else self.seed + epoch
-        return epoch_order(len(self.inputs), self.shuffle, seed)
+        seed = None if self.spec.seed is None else self.spec.seed + epoch
+        return epoch_order(len(self.inputs), self.spec.shuffle, seed)
 
     def order(self, epoch: int) -> np.ndarray:
         """The admission order of ``epoch`` for this process's shard (the tail policy applied)."""
@@ -309,8 +314,7 @@ class SlotSwapLoader:
 
     def _windows(self, shards: EpochShards, skip: int) -> Iterator[LoaderWindow]:
         # the schedule is deterministic: skipped windows are scheduled but never gathered
-        windows = padded_windows(self.inputs.lengths, shards, self.rank, self.bptt, compact=self.compact,
-                                 wrap_around=self.wrap_around)
+        windows = padded_windows(self.inputs.lengths, shards, self.spec)
         schedule = itertools.islice(windows, skip, None)
         totals = shards.real_steps.tolist()
         if self.data_on_device:
@@ -324,12 +328,15 @@ class SlotSwapLoader:
             return
         yield from self._threaded(produce, staging, totals)
 
-    def _fingerprint(self) -> dict:
-        """What must match for a saved position to mean the same windows (on any number of processes)."""
+    def _data_identity(self) -> dict:
         lengths = np.ascontiguousarray(self.inputs.lengths, dtype="<i8")
-        return {"sequences": len(self.inputs), "lengths_crc32": zlib.crc32(lengths.view(np.uint8)),
-                "batch_size": self.batch_size, "bptt": self.bptt, "shuffle": self.shuffle, "seed": self.seed,
-                "compact": self.compact, "tail": self.tail, "wrap_around": self.wrap_around}
+        return {"sequences": len(self.inputs), "lengths_crc32": zlib.crc32(lengths.view(np.uint8))}
+
+    def _fingerprint(self) -> dict:
+        """What must match for a saved position to mean the same windows (on any number of processes):
+        the lengths, and the spec's settings but its sharding (an epoch re-shards on resume)."""
+        settings = {k: v for k, v in self.spec.to_json().items() if k not in EpochSpec.SHARDING}
+        return {**self._data_identity(), **settings}
 
     def state_dict(self) -> dict:
         """The position in the epochs, as torchdata's ``StatefulDataLoader`` keeps it.
@@ -338,7 +345,9 @@ class SlotSwapLoader:
         schedule cursor and every slot's sequence and step, and the shuffle (drawn
         from ``seed + epoch``): the schedule is deterministic, so
         :meth:`load_state_dict` followed by ``iter()`` yields exactly the windows
-        that were still to come. Plain JSON-able values, no tensors.
+        that were still to come. ``config`` holds the lengths' checksum and the
+        settings of :attr:`spec` but its rank; ``world_size`` is beside it, as a resume may
+        change the number of processes. Plain JSON-able values, no tensors.
 
         >>> loader = SlotSwapLoader([np.ones((5, 1)), np.ones((3, 1))], None, batch_size=1, bptt=2)
         >>> it = iter(loader); _ = next(it); state = loader.state_dict(); rest = [w.index for w in it]
@@ -348,8 +357,17 @@ class SlotSwapLoader:
         """
         epoch, window = self._position
         resumed = self._resumed[1] if self._resumed is not None and self._resumed[0] == epoch else None
-        return {"epoch": epoch, "window": window, "config": self._fingerprint(), "world_size": self.world_size,
+        return {"epoch": epoch, "window": window, "config": self._fingerprint(), "world_size": self.spec.world_size,
                 "resumed": None if resumed is None else _remaining_json(resumed)}
+
+    def state_differences(self, state: dict, labels: tuple[str, str] = ("saved", "here")) -> list[str]:
+        """What of a :meth:`state_dict`'s data and settings differs from this loader's, each named
+        with both values (``"bptt (saved 4, here 3)"``); its number of processes may differ."""
+        saved = _saved_spec(state)
+        data = state["config"]
+        differ = [describe_difference(k, data.get(k), v, labels) for k, v in self._data_identity().items()
+                  if data.get(k) != v]
+        return differ + saved.differences(self.spec, labels=labels, ignore=EpochSpec.SHARDING)
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a :meth:`state_dict`: the next ``iter()`` resumes mid-epoch.
@@ -362,24 +380,18 @@ class SlotSwapLoader:
         sequence is still trained exactly once in that epoch. Refuses a state from
         another data set or other settings, naming what differs.
         """
-        if not isinstance(state, dict) or not {"epoch", "window", "config"} <= state.keys():
-            raise ValueError(f"Expected a SlotSwapLoader state_dict with epoch, window and config, got {state!r:.80}.")
-        mine = self._fingerprint()
-        differ = [f"{k} (saved {state['config'].get(k)!r}, here {v!r})" for k, v in mine.items()
-                  if state["config"].get(k) != v]
+        differ = self.state_differences(state)
         if differ:
             raise ValueError("Expected the loader state to come from the same data and settings, but "
                              + ", ".join(differ) + " differ.")
         epoch, window = int(state["epoch"]), int(state["window"])
-        saved_world = int(state.get("world_size", 1))
+        spec = _saved_spec(state)  # this loader's settings, on the saved number of processes
         resumed = state.get("resumed")
         resumed = None if resumed is None else _remaining_from_json(resumed)
         self._resumed = None if resumed is None else (epoch, resumed)
-        if saved_world != self.world_size and window > 0:
-            saved = plan_epoch(self.inputs.lengths, self.global_order(epoch), saved_world, self.batch_size,
-                               self.bptt, tail_first=self.tail == "longest_first", compact=self.compact,
-                               wrap_around=self.wrap_around, resume=resumed)
-            left = remaining(self.inputs.lengths, saved, self.bptt, window, compact=self.compact,
+        if spec.world_size != self.spec.world_size and window > 0:
+            saved = plan_epoch(self.inputs.lengths, self.global_order(epoch), spec=spec, resume=resumed)
+            left = remaining(self.inputs.lengths, saved, spec.bptt, window, compact=spec.compact,
                              done=None if resumed is None else resumed.done)
             self._resumed, window = (epoch, left), 0
         self.epoch, self._resume_window = epoch, window
@@ -470,21 +482,41 @@ class SlotSwapLoader:
             thread.join()
 
 
-def _rank_and_world(rank, world_size) -> tuple[int, int]:
-    """``(rank, world_size)``, from the initialized torch.distributed group for ``"auto"``."""
-    if isinstance(world_size, str) and world_size == "auto":
-        import torch.distributed as dist
+# the settings read one by one, as before the loader kept them in one spec: loader.batch_size, loader.rank, ...
+for _name in EpochSpec.fields():
+    setattr(SlotSwapLoader, _name, property(lambda self, _name=_name: getattr(self.spec, _name),
+                                            doc=f"``spec.{_name}``, read-only."))
+del _name
 
-        if dist.is_available() and dist.is_initialized():
-            world, default = dist.get_world_size(), dist.get_rank()
-        else:
-            world, default = 1, 0
-        rank = default if rank is None else rank
+
+def _truth(value) -> bool | None:
+    """A yes/no keyword as the loader has always read it (any truth value); None: not given."""
+    return None if value is None else bool(value)
+
+
+def _auto_rank_and_world(rank) -> tuple[int, int]:
+    """``(rank, world_size)`` for ``world_size="auto"``: the initialized torch.distributed group's
+    (``rank`` given overrides its rank), else one process."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        world, default = dist.get_world_size(), dist.get_rank()
     else:
-        world, rank = bounded_int("world_size", world_size, 1, MAX_WORLD_SIZE), 0 if rank is None else rank
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world:
-        raise ValueError(f"Expected rank to be an integer in [0, {world}), got {rank!r}.")
-    return int(rank), world
+        world, default = 1, 0
+    return default if rank is None else rank, world
+
+
+def _saved_spec(state) -> EpochSpec:
+    """The settings a :meth:`SlotSwapLoader.state_dict` was saved with, on its number of processes."""
+    if not isinstance(state, dict) or not {"epoch", "window", "config"} <= state.keys() \
+            or not isinstance(state["config"], dict):
+        raise ValueError(f"Expected a SlotSwapLoader state_dict with epoch, window and config, got {state!r:.80}.")
+    config = state["config"]
+    settings = {k: config[k] for k in EpochSpec.fields() if k in config and k not in EpochSpec.SHARDING}
+    try:
+        return EpochSpec.from_json({**settings, "world_size": state.get("world_size", 1)})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Expected a SlotSwapLoader state_dict with valid settings, got {exc}") from None
 
 
 def _remaining_json(left: Remaining) -> dict:

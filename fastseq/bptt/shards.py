@@ -29,15 +29,12 @@ from typing import Iterator
 import numpy as np
 
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import bounded_int, flag, lengths_array, order_array, positive_int
+from fastseq._util.validate import flag, lengths_array, order_array
+from fastseq.bptt.epoch import MAX_WORLD_SIZE, EpochSpec
 from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, move_longest_first
 
 __all__ = ["Shard", "EpochShards", "Remaining", "balanced_assignment", "plan_epoch", "remaining",
            "shard_windows", "idle_window", "MAX_WORLD_SIZE"]
-
-# every process's shard is planned by every process, one Python object each: a bound on
-# the processes keeps a wrong world size a clear error instead of an endless loop
-MAX_WORLD_SIZE = 1 << 17  # 131072 processes: planned in about 2 s
 
 
 def balanced_assignment(lengths: np.ndarray, ids: np.ndarray, world_size: int,
@@ -126,10 +123,16 @@ def _rank_orders(lengths, ids, world_size, loads, batch_size, tail_first: bool) 
     return orders
 
 
-def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int, batch_size: int, bptt: int, *,
-               tail_first: bool = True, compact: bool = True, wrap_around: bool = False,
-               resume: Remaining | None = None) -> EpochShards:
+def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int | None = None, batch_size: int | None = None,
+               bptt: int | None = None, *, tail_first: bool | None = None, compact: bool | None = None,
+               wrap_around: bool | None = None, resume: Remaining | None = None,
+               spec: EpochSpec | None = None) -> EpochShards:
     """Shard ``order`` over ``world_size`` processes and count every shard's windows.
+
+    The settings come whole in ``spec`` (an :class:`~fastseq.bptt.EpochSpec`; its
+    ``rank`` plays no part: every shard is planned), or one by one as ``world_size``,
+    ``batch_size``, ``bptt``, ``tail_first`` (default True: ``tail="longest_first"``),
+    ``compact`` (default True) and ``wrap_around`` (default False); not both.
 
     With ``resume``, only what is left of the epoch is sharded: finished sequences are
     left out, unfinished ones continue from their position (dealt out longest remainder
@@ -146,10 +149,11 @@ def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int, batch_si
     """
     lengths = lengths_array(lengths)
     order = order_array(order, lengths.size, of="lengths")
-    world_size = bounded_int("world_size", world_size, 1, MAX_WORLD_SIZE)
-    batch_size, bptt = positive_int("batch_size", batch_size), positive_int("bptt", bptt)
-    tail_first, compact, wrap_around = flag("tail_first", tail_first), flag("compact", compact), \
-        flag("wrap_around", wrap_around)
+    tail = None if tail_first is None else ("longest_first" if flag("tail_first", tail_first) else "none")
+    spec = EpochSpec.resolve(spec, world_size=world_size, batch_size=batch_size, bptt=bptt, tail=tail,
+                             compact=compact, wrap_around=wrap_around)
+    world_size, batch_size, bptt = spec.world_size, spec.batch_size, spec.bptt
+    compact, wrap_around = spec.compact, spec.wrap_around
     if order.size:  # each window counted holds at most bptt steps of the longest sequence
         windows = -(-int(lengths[order].max()) // bptt)
         check_fits(f"plan_epoch of {windows} windows (lengths up to {int(lengths[order].max())}, bptt={bptt})",
@@ -169,7 +173,8 @@ def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int, batch_si
         skip = resume.done.copy()
         skip[resume.sequence] = True
         order = order[~skip[order]]
-    fresh = _rank_orders(lengths, order, world_size, loads, batch_size, tail_first and not wrap_around)
+    tail_first = spec.tail == "longest_first" and not wrap_around
+    fresh = _rank_orders(lengths, order, world_size, loads, batch_size, tail_first)
     shards = [Shard(np.concatenate([np.asarray(c, np.int64), f]),
                     np.concatenate([np.asarray(p, np.int64), np.zeros(f.size, np.int64)]))
               for c, p, f in zip(cont, cont_pos, fresh)]
@@ -211,11 +216,12 @@ def idle_window(index: int, bptt: int) -> ScheduleWindow:
                           none.copy(), np.zeros(1, np.int64))
 
 
-def padded_windows(lengths: np.ndarray, epoch: EpochShards, rank: int, bptt: int, *, compact: bool = True,
-                   wrap_around: bool = False) -> Iterator[ScheduleWindow]:
-    """Rank ``rank``'s windows followed by idle ones up to the epoch's window count."""
-    real = shard_windows(lengths, epoch.shards[rank], epoch.slots[rank], bptt, compact=compact,
-                         wrap_around=wrap_around)
+def padded_windows(lengths: np.ndarray, epoch: EpochShards, spec: EpochSpec) -> Iterator[ScheduleWindow]:
+    """Rank ``spec.rank``'s windows of ``epoch`` (planned with ``spec``) followed by idle ones
+    up to the epoch's window count."""
+    rank, bptt = spec.rank, spec.bptt
+    real = shard_windows(lengths, epoch.shards[rank], epoch.slots[rank], bptt, compact=spec.compact,
+                         wrap_around=spec.wrap_around)
     pad = (idle_window(i, bptt) for i in range(epoch.windows_per_rank[rank], epoch.windows))
     return itertools.chain(real, pad)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -22,9 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastseq._util.progress import progress_bar
 from fastseq._util.validate import positive_int, real_array
+from fastseq.bptt.epoch import EpochSpec, Tail
 from fastseq.bptt.feedback import fused_window
-from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader, Tail, check_paired_lengths
+from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader, check_paired_lengths
 from fastseq.bptt.state import carry_state, state_parts, step_with_resets
 from fastseq.bptt.store import SequenceStore
 
@@ -135,12 +137,11 @@ def _model_device_dtype(decoder: nn.Module, device) -> tuple[torch.device, torch
     return torch.device(device), dtype
 
 
-def _check_options(batch_size, bptt, clip_grad_norm, teacher_forcing) -> tuple[int, int]:
+def _check_options(clip_grad_norm, teacher_forcing) -> None:
     if clip_grad_norm is not None and not (isinstance(clip_grad_norm, numbers.Real) and clip_grad_norm > 0):
         raise ValueError(f"Expected clip_grad_norm to be a positive number or None, got {clip_grad_norm!r}.")
     if not (isinstance(teacher_forcing, numbers.Real) and 0.0 <= teacher_forcing <= 1.0):
         raise ValueError(f"Expected teacher_forcing to be a probability in [0, 1], got {teacher_forcing!r}.")
-    return positive_int("batch_size", batch_size), positive_int("bptt", bptt)
 
 
 # ---------------------------------------------------------------------------- one window
@@ -230,17 +231,40 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
 
 @dataclass
 class _Run:
-    """The carried state between windows, where a checkpoint can read (and a resume set) it."""
+    """What an epoch carries from window to window, where a checkpoint reads it and a resume
+    sets it (:class:`~fastseq.bptt.Stateful`): the slots' carried state and the losses so far.
+    The loader keeps its own position."""
 
+    loader: SlotSwapLoader
+    seeds: _Seeds
     carried: _Carried | None = None
+    losses: list[float] = field(default_factory=list)
+
+    def start(self) -> _Carried:
+        """The state the next window continues from: the carried one, or the seeds in every slot."""
+        return self.carried if self.carried is not None else self.seeds.expanded(self.loader.slots)
+
+    def state_dict(self) -> dict:
+        """``carried``: this process's parts (the fed-back visible ``1 x W x F``, then each hidden
+        ``L x W x H``); ``losses``: a copy of the losses so far."""
+        start = self.start()
+        return {"carried": (start.visible,) + start.hidden, "losses": list(self.losses)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`, or from one whose ``carried`` lists every saved
+        process's parts (a checkpoint of several processes); the loader must already stand at
+        the saved position (see :func:`_restored_carried`)."""
+        saved = state["carried"]
+        self.carried = _restored_carried(saved if isinstance(saved, list) else [tuple(saved)], self.loader,
+                                         self.seeds)
+        self.losses = [float(v) for v in state["losses"]]
 
 
-def _window_costs(decoder, loader: SlotSwapLoader, seeds: _Seeds, step: _Step,
-                  dtype, run: _Run) -> Iterator[tuple[LoaderWindow, torch.Tensor]]:
+def _window_costs(decoder, run: _Run, step: _Step, dtype) -> Iterator[tuple[LoaderWindow, torch.Tensor]]:
     """Yield ``(window, summed cost)`` per window; the caller runs backward and steps."""
-    carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
+    carried, seeds = run.start(), run.seeds
     checked: set = set()  # widths whose decoder outputs were checked, so once per call
-    for w in loader:
+    for w in run.loader:
         carried = carried.carried(w.schedule.slot_map)
         total, carried = _window_cost(decoder, w, carried, seeds, step, dtype, checked)
         run.carried = carried
@@ -283,45 +307,22 @@ def _train(windows, optimizer, params, step: _Step, bar, losses: list[float], af
         value = float(summed)  # the one sync per window
         _optimizer_step(loss, optimizer, params, step, index, value, reduce)
         losses.append(value)
-        bar.update(value)
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
         if after_step is not None:
             after_step(losses)
     return losses
 
 
-class _Bar:
-    """A window progress bar, or nothing."""
-
-    def __init__(self, total: int | None, show: bool) -> None:
-        self.bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=total, unit="window", desc="train_bptt")
-
-    def set_total(self, total: int) -> None:
-        if self.bar is not None:
-            self.bar.total = total
-            self.bar.refresh()
-
-    def update(self, value: float) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _distributed_world(shuffle: bool, seed) -> tuple[int, int]:
+def _distributed(spec: EpochSpec) -> EpochSpec:
+    """``spec`` sharded over the initialized torch.distributed default group."""
     import torch.distributed as dist
 
     if not dist.is_available() or not dist.is_initialized():
         raise ValueError("Expected torch.distributed to be initialized for distributed=True, it is not.")
-    if shuffle and seed is None:
+    if spec.shuffle and spec.seed is None:
         raise ValueError("Expected an explicit seed with shuffle=True and distributed=True, got None.")
-    return dist.get_rank(), dist.get_world_size()
+    return spec.replace(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
 def train_bptt(
@@ -358,6 +359,11 @@ def train_bptt(
 
     Shapes: ``B`` slots, ``F`` visible features, ``C`` context features, ``L``
     layers, ``H`` hidden units, ``T_i`` the length of sequence i.
+
+    The epoch's settings (``batch_size``, ``bptt``, ``shuffle``, ``seed``, ``tail``,
+    ``wrap_around`` and, with ``distributed``, this process's shard) become one
+    :class:`~fastseq.bptt.EpochSpec`, checked up front and handed whole
+    to the loader, and through it to the checkpoint.
 
     Args:
         decoder: module called as ``decoder(visible, context, hidden)`` with visible
@@ -455,7 +461,10 @@ def train_bptt(
     """
     if not isinstance(decoder, nn.Module):
         raise TypeError(f"Expected decoder to be a torch.nn.Module, got {type(decoder).__name__}.")
-    batch_size, bptt = _check_options(batch_size, bptt, clip_grad_norm, teacher_forcing)
+    _check_options(clip_grad_norm, teacher_forcing)
+    wrap_around = bool(wrap_around)  # as the loader has always taken it (and shuffle below)
+    spec = EpochSpec(batch_size, bptt, shuffle=bool(shuffle), seed=seed, tail="none" if wrap_around else tail,
+                     wrap_around=wrap_around)
     ctx_store, tgt_store = _matrix_store(contexts, "contexts"), _matrix_store(targets, "targets")
     check_paired_lengths(ctx_store, tgt_store, "contexts", "targets")
     if len(ctx_store) == 0:
@@ -463,50 +472,52 @@ def train_bptt(
     device, dtype = _model_device_dtype(decoder, device)
     same_features = cost_fn is None or teacher_forcing > 0
     seeds = _seeds(visible_seed, hidden_seed, tgt_store.feature_shape[0] if same_features else None, device, dtype)
-    rank, world = _distributed_world(shuffle, seed) if distributed else (0, 1)
-    loader = SlotSwapLoader(ctx_store, tgt_store, batch_size, bptt, device=device, shuffle=shuffle, seed=seed,
-                            tail="none" if wrap_around else tail, wrap_around=wrap_around, rank=rank,
-                            world_size=world, data_on_device=device.type == "cuda", plan=None)
+    if distributed:
+        spec = _distributed(spec)
+    loader = SlotSwapLoader(ctx_store, tgt_store, spec=spec, device=device, data_on_device=device.type == "cuda",
+                            plan=None)
     loader.epoch = _count("epoch", epoch)
     generator = None
     if teacher_forcing > 0:
         generator = torch.Generator(device=device)
-        generator.manual_seed((0 if seed is None else seed) + loader.epoch)
+        generator.manual_seed((0 if spec.seed is None else spec.seed) + loader.epoch)
     step = _Step(nn.PairwiseDistance() if cost_fn is None else cost_fn, clip_grad_norm, teacher_forcing, generator)
     params = [p for p in decoder.parameters() if p.requires_grad]
-    run, losses, after_step = _Run(), [], None
+    run, after_step = _Run(loader, seeds), None
     if checkpoint is not None:
+        from fastseq.bptt.checkpoint import run_config
+
         options = {"teacher_forcing": teacher_forcing, "clip_grad_norm": clip_grad_norm, "dtype": str(dtype),
                    "cost_fn": type(step.cost_fn).__name__}
-        losses, after_step, finished = _resume(Path(checkpoint), positive_int("checkpoint_every", checkpoint_every),
-                                               decoder, optimizer, ctx_store, tgt_store, loader, run, seeds,
-                                               generator, device, options, distributed)
+        config = run_config(decoder, optimizer, ctx_store, tgt_store, options)
+        after_step, finished = _resume(Path(checkpoint), positive_int("checkpoint_every", checkpoint_every),
+                                       decoder, optimizer, run, generator, config, distributed)
         if finished:
-            return losses
-    windows = _window_costs(decoder, loader, seeds, step, dtype, run)
-    bar = _Bar(len(loader) if progress else None, progress)
-    try:
-        losses = _train(windows, optimizer, params, step, bar, losses, after_step, distributed)
+            return run.losses
+    windows = _window_costs(decoder, run, step, dtype)
+    with progress_bar(progress, total=len(loader) if progress else None, desc="train_bptt", unit="window") as bar:
+        losses = _train(windows, optimizer, params, step, bar, run.losses, after_step, distributed)
         if after_step is not None:
             after_step(losses, final=True)
         return losses
-    finally:
-        bar.close()
 
 
-def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loader: SlotSwapLoader, run: _Run,
-            seeds: _Seeds, generator, device, options: dict, distributed: bool) -> tuple[list[float], Callable, bool]:
-    """Restore from ``path`` if it exists (after checking it fits this run); return the losses so
-    far, the per-step checkpoint hook and whether the checkpoint's epoch had finished."""
+def _resume(path: Path, every: int, decoder, optimizer, run: _Run, generator, config: dict,
+            distributed: bool) -> tuple[Callable, bool]:
+    """Restore ``run`` (its loader, carried state and losses), the decoder, the optimizer and the
+    random states from ``path`` if it exists, after checking that it fits this run; return the
+    per-step checkpoint hook and whether the checkpoint's epoch had finished."""
     from fastseq.bptt.checkpoint import (config_differences, load_checkpoint, optimizer_differences, restore,
-                                         run_config, save_checkpoint)
+                                         save_checkpoint)
 
-    config = run_config(decoder, optimizer, contexts, targets, loader, options)
-    losses: list[float] = []
+    loader = run.loader
     finished = False
     if path.exists():
         meta, tensors = load_checkpoint(path)
-        differ = config_differences(meta["config"], config)
+        # the epoch's settings are compared as the loader's spec, each named as train_bptt's argument
+        # (older checkpoints repeat them in config["loader"], left out here)
+        differ = loader.state_differences(meta["loader"], labels=("checkpoint", "now")) + config_differences(
+            {k: v for k, v in meta["config"].items() if k != "loader"}, config)
         if differ:
             raise ValueError(f"Expected checkpoint {path} to come from this training run, but "
                              + ", ".join(differ) + " differ; nothing was trained and the file is unchanged.")
@@ -520,7 +531,8 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
                              f"with, but " + ", ".join(hyper) + "; nothing was trained and the file is unchanged.")
         callers = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         loader.load_state_dict(meta["loader"])
-        saved, losses = restore(meta, tensors, decoder, optimizer, generator, device, loader.rank)
+        saved, losses = restore(meta, tensors, decoder, optimizer, generator, run.seeds.visible.device,
+                                loader.spec.rank)
         if hyper and at == epoch:  # a new epoch from the last one's end: the caller's settings (a schedule's)
             for group, mine in zip(optimizer.param_groups, callers):
                 group.update(mine)
@@ -529,28 +541,28 @@ def _resume(path: Path, every: int, decoder, optimizer, contexts, targets, loade
                 epoch, path, ", ".join(hyper))
         finished = at > epoch
         if at == epoch and window == 0:  # the previous epoch's end: this epoch starts from its seeds
-            losses = []
             if generator is not None:
-                generator.manual_seed(int(config["loader"]["seed"] or 0) + epoch)
+                generator.manual_seed((loader.spec.seed or 0) + epoch)
         else:
-            run.carried = _restored_carried(saved, loader, seeds)
+            run.load_state_dict({"carried": saved, "losses": losses})
 
     def after_step(so_far: list[float], final: bool = False) -> None:
         if final or len(so_far) % every == 0:
-            carried = run.carried if run.carried is not None else seeds.expanded(loader.slots)
-            parts, rng = (carried.visible,) + carried.hidden, [torch.get_rng_state()]
+            state, rng = run.state_dict(), [torch.get_rng_state()]
+            parts = state["carried"]
             if distributed:
                 parts = _gather_carried(parts)
                 rng = [r.cpu() for r in _gather(rng[0].to(parts[0][0].device))]
-            if loader.rank == 0:
+            if loader.spec.rank == 0:
                 save_checkpoint(path, config=config, loader_state=loader.state_dict(), decoder=decoder,
-                                optimizer=optimizer, carried=parts, losses=so_far, generator=generator, torch_rng=rng)
+                                optimizer=optimizer, carried=parts, losses=state["losses"], generator=generator,
+                                torch_rng=rng)
             if distributed:
                 import torch.distributed as dist
 
                 dist.barrier()  # every process returns once the checkpoint is on disk
 
-    return losses, after_step, finished
+    return after_step, finished
 
 
 def _count(name: str, value) -> int:
@@ -570,8 +582,8 @@ def _restored_carried(saved: list[tuple[torch.Tensor, ...]], loader: SlotSwapLoa
             for p, s in zip(parts, saved[r]):
                 p[:, j] = s[:, slot]
         return _Carried(parts[0], tuple(parts[1:]))
-    if len(saved) == loader.world_size:
-        parts = saved[loader.rank]
+    if len(saved) == loader.spec.world_size:
+        parts = saved[loader.spec.rank]
         return _Carried(parts[0], tuple(parts[1:]))
     return None  # re-sharded with nothing in flight: every slot starts from the seeds
 

@@ -272,7 +272,7 @@ def _checkpoint_meta(args, model, n_train: int) -> dict | None:
     if args.checkpoint is None or not Path(args.checkpoint).exists() or args.epochs == 0:
         return None  # (--epochs 0 only evaluates --params: nothing resumes)
     meta, _ = load_checkpoint(args.checkpoint)  # a bad file: a ValueError, one line from the CLI
-    config, loader = meta["config"], meta["config"]["loader"]
+    config, loader = meta["config"], meta["loader"]["config"]  # the loader's data and EpochSpec settings
     groups = meta["optimizer"]["param_groups"]
     slots = min(args.batch, n_train)
     differ = [

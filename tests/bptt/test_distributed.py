@@ -99,11 +99,12 @@ def test_processes_take_identical_steps_equal_to_an_independent_reference(tmp_pa
 def test_shard_plan_covers_every_sequence_once():
     lengths = np.array(LENGTHS)
     order = np.random.default_rng(0).permutation(len(lengths))
-    plans = [shard_plan(lengths, order, B, K, r, 3) for r in range(3)]
+    with pytest.deprecated_call():
+        plans = [shard_plan(lengths, order, B, K, r, 3) for r in range(3)]
     assert sorted(np.concatenate([p.order for p in plans]).tolist()) == list(range(len(lengths)))
     assert plans[0].real_steps.sum() == lengths.sum()
     assert all(np.array_equal(p.real_steps, plans[0].real_steps) for p in plans)
-    with pytest.raises(ValueError, match="rank"):
+    with pytest.raises(ValueError, match="rank"), pytest.deprecated_call():
         shard_plan(lengths, order, B, K, 3, 3)
 
 

@@ -58,7 +58,8 @@ def test_shards_of_shard_plan_match_twin(world, compact):
     order = epoch_order(97, shuffle=True, seed=world)
     shards = []
     for rank in range(world):
-        plan = shard_plan(lengths, order, 4, 5, rank=rank, world_size=world)
+        with pytest.deprecated_call():
+            plan = shard_plan(lengths, order, 4, 5, rank=rank, world_size=world)
         shards.append(plan.order)
         assert_identical(*both(lengths, 4, 5, plan.order, compact=compact))
     assert sorted(np.concatenate(shards).tolist()) == list(range(97))  # a partition of the order
