@@ -9,14 +9,11 @@ pickle): tensors from safetensors, everything else from JSON.
 """
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from fastseq._util.atomic import atomic_path
 from fastseq.bptt.epoch import describe_difference
 
 __all__ = ["load_checkpoint", "save_checkpoint", "config_differences"]

@@ -338,7 +338,7 @@ def _folding_pays(decoder) -> bool:
 
 def _context_part(decoder, context: Tensor) -> Tensor:
     """``W_ic ctx`` for the window, ``K x G*H x W`` (units first); ``0 x G*H x W`` without context."""
-    w_ih, k_steps, width = decoder.rnn.weight_ih_l0, context.shape[0], context.shape[1]
+    w_ih, width = decoder.rnn.weight_ih_l0, context.shape[1]
     if decoder.context_features:
         return torch.matmul(w_ih[:, decoder.features:], context.transpose(1, 2))
     return context.new_empty(0, w_ih.shape[0], width)
