@@ -221,7 +221,7 @@ def load(path: str | os.PathLike, device=None) -> Any:
       that estimator, fitted (as :func:`fastseq.boltzmann.load_rbm`);
     - a :class:`~fastseq.conv.ConvAutoencoder` (as :func:`fastseq.conv.load_autoencoder`);
     - a row model (``TiedRNN``, ``UntiedRNN``, ``GRURows``, ``LSTMRows``; as
-      :func:`fastseq.rowrnn.load_model`);
+      :func:`fastseq.rowrnn.models.load_model`);
     - a ``train_bptt`` checkpoint: the pair ``(meta, tensors)`` that
       :func:`fastseq.bptt.checkpoint.load_checkpoint` returns (its JSON header as a dict and
       its tensors by name); ``train_bptt(checkpoint=...)`` resumes from the file itself.

@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from fastseq.bptt import (SequenceStore, SequenceStoreWriter, SlotSchedule, SlotSwapLoader, all_reduce_gradients,
-                          carry_state, default_engine, epoch_order, gather_rows, masked_mean, plan_epoch,
-                          run_window, segment_plan, shard_plan, train_bptt, window_plan)
+from fastseq.bptt import SequenceStore, SlotSchedule, SlotSwapLoader, masked_mean, plan_epoch, run_window, train_bptt
+from fastseq.bptt.distributed import all_reduce_gradients, shard_plan
+from fastseq.bptt.plans import default_engine, segment_plan, window_plan
+from fastseq.bptt.schedule import epoch_order
+from fastseq.bptt.state import carry_state
+from fastseq.bptt.store import SequenceStoreWriter, gather_rows
 from fastseq.bptt.shards import MAX_WORLD_SIZE
 
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from fastseq.bptt import EpochSpec, SlotSwapLoader, Stateful, plan_epoch, shard_plan, train_bptt
+from fastseq.bptt import EpochSpec, SlotSwapLoader, Stateful, plan_epoch, train_bptt
+from fastseq.bptt.distributed import shard_plan
 from fastseq.bptt.epoch import MAX_WORLD_SIZE
 
 LENGTHS = np.array([5, 1, 9, 3, 3, 7, 2, 4])

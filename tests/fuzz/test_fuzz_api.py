@@ -172,7 +172,7 @@ def _faces_dir():
 
 
 def _store_writer(path, mode, sequence):
-    from fastseq.bptt import SequenceStoreWriter
+    from fastseq.bptt.store import SequenceStoreWriter
 
     with SequenceStoreWriter(path, mode) as writer:
         for r in _seqs():
