@@ -11,12 +11,8 @@ _CLASSES = {"RRBM": RRBM, "R3BM": R3BM, "BetaRBM": BetaRBM, "GaussianRBM": Gauss
 
 
 class MachineCodes:
-    """A fastseq Boltzmann machine with the methods of :class:`fastseq.conv.CodeModel`.
-
-    The machines have no public "visible means given hidden values"; ``inverse_transform``
-    computes it from their public parameter accessors (``components_`` and
-    ``intercept_visible_``, ``shapes()``, ``parameters``).
-    """
+    """A fastseq Boltzmann machine with the methods of :class:`fastseq.conv.CodeModel`
+    (``inverse_transform`` is the machine's ``visible_mean``)."""
 
     def __init__(self, machine) -> None:
         self.machine = machine
@@ -39,16 +35,7 @@ class MachineCodes:
 
     def inverse_transform(self, H) -> np.ndarray:
         """Visible means ``E[v | h]``, ``N x D``, for hidden values ``N x H``."""
-        m = self.machine
-        h = np.asarray(H, dtype=np.float64)
-        if isinstance(m, BetaRBM):
-            s = {k: v.double().cpu().numpy() for k, v in m.shapes().items()}
-            a, b = s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T
-            return a / (a + b)
-        if isinstance(m, GaussianRBM):
-            p = {k: v.detach().double().cpu().numpy() for k, v in m.parameters.items()}
-            return p["b"] + np.exp(p["log_sigma"]) * (h @ p["W"].T)
-        return 1.0 / (1.0 + np.exp(-(h @ m.components_.astype(np.float64) + m.intercept_visible_)))
+        return self.machine.visible_mean(H)
 
 
 def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str = "cpu", batch_size: int = 16,
