@@ -1,5 +1,6 @@
-"""fastseq's Boltzmann machines as code models of :class:`fastseq.conv.StackedModel`, and
-their quality measures on codes (the part of ``fastseq faces`` that knows both domains)."""
+"""fastseq's Boltzmann machines as code models of :class:`fastseq.conv.StackedModel`, with
+their held-out log-likelihood for :func:`fastseq.conv.evaluate_faces` (the part of
+``fastseq faces`` that knows both domains)."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ class MachineCodes:
     """A fastseq Boltzmann machine with the methods of :class:`fastseq.conv.CodeModel`
     (``inverse_transform`` is the machine's ``visible_mean``)."""
 
-    def __init__(self, machine) -> None:
+    def __init__(self, machine, n_betas: int = 3000, n_runs: int = 64) -> None:
         self.machine = machine
+        self.n_betas, self.n_runs = n_betas, n_runs  # the AIS of held_out_log_likelihood
         self.name = type(machine).__name__
         self.scaling = "standard" if isinstance(machine, GaussianRBM) else "unit"
         self.has_energy = isinstance(machine, (BetaRBM, GaussianRBM))
@@ -38,9 +40,25 @@ class MachineCodes:
         return self.machine.visible_mean(H)
 
 
+    def held_out_log_likelihood(self, train, test) -> dict | None:
+        """AIS estimate of log Z (from ``train``) and the mean log-likelihood of ``test`` (nats per
+        row, in the machine's space); None for machines without an energy (RRBM, R3BM). The
+        annealing is seeded and shows progress as the machine does."""
+        if not self.has_energy:
+            return None
+        m = self.machine
+        result = ais_log_partition(m, train, n_betas=self.n_betas, n_runs=self.n_runs, random_state=m.random_state,
+                                   progress=m.progress)
+        with torch.no_grad():
+            ll = average_log_likelihood(m, test, result)
+        return {"log_z": float(result.log_z), "log_z_std": float(result.log_z_std), "log_likelihood": float(ll)}
+
+
 def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str = "cpu", batch_size: int = 16,
-                 learning_rate: float | None = None, progress: bool = False) -> MachineCodes:
-    """One of RRBM, R3BM, BetaRBM, GaussianRBM with the settings ``fastseq faces`` uses for codes.
+                 learning_rate: float | None = None, progress: bool = False, ais_betas: int = 3000,
+                 ais_runs: int = 64) -> MachineCodes:
+    """One of RRBM, R3BM, BetaRBM, GaussianRBM with the settings ``fastseq faces`` uses for codes
+    (``ais_betas`` temperatures and ``ais_runs`` runs estimate its log-likelihood).
 
     CD-1 rather than persistent CD: on the 160 embedded face codes PCD-1 left RRBM's
     mean-field reconstruction at 0.91 of the code variance and its samples nearly
@@ -54,17 +72,4 @@ def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str =
                   device=device, random_state=seed, progress=progress)
     if name in ("RRBM", "R3BM"):
         kwargs["sigma"] = 0.1
-    return MachineCodes(_CLASSES[name](**kwargs))
-
-
-def held_out_log_likelihood(codes: MachineCodes, train, test, n_betas: int, n_runs: int, seed: int,
-                            progress: bool = False) -> dict | None:
-    """AIS estimate of log Z and the mean held-out log-likelihood (nats per row, in the
-    machine's space); None for machines without an energy (RRBM, R3BM)."""
-    if not codes.has_energy:
-        return None
-    result = ais_log_partition(codes.machine, train, n_betas=n_betas, n_runs=n_runs, random_state=seed,
-                               progress=progress)
-    with torch.no_grad():
-        ll = average_log_likelihood(codes.machine, test, result)
-    return {"log_z": float(result.log_z), "log_z_std": float(result.log_z_std), "log_likelihood": float(ll)}
+    return MachineCodes(_CLASSES[name](**kwargs), n_betas=ais_betas, n_runs=ais_runs)
