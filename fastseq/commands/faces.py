@@ -251,6 +251,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     split, source, skipped = _load_images(args)
     train, test = split.train, split.test
+    if len(test) < 2:  # evaluate_faces would refuse them, but only after the network had trained
+        raise CommandError(f"Expected at least 2 held-out images (the two-sample test cross-validates over them), "
+                           f"got {len(test)}; raise --held-out or --max-images, or drop --no-mirror.")
     size = train.shape[1]
     config = _config(args, size)
     if args.mix_layer is not None and args.mix_layer > config.depth:

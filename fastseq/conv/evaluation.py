@@ -217,7 +217,6 @@ def split_digits(digits, limit: int = 1500, held_out: float = 0.2, size: int | N
         from skimage.transform import resize
 
         check_fits(f"size={size}", 8.0 * (len(i) + len(j)) * size * size)  # the resized digits, float64
-
         tr, te = (resize(x, (len(x), size, size), anti_aliasing=True) for x in (tr, te))
     return FaceSplit(normalise_faces(tr), normalise_faces(te), digits.train_labels[i].astype(str),
                      digits.test_labels[j].astype(str))
@@ -282,7 +281,7 @@ def train_autoencoder(images, config: ConvConfig | None = None, *, epochs: int =
         try:
             config = default_config(images.shape[1])
         except ValueError as exc:
-            raise ValueError(f"Expected images of a size default_config takes, got shape {images.shape} ({exc})") from None
+            raise ValueError(f"Expected images of a size default_config takes, got shape {images.shape} ({exc}).") from None
     elif instance_of("config", config, ConvConfig).size != images.shape[1] or images.shape[1] != images.shape[2]:
         raise ValueError(f"Expected config for the images' size, got one for {config.size} x {config.size} and "
                          f"images of shape {images.shape}.")

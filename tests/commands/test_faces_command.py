@@ -79,6 +79,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     _fails(capsys, [*TINY, "--model", str(other), "--output", str(tmp_path / "o5")], "model", "got one for")
     _fails(capsys, [*TINY, "--device", "tpu", "--output", str(tmp_path / "o6")], "--device")
     _fails(capsys, [*TINY, "--mix-layer", "4", "--output", str(tmp_path / "o7")], "--mix-layer")
+    _fails(capsys, [*TINY, "--max-images", "4", "--no-mirror", "--output", str(tmp_path / "o8")],
+           "at least 2 held-out images", "got 1", "--held-out")
+    assert not (tmp_path / "o8" / "faces_cnn.safetensors").exists()  # refused before the network trained
 
 
 def test_option_errors_exit_2(capsys):
