@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from fastseq.commands._face_machines import make_machine
-from fastseq.conv import (ConvAutoencoder, ConvConfig, FacesEvaluation, evaluate_faces, mean_squared_error,
-                          pca_reconstruction_error, split_digits, split_faces, train_autoencoder)
+from fastseq.conv import (ConvAutoencoder, ConvConfig, evaluate_faces, mean_squared_error, pca_reconstruction_error,
+                          split_faces, train_autoencoder)
+from fastseq.conv.evaluation import FacesEvaluation, split_digits
 from fastseq.datasets import lfw_subset_faces
 
 CONFIG = ConvConfig(16, (4, 4, 4), (2, 2, 1))
