@@ -28,7 +28,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq._util import files
@@ -162,19 +162,29 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """
         if not reset:
             check_is_fitted(self)
-        if isinstance(X, torch.Tensor):
-            X = X.detach().cpu().numpy()
-        elif isinstance(X, (list, tuple)):
-            try:  # scikit-learn's own message for a ragged list does not say which argument
-                X = np.asarray(X)
-            except (ValueError, TypeError) as exc:
-                raise ValueError(f"Expected X to be an N x D array of numbers, got a ragged {type(X).__name__} "
-                                 f"({exc}).") from None
-        X = validate_data(self, X, reset=reset, accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32))
+        X = validate_data(self, _array_like("X", X, "N x D"), reset=reset, accept_sparse=("csr", "csc"),
+                          dtype=(np.float64, np.float32))
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
         self._check_range(X)
         return X
+
+    def _validate_hidden(self, h):
+        """Validate hidden values ``N x H`` in [0, 1] (dense or sparse, float32 or float64) of a fitted model."""
+        check_is_fitted(self)
+        h = check_array(_array_like("h", h, "N x H"), accept_sparse=("csr", "csc"), dtype=(np.float64, np.float32),
+                        input_name="h")
+        n_hidden = int(self.n_components)
+        if h.shape[1] != n_hidden:
+            raise ValueError(f"Expected h to have {n_hidden} columns (one per hidden unit of this "
+                             f"{type(self).__name__}), got shape {h.shape}.")
+        if sp.issparse(h) and h.format != "csr":
+            h = h.tocsr()
+        values = h.data if sp.issparse(h) else h
+        if values.size and (values.min() < 0 or values.max() > 1):
+            raise ValueError(f"Expected h to hold hidden values in [0, 1] (states or means of the hidden units), "
+                             f"got values in [{values.min()}, {values.max()}].")
+        return h
 
     def _check_range(self, X) -> None:
         """Models whose math needs data in [0, 1] refuse other values here (BetaRBM)."""
@@ -189,8 +199,14 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             yield torch.tensor(part, dtype=self._tdtype, device=self.device)
 
     def _map_rows(self, X, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-        """Apply ``fn`` to the validated rows of X chunk by chunk; the result has X's float dtype."""
-        X = self._validate(X)
+        """Apply ``fn`` to the validated visible rows of X chunk by chunk; the result has X's float dtype."""
+        return self._map_valid(self._validate(X), fn)
+
+    def _map_hidden(self, h, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
+        """Apply ``fn`` to the validated hidden rows of h chunk by chunk; the result has h's float dtype."""
+        return self._map_valid(self._validate_hidden(h), fn)
+
+    def _map_valid(self, X, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
         with torch.no_grad(), self._threads():
             parts = [fn(v).cpu().numpy() for v in self._rows(X)]
         return np.concatenate(parts).astype(X.dtype, copy=False)
@@ -326,6 +342,18 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                 h = self._sample_hidden(self._free_energy_pre(v)[1])
         return v, h
 
+    def _hidden_pre(self, v: torch.Tensor) -> torch.Tensor:
+        """Hidden pre-activations of visible rows (mapped into the model's support first)."""
+        return self._free_energy_pre(self._prepare_visible(v))[1]
+
+    def _weights(self) -> torch.Tensor:
+        """The ``D x H`` matrix that :attr:`components_` shows transposed."""
+        raise NotImplementedError
+
+    def _visible_intercept(self) -> torch.Tensor:
+        """The ``(D,)`` visible offsets that :attr:`intercept_visible_` shows."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ public API
     @property
     def parameters(self) -> dict[str, torch.Tensor]:
@@ -333,23 +361,87 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         check_is_fitted(self)
         return self.params_
 
+    @property
+    def components_(self) -> np.ndarray:
+        """Weights between the hidden and the visible units, ``H x D`` (scikit-learn's layout).
+
+        Row j is hidden unit j's pattern over the visible units; what the numbers mean for
+        each kind of unit is in the machine's own docstring.
+        """
+        check_is_fitted(self)
+        return self._weights().detach().T.cpu().numpy()
+
+    @property
+    def intercept_hidden_(self) -> np.ndarray:
+        """Hidden biases ``c``, ``(H,)``: the logit of each hidden mean when every visible unit is 0."""
+        check_is_fitted(self)
+        return self.params_["c"].detach().cpu().numpy()
+
+    @property
+    def intercept_visible_(self) -> np.ndarray:
+        """Visible offsets, ``(D,)``: where each visible mean sits with every hidden unit off
+        (its logit for units in [0, 1], the mean itself for Gaussian units)."""
+        check_is_fitted(self)
+        return self._visible_intercept().detach().cpu().numpy()
+
+    @property
+    def h_samples_(self) -> np.ndarray:
+        """Hidden states of the persistent chains, ``n_chains x H``, in the model's dtype.
+
+        A copy: training goes on from the model's own chains, and later training leaves
+        this array alone. Before any update (or with ``persistent=False``) they are zeros.
+        """
+        check_is_fitted(self)
+        return self._h_chain.detach().cpu().numpy().copy()
+
     def free_energy(self, X) -> np.ndarray:
         """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row of X (``N x D``) -> ``(N,)``."""
         return self._map_rows(X, lambda v: self._free_energy_pre(self._prepare_visible(v))[0])
 
+    def score_samples(self, X) -> np.ndarray:
+        """``-F(v)`` of each row of X (``N x D``) -> ``(N,)``: higher is more typical of the model.
+
+        For machines with an energy (``GaussianRBM``, ``BetaRBM``) this is ``log p(v) + log Z``,
+        the log-density up to the constant log partition function (``score_samples(X) - log_z``
+        is the log-likelihood of each row; see ``ais_log_partition``). Machines whose
+        sampler has no energy (``RRBM``, ``R3BM``) score with the free energy that their
+        training lowers on the data: it ranks the rows of one model, nothing more. ``RBM``
+        overrides this with its exact pseudo-log-likelihood.
+        """
+        return -self.free_energy(X)
+
     def transform(self, X) -> np.ndarray:
-        """Hidden unit means ``E[h | v]`` of each row, ``N x H`` (scikit-learn's transform)."""
-        return self._map_rows(X, lambda v: self._hidden_mean(self._free_energy_pre(self._prepare_visible(v))[1]))
+        """Hidden unit means ``E[h | v]`` of each row, ``N x H`` (scikit-learn's transform; :meth:`hidden_mean`)."""
+        return self.hidden_mean(X)
+
+    def hidden_mean(self, v) -> np.ndarray:
+        """Hidden unit means ``E[h | v]``, ``N x H``, of visible rows ``N x D`` (what :meth:`transform` returns)."""
+        return self._map_rows(v, lambda x: self._hidden_mean(self._hidden_pre(x)))
+
+    def sample_hidden(self, v) -> np.ndarray:
+        """A draw ``h ~ p(h | v)``, ``N x H``, for visible rows ``N x D`` (advances the model's random streams)."""
+        return self._map_rows(v, lambda x: self._sample_hidden(self._hidden_pre(x)))
+
+    def visible_mean(self, h) -> np.ndarray:
+        """Visible unit means ``E[v | h]``, ``N x D``, of hidden values ``N x H`` in [0, 1].
+
+        ``h`` may be hidden states (from :meth:`sample_hidden`) or means (from
+        :meth:`hidden_mean`, or mixes of them): ``visible_mean(hidden_mean(X))`` is
+        :meth:`reconstruct`.
+        """
+        return self._map_hidden(h, self._visible_mean)
+
+    def sample_visible(self, h) -> np.ndarray:
+        """A draw ``v ~ p(v | h)``, ``N x D``, for hidden values ``N x H`` in [0, 1] (advances the random streams)."""
+        return self._map_hidden(h, self._sample_visible)
 
     def gibbs(self, v) -> np.ndarray:
         """One Gibbs step v -> h -> v', returning the visible sample ``N x D``."""
-        return self._map_rows(v, lambda x: self._sample_visible(
-            self._sample_hidden(self._free_energy_pre(self._prepare_visible(x))[1])))
+        return self._map_rows(v, lambda x: self._sample_visible(self._sample_hidden(self._hidden_pre(x))))
 
     def reconstruct(self, X) -> np.ndarray:
         """Mean-field reconstruction ``E[v | E[h | v]]`` of each row, ``N x D``."""
-        return self._map_rows(X, lambda v: self._visible_mean(
-            self._hidden_mean(self._free_energy_pre(self._prepare_visible(v))[1])))
+        return self._map_rows(X, lambda v: self._visible_mean(self._hidden_mean(self._hidden_pre(v))))
 
     def reconstruction_error(self, X) -> float:
         """Mean squared difference between X and :meth:`reconstruct` (X)."""
@@ -357,7 +449,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         X = self._validate(X)
         with torch.no_grad(), self._threads():
             for v in self._rows(X):
-                rec = self._visible_mean(self._hidden_mean(self._free_energy_pre(self._prepare_visible(v))[1]))
+                rec = self._visible_mean(self._hidden_mean(self._hidden_pre(v)))
                 total += float(((rec.double() - v.double()) ** 2).sum())
         return total / (X.shape[0] * X.shape[1])
 
@@ -501,7 +593,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._opt = torch.optim.Adam(groups, lr=float(self.learning_rate))
         else:
             self._opt = torch.optim.SGD(groups, lr=float(self.learning_rate), momentum=float(self.momentum))
-        self.h_samples_ = torch.zeros(n_chains, self.n_components, dtype=self._tdtype, device=self.device)
+        self._h_chain = torch.zeros(n_chains, self.n_components, dtype=self._tdtype, device=self.device)
 
     _decayed: tuple[str, ...] = ("W",)
 
@@ -528,7 +620,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _update(self, v0: torch.Tensor) -> None:
         f_pos, pre0 = self._free_energy_pre(v0)
         with torch.no_grad():
-            h_start = self.h_samples_ if self.persistent else self._sample_hidden(pre0)
+            h_start = self._h_chain if self.persistent else self._sample_hidden(pre0)
             v_neg, _ = self._chain(h_start, int(self.k))
             v_neg = self._prepare_visible(v_neg)
         f_neg, pre_neg = self._free_energy_pre(v_neg)
@@ -538,7 +630,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._opt.step()
         if self.persistent:
             with torch.no_grad():
-                self.h_samples_ = self._sample_hidden(pre_neg.detach())
+                self._h_chain = self._sample_hidden(pre_neg.detach())
 
     # ------------------------------------------------------------------ save / load
     def _config(self) -> dict[str, Any]:
@@ -554,7 +646,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with a JSON header, written atomically, never pickle; see :func:`fastseq.save`)."""
         check_is_fitted(self)
         header = {"class": type(self).__name__, "config": self._config(), "n_features_in": self.n_features_in_,
-                  "n_chains": int(self.h_samples_.shape[0])}
+                  "n_chains": int(self._h_chain.shape[0])}
         files.write(path, "rbm", header, self.params_)
 
     @classmethod
@@ -629,6 +721,19 @@ def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) 
 def _bar(total: int, show: bool, desc: str):
     """A transient progress bar over ``total`` steps (the project's tqdm helper)."""
     return progress_bar(show, total=total, desc=desc, leave=False)
+
+
+def _array_like(name: str, value, shape: str):
+    """A torch tensor as a NumPy array, a list as an array; anything else unchanged (validated next)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, (list, tuple)):
+        try:  # scikit-learn's own message for a ragged list does not say which argument
+            return np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"Expected {name} to be an {shape} array of numbers, got a ragged "
+                             f"{type(value).__name__} ({exc}).") from None
+    return value
 
 
 def _store(model: BoltzmannMachine, arguments: dict[str, Any]) -> None:

@@ -34,6 +34,11 @@ class RRBM(_SigmoidRBM):
     and ``nu >= 1e-3``: where sigma is too wide for the mean (near 0 or 1) a unit tends to
     a Bernoulli(m) draw instead of failing. Data are ``N x D`` in [0, 1].
 
+    :attr:`components_` is ``W.T`` and :attr:`intercept_visible_` is ``b`` (visible means
+    ``sigmoid(b + W h)``). No energy has these conditionals, so ``score_samples`` is
+    ``-F(v)`` of the Bernoulli RBM's free energy, the one training lowers on the data: it
+    ranks the rows for one model and is no log-likelihood.
+
     Example:
         >>> import numpy as np
         >>> X = np.random.default_rng(0).random((40, 10))
@@ -65,6 +70,9 @@ class RRBM(_SigmoidRBM):
 
 class R3BM(RRBM):
     """``RRBM`` whose hidden units are Beta-sampled too (mean sigmoid, sd ``sigma_hidden``).
+
+    ``components_``, ``intercept_visible_`` and ``score_samples`` are those of ``RRBM``;
+    ``sample_hidden`` draws Beta values in [0, 1] with mean :meth:`hidden_mean`.
 
     Example:
         >>> import numpy as np
@@ -108,6 +116,13 @@ class BetaRBM(BoltzmannMachine):
     ``Wa, Wb >= 0`` (stored through softplus), so every Beta parameter stays positive for
     every hidden state: a unit that turns on adds to both shapes, moving the mean up or down
     and sharpening it. Data (``N x D`` in [0, 1]) are clamped to ``[eps, 1 - eps]``.
+
+    :attr:`components_` is ``(Wa - Wb).T``: a positive entry pulls visible unit i toward 1
+    when hidden unit j turns on, a negative one toward 0 (``shapes()`` holds ``Wa`` and
+    ``Wb`` themselves). :attr:`intercept_visible_` is ``log A - log B``, the logit of the
+    visible means ``A / (A + B)`` with every hidden unit off. ``score_samples`` is
+    ``-F(v) = log p(v) + log Z`` of the clamped rows, the log-density up to the log
+    partition function (the pseudo-likelihood of continuous units has no closed form).
 
     Example:
         >>> import numpy as np
@@ -218,3 +233,11 @@ class BetaRBM(BoltzmannMachine):
     def _visible_mean(self, h):
         a, b = self._alpha_beta(h)
         return a / (a + b)
+
+    def _weights(self):
+        s = self.shapes()
+        return s["Wa"] - s["Wb"]
+
+    def _visible_intercept(self):
+        s = self.shapes()
+        return torch.log(s["A"]) - torch.log(s["B"])

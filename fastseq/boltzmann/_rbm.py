@@ -9,9 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sklearn.utils.validation import check_is_fitted
-
 import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted
 
 from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq._util.blas import serial_blas
@@ -23,7 +22,11 @@ __all__ = ["RBM", "GaussianRBM"]
 
 
 class _SigmoidRBM(BoltzmannMachine):
-    """Parameters ``W`` (D x H), ``b`` (D,) and ``c`` (H,), hidden pre-activation ``v W + c``."""
+    """Parameters ``W`` (D x H), ``b`` (D,) and ``c`` (H,), hidden pre-activation ``v W + c``.
+
+    Visible means are ``sigmoid(b + W h)``: :attr:`components_` is ``W.T`` (hidden unit j
+    adds ``W_ij`` to visible unit i's logit) and :attr:`intercept_visible_` is ``b``.
+    """
 
     def _param_template(self) -> dict[str, bool]:
         return {"W": True, "b": True, "c": True}
@@ -84,7 +87,7 @@ class _SigmoidRBM(BoltzmannMachine):
         sv, sh = self._sigmas()
         with serial_blas():
             cd_epoch(X, order, int(batch_size), w, p["b"].detach().numpy(), p["c"].detach().numpy(),
-                     m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self.h_samples_.numpy(), int(self.k),
+                     m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self._h_chain.numpy(), int(self.k),
                      bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
                      self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
                      nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
@@ -120,22 +123,11 @@ class _SigmoidRBM(BoltzmannMachine):
     def _sample_visible(self, h):
         return self._bernoulli(self._visible_pre(h))
 
-    # scikit-learn's attribute names
-    @property
-    def components_(self) -> np.ndarray:
-        """Weights, ``H x D`` (scikit-learn's layout)."""
-        check_is_fitted(self)
-        return self.params_["W"].detach().T.cpu().numpy()
+    def _weights(self):
+        return self.params_["W"]
 
-    @property
-    def intercept_hidden_(self) -> np.ndarray:
-        check_is_fitted(self)
-        return self.params_["c"].detach().cpu().numpy()
-
-    @property
-    def intercept_visible_(self) -> np.ndarray:
-        check_is_fitted(self)
-        return self.params_["b"].detach().cpu().numpy()
+    def _visible_intercept(self):
+        return self.params_["b"]
 
 
 class RBM(_SigmoidRBM):
@@ -147,6 +139,7 @@ class RBM(_SigmoidRBM):
     chain per batch row); see :class:`~fastseq.boltzmann._base.BoltzmannMachine` for all options.
     ``score_samples`` is the exact, deterministic pseudo-log-likelihood (sum over all D
     units) of binarised rows, where scikit-learn flips one random unit and scales by D.
+    :attr:`components_` is ``W.T`` and :attr:`intercept_visible_` is ``b``, as in ``BernoulliRBM``.
 
     Example:
         >>> import numpy as np
@@ -156,6 +149,8 @@ class RBM(_SigmoidRBM):
         (64, 8)
         >>> rbm.sample(2, n_steps=10).shape
         (2, 12)
+        >>> rbm.visible_mean(rbm.hidden_mean(X[:2])).shape, rbm.sample_hidden(X[:2]).shape
+        ((2, 12), (2, 8))
     """
 
     _binary_visible = True
@@ -170,6 +165,7 @@ class RBM(_SigmoidRBM):
         computed for all i at once from the hidden pre-activations, ``chunk_elements``
         entries of the ``N x D x H`` flip tensor at a time.
         """
+        check_is_fitted(self)  # NotFittedError before the parameters are read, as every other method
         p = self.params_
         w, b, c = p["W"].detach(), p["b"].detach(), p["c"].detach()
         d, h = w.shape
@@ -201,6 +197,11 @@ class GaussianRBM(BoltzmannMachine):
     Energy ``E(v, h) = sum_i (v_i - b_i)^2 / (2 s_i^2) - c.h - sum_ij (v_i / s_i) W_ij h_j``,
     so ``p(v_i | h) = N(b_i + s_i (W h)_i, s_i^2)``. The standard deviations ``s`` are
     learned when ``learn_sigma`` (stored as log s), else fixed at ``sigma``.
+
+    :attr:`components_` is ``W.T`` (hidden unit j moves visible mean i by ``s_i W_ij``),
+    :attr:`intercept_visible_` is ``b`` (the visible means with every hidden unit off).
+    ``score_samples`` is ``-F(v) = log p(v) + log Z``, the log-density up to the log
+    partition function (the pseudo-likelihood of continuous units has no closed form).
 
     Example:
         >>> import numpy as np
@@ -254,6 +255,12 @@ class GaussianRBM(BoltzmannMachine):
     def _visible_mean(self, h):
         p = self.params_
         return (p["b"] + torch.exp(p["log_sigma"]) * (h @ p["W"].T)).detach()
+
+    def _weights(self):
+        return self.params_["W"]
+
+    def _visible_intercept(self):
+        return self.params_["b"]
 
     def _sample_visible(self, h):
         noise = torch.randn(h.shape[0], self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)

@@ -1,5 +1,6 @@
-"""fastseq's Boltzmann machines as code models of :class:`fastseq.conv.StackedModel`, and
-their quality measures on codes (the part of ``fastseq faces`` that knows both domains)."""
+"""fastseq's Boltzmann machines as code models of :class:`fastseq.conv.StackedModel`, with
+their held-out log-likelihood for :func:`fastseq.conv.evaluate_faces` (the part of
+``fastseq faces`` that knows both domains)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,15 +12,12 @@ _CLASSES = {"RRBM": RRBM, "R3BM": R3BM, "BetaRBM": BetaRBM, "GaussianRBM": Gauss
 
 
 class MachineCodes:
-    """A fastseq Boltzmann machine with the methods of :class:`fastseq.conv.CodeModel`.
+    """A fastseq Boltzmann machine with the methods of :class:`fastseq.conv.CodeModel`
+    (``inverse_transform`` is the machine's ``visible_mean``)."""
 
-    The machines have no public "visible means given hidden values"; ``inverse_transform``
-    computes it from their public parameter accessors (``components_`` and
-    ``intercept_visible_``, ``shapes()``, ``parameters``).
-    """
-
-    def __init__(self, machine) -> None:
+    def __init__(self, machine, n_betas: int = 3000, n_runs: int = 64) -> None:
         self.machine = machine
+        self.n_betas, self.n_runs = n_betas, n_runs  # the AIS of held_out_log_likelihood
         self.name = type(machine).__name__
         self.scaling = "standard" if isinstance(machine, GaussianRBM) else "unit"
         self.has_energy = isinstance(machine, (BetaRBM, GaussianRBM))
@@ -39,21 +37,28 @@ class MachineCodes:
 
     def inverse_transform(self, H) -> np.ndarray:
         """Visible means ``E[v | h]``, ``N x D``, for hidden values ``N x H``."""
+        return self.machine.visible_mean(H)
+
+
+    def held_out_log_likelihood(self, train, test) -> dict | None:
+        """AIS estimate of log Z (from ``train``) and the mean log-likelihood of ``test`` (nats per
+        row, in the machine's space); None for machines without an energy (RRBM, R3BM). The
+        annealing is seeded and shows progress as the machine does."""
+        if not self.has_energy:
+            return None
         m = self.machine
-        h = np.asarray(H, dtype=np.float64)
-        if isinstance(m, BetaRBM):
-            s = {k: v.double().cpu().numpy() for k, v in m.shapes().items()}
-            a, b = s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T
-            return a / (a + b)
-        if isinstance(m, GaussianRBM):
-            p = {k: v.detach().double().cpu().numpy() for k, v in m.parameters.items()}
-            return p["b"] + np.exp(p["log_sigma"]) * (h @ p["W"].T)
-        return 1.0 / (1.0 + np.exp(-(h @ m.components_.astype(np.float64) + m.intercept_visible_)))
+        result = ais_log_partition(m, train, n_betas=self.n_betas, n_runs=self.n_runs, random_state=m.random_state,
+                                   progress=m.progress)
+        with torch.no_grad():
+            ll = average_log_likelihood(m, test, result)
+        return {"log_z": float(result.log_z), "log_z_std": float(result.log_z_std), "log_likelihood": float(ll)}
 
 
 def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str = "cpu", batch_size: int = 16,
-                 learning_rate: float | None = None, progress: bool = False) -> MachineCodes:
-    """One of RRBM, R3BM, BetaRBM, GaussianRBM with the settings ``fastseq faces`` uses for codes.
+                 learning_rate: float | None = None, progress: bool = False, ais_betas: int = 3000,
+                 ais_runs: int = 64) -> MachineCodes:
+    """One of RRBM, R3BM, BetaRBM, GaussianRBM with the settings ``fastseq faces`` uses for codes
+    (``ais_betas`` temperatures and ``ais_runs`` runs estimate its log-likelihood).
 
     CD-1 rather than persistent CD: on the 160 embedded face codes PCD-1 left RRBM's
     mean-field reconstruction at 0.91 of the code variance and its samples nearly
@@ -67,17 +72,4 @@ def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str =
                   device=device, random_state=seed, progress=progress)
     if name in ("RRBM", "R3BM"):
         kwargs["sigma"] = 0.1
-    return MachineCodes(_CLASSES[name](**kwargs))
-
-
-def held_out_log_likelihood(codes: MachineCodes, train, test, n_betas: int, n_runs: int, seed: int,
-                            progress: bool = False) -> dict | None:
-    """AIS estimate of log Z and the mean held-out log-likelihood (nats per row, in the
-    machine's space); None for machines without an energy (RRBM, R3BM)."""
-    if not codes.has_energy:
-        return None
-    result = ais_log_partition(codes.machine, train, n_betas=n_betas, n_runs=n_runs, random_state=seed,
-                               progress=progress)
-    with torch.no_grad():
-        ll = average_log_likelihood(codes.machine, test, result)
-    return {"log_z": float(result.log_z), "log_z_std": float(result.log_z_std), "log_likelihood": float(ll)}
+    return MachineCodes(_CLASSES[name](**kwargs), n_betas=ais_betas, n_runs=ais_runs)

@@ -1,7 +1,10 @@
 """``fastseq faces``: a convolutional autoencoder trained layer by layer on faces, Boltzmann
 machines on its codes; four pictures (faces, autoencoded, generated, interpolated) and
 measured quality (CNN vs PCA; each machine's reconstruction error, held-out
-log-likelihood and a classifier two-sample test)."""
+log-likelihood and a classifier two-sample test).
+
+The protocol (split, network, baseline, measures) is :mod:`fastseq.conv.evaluation`; this
+command turns options into its arguments, prints what it reports and writes the files."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +13,7 @@ import re
 import time
 from pathlib import Path
 
-from fastseq.commands._common import checked as _checked, count as _count, positive_int as _positive
+from fastseq.commands._common import CommandError, checked as _checked, count as _count, positive_int as _positive
 
 HELP = ("Train a convolutional autoencoder on faces layer by layer and Boltzmann machines on its codes; "
         "draw faces, autoencoded, generated and interpolated faces; measure quality.")
@@ -98,58 +101,51 @@ def _outputs(args) -> dict[str, Path]:
     return paths
 
 
+def _option_error(exc: Exception) -> CommandError:
+    """A library error about an argument as one about the option that set it."""
+    message = re.sub(r"^size=", "--size ", str(exc))
+    for name, option in (("data", "--data"), ("size", "--size"), ("crop", "--crop"), ("seed", "--seed")):
+        message = message.replace(f"Expected {name}", f"Expected {option}")
+    return CommandError(message)
+
+
 def _load_images(args):
-    """(train, test, people_train, people_test, description) with mirrors added to each part."""
+    """The split (with mirror images in each part), the data's source and its unreadable files."""
     import numpy as np
 
-    from fastseq.cli import CommandError
-    from fastseq.datasets.faces import lfw_subset_faces, load_faces, normalise_faces
+    from fastseq.conv.evaluation import split_digits, split_faces
+    from fastseq.datasets.faces import lfw_subset_faces, load_faces
 
-    rng = np.random.default_rng(args.seed)
     if args.dataset == "mnist":
         if args.data is not None or args.people is not None:
             raise CommandError("Expected no --data or --people with --dataset mnist (the embedded digits are used).")
         from fastseq.datasets.mnist import load_mnist
-        from skimage.transform import resize
 
-        d = load_mnist()
-        limit = args.max_images or 1500
-        n_test = max(1, int(round(limit * args.held_out)))
-        # a seeded subset: the embedded digits are stored sorted by class
-        i = np.sort(rng.permutation(len(d.train_images))[:max(1, limit - n_test)])
-        j = np.sort(rng.permutation(len(d.test_images))[:n_test])
-        tr, te = d.train_images[i], d.test_images[j]
-        if args.size not in (None, 28):
-            tr, te = (resize(x, (len(x), args.size, args.size), anti_aliasing=True) for x in (tr, te))
-        return (normalise_faces(tr), normalise_faces(te), d.train_labels[i].astype(str),
-                d.test_labels[j].astype(str), "embedded MNIST digits", 0)
+        try:
+            split = split_digits(load_mnist(), limit=args.max_images or 1500, held_out=args.held_out, size=args.size,
+                                 seed=args.seed)
+        except ValueError as exc:
+            raise _option_error(exc) from None
+        return split, "embedded MNIST digits", 0
     try:
         faces = (lfw_subset_faces(size=args.size or 25) if args.data is None
                  else load_faces(args.data, size=args.size or 64, crop=args.crop))
     except (ValueError, FileNotFoundError) as exc:  # name the options, not the function's arguments
-        message = re.sub(r"^size=", "--size ", str(exc))
-        raise CommandError(message.replace("Expected data", "Expected --data").replace(
-            "Expected size", "Expected --size").replace("Expected crop", "Expected --crop")) from None
+        raise _option_error(exc) from None
     images, people = np.asarray(faces.images), faces.people
     if args.max_images is not None:
         images, people = images[:args.max_images], people[:args.max_images]
     if len(images) < 2:
         raise CommandError(f"Expected --data to hold at least 2 readable images (some to train on, some to hold "
                            f"out), got {len(images)} in {faces.source}.")
-    order = rng.permutation(len(images))
-    n_test = min(len(images) - 1, max(1, int(round(len(images) * args.held_out))))
-    te, tr = np.sort(order[:n_test]), np.sort(order[n_test:])
-    parts = [images[tr], images[te]]
-    names = [people[tr], people[te]]
-    if args.mirror:
-        parts = [np.concatenate([x, x[:, :, ::-1]]) for x in parts]
-        names = [np.concatenate([p, p]) for p in names]
-    return (np.ascontiguousarray(parts[0]), np.ascontiguousarray(parts[1]), names[0], names[1],
-            faces.source, faces.skipped)
+    try:
+        split = split_faces(images, people, held_out=args.held_out, mirror=args.mirror, seed=args.seed)
+    except ValueError as exc:
+        raise _option_error(exc) from None
+    return split, faces.source, faces.skipped
 
 
 def _config(args, size: int):
-    from fastseq.cli import CommandError
     from fastseq.conv.model import ConvConfig, default_config
 
     if (args.channels is None) != (args.strides is None):
@@ -166,8 +162,6 @@ def _config(args, size: int):
 def _interpolation_pairs(args, train, test, people_train, people_test, width: int = 8):
     """Images a, b (``width x S x S`` each) for the interpolation picture."""
     import numpy as np
-
-    from fastseq.cli import CommandError
 
     images = np.concatenate([train, test])
     names = np.concatenate([people_train, people_test])
@@ -204,78 +198,44 @@ def _say(args, text: str) -> None:
     print(text, flush=True)
 
 
-def _train_cnn(args, config, train, paths):
-    from fastseq.conv.model import ConvAutoencoder, load_autoencoder
-    from fastseq.conv.training import fine_tune, train_layerwise
+def _report(rep) -> dict:
+    return {"error_before": rep.error_before, "error_after": rep.error_after, "seconds": rep.seconds,
+            "images_per_second": rep.images_per_second}
 
-    mnist = args.dataset == "mnist"
-    epochs = args.cnn_epochs if args.cnn_epochs is not None else (8 if mnist else 20)
-    ft_epochs = args.fine_tune_epochs if args.fine_tune_epochs is not None else (4 if mnist else 20)
+
+def _train_cnn(args, config, train, paths):
+    """The network (loaded with --model, else trained and saved at once) and what its training did."""
+    from fastseq.conv.evaluation import train_autoencoder
+    from fastseq.conv.model import load_autoencoder
+
     if args.model is not None:
-        model = load_autoencoder(args.model, config=config, device=args.device)
-        return model, {"loaded_from": str(args.model)}
-    model = ConvAutoencoder(config, seed=args.seed).to(args.device)
-    info: dict = {"layers": []}
-    if epochs:
-        for rep in train_layerwise(model, train, epochs=epochs, batch_size=args.batch,
-                                   learning_rate=args.cnn_learning_rate, seed=args.seed, progress=not args.quiet):
-            info["layers"].append({"layer": rep.layer, "error_before": rep.error_before, "error_after": rep.error_after,
-                                   "seconds": rep.seconds, "images_per_second": rep.images_per_second})
-            _say(args, f"CNN layer {rep.layer}: reconstruction error {rep.error_before:.5f} -> {rep.error_after:.5f} "
-                       f"({rep.images_per_second:,.0f} images/s)")
-    if ft_epochs:
-        rep = fine_tune(model, train, epochs=ft_epochs, batch_size=args.batch, learning_rate=args.cnn_learning_rate / 4,
-                        seed=args.seed, progress=not args.quiet)
-        info["fine_tune"] = {"error_before": rep.error_before, "error_after": rep.error_after, "seconds": rep.seconds,
-                             "images_per_second": rep.images_per_second}
-        _say(args, f"CNN fine-tuning: reconstruction error {rep.error_before:.5f} -> {rep.error_after:.5f}")
+        return load_autoencoder(args.model, config=config, device=args.device), {"loaded_from": str(args.model)}
+    mnist = args.dataset == "mnist"
+    model, reports = train_autoencoder(
+        train, config, epochs=args.cnn_epochs if args.cnn_epochs is not None else (8 if mnist else 20),
+        fine_tune_epochs=args.fine_tune_epochs if args.fine_tune_epochs is not None else (4 if mnist else 20),
+        learning_rate=args.cnn_learning_rate, batch_size=args.batch, seed=args.seed, device=args.device,
+        progress=not args.quiet, log=lambda text: _say(args, text))
+    info: dict = {"layers": [{"layer": r.layer, **_report(r)} for r in reports if r.layer]}
+    info.update({"fine_tune": _report(r) for r in reports if not r.layer})
     model.save(paths["cnn"])
     return model, info
 
 
-def _measure_machine(args, name, cnn, train, test, ctr, cte):
-    """Train one machine on the codes and measure it; returns (stacked model, metrics)."""
-    import numpy as np
-
-    from fastseq.commands._face_machines import held_out_log_likelihood, make_machine
-    from fastseq.conv.quality import mean_squared_error, two_sample_accuracy
-    from fastseq.conv.stacked import StackedModel
-
-    epochs = args.rbm_epochs or (20 if args.dataset == "mnist" else 100)
-    codes = make_machine(name, args.hidden, epochs, args.seed, device=args.device, batch_size=args.batch,
-                         learning_rate=args.rbm_learning_rate, progress=not args.quiet)
-    stacked = StackedModel(cnn, codes, scaling=codes.scaling)
-    start = time.perf_counter()
-    stacked.fit(codes=ctr)
-    seconds = time.perf_counter() - start
-    code_var = float(np.var(cte))
-    m = {"seconds": seconds,
-         "image_mse": mean_squared_error(stacked.autoencode(test), test),
-         "code_mse_relative": mean_squared_error(stacked.through_machine(cte), cte) / code_var}
-    ll = held_out_log_likelihood(codes, stacked.scaler.transform(ctr), stacked.scaler.transform(cte),
-                                 args.ais_betas, args.ais_runs, args.seed, progress=not args.quiet)
-    if ll is not None:
-        # the density of the codes themselves: comparable across machines whatever their scaling
-        ll["log_likelihood_codes"] = ll["log_likelihood"] + stacked.scaler.log_det
-    m["ais"] = ll
-    n_gen = max(len(cte), 64)
-    start = time.perf_counter()
-    generated = stacked.generate_codes(n_gen, args.gibbs_steps, seed=args.seed)
-    m["generate_seconds"] = time.perf_counter() - start
-    folds = min(5, len(cte))
-    m["two_sample_accuracy"] = two_sample_accuracy(cte, generated, folds=folds, seed=args.seed)
-    m["two_sample_accuracy_quadratic"] = two_sample_accuracy(cte, generated, folds=folds, seed=args.seed,
-                                                             quadratic=True)
-    m["generated_spread"] = float(generated.std(0).mean() / max(cte.std(0).mean(), 1e-12))
-    return stacked, generated, m
+def _machine_metrics(s) -> dict:
+    return {"seconds": s.seconds, "image_mse": s.image_mse, "code_mse_relative": s.code_mse_relative,
+            "ais": s.log_likelihood, "generate_seconds": s.generate_seconds,
+            "two_sample_accuracy": s.two_sample_accuracy,
+            "two_sample_accuracy_quadratic": s.two_sample_accuracy_quadratic, "generated_spread": s.generated_spread}
 
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from fastseq.cli import CommandError
-    from fastseq.conv.quality import mean_squared_error, pca_reconstruction_error
+    from fastseq._util.atomic import atomic_path
+    from fastseq.commands._face_machines import make_machine
+    from fastseq.conv.evaluation import evaluate_faces
 
     paths = _outputs(args)
     existing = [str(p) for key, p in paths.items() if p.exists()]
@@ -289,12 +249,16 @@ def run(args: argparse.Namespace) -> int:
     if args.people is not None and args.people[0] == args.people[1]:
         raise CommandError(f"Expected --people to name two different people, got {args.people[0]!r} twice.")
     started = time.perf_counter()
-    train, test, people_train, people_test, source, skipped = _load_images(args)
+    split, source, skipped = _load_images(args)
+    train, test = split.train, split.test
+    if len(test) < 2:  # evaluate_faces would refuse them, but only after the network had trained
+        raise CommandError(f"Expected at least 2 held-out images (the two-sample test cross-validates over them), "
+                           f"got {len(test)}; raise --held-out or --max-images, or drop --no-mirror.")
     size = train.shape[1]
     config = _config(args, size)
     if args.mix_layer is not None and args.mix_layer > config.depth:
         raise CommandError(f"Expected --mix-layer in 1..{config.depth}, got {args.mix_layer}.")
-    pairs = _interpolation_pairs(args, train, test, people_train, people_test)
+    pairs = _interpolation_pairs(args, train, test, split.people_train, split.people_test)
     names = args.machines if args.picture_machine is None else [args.picture_machine] + [
         m for m in args.machines if m != args.picture_machine]
     Path(args.output).mkdir(parents=True, exist_ok=True)
@@ -304,29 +268,17 @@ def run(args: argparse.Namespace) -> int:
                + (f" ({skipped} unreadable files skipped)" if skipped else ""))
 
     cnn, cnn_info = _train_cnn(args, config, train, paths)
-    cnn.eval()
-    cnn_err = mean_squared_error(cnn.reconstruct(test), test)
-    pca_err, k = pca_reconstruction_error(train, test, config.code_size)
-    cnn_info.update({"config": json.loads(config.to_json()), "code_size": config.code_size, "test_mse": cnn_err,
-                     "pca_mse": pca_err, "pca_components": k, "pca_over_cnn": pca_err / cnn_err})
-    verdict = "beats" if cnn_err < pca_err else "does NOT beat"
-    _say(args, f"held-out reconstruction error: CNN ({config.code_size} codes) {cnn_err:.5f}, PCA ({k} components) "
-               f"{pca_err:.5f}: the CNN {verdict} PCA ({pca_err / cnn_err:.2f}x)")
+    epochs = args.rbm_epochs or (20 if args.dataset == "mnist" else 100)
+    machines = {name: make_machine(name, args.hidden, epochs, args.seed, device=args.device, batch_size=args.batch,
+                                   learning_rate=args.rbm_learning_rate, progress=not args.quiet,
+                                   ais_betas=args.ais_betas, ais_runs=args.ais_runs) for name in names}
+    result = evaluate_faces(train, test, machines, autoencoder=cnn, gibbs_steps=args.gibbs_steps, seed=args.seed,
+                            log=lambda text: _say(args, text))
+    cnn_info.update({"config": json.loads(config.to_json()), "code_size": result.code_size,
+                     "test_mse": result.cnn_mse, "pca_mse": result.pca_mse, "pca_components": result.pca_components,
+                     "pca_over_cnn": result.pca_over_cnn})
 
-    ctr, cte = cnn.encode(train), cnn.encode(test)
-    machines, pictures_model, generated_codes = {}, None, None
-    for name in names:
-        stacked, generated, m = _measure_machine(args, name, cnn, train, test, ctr, cte)
-        machines[name] = m
-        ll = m["ais"]["log_likelihood_codes"] if m["ais"] else None
-        _say(args, f"{name}: image error through the machine {m['image_mse']:.5f}, code error "
-                   f"{m['code_mse_relative']:.3f} of the variance, held-out log-likelihood "
-                   f"{'n/a (no energy)' if ll is None else f'{ll:.1f} nats'}, two-sample accuracy "
-                   f"{m['two_sample_accuracy']:.3f} (with squares {m['two_sample_accuracy_quadratic']:.3f}), "
-                   f"spread of generated codes {m['generated_spread']:.2f} of the real")
-        if pictures_model is None:
-            pictures_model, generated_codes = stacked, generated
-
+    pictures_model, generated_codes = result.stacked[names[0]], result.generated_codes[names[0]]
     rng = np.random.default_rng(args.seed + 2)
     every = np.concatenate([test, train])
     shown = every[np.sort(rng.choice(len(every), min(64, len(every)), replace=False))]
@@ -336,14 +288,13 @@ def run(args: argparse.Namespace) -> int:
     steps = pictures_model.interpolate(pairs[0], pairs[1], steps=8, at=args.interpolate_at)
     _picture(steps.reshape(-1, size, size), paths["interpolated"], width=steps.shape[1])
 
-    best = min(machines, key=lambda n: abs(machines[n]["two_sample_accuracy_quadratic"] - 0.5))
+    best = result.best_two_sample
     metrics = {"dataset": args.dataset, "source": source, "size": size, "train_images": len(train),
                "held_out_images": len(test), "skipped_files": skipped, "mirror": bool(args.mirror),
-               "seed": args.seed, "cnn": cnn_info, "machines": machines, "picture_machine": names[0],
-               "best_two_sample": best, "seconds": time.perf_counter() - started,
+               "seed": args.seed, "cnn": cnn_info,
+               "machines": {name: _machine_metrics(s) for name, s in result.scores.items()},
+               "picture_machine": names[0], "best_two_sample": best, "seconds": time.perf_counter() - started,
                "options": {k: v for k, v in vars(args).items() if not k.startswith("_")}}
-    from fastseq._util.atomic import atomic_path
-
     with atomic_path(paths["metrics"]) as tmp, open(tmp, "w") as fh:
         json.dump(metrics, fh, indent=1)
     _say(args, f"closest to real codes (two-sample accuracy with squares nearest 0.5): {best}; wrote {len(paths)} files in "

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from fastseq._util.progress import progress_bar
 from fastseq._util.validate import positive_int
 from fastseq.conv.model import ConvAutoencoder
 
@@ -34,14 +35,6 @@ class LayerReport:
     images_per_second: float = 0.0
 
 
-def _bar(total: int, show: bool, desc: str):
-    if not show:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False)
-
-
 @torch.no_grad()
 def _error(fn, x: torch.Tensor, batch_size: int) -> float:
     total = 0.0
@@ -56,7 +49,8 @@ def _fit(params, fn, x: torch.Tensor, epochs: int, batch_size: int, learning_rat
     opt = torch.optim.Adam(params, lr=learning_rate)
     n = x.shape[0]
     losses = []
-    bar = _bar(epochs * ((n + batch_size - 1) // batch_size), bar_desc is not None, bar_desc or "")
+    bar = progress_bar(bar_desc is not None, total=epochs * ((n + batch_size - 1) // batch_size), desc=bar_desc,
+                       leave=False)
     start = time.perf_counter()
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen).to(x.device)
@@ -68,12 +62,10 @@ def _fit(params, fn, x: torch.Tensor, epochs: int, batch_size: int, learning_rat
             loss.backward()
             opt.step()
             total += float(loss.detach()) * xb.shape[0]
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
         losses.append(total / n)
     seconds = time.perf_counter() - start
-    if bar is not None:
-        bar.close()
+    bar.close()
     return losses, seconds
 
 

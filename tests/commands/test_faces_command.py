@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -78,6 +79,9 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     _fails(capsys, [*TINY, "--model", str(other), "--output", str(tmp_path / "o5")], "model", "got one for")
     _fails(capsys, [*TINY, "--device", "tpu", "--output", str(tmp_path / "o6")], "--device")
     _fails(capsys, [*TINY, "--mix-layer", "4", "--output", str(tmp_path / "o7")], "--mix-layer")
+    _fails(capsys, [*TINY, "--max-images", "4", "--no-mirror", "--output", str(tmp_path / "o8")],
+           "at least 2 held-out images", "got 1", "--held-out")
+    assert not (tmp_path / "o8" / "faces_cnn.safetensors").exists()  # refused before the network trained
 
 
 def test_option_errors_exit_2(capsys):
@@ -89,3 +93,33 @@ def test_option_errors_exit_2(capsys):
 
 def test_a_size_that_cannot_fit_names_the_option(capsys, tmp_path):
     _fails(capsys, ["--size", "99999999", "--output", str(tmp_path / "o")], "--size 99999999", "would need")
+
+
+def test_the_command_reports_what_the_library_protocol_measures(tmp_path, capsys):
+    from fastseq.commands._face_machines import make_machine
+    from fastseq.conv import evaluate_faces, split_faces
+    from fastseq.datasets import lfw_subset_faces
+
+    assert main(["faces", *TINY, "--machines", "RRBM", "BetaRBM", "--output", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    m = json.loads((tmp_path / "faces_metrics.json").read_text())
+    faces = lfw_subset_faces(size=16)
+    split = split_faces(faces.images[:24], faces.people[:24], held_out=0.2, mirror=True, seed=0)
+    machines = {name: make_machine(name, 8, 2, 0, batch_size=16, ais_betas=20, ais_runs=4)
+                for name in ("RRBM", "BetaRBM")}
+    said = []
+    r = evaluate_faces(split.train, split.test, machines, config=ConvConfig(16, (4, 4, 4), (2, 2, 1)), epochs=1,
+                       fine_tune_epochs=1, learning_rate=2e-3, batch_size=16, gibbs_steps=5, seed=0, log=said.append)
+    assert (m["cnn"]["test_mse"], m["cnn"]["pca_mse"], m["cnn"]["pca_components"]) == (r.cnn_mse, r.pca_mse,
+                                                                                        r.pca_components)
+    assert [layer["error_after"] for layer in m["cnn"]["layers"]] == [rep.error_after for rep in r.training[:3]]
+    for name, s in r.scores.items():
+        got = m["machines"][name]
+        assert got["ais"] == s.log_likelihood
+        for key in ("image_mse", "code_mse_relative", "two_sample_accuracy", "two_sample_accuracy_quadratic",
+                    "generated_spread"):
+            assert got[key] == getattr(s, key), (name, key)
+    assert m["best_two_sample"] == r.best_two_sample
+    # the same lines, apart from the training speed
+    strip = lambda lines: [re.sub(r"\(\S+ images/s\)", "", line) for line in lines]  # noqa: E731
+    assert strip(printed[1:-1]) == strip(said)

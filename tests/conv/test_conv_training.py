@@ -48,3 +48,14 @@ def test_bad_arguments(faces16):
         fine_tune(net, faces16[0], learning_rate=-1.0)
     with pytest.raises(ValueError, match="images to be N x 16 x 16"):
         train_layerwise(net, np.zeros((3, 8, 8)))
+
+
+def test_progress_bars_name_each_layer_and_vanish(faces16, capsys):
+    net = ConvAutoencoder(ConvConfig(16, (4, 4), (2, 2)), seed=0)
+    train_layerwise(net, faces16[0][:8], epochs=1, batch_size=4, progress=True)
+    fine_tune(net, faces16[0][:8], epochs=1, batch_size=4, progress=True)
+    err = capsys.readouterr().err
+    for desc in ("layer 1/2", "layer 2/2", "fine-tune"):
+        assert desc in err and "2/2" in err
+    train_layerwise(net, faces16[0][:8], epochs=1, batch_size=4)
+    assert capsys.readouterr().err == ""

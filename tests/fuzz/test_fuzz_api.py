@@ -74,6 +74,45 @@ def _lengths():
     return np.array([3, 1, 4])
 
 
+def _pca_codes():
+    """PCA as a code model: its chains are one step from its mean code, so nothing runs long."""
+    from sklearn.decomposition import PCA
+
+    class PCACodes(PCA):
+        def gibbs(self, v):
+            return self.inverse_transform(self.transform(v))
+
+        def sample(self, n_samples=1, n_steps=1, start=None):
+            return self.inverse_transform(np.zeros((n_samples, self.n_components_)))
+
+    return PCACodes(n_components=1)
+
+
+def _face_net():
+    from fastseq.conv import ConvAutoencoder, ConvConfig
+
+    return ConvAutoencoder(ConvConfig(8, (2,), (2,)), seed=0)
+
+
+def _digits():
+    from fastseq.datasets.mnist import Digits
+
+    return Digits(RNG.random((12, 28, 28)).astype(np.float32), np.arange(12) % 10,
+                  RNG.random((6, 28, 28)).astype(np.float32), np.arange(6), "embedded")
+
+
+# a valid but long training (epochs=2**63) is not a hang: each stage stops after two epochs
+def _train_autoencoder(**kwargs):
+    import fastseq.conv.training as training
+
+    fit = training._fit
+    training._fit = lambda params, fn, x, epochs, *rest: fit(params, fn, x, min(epochs, 2), *rest)
+    try:
+        return _m("fastseq.conv", "train_autoencoder")(**kwargs)
+    finally:
+        training._fit = fit
+
+
 def _gru_window(rnn, inputs, reset, engine):
     from fastseq.bptt import run_window
 
@@ -293,6 +332,21 @@ ENTRIES: dict[str, Entry] = {
     "conv.ConvAutoencoder": Entry(lambda **a: _m("fastseq.conv", "ConvAutoencoder")(**a),
                                   lambda: dict(config=16, seed=0)),
     "conv.CodeScaler": Entry(lambda **a: _m("fastseq.conv", "CodeScaler")(**a), lambda: dict(kind="unit", margin=0.05)),
+    "conv.split_faces": Entry(lambda **a: _m("fastseq.conv", "split_faces")(**a),
+                              lambda: dict(images=RNG.random((6, 4, 4)), people=np.array(list("aabbcc")),
+                                           held_out=0.3, mirror=True, seed=0)),
+    "conv.split_digits": Entry(lambda **a: _m("fastseq.conv.evaluation", "split_digits")(**a),
+                               lambda: dict(digits=_digits(), limit=8, held_out=0.25, size=10, seed=0)),
+    "conv.train_autoencoder": Entry(_train_autoencoder,
+                                    lambda: dict(images=RNG.random((6, 8, 8)), config=_face_net().config, epochs=1,
+                                                 fine_tune_epochs=1, learning_rate=1e-3, batch_size=4, seed=0,
+                                                 device="cpu", progress=False, log=None)),
+    "conv.evaluate_faces": Entry(lambda **a: _m("fastseq.conv", "evaluate_faces")(**a),
+                                 lambda: dict(train=RNG.uniform(-0.5, 0.5, (6, 8, 8)),
+                                              test=RNG.uniform(-0.5, 0.5, (4, 8, 8)), code_models={"pca": _pca_codes()},
+                                              autoencoder=_face_net(), config=None, epochs=1, fine_tune_epochs=1,
+                                              learning_rate=1e-3, batch_size=4, gibbs_steps=2, seed=0, device="cpu",
+                                              progress=False, log=None)),
     "datasets.held_out_split": Entry(lambda **a: _m("fastseq.datasets", "held_out_split")(**a),
                                      lambda: dict(labels=np.arange(20) % 3, fraction=0.25, seed=0)),
     "datasets.one_hot_bytes": Entry(lambda **a: _m("fastseq.datasets", "one_hot_bytes")(**a),
@@ -322,6 +376,9 @@ ENTRIES: dict[str, Entry] = {
        for c in ("RBM", "BetaRBM", "GaussianRBM", "RRBM", "R3BM")},
     "boltzmann.RBM.transform": Entry(lambda X: _fitted_rbm().transform(X),
                                      lambda: dict(X=(RNG.random((3, 6)) > 0.5).astype(float)), SKLEARN_X),
+    **{f"boltzmann.RBM.{method}": Entry(lambda method=method, h=None: getattr(_fitted_rbm(), method)(h),
+                                        lambda: dict(h=RNG.random((3, 3))), {"h": SKLEARN_X["X"]})
+       for method in ("visible_mean", "sample_visible")},
     "boltzmann.load_rbm": Entry(lambda **a: _m("fastseq.boltzmann", "load_rbm")(**a),
                                 lambda: dict(path=_saved_rbm())),
     "boltzmann.ais_schedule": Entry(lambda **a: _m("fastseq.boltzmann", "ais_schedule")(**a),
