@@ -12,8 +12,7 @@ from pathlib import Path
 import fastseq
 
 PACKAGE = Path(fastseq.__file__).parent
-FLAGSHIPS = {"train_bptt", "SlotSwapLoader", "SequenceStore", "run_window", "RBM", "BetaRBM", "GaussianRBM",
-             "corrsort", "tile", "save_png", "save", "load"}
+FLAGSHIPS = set(fastseq._FLAGSHIPS)  # the one list; the stub and __all__ are checked against it
 
 
 def all_modules() -> list[str]:
@@ -55,9 +54,14 @@ def test_top_level_is_subpackages_and_flagships():
     assert set(fastseq.__all__) == FLAGSHIPS | set(fastseq.SUBPACKAGES) | {"__version__"}
     for name in fastseq.__all__:
         assert getattr(fastseq, name) is not None
+    from fastseq._util.stub import top_level_stub
+
     stub = (PACKAGE / "__init__.pyi").read_text()
+    assert stub == top_level_stub(), "__init__.pyi is out of date: python -m fastseq._util.stub rewrites it"
     for name in FLAGSHIPS | set(fastseq.SUBPACKAGES):
         assert f" as {name}\n" in stub, f"{name} missing from __init__.pyi"
+    for name, module in fastseq._FLAGSHIPS.items():  # a flagship is the object its subpackage exports
+        assert getattr(fastseq, name) is getattr(importlib.import_module(module), name)
 
 
 def test_every_subpackage_exports_what_it_lists():

@@ -52,8 +52,8 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "rbm": Kind("a fastseq Boltzmann machine (RBM) file", "fastseq.boltzmann:load_rbm"),
-    "conv_autoencoder": Kind("a fastseq ConvAutoencoder model file", "fastseq.conv:load_autoencoder"),
+    "rbm": Kind("a fastseq Boltzmann machine (RBM) file", "fastseq.boltzmann._base:load_rbm"),
+    "conv_autoencoder": Kind("a fastseq ConvAutoencoder model file", "fastseq.conv.model:load_autoencoder"),
     "rowrnn": Kind("a fastseq row model (RowRNN) file", "fastseq.rowrnn.models:load_model"),
     "train_bptt_checkpoint": Kind("a fastseq train_bptt checkpoint", "fastseq.bptt.checkpoint:load_checkpoint",
                                   device=False),
@@ -218,8 +218,8 @@ def load(path: str | os.PathLike, device=None) -> Any:
     The file's header names its kind; the loader of that kind builds the object:
 
     - a Boltzmann machine (``RBM``, ``RRBM``, ``R3BM``, ``BetaRBM``, ``GaussianRBM``):
-      that estimator, fitted (as :func:`fastseq.boltzmann.load_rbm`);
-    - a :class:`~fastseq.conv.ConvAutoencoder` (as :func:`fastseq.conv.load_autoencoder`);
+      that estimator, fitted (as :func:`fastseq.boltzmann._base.load_rbm`);
+    - a :class:`~fastseq.conv.ConvAutoencoder` (as :func:`fastseq.conv.model.load_autoencoder`);
     - a row model (``TiedRNN``, ``UntiedRNN``, ``GRURows``, ``LSTMRows``; as
       :func:`fastseq.rowrnn.models.load_model`);
     - a ``train_bptt`` checkpoint: the pair ``(meta, tensors)`` that

@@ -1,13 +1,21 @@
 """Restricted Boltzmann machines with Bernoulli, Gaussian and Beta visible units, and
 their likelihoods (exact, annealed importance sampling, pseudo-likelihood)."""
-from fastseq.boltzmann._base import BoltzmannMachine, load_rbm
+from fastseq._util.deprecation import moved_names
+from fastseq.boltzmann._base import BoltzmannMachine
 from fastseq.boltzmann._beta import R3BM, RRBM, BetaRBM
 from fastseq.boltzmann._rbm import RBM, GaussianRBM
-from fastseq.boltzmann.likelihood import (AISResult, ais_log_partition, ais_schedule, average_log_likelihood,
-                                          exact_log_partition, pseudo_likelihood)
+from fastseq.boltzmann.likelihood import (AISResult, ais_log_partition, average_log_likelihood, exact_log_partition,
+                                          pseudo_likelihood)
 
 __all__ = [
     "AISResult", "BetaRBM", "BoltzmannMachine", "GaussianRBM", "R3BM", "RBM", "RRBM",
-    "ais_log_partition", "ais_schedule", "average_log_likelihood", "exact_log_partition",
-    "load_rbm", "pseudo_likelihood",
+    "ais_log_partition", "average_log_likelihood", "exact_log_partition", "pseudo_likelihood",
 ]
+
+# no longer public here (still in their modules)
+MOVED = {
+    "ais_schedule": ("fastseq.boltzmann.likelihood", "ais_log_partition builds it; import it from "
+                     "fastseq.boltzmann.likelihood"),
+    "load_rbm": ("fastseq.boltzmann._base", "use fastseq.load(path) or RBM.load(path)"),
+}
+__getattr__ = moved_names(__name__, MOVED)

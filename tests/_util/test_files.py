@@ -16,10 +16,12 @@ from torch import nn
 
 import fastseq
 from fastseq._util import files
-from fastseq.boltzmann import R3BM, RBM, RRBM, BetaRBM, GaussianRBM, load_rbm
+from fastseq.boltzmann import R3BM, RBM, RRBM, BetaRBM, GaussianRBM
+from fastseq.boltzmann._base import load_rbm
 from fastseq.bptt import train_bptt
 from fastseq.bptt.checkpoint import load_checkpoint
-from fastseq.conv import ConvAutoencoder, ConvConfig, load_autoencoder
+from fastseq.conv import ConvAutoencoder, ConvConfig
+from fastseq.conv.model import load_autoencoder
 from fastseq.rowrnn.models import load_model, make_model
 
 OLD = Path(__file__).parent / "old_files"  # written by fastseq before this format (see make_old_files.py)

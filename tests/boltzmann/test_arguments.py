@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import safetensors.torch
 
-from fastseq.boltzmann import (RBM, BetaRBM, GaussianRBM, ais_log_partition, ais_schedule, average_log_likelihood,
-                               exact_log_partition, load_rbm, pseudo_likelihood)
+from fastseq.boltzmann import (RBM, BetaRBM, GaussianRBM, ais_log_partition, average_log_likelihood,
+                               exact_log_partition, pseudo_likelihood)
+from fastseq.boltzmann._base import load_rbm
+from fastseq.boltzmann.likelihood import ais_schedule
 
 RAGGED = [[1.0, 0.0], [1.0]]
 HUGE = 2**40  # no machine has the memory this would need

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastseq.conv import (CodeScaler, ConvAutoencoder, ConvConfig, mean_squared_error, pca_reconstruction_error,
-                          two_sample_accuracy)
+from fastseq.conv import ConvAutoencoder, ConvConfig, mean_squared_error, pca_reconstruction_error, two_sample_accuracy
+from fastseq.conv.stacked import CodeScaler
 
 RNG = np.random.default_rng(0)
 

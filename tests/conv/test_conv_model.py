@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastseq.conv import ConvAutoencoder, ConvConfig, default_config, load_autoencoder
+from fastseq.conv import ConvAutoencoder, ConvConfig, default_config
+from fastseq.conv.model import load_autoencoder
 
 
 def test_default_shapes():

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fastseq.commands._face_machines import MachineCodes, make_machine
-from fastseq.conv import CodeModel, CodeScaler, StackedModel
+from fastseq.conv import CodeModel, StackedModel
+from fastseq.conv.stacked import CodeScaler
 
 
 @pytest.fixture(scope="module")
