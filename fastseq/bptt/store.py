@@ -363,6 +363,82 @@ class SequenceStore:
                 writer.append(sequence)
         return cls.load(path)
 
+    @classmethod
+    def from_arrow(cls, data, column: str | Sequence[str] | None = None, *, id_column: str | None = None,
+                   dtype=None, path: str | os.PathLike | None = None) -> "SequenceStore":
+        """Build a store from a pyarrow Table, RecordBatch, ChunkedArray or Array (extra ``arrow``).
+
+        Args:
+            data: the Arrow data; an Array or ChunkedArray is the one column.
+            column: without ``id_column``, the list column with one sequence per row:
+                ``list<number>`` gives ``T x 1`` rows, ``list<fixed_size_list<number, F>>`` or
+                ``list<list<number>>`` with every inner list of length ``F`` gives ``T x F``.
+                With ``id_column``, the value column(s) of one row per step (``F`` scalar
+                columns, or one fixed-size list column). Optional when the table has one
+                (value) column.
+            id_column: the long layout: each sequence is one run of equal ids, in row
+                order; a table sorted by id qualifies, an id in two separate runs is refused.
+            dtype: cast the rows to this dtype (default: the column's).
+            path: also write the store to this folder and return it memory-mapped.
+
+        With ``path=None``, a single chunk (without nulls) of a list column or of one value
+        column becomes the store's rows without a copy: a read-only NumPy view of Arrow's
+        values buffer, which the store keeps alive. Several chunks, several value columns or
+        a ``dtype`` cast copy. Nulls, ragged inner lists, empty sequences, non-numeric
+        values, a missing column and an empty table are refused with an error naming them.
+
+        Example:
+            >>> import pyarrow as pa
+            >>> store = SequenceStore.from_arrow(pa.table({"x": [[1.0, 2.0, 3.0], [4.0]]}), "x")
+            >>> store.lengths.tolist(), store.feature_shape, store[1].tolist()
+            ([3, 1], (1,), [[4.0]])
+        """
+        from fastseq.bptt.columnar import store_from_arrow
+        return store_from_arrow(cls, data, column, id_column=id_column, dtype=dtype, path=path)
+
+    @classmethod
+    def from_parquet(cls, source: str | os.PathLike, column: str | Sequence[str] | None = None, *,
+                     id_column: str | None = None, path: str | os.PathLike | None = None, dtype=None,
+                     batch_size: int = 65536) -> "SequenceStore":
+        """Build a store from a Parquet file, streamed in record batches when ``path`` is given.
+
+        ``column`` and ``id_column`` read as in :meth:`from_arrow`. With ``path``, the file
+        is read ``batch_size`` rows at a time and each sequence goes straight to the store
+        at ``path`` (as :meth:`from_iterable`), so a file larger than memory builds in
+        memory bounded by a batch plus the longest sequence; in the long layout a sequence
+        may span batches. The result is memory-mapped. Without ``path`` the whole file is
+        read into memory. Needs the ``arrow`` extra.
+
+        Example:
+            >>> import tempfile, pyarrow as pa, pyarrow.parquet as pq
+            >>> folder = tempfile.mkdtemp()
+            >>> pq.write_table(pa.table({"x": [[1.0, 2.0], [3.0]]}), folder + "/x.parquet")
+            >>> store = SequenceStore.from_parquet(folder + "/x.parquet", "x", path=folder + "/store", batch_size=1)
+            >>> store.lengths.tolist()
+            [2, 1]
+        """
+        from fastseq.bptt.columnar import store_from_parquet
+        return store_from_parquet(cls, source, column, id_column=id_column, path=path, dtype=dtype,
+                                  batch_size=batch_size)
+
+    @classmethod
+    def from_hf(cls, dataset, column: str | Sequence[str] | None = None, *, id_column: str | None = None,
+                dtype=None, path: str | os.PathLike | None = None) -> "SequenceStore":
+        """Build a store from a Hugging Face ``datasets.Dataset`` through its Arrow table (extra ``hf``).
+
+        ``column``, ``id_column``, ``dtype`` and ``path`` read as in :meth:`from_arrow`;
+        the dataset's own table is read (select/shuffle indices applied), nothing is
+        downloaded.
+
+        Example:
+            >>> import datasets
+            >>> ds = datasets.Dataset.from_dict({"x": [[[1.0, 2.0]], [[3.0, 4.0], [5.0, 6.0]]]})
+            >>> SequenceStore.from_hf(ds, "x").lengths.tolist()
+            [1, 2]
+        """
+        from fastseq.bptt.columnar import store_from_hf
+        return store_from_hf(cls, dataset, column, id_column=id_column, dtype=dtype, path=path)
+
 
 def _is_bool(value) -> bool:
     """True for a bool, or an array or tensor of bools (a mask is not a list of indices)."""
