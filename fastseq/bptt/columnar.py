@@ -158,8 +158,7 @@ def _finish(cls, rows: np.ndarray, lengths: np.ndarray, dtype, path) -> "Sequenc
     if path is None:
         return store
     with SequenceStoreWriter(path, "w", dtype=dtype) as writer:
-        for sequence in store:
-            writer.append(sequence)
+        writer.extend(store.data, store.lengths)
     return cls.load(path)
 
 
@@ -188,17 +187,22 @@ def store_from_arrow(cls, data, column: str | Sequence[str] | None = None, *, id
     return _finish(cls, rows, np.diff(starts) if ids.size else np.zeros(0, np.int64), dtype, path)
 
 
-def _parquet_sequences(pa, batches: Iterator, names: list[str], id_column: str | None) -> Iterator[np.ndarray]:
-    """Sequences from record batches; in the long layout a sequence may span batches."""
+def _parquet_blocks(pa, batches: Iterator, names: list[str],
+                    id_column: str | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(rows, lengths)`` blocks of whole sequences from record batches (long layout: may span batches)."""
     row0 = 0
     if id_column is None:
         for batch in batches:
-            rows, lengths = _wide_chunk(pa, batch.column(0), f"column {names[0]!r}", row0)
-            ends = np.cumsum(lengths)
-            for start, end in zip(ends - lengths, ends):
-                yield rows[start:end]
+            yield _wide_chunk(pa, batch.column(0), f"column {names[0]!r}", row0)
             row0 += batch.num_rows
         return
+    for sequence in _long_sequences(pa, batches, names, id_column):
+        yield sequence, np.array([sequence.shape[0]])
+
+
+def _long_sequences(pa, batches: Iterator, names: list[str], id_column: str) -> Iterator[np.ndarray]:
+    """One sequence at a time from the long layout's batches, joined across batch boundaries."""
+    row0 = 0
     seen: set = set()
     carry_id, carry = None, []
     for batch in batches:
@@ -252,8 +256,8 @@ def store_from_parquet(cls, source: str | os.PathLike, column: str | Sequence[st
         read = [id_column] + names
     batches = parquet.iter_batches(batch_size=int(batch_size), columns=read)
     with SequenceStoreWriter(path, "w", dtype=dtype) as writer:
-        for sequence in _parquet_sequences(pa, batches, names, id_column):
-            writer.append(sequence)
+        for rows, lengths in _parquet_blocks(pa, batches, names, id_column):
+            writer.extend(rows, lengths)
         if writer.count == 0:
             writer.close()
             raise ValueError(f"Expected source {os.fspath(source)!r} to hold at least one sequence, "

@@ -141,3 +141,28 @@ def test_build_killed_at_random_moments_resumes_to_the_same_store(tmp_path):
     _assert_store_equal(store, _sequences(n, 3))
     assert resumed and max(resumed) > 5  # the kills landed while sequences were being appended
     assert not SequenceStoreWriter.building(tmp_path)
+
+
+def test_extend_writes_what_appending_each_sequence_writes(tmp_path):
+    seqs = _sequences(9, seed=3, width=2)
+    with SequenceStoreWriter(tmp_path / "a", "w") as writer:
+        for s in seqs:
+            writer.append(s)
+    with SequenceStoreWriter(tmp_path / "b", "w") as writer:
+        writer.extend(np.concatenate(seqs[:4]), [len(s) for s in seqs[:4]])
+        writer.extend(torch.from_numpy(np.concatenate(seqs[4:])), np.array([len(s) for s in seqs[4:]]))
+    manifests = [json.loads((tmp_path / n / "store.json").read_text()) for n in "ab"]
+    assert manifests[0]["data_crc32"] == manifests[1]["data_crc32"]
+    _assert_store_equal(SequenceStore.load(tmp_path / "b", verify=True), seqs)
+
+
+def test_extend_is_resumable_per_sequence_and_checks_lengths(tmp_path):
+    seqs = _sequences(6, seed=4, width=3)
+    writer = SequenceStoreWriter(tmp_path, "w")
+    writer.extend(np.concatenate(seqs), [len(s) for s in seqs])
+    with pytest.raises(ValueError, match=r"lengths to sum to the \d+ rows of rows, got sum"):
+        writer.extend(seqs[0], [len(seqs[0]) + 1])
+    writer.close()  # died before the commit: the journal vouches for every sequence
+    with SequenceStoreWriter(tmp_path, "a") as writer:
+        assert writer.count == len(seqs)
+    _assert_store_equal(SequenceStore.load(tmp_path, verify=True), seqs)
