@@ -15,14 +15,13 @@ pyarrow (extra ``arrow``) and datasets (extra ``hf``) are imported only when cal
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from fastseq.bptt.store_writer import SequenceStoreWriter
 
-if TYPE_CHECKING:  # pragma: no cover
-    from fastseq.bptt.store import SequenceStore
+Store = TypeVar("Store")  # SequenceStore, passed in as cls: store.py imports this module, not the reverse
 
 __all__ = ["store_from_arrow", "store_from_parquet", "store_from_hf"]
 
@@ -149,7 +148,7 @@ def _as_table(pa, data, column):
                     f"got {type(data).__name__}.")
 
 
-def _finish(cls, rows: np.ndarray, lengths: np.ndarray, dtype, path) -> "SequenceStore":
+def _finish(cls: type[Store], rows: np.ndarray, lengths: np.ndarray, dtype, path) -> Store:
     if lengths.size == 0:
         raise ValueError("Expected data to hold at least one sequence, got an empty table.")
     if dtype is not None:
@@ -162,8 +161,8 @@ def _finish(cls, rows: np.ndarray, lengths: np.ndarray, dtype, path) -> "Sequenc
     return cls.load(path)
 
 
-def store_from_arrow(cls, data, column: str | Sequence[str] | None = None, *, id_column: str | None = None,
-                     dtype=None, path: str | os.PathLike | None = None) -> "SequenceStore":
+def store_from_arrow(cls: type[Store], data, column: str | Sequence[str] | None = None, *,
+                     id_column: str | None = None, dtype=None, path: str | os.PathLike | None = None) -> Store:
     """See :meth:`SequenceStore.from_arrow`."""
     pa = _pyarrow()
     table = _as_table(pa, data, column)
@@ -230,9 +229,9 @@ def _long_sequences(pa, batches: Iterator, names: list[str], id_column: str) -> 
         yield np.concatenate(carry) if len(carry) > 1 else carry[0]
 
 
-def store_from_parquet(cls, source: str | os.PathLike, column: str | Sequence[str] | None = None, *,
-                       id_column: str | None = None, path: str | os.PathLike | None = None, dtype=None,
-                       batch_size: int = 65536) -> "SequenceStore":
+def store_from_parquet(cls: type[Store], source: str | os.PathLike, column: str | Sequence[str] | None = None,
+                       *, id_column: str | None = None, path: str | os.PathLike | None = None, dtype=None,
+                       batch_size: int = 65536) -> Store:
     """See :meth:`SequenceStore.from_parquet`."""
     pa = _pyarrow()
     import pyarrow.parquet as pq
@@ -265,8 +264,8 @@ def store_from_parquet(cls, source: str | os.PathLike, column: str | Sequence[st
     return cls.load(path)
 
 
-def store_from_hf(cls, dataset, column: str | Sequence[str] | None = None, *, id_column: str | None = None,
-                  dtype=None, path: str | os.PathLike | None = None) -> "SequenceStore":
+def store_from_hf(cls: type[Store], dataset, column: str | Sequence[str] | None = None, *, id_column: str | None = None,
+                  dtype=None, path: str | os.PathLike | None = None) -> Store:
     """See :meth:`SequenceStore.from_hf`."""
     try:
         import datasets

@@ -210,7 +210,8 @@ class SequenceStoreWriter:
         arr = self._rows_of(files.as_numpy(rows, "rows"), "rows")
         lengths = lengths_array(lengths)
         if int(lengths.sum()) != arr.shape[0]:
-            raise ValueError(f"Expected lengths to sum to the {arr.shape[0]} rows of rows, got sum {int(lengths.sum())}.")
+            raise ValueError(f"Expected lengths to sum to the {arr.shape[0]} rows of rows, "
+                             f"got sum {int(lengths.sum())}.")
         if not lengths.size:
             return
         if self._journal is None:
