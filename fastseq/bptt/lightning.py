@@ -66,6 +66,11 @@ class _Windows:
         for window in self.loader:
             self._drawn.append(self.loader.state_dict())
             yield window
+        # the epoch ended: after its last window comes the next epoch's start, not an empty rest of this one
+        if self._drawn:
+            self._drawn[-1] = self.loader.state_dict()
+        else:
+            self._trained = self.loader.state_dict()
 
     def trained(self) -> None:
         """The oldest drawn window is about to be trained: from now on a checkpoint resumes after it."""
