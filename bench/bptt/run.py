@@ -1,5 +1,5 @@
 """Run the slot-swap training comparisons (batching, engines, feedback, products, scheduler,
-shards, checkpoints, stores) against their peers, each script in its own process.
+shards, checkpoints, stores, a Lightning Trainer) against their peers, each script in its own process.
 
 The pytest-benchmark files of this folder run with ``python -m pytest bench/bptt --benchmark-enable``.
 """
@@ -34,6 +34,8 @@ JOBS = (
     Job("compare_store", "compare_store.py",
         full=("--rows", "500000", "--factor", "10", "--features", "64", "--limit-mib", "64"),
         quick=("--rows", "20000", "--factor", "2", "--features", "8", "--limit-mib", "1", "--repeats", "1")),
+    Job("compare_lightning", "compare_lightning.py", full=("--repeats", "3"),
+        quick=("--sequences", "50", "--repeats", "1")),
 )
 
 if __name__ == "__main__":
