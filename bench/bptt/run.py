@@ -1,5 +1,6 @@
 """Run the slot-swap training comparisons (batching, engines, feedback, products, scheduler,
-shards, checkpoints, stores, stores from Parquet) against their peers, each script in its own process.
+shards, checkpoints, stores, stores from Parquet, a Lightning Trainer) against their peers, each script in its
+own process.
 
 The pytest-benchmark files of this folder run with ``python -m pytest bench/bptt --benchmark-enable``.
 """
@@ -36,6 +37,8 @@ JOBS = (
         quick=("--rows", "20000", "--factor", "2", "--features", "8", "--limit-mib", "1", "--repeats", "1")),
     Job("compare_columnar", "compare_columnar.py", full=("--sequences", "200000", "--features", "8"),
         quick=("--sequences", "2000", "--repeats", "1")),
+    Job("compare_lightning", "compare_lightning.py", full=("--repeats", "3"),
+        quick=("--sequences", "50", "--repeats", "1")),
 )
 
 if __name__ == "__main__":
