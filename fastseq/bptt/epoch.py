@@ -17,8 +17,8 @@ from fastseq._util.validate import bounded_int, flag, one_of, positive_int, seed
 
 __all__ = ["EpochSpec", "Tail", "MAX_WORLD_SIZE"]
 
-Tail = Literal["longest_first", "none"]
-TAILS: tuple[str, ...] = ("none", "longest_first")
+Tail = Literal["packed", "longest_first", "none"]
+TAILS: tuple[str, ...] = ("none", "longest_first", "packed")
 
 # every process's shard is planned by every process, one Python object each: a bound on
 # the processes keeps a wrong world size a clear error instead of an endless loop
@@ -34,7 +34,7 @@ class EpochSpec:
         bptt: steps per window ``K``.
         shuffle: admit the sequences in the shuffle of ``seed + epoch`` (else in index order).
         seed: seed of the shuffles (None or an integer >= 0).
-        tail: epoch-end policy, ``"longest_first"`` or ``"none"`` (see
+        tail: epoch-end policy, ``"packed"``, ``"longest_first"`` or ``"none"`` (see
             :func:`~fastseq.bptt.loader.tail_order`); not applied with ``wrap_around``.
         wrap_around: instead of idling while the epoch drains, slots re-train sequences
             from the start of the order (the original algorithm).
@@ -56,7 +56,7 @@ class EpochSpec:
     shuffle: bool = False
     seed: int | None = None
     compact: bool = True
-    tail: Tail = "longest_first"
+    tail: Tail = "packed"
     wrap_around: bool = False
     rank: int = 0
     world_size: int = 1

@@ -23,7 +23,7 @@ from torch import Tensor
 from fastseq._util.memory import check_fits
 from fastseq._util.validate import one_of, positive_int
 from fastseq.bptt.epoch import TAILS, EpochSpec, Tail, describe_difference
-from fastseq.bptt.schedule import ScheduleWindow, epoch_order, move_longest_first
+from fastseq.bptt.schedule import ScheduleWindow, epoch_order, move_longest_first, pack_tail
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
 from fastseq.bptt.shards import EpochShards, Remaining, padded_windows, plan_epoch, remaining
 from fastseq.bptt.store import SequenceStore
@@ -72,17 +72,24 @@ class LoaderWindow:
 def tail_order(order: np.ndarray, lengths: np.ndarray, batch_size: int, tail: Tail) -> np.ndarray:
     """Reorder an epoch order so the last sequences drain quickly (the one epoch-end policy).
 
-    ``"longest_first"`` admits the ``batch_size`` longest sequences first (longest
-    first), so no long sequence is admitted late and the drain lasts about one
-    typical length. ``"none"`` keeps the order.
+    ``"packed"`` (the default) admits the ``batch_size`` longest sequences first and the
+    epoch's last sequences longest first, so the slots finish within a few steps of each
+    other: the epoch lasts about ``max(longest, ceil(total / batch_size))`` steps, its
+    lower bound (see :func:`~fastseq.bptt.schedule.pack_tail`). ``"longest_first"``
+    only admits the ``batch_size`` longest first, so no long sequence is admitted late
+    and the drain lasts about one typical length. ``"none"`` keeps the order.
 
     >>> tail_order(np.arange(5), np.array([1, 9, 2, 3, 7]), 2, "longest_first").tolist()
     [1, 4, 0, 2, 3]
+    >>> tail_order(np.arange(5), np.array([1, 9, 2, 3, 7]), 2, "packed").tolist()
+    [1, 4, 3, 2, 0]
     """
     one_of("tail", tail, TAILS)
     order = np.asarray(order, dtype=np.int64)
     if tail == "none" or order.size <= 1:
         return order.copy()
+    if tail == "packed":
+        return pack_tail(order, lengths, batch_size)
     return move_longest_first(order, lengths, batch_size)
 
 
@@ -170,7 +177,7 @@ class SlotSwapLoader:
         prefetch: prepare the next window on a background thread. None (default): on
             CUDA only. On the CPU a window takes well under 1 ms to prepare, and handing
             the GIL back and forth with a thread measured slower than preparing inline.
-        tail: epoch-end policy, see :func:`tail_order` (default ``"longest_first"``).
+        tail: epoch-end policy, see :func:`tail_order` (default ``"packed"``).
         wrap_around: the original algorithm's wrap-around: instead of idling while the
             epoch drains, slots re-train sequences from the start of the order (default False).
         rank, world_size: this process's shard of each epoch (default one process).

@@ -117,6 +117,34 @@ def move_longest_first(order: np.ndarray, lengths: np.ndarray, count: int) -> np
     return np.concatenate([order[top], order[keep]])
 
 
+def pack_tail(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> np.ndarray:
+    """Return ``order`` arranged so the epoch ends as early as its lengths allow.
+
+    The ``batch_size`` longest sequences go first (as :func:`move_longest_first`), the
+    rest keep their order except for the shortest suffix holding at least ``batch_size``
+    times the longest remaining length in steps: that suffix is admitted longest first.
+    While it drains, the sequences still running from before are shorter than what is
+    left to admit, and the last ones admitted are the shortest, so the slots finish
+    within a few steps of each other. On lognormal lengths the epoch then lasts within a
+    few steps of its lower bound ``max(longest, ceil(total / batch_size))`` steps.
+
+    >>> pack_tail(np.arange(6), np.array([1, 9, 2, 3, 7, 2]), 2).tolist()
+    [1, 4, 0, 3, 2, 5]
+    """
+    front = move_longest_first(order, lengths, batch_size)
+    count = min(int(batch_size), front.size)
+    rest = front[count:]
+    if rest.size <= 1:
+        return front
+    rest_lengths = np.asarray(lengths)[rest]
+    need = int(rest_lengths.max()) * int(batch_size)
+    from_end = np.cumsum(rest_lengths[::-1], dtype=np.int64)
+    size = min(int(np.searchsorted(from_end, need)) + 1, rest.size)
+    suffix = rest[rest.size - size:]
+    suffix = suffix[np.argsort(-np.asarray(lengths)[suffix], kind="stable")]
+    return np.concatenate([front[:count], rest[: rest.size - size], suffix])
+
+
 class SlotSchedule:
     """Iterate the windows of one epoch of the slot-swap schedule.
 

@@ -31,7 +31,7 @@ import numpy as np
 from fastseq._util.memory import check_fits
 from fastseq._util.validate import flag, lengths_array, order_array
 from fastseq.bptt.epoch import MAX_WORLD_SIZE, EpochSpec
-from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, move_longest_first
+from fastseq.bptt.schedule import ScheduleWindow, SlotSchedule, move_longest_first, pack_tail
 
 __all__ = ["Shard", "EpochShards", "Remaining", "balanced_assignment", "plan_epoch", "remaining",
            "shard_windows", "idle_window", "MAX_WORLD_SIZE"]
@@ -113,13 +113,14 @@ class EpochShards:
         return int(self.real_steps.shape[0])
 
 
-def _rank_orders(lengths, ids, world_size, loads, batch_size, tail_first: bool) -> list[np.ndarray]:
+def _rank_orders(lengths, ids, world_size, loads, batch_size, tail: str) -> list[np.ndarray]:
     owner = balanced_assignment(lengths, ids, world_size, loads)
     # grouped by one stable sort (each rank keeps the epoch order), not one scan of ids per rank
     by_rank = np.argsort(owner, kind="stable")
     orders = np.split(ids[by_rank], np.cumsum(np.bincount(owner, minlength=world_size))[:-1])
-    if tail_first:
-        orders = [move_longest_first(o, lengths, batch_size) if o.size > 1 else o for o in orders]
+    arrange = {"longest_first": move_longest_first, "packed": pack_tail}.get(tail)
+    if arrange is not None:
+        orders = [arrange(o, lengths, batch_size) if o.size > 1 else o for o in orders]
     return orders
 
 
@@ -173,8 +174,7 @@ def plan_epoch(lengths: np.ndarray, order: np.ndarray, world_size: int | None = 
         skip = resume.done.copy()
         skip[resume.sequence] = True
         order = order[~skip[order]]
-    tail_first = spec.tail == "longest_first" and not wrap_around
-    fresh = _rank_orders(lengths, order, world_size, loads, batch_size, tail_first)
+    fresh = _rank_orders(lengths, order, world_size, loads, batch_size, "none" if wrap_around else spec.tail)
     shards = [Shard(np.concatenate([np.asarray(c, np.int64), f]),
                     np.concatenate([np.asarray(p, np.int64), np.zeros(f.size, np.int64)]))
               for c, p, f in zip(cont, cont_pos, fresh)]

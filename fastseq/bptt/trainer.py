@@ -341,7 +341,7 @@ def train_bptt(
     shuffle: bool = False,
     seed: int | None = None,
     wrap_around: bool = False,
-    tail: Tail = "longest_first",
+    tail: Tail = "packed",
     distributed: bool = False,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -392,9 +392,11 @@ def train_bptt(
         wrap_around: reproduce the original's wrap-around: instead of idling while
             the epoch drains, slots re-train sequences from the start of the order.
         tail: epoch-end policy, as :class:`~fastseq.bptt.SlotSwapLoader`'s:
-            ``"longest_first"`` starts the ``batch_size`` longest sequences first, so
-            that the end of the epoch, where slots run out of sequences, is short;
-            ``"none"`` keeps the plain (shuffled) order. Ignored with ``wrap_around``.
+            ``"packed"`` (default) starts the ``batch_size`` longest sequences first and
+            admits the epoch's last sequences longest first, so the slots run out of
+            sequences within a few steps of each other; ``"longest_first"`` only starts
+            the longest first; ``"none"`` keeps the plain (shuffled) order. Ignored with
+            ``wrap_around``.
         distributed: data-parallel over the initialized ``torch.distributed``
             default group: each process trains its shard (balanced by steps, see
             :mod:`fastseq.bptt.shards`) and all take the same step, on gradients summed

@@ -162,7 +162,7 @@ def test_store_loader_and_trainer_messages(tmp_path):
         SlotSwapLoader(np.array(1.0), None, 2, 2)
     with pytest.raises(TypeError, match=r"^Expected targets to be a list of arrays or tensors, got Tensor \(0-D\)\.$"):
         SlotSwapLoader(seqs, torch.tensor(1.0), 2, 2)
-    with pytest.raises(ValueError, match=r"^Expected tail to be one of 'none', 'longest_first', got array"):
+    with pytest.raises(ValueError, match=r"^Expected tail to be one of 'none', 'longest_first', 'packed', got array"):
         SlotSwapLoader(seqs, None, 2, 2, tail=np.zeros(2))
     dec = torch.nn.Linear(2, 2)
     with pytest.raises(TypeError, match=r"^Expected contexts to be a list of arrays or tensors, got ndarray \(0-D\)\.$"):

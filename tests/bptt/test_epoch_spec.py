@@ -37,7 +37,7 @@ def _same(a: list[tuple], b: list[tuple]) -> bool:
     ("shuffle", 1, TypeError, "Expected shuffle to be True or False, got int 1."),
     ("seed", -1, ValueError, "Expected seed to be an integer >= 0, got -1."),
     ("compact", "yes", TypeError, "Expected compact to be True or False, got str 'yes'."),
-    ("tail", "shortest", ValueError, "Expected tail to be one of 'none', 'longest_first', got 'shortest'."),
+    ("tail", "shortest", ValueError, "Expected tail to be one of 'none', 'longest_first', 'packed', got 'shortest'."),
     ("wrap_around", None, TypeError, "Expected wrap_around to be True or False, got NoneType None."),
     ("world_size", 0, ValueError, f"Expected world_size to be an integer in [1, {MAX_WORLD_SIZE}], got 0."),
     ("rank", 1, ValueError, "Expected rank to be an integer in [0, 1), got 1."),
@@ -112,8 +112,8 @@ def test_planner_takes_the_spec_whole():
 
 def test_shard_plan_is_a_deprecated_view_of_plan_epoch():
     order = np.arange(LENGTHS.size)
-    epoch = plan_epoch(LENGTHS, order, spec=EpochSpec(batch_size=2, bptt=3, world_size=2))
-    for rank in range(2):
+    epoch = plan_epoch(LENGTHS, order, spec=EpochSpec(batch_size=2, bptt=3, world_size=2, tail="longest_first"))
+    for rank in range(2):  # shard_plan's tail_first=True is tail="longest_first"
         with pytest.deprecated_call(match="plan_epoch"):
             plan = shard_plan(LENGTHS, order, 2, 3, rank=rank, world_size=2)
         assert (plan.rank, plan.world_size) == (rank, 2)
@@ -134,7 +134,7 @@ def test_loader_state_names_each_setting_that_differs():
         f"sequences (checkpoint {LENGTHS.size}, now {LENGTHS.size - 1})",
         f"lengths_crc32 (checkpoint {state['config']['lengths_crc32']}, "
         f"now {other.state_dict()['config']['lengths_crc32']})",
-        "shuffle (checkpoint True, now False)", "tail (checkpoint 'longest_first', now 'none')"]
+        "shuffle (checkpoint True, now False)", "tail (checkpoint 'packed', now 'none')"]
     with pytest.raises(ValueError, match=r"^Expected the loader state to come from the same data and settings, but "
                                          r"sequences .*, shuffle \(saved True, here False\), tail .* differ\.$"):
         other.load_state_dict(state)
@@ -185,7 +185,7 @@ def test_a_checkpoint_names_the_epoch_settings_that_differ(tmp_path):
                                          r"shuffle \(checkpoint True, now False\), seed \(checkpoint 2, now None\) "
                                          r"differ; nothing was trained"):
         _train(path, shuffle=False, seed=None)
-    with pytest.raises(ValueError, match=r"but tail \(checkpoint 'longest_first', now 'none'\) differ"):
+    with pytest.raises(ValueError, match=r"but tail \(checkpoint 'packed', now 'none'\) differ"):
         _train(path, tail="none")
     assert path.read_bytes() == saved
 

@@ -36,7 +36,7 @@ def _visits(loader):
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=30), st.integers(1, 9), st.integers(1, 7),
-       st.booleans(), st.sampled_from(["none", "longest_first"]))
+       st.booleans(), st.sampled_from(["none", "longest_first", "packed"]))
 def test_every_step_once_and_in_order(lengths, batch, bptt, compact, tail):
     loader = SlotSwapLoader(_tagged(lengths), None, batch, bptt, compact=compact, tail=tail, shuffle=True, seed=3)
     seen = _visits(loader)
@@ -98,6 +98,44 @@ def test_tail_policies_are_permutations_with_the_promised_shape():
     assert lf[8:].tolist() == rest  # the others keep their order
     whole = tail_order(order, lengths, 100, "longest_first")  # batch >= N: the whole order, longest first
     assert np.all(np.diff(lengths[whole]) <= 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 60), min_size=0, max_size=40), st.integers(1, 12), st.randoms(use_true_random=False))
+def test_packed_tail_moves_the_longest_first_and_sorts_only_a_suffix(lengths, batch, rnd):
+    lengths = np.array(lengths, dtype=np.int64)
+    order = np.array(rnd.sample(range(lengths.size), lengths.size), dtype=np.int64)
+    packed = tail_order(order, lengths, batch, "packed")
+    front = tail_order(order, lengths, batch, "longest_first")
+    assert sorted(packed.tolist()) == list(range(lengths.size))
+    head = min(batch, lengths.size)
+    assert packed[:head].tolist() == front[:head].tolist()  # the same longest first
+    rest, kept = packed[head:], front[head:]
+    # a prefix of the rest keeps the order; the suffix after it is longest first
+    cut = next((i for i in range(rest.size + 1) if sorted(rest[i:].tolist()) == sorted(kept[i:].tolist())
+                and np.all(np.diff(lengths[rest[i:]]) <= 0)), None)
+    assert cut is not None and rest[:cut].tolist() == kept[:cut].tolist()
+    if rest.size > 1:  # the sorted suffix holds at least batch x the longest remaining length, or is all of it
+        assert cut == 0 or lengths[rest[cut:]].sum() >= batch * lengths[rest].max()
+
+
+def _epoch_steps(lengths: np.ndarray, batch: int, tail: str, seed: int) -> int:
+    loader = SlotSwapLoader([np.zeros((t, 1), np.float32) for t in lengths], None, batch, 1, tail=tail, shuffle=True,
+                            seed=seed, plan=None, prefetch=False)
+    return len(loader)
+
+
+@pytest.mark.parametrize("n, batch, cap", [(3000, 256, 400), (2000, 64, 2000), (600, 32, 10_000)])
+def test_packed_tail_ends_the_epoch_at_its_lower_bound(n, batch, cap):
+    """Slots finish together: the epoch lasts max(longest, ceil(total / B)) steps, within 1%,
+    where longest_first drains for tens of steps and the plain order for hundreds."""
+    rng = np.random.default_rng(n)
+    lengths = np.clip(rng.lognormal(np.log(40), 1.0, size=n).round().astype(int), 1, cap)
+    bound = max(int(lengths.max()), -(-int(lengths.sum()) // batch))
+    for seed in range(2):
+        steps = {tail: _epoch_steps(lengths, batch, tail, seed) for tail in ("packed", "longest_first", "none")}
+        assert bound <= steps["packed"] <= bound * 1.01, (bound, steps)
+        assert steps["packed"] < steps["longest_first"] <= steps["none"], (bound, steps)
 
 
 def test_longest_first_shortens_the_drain():
@@ -174,7 +212,8 @@ def test_slots_beyond_the_sequences_are_never_allocated_and_huge_windows_are_ref
 
 def test_shards_keep_the_global_order_and_cover_every_sequence_once():
     xs = _tagged(np.arange(1, 12))
-    loaders = [SlotSwapLoader(xs, None, 2, 3, shuffle=True, seed=1, rank=r, world_size=3) for r in range(3)]
+    loaders = [SlotSwapLoader(xs, None, 2, 3, shuffle=True, seed=1, rank=r, world_size=3, tail="longest_first")
+               for r in range(3)]
     whole = loaders[0].global_order(0).tolist()
     for lo in loaders:  # each shard keeps the epoch order, but for its longest sequences admitted first
         rest = lo.order(0)[min(2, lo.order(0).size):].tolist()
