@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -194,6 +195,22 @@ def _picture(faces, path, width: int = 8) -> None:
     save_png(tile(arr, width=width, scale=None, spacing=1), path, zoom=2)
 
 
+# the protocol's figures mean something from about these counts on: the CNN-vs-PCA
+# comparison needs the network to see enough faces, and the two-sample accuracy
+# cross-validated over n held-out images has a standard error of about 0.5 / sqrt(n)
+MIN_TRAIN_IMAGES, MIN_HELD_OUT_IMAGES = 100, 25
+
+
+def _too_few_images(train: int, test: int) -> str:
+    """The warning for data too small for the protocol's figures to mean anything ('' if none)."""
+    if train >= MIN_TRAIN_IMAGES and test >= MIN_HELD_OUT_IMAGES:
+        return ""
+    return (f"only {train} training and {test} held-out images; the protocol needs at least {MIN_TRAIN_IMAGES} "
+            f"training images (for the CNN-vs-PCA comparison) and {MIN_HELD_OUT_IMAGES} held-out ones (below that "
+            f"the two-sample accuracy's standard error is above 0.1), so treat the figures below as a smoke test, "
+            f"not a measurement; add images (or raise --max-images).")
+
+
 def _say(args, text: str) -> None:
     print(text, flush=True)
 
@@ -204,12 +221,9 @@ def _report(rep) -> dict:
 
 
 def _train_cnn(args, config, train, paths):
-    """The network (loaded with --model, else trained and saved at once) and what its training did."""
+    """The network, trained and saved at once, and what its training did."""
     from fastseq.conv.evaluation import train_autoencoder
-    from fastseq.conv.model import load_autoencoder
 
-    if args.model is not None:
-        return load_autoencoder(args.model, config=config, device=args.device), {"loaded_from": str(args.model)}
     mnist = args.dataset == "mnist"
     model, reports = train_autoencoder(
         train, config, epochs=args.cnn_epochs if args.cnn_epochs is not None else (8 if mnist else 20),
@@ -261,13 +275,22 @@ def run(args: argparse.Namespace) -> int:
     pairs = _interpolation_pairs(args, train, test, split.people_train, split.people_test)
     names = args.machines if args.picture_machine is None else [args.picture_machine] + [
         m for m in args.machines if m != args.picture_machine]
+    loaded = None
+    if args.model is not None:  # a network that does not fit is an error before any warning
+        from fastseq.conv.model import load_autoencoder
+
+        loaded = load_autoencoder(args.model, config=config, device=args.device)
+    too_few = _too_few_images(len(train), len(test))  # after every check: an error stays one line
+    if too_few:
+        print(f"fastseq faces: warning: {too_few}", file=sys.stderr, flush=True)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     _say(args, f"data: {len(train)} training and {len(test)} held-out {size}x{size} images from {source}"
                + (f" ({skipped} unreadable files skipped)" if skipped else ""))
 
-    cnn, cnn_info = _train_cnn(args, config, train, paths)
+    cnn, cnn_info = (loaded, {"loaded_from": str(args.model)}) if loaded is not None else _train_cnn(
+        args, config, train, paths)
     epochs = args.rbm_epochs or (20 if args.dataset == "mnist" else 100)
     machines = {name: make_machine(name, args.hidden, epochs, args.seed, device=args.device, batch_size=args.batch,
                                    learning_rate=args.rbm_learning_rate, progress=not args.quiet,
@@ -291,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
     best = result.best_two_sample
     metrics = {"dataset": args.dataset, "source": source, "size": size, "train_images": len(train),
                "held_out_images": len(test), "skipped_files": skipped, "mirror": bool(args.mirror),
-               "seed": args.seed, "cnn": cnn_info,
+               "seed": args.seed, "warnings": [too_few] if too_few else [], "cnn": cnn_info,
                "machines": {name: _machine_metrics(s) for name, s in result.scores.items()},
                "picture_machine": names[0], "best_two_sample": best, "seconds": time.perf_counter() - started,
                "options": {k: v for k, v in vars(args).items() if not k.startswith("_")}}

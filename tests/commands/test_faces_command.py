@@ -33,8 +33,12 @@ def _fails(capsys, argv, *words):
 def test_tiny_run_writes_four_pictures_and_metrics(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["faces", *TINY, "--output", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "PCA" in printed and "two-sample accuracy" in printed
+    # 24 faces are far too few for the protocol: said once, on stderr and in the metrics
+    warned = [line for line in captured.err.splitlines() if line.startswith("fastseq faces: warning: only ")]
+    assert len(warned) == 1 and "at least 100 training images" in warned[0], captured.err
     for name in ("data", "autoencoded", "generated", "interpolated"):
         picture = skimage.io.imread(out / f"faces_{name}.png")
         assert picture.ndim == 2 and picture.std() > 0
@@ -44,10 +48,19 @@ def test_tiny_run_writes_four_pictures_and_metrics(tmp_path, capsys):
     assert 0 <= m["machines"]["GaussianRBM"]["two_sample_accuracy"] <= 1
     assert m["cnn"]["code_size"] == 64 and m["cnn"]["pca_components"] <= 64
     assert [r["layer"] for r in m["cnn"]["layers"]] == [1, 2, 3]
+    assert m["warnings"] == [warned[0].removeprefix("fastseq faces: warning: ")]
     # refuses to overwrite, unless --force; a saved network is reused with --model
     _fails(capsys, [*TINY, "--output", str(out)], "--force")
     assert main(["faces", *TINY, "--output", str(out), "--force", "--machines", "GaussianRBM",
                  "--model", str(out / "faces_cnn.safetensors")]) == 0
+
+
+def test_enough_images_give_no_warning():
+    from fastseq.commands.faces import MIN_HELD_OUT_IMAGES, MIN_TRAIN_IMAGES, _too_few_images
+
+    assert _too_few_images(MIN_TRAIN_IMAGES, MIN_HELD_OUT_IMAGES) == ""
+    assert "only 99 training and 25 held-out" in _too_few_images(MIN_TRAIN_IMAGES - 1, MIN_HELD_OUT_IMAGES)
+    assert "only 100 training and 24 held-out" in _too_few_images(MIN_TRAIN_IMAGES, MIN_HELD_OUT_IMAGES - 1)
 
 
 def test_mnist_as_a_second_data_set(tmp_path):
