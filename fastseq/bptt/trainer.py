@@ -37,9 +37,11 @@ class NonFiniteLossError(FloatingPointError):
     """Raised when a window's loss is NaN or infinite; parameters keep their last finite step."""
 
     def __init__(self, window: int, value: float) -> None:
+        kept = f"those after window {window - 1}" if window > 0 else "as they were before training"
         super().__init__(
-            f"Loss of window {window} is {value}; training stopped before its optimizer step, "
-            f"so the parameters are those after window {window - 1}."
+            f"Loss of window {window} is {value}; training stopped before its optimizer step, so the "
+            f"parameters are {kept}. NaN or infinity in contexts or targets, or a learning rate too high "
+            f"for the data, gives such a loss."
         )
         self.window = window
         self.value = value

@@ -93,7 +93,8 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadrati
     n = min(len(a), len(b))
     folds = positive_int("folds", folds)
     if n < folds:
-        raise ValueError(f"Expected folds to be at most the rows of each kind ({n}) for cross-validation, got {folds}.")
+        raise ValueError(f"Expected real and generated to hold at least folds = {folds} rows each for "
+                         f"cross-validation, got {len(a)} real and {len(b)} generated.")
     x = np.concatenate([a[:n], b[:n]])
     if quadratic:
         x = np.concatenate([x, (x - x.mean(0)) ** 2], axis=1)

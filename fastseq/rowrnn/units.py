@@ -13,7 +13,7 @@ import torch
 
 from fastseq._util.progress import progress_bar
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import instance_of, positive_int, real_array, seed_arg
+from fastseq._util.validate import instance_of, positive_int, real_array, refuse_non_finite, seed_arg
 from fastseq.rowrnn.models import RowRNN
 
 __all__ = ["sample_windows", "unit_responses", "hidden_unit_pictures"]
@@ -36,6 +36,7 @@ def sample_windows(images: np.ndarray, window: int = 10, count: int = 5000, seed
         (4, 10, 28)
     """
     images = real_array("images", images).astype(np.float32, copy=False)
+    refuse_non_finite("images", images)
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"Expected images of shape N x T x F with N >= 1, got {images.shape}.")
     window, count = positive_int("window", window), positive_int("count", count)
@@ -43,7 +44,7 @@ def sample_windows(images: np.ndarray, window: int = 10, count: int = 5000, seed
     check_fits(f"count={count} windows of {window} rows", 4.0 * count * (window * images.shape[2] + 2))
     n, t, _ = images.shape
     if window > t:
-        raise ValueError(f"Expected window <= {t} (rows per image), got {window}.")
+        raise ValueError(f"Expected window <= {t} (the rows per image of images), got {window}.")
     rng = np.random.default_rng(seed)
     which = rng.integers(0, n, size=count)
     start = rng.integers(0, t - window + 1, size=count)
@@ -75,6 +76,7 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
     """
     instance_of("model", model, RowRNN, "a row model (RowRNN)")
     w_all = real_array("windows", windows).astype(np.float32, copy=False)
+    refuse_non_finite("windows", w_all)
     if w_all.ndim != 3 or w_all.shape[-1] != model.n_visible or w_all.shape[1] == 0:
         raise ValueError(f"Expected windows of shape S x L x {model.n_visible} with L >= 1, got {w_all.shape}.")
     s, length, f = w_all.shape

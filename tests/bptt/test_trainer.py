@@ -171,6 +171,20 @@ def test_non_finite_loss_stops_and_keeps_last_finite_parameters():
         assert torch.equal(p, q)
 
 
+def test_non_finite_loss_in_the_first_window_keeps_the_initial_parameters():
+    ctx, tgt = make_data([6, 6])
+    tgt[0][0, 0] = float("inf")
+    model = GRUDecoder()
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(fastseq.bptt.NonFiniteLossError,
+                       match=r"^Loss of window 0 is inf; .* parameters are as they were before training\. NaN or "
+                             r"infinity in contexts or targets") as info:
+        fastseq.train_bptt(model, ctx, tgt, torch.zeros(F), torch.zeros(1, H), opt, 2, 3)
+    assert info.value.window == 0
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
 def test_bad_inputs_name_the_argument():
     ctx, tgt = make_data([3, 2])
     model = GRUDecoder()

@@ -20,8 +20,9 @@ def test_two_sample_accuracy_is_near_half_for_one_distribution_and_high_for_two(
     same = two_sample_accuracy(rng.normal(size=(120, 5)), rng.normal(size=(120, 5)))
     shifted = two_sample_accuracy(rng.normal(size=(120, 5)), rng.normal(1.0, 1, size=(120, 5)))
     assert 0.35 < same < 0.65 and shifted > 0.8
-    with pytest.raises(ValueError, match=r"folds to be at most the rows of each kind \(3\) for cross-validation, got 5"):
-        two_sample_accuracy(np.zeros((3, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match=r"^Expected real and generated to hold at least folds = 5 rows each for "
+                                         r"cross-validation, got 3 real and 4 generated\.$"):
+        two_sample_accuracy(np.zeros((3, 2)), np.zeros((4, 2)))
 
 
 def test_squares_catch_samples_collapsed_onto_the_mean():
