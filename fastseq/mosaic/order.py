@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 from fastseq.mosaic import _order_nb, _tsp_solvers
+from fastseq._util.memory import check_fits
 from fastseq._util.validate import finite_float, one_of, positive_int, real_array, refuse_non_finite
 from fastseq.mosaic.layout import MosaicLayout, paragraph_layout
 
@@ -313,6 +314,10 @@ def _solve_for(name: str, module, path, c, z, budget: float, progress: bool) -> 
     """An installed solver's path within ``budget`` seconds, or ``path`` if not shorter."""
     from fastseq._util.progress import progress_bar
 
+    n = z.shape[0] + 1  # the rows and the dummy row that turns the tour into a path
+    # fast-tsp reads an n x n uint16 matrix; elkai (LKH) takes it as a list of Python ints
+    per_entry = 2.0 if name == "fast-tsp" else 2.0 + 36.0
+    check_fits(f"corrsort(solver={name!r}) on {n - 1} rows (its {n} x {n} distance matrix)", per_entry * n * n)
     t0 = time.perf_counter()
     with progress_bar(progress, total=round(budget, 2), unit="s", desc=f"corrsort {name}") as bar:
         m = _tsp_solvers.integer_distances(c, z, BLOCK_BYTES)

@@ -189,3 +189,23 @@ def test_progress_bar_of_an_installed_solver_ends_at_its_total(capsys):
         order = corrsort(structured(60), "tsp", time_budget=0.01, solver="fast-tsp", progress=True)
     assert sorted(order.tolist()) == list(range(60))
     assert "corrsort fast-tsp" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("solver, per_entry", [("fast-tsp", 2), ("lkh", 38)])
+def test_a_distance_matrix_too_big_for_memory_is_refused_before_it_is_built(monkeypatch, solver, per_entry):
+    """Rows mode keeps corrsort's own memory linear; a named solver still needs (N + 1)^2 entries."""
+    import fastseq._util.memory as memory
+
+    n = 200
+    need = per_entry * (n + 1) ** 2
+    monkeypatch.setattr(memory, "machine_memory", lambda: need - 1)
+    built = []
+    monkeypatch.setattr(_tsp_solvers, "integer_distances", lambda *a: built.append(a))
+    monkeypatch.setattr(_tsp_solvers, "_import", lambda name: object())  # "installed": only memory decides
+    with pytest.raises(ValueError, match=rf"^corrsort\(solver='{solver}'\) on {n} rows \(its {n + 1} x {n + 1} "
+                                         r"distance matrix\) would need .* more than the"):
+        corrsort(structured(n), "tsp", time_budget=0.01, solver=solver, rows=True)
+    assert built == []
+    monkeypatch.setattr(memory, "machine_memory", lambda: need)  # exactly enough: it goes on to build it
+    corrsort(structured(n), "tsp", time_budget=0.01, solver=solver, rows=True)
+    assert len(built) == 1
