@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from fastseq._util.progress import progress_bar
     from fastseq.commands._common import fits, threads, torch_device
     from fastseq.datasets.stdlib import stdlib_paragraphs
+    from fastseq.bptt.epoch import EpochSpec
+    from fastseq.bptt.loader import tail_order
     from fastseq.bptt.schedule import SlotSchedule, epoch_order
     from fastseq.bptt.trainer import train_bptt
 
@@ -89,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
           f"standard library, {real} byte steps, lengths {lengths.min()}..{lengths.max()} "
           f"(median {int(np.median(lengths))})")
     for epoch in range(args.epochs):
-        order = epoch_order(len(lengths), shuffle=True, seed=args.random_seed + epoch, lengths=lengths,
-                            longest_first=slots)
+        # the order train_bptt admits the paragraphs in: its shuffle, then its epoch-end policy
+        order = tail_order(epoch_order(len(lengths), shuffle=True, seed=args.random_seed + epoch), lengths, slots,
+                           EpochSpec().tail)
         windows = [w.steps * w.width for w in SlotSchedule(lengths, slots, args.bptt, order, compact=True)]
         slot_steps = sum(windows)
         padded = padded_steps(lengths, args.batch, args.random_seed + epoch)

@@ -16,6 +16,18 @@ def test_demo_runs_and_reports(capsys):
     assert "real steps/s" in out and "padding" in out and "bits per byte" in out
 
 
+def test_demo_counts_the_windows_it_trains(capsys):
+    """The bar's total and the slot-steps line come from the schedule train_bptt runs."""
+    import re
+
+    assert main(["demo", "--sequences", "300", "--hidden", "8", "--batch", "16", "--bptt", "8"]) == 0
+    captured = capsys.readouterr()
+    trained = int(re.search(r"\(\S+ s, (\d+) windows\)", captured.out).group(1))
+    totals = {int(t) for t in re.findall(r"\| *\d+/(\d+) \[", captured.err)}
+    assert totals == {trained}, (totals, trained)
+    assert f"{trained}/{trained} [" in captured.err
+
+
 @pytest.mark.parametrize("argv,text", [
     (["demo", "--batch", "0"], "argument --batch: expected an integer >= 1, got 0"),
     (["demo", "--threads", "0"], "argument --threads: expected an integer >= 1"),
