@@ -87,5 +87,5 @@ def test_machine_memory_honours_an_address_space_limit():
 
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30)); "
             "from fastseq._util.memory import machine_memory; print(machine_memory())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert int(out.stdout) == min(3 << 30, memory.machine_memory())

@@ -250,7 +250,8 @@ def test_importing_fastseq_changes_no_threading_setting():
             "RBM(n_components=3, n_iter=1).fit(np.zeros((4, 2))).transform(np.zeros((1, 2)))\n"
             "after = (numba.config.THREADING_LAYER, torch.get_num_threads(), numba.get_num_threads())\n"
             "print(json.dumps([before, after]))\n")
-    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True,
+                         timeout=300)
     before, after = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == after
 

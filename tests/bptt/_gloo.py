@@ -15,3 +15,23 @@ def leave_group() -> None:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def spawn(fn, args: tuple, nprocs: int, timeout: float = 300.0) -> None:
+    """``torch.multiprocessing.spawn(fn, args, nprocs)`` with a deadline: a worker's error
+    reaches the caller with its traceback (as spawn reports it), and workers still running
+    after ``timeout`` seconds are killed and named, instead of the test waiting for good."""
+    import time
+
+    import pytest
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + timeout
+    while not context.join(timeout=max(0.0, min(5.0, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
+            alive = [rank for rank, p in enumerate(context.processes) if p.is_alive()]
+            for p in context.processes:
+                p.kill()
+                p.join()
+            pytest.fail(f"ranks {alive} of {nprocs} were still running after {timeout:.0f} s; killed")

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from _gloo import leave_group, spawn
 from torch import nn
 
 from fastseq.bptt import SlotSwapLoader
-from _gloo import leave_group
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "ddp_slot_swap.py"
@@ -94,7 +93,7 @@ def reference():
 def test_plain_ddp_over_shards_of_very_different_lengths_matches_one_process(tmp_path):
     plan = _loader(0).epoch_shards(0)
     assert max(plan.windows_per_rank) >= 5 * min(plan.windows_per_rank)  # very different shards
-    mp.spawn(ddp_worker, args=(str(tmp_path),), nprocs=WORLD, join=True)
+    spawn(ddp_worker, (str(tmp_path),), WORLD)
     runs = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
     want_grads, want_state = reference()
     assert len(runs[0]["grads"]) == len(runs[1]["grads"]) == len(want_grads) == plan.windows

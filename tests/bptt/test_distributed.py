@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from _gloo import leave_group, spawn
+from _trainer_reference import reference_losses
 from torch import nn
 
 import fastseq
 from fastseq.bptt.distributed import shard_plan
 from fastseq.bptt.loader import SlotSwapLoader
 from fastseq.bptt.schedule import SlotSchedule
-from _trainer_reference import reference_losses
-from _gloo import leave_group
 
 LENGTHS = [9, 3, 1, 12, 4, 2, 6, 7, 5, 1, 8]
 B, K, F, C, H = 2, 3, 2, 3, 6
@@ -85,7 +84,7 @@ def reference(world, batch, bptt):
 def test_processes_take_identical_steps_equal_to_an_independent_reference(tmp_path, config):
     world = 2
     batch, bptt = CONFIGS[config]
-    mp.spawn(worker, args=(world, str(tmp_path), batch, bptt), nprocs=world, join=True)
+    spawn(worker, (world, str(tmp_path), batch, bptt), world)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     want_losses, want_state = reference(world, batch, bptt)

@@ -47,7 +47,7 @@ def test_demo_bad_options_print_one_line(argv, text, capsys):
     (["demo", "--batch", "x"], "argument --batch: expected an integer >= 1, got 'x'"),
 ])
 def test_usage_errors_are_one_line(argv, text):
-    proc = subprocess.run([sys.executable, "-m", "fastseq.cli", *argv], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "fastseq.cli", *argv], capture_output=True, text=True, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and text in lines[0]
 
