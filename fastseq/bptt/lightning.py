@@ -91,8 +91,11 @@ class SlotSwapDataModule(pl.LightningDataModule):
 
     ``train_dataloader`` returns the loader's windows (:class:`~fastseq.bptt.loader.LoaderWindow`)
     as they are: Lightning adds no sampler, and each epoch is one pass of the loader. Build
-    the loader with ``device=`` the trainer's device (and ``world_size="auto"`` under DDP);
-    windows are not moved. Lightning's checkpoints save the position after the last window
+    the loader with ``device=`` the trainer's device; windows are not moved. Under DDP build
+    it with ``world_size="auto"``: Lightning starts the processes after the loader exists, so
+    :meth:`setup` gives it the trainer's ``global_rank`` of ``world_size`` (every rank then
+    draws the same number of windows each epoch); a loader built with an explicit shard must
+    match the trainer's. Lightning's checkpoints save the position after the last window
     trained (:meth:`state_dict`), so ``trainer.fit(..., ckpt_path=...)`` resumes mid-epoch with
     the windows that were still to come.
 
@@ -114,6 +117,19 @@ class SlotSwapDataModule(pl.LightningDataModule):
             raise TypeError(f"Expected loader to be a SlotSwapLoader, got {type(loader).__name__}.")
         self.loader = loader
         self._windows = _Windows(loader)
+
+    def setup(self, stage: str) -> None:
+        """Give a ``world_size="auto"`` loader the trainer's shard; refuse a loader built for another."""
+        trainer = self.trainer
+        if trainer is None:
+            return
+        rank, world = trainer.global_rank, trainer.world_size
+        if self.loader.auto_shard:
+            self.loader.set_shard(rank, world)
+        elif (self.loader.rank, self.loader.world_size) != (rank, world):
+            raise ValueError(f"Expected the loader's shard to be the trainer's, rank {rank} of {world} processes, got "
+                             f"rank {self.loader.rank} of {self.loader.world_size}; build the SlotSwapLoader with "
+                             f"world_size='auto'.")
 
     def train_dataloader(self) -> _Windows:
         return self._windows

@@ -182,7 +182,9 @@ class SlotSwapLoader:
             epoch drains, slots re-train sequences from the start of the order (default False).
         rank, world_size: this process's shard of each epoch (default one process).
             ``world_size="auto"`` takes both from the initialized ``torch.distributed``
-            default group (one process if none is initialized). Shards are balanced by
+            default group (one process if none is initialized) and sets ``auto_shard``, so a
+            framework that starts the processes later can call :meth:`set_shard` (as
+            :class:`~fastseq.bptt.lightning.SlotSwapDataModule` does). Shards are balanced by
             steps, and every process yields the same number of windows (idle ones,
             ``valid`` all False, once its shard has ended), so plain
             ``DistributedDataParallel`` works without ``Join``; every sequence is
@@ -232,7 +234,8 @@ class SlotSwapLoader:
         self.targets = None if targets is None else SequenceStore.coerce(targets, "targets")
         if self.targets is not None:
             check_paired_lengths(self.inputs, self.targets, "inputs", "targets")
-        if isinstance(world_size, str) and world_size == "auto":
+        self.auto_shard = isinstance(world_size, str) and world_size == "auto"
+        if self.auto_shard:
             rank, world_size = _auto_rank_and_world(rank)
         self.spec = EpochSpec.resolve(spec, batch_size=batch_size, bptt=bptt, shuffle=_truth(shuffle), seed=seed,
                                       compact=_truth(compact), tail=tail, wrap_around=_truth(wrap_around),
@@ -254,6 +257,10 @@ class SlotSwapLoader:
         self._resume_window = 0
         self._resumed: tuple[int, Remaining] | None = None  # an epoch re-sharded from another world size
         self._plans: dict = {}
+        # the lengths' checksum and a re-sharded epoch's JSON, computed once per store and epoch:
+        # state_dict() is taken after every window, and both are O(sequences)
+        self._identity: tuple[np.ndarray, int, dict] | None = None
+        self._resumed_json: tuple[Remaining, dict] | None = None
         self._check_memory()
 
     @property
@@ -312,7 +319,7 @@ class SlotSwapLoader:
         epoch, skip = self.epoch, self._resume_window
         shards = self.epoch_shards(epoch)
         self.epoch, self._resume_window = epoch + 1, 0
-        self._position = (epoch, skip)
+        self._position, self._identity = (epoch, skip), None  # lengths edited between epochs count
         for window in self._windows(shards, skip):
             self._position = (epoch, self._position[1] + 1)
             yield window
@@ -336,8 +343,13 @@ class SlotSwapLoader:
         yield from self._threaded(produce, staging, totals)
 
     def _data_identity(self) -> dict:
-        lengths = np.ascontiguousarray(self.inputs.lengths, dtype="<i8")
-        return {"sequences": len(self.inputs), "lengths_crc32": zlib.crc32(lengths.view(np.uint8))}
+        """The number of sequences and the lengths' CRC-32, computed once per epoch and lengths array
+        (``iter()`` recomputes it, and so does a store or lengths array put in place of this one)."""
+        lengths, epoch = self.inputs.lengths, self._position[0]
+        cached = self._identity
+        if cached is None or cached[0] is not lengths or cached[1] != epoch:
+            cached = self._identity = (lengths, epoch, _lengths_identity(lengths))
+        return dict(cached[2])
 
     def _fingerprint(self) -> dict:
         """What must match for a saved position to mean the same windows (on any number of processes):
@@ -365,7 +377,29 @@ class SlotSwapLoader:
         epoch, window = self._position
         resumed = self._resumed[1] if self._resumed is not None and self._resumed[0] == epoch else None
         return {"epoch": epoch, "window": window, "config": self._fingerprint(), "world_size": self.spec.world_size,
-                "resumed": None if resumed is None else _remaining_json(resumed)}
+                "resumed": None if resumed is None else self._remaining_json(resumed)}
+
+    def _remaining_json(self, left: Remaining) -> dict:
+        """``left`` as JSON, encoded once (its ``done`` bits are O(sequences)); a fresh copy each call."""
+        if self._resumed_json is None or self._resumed_json[0] is not left:
+            self._resumed_json = (left, _remaining_json(left))
+        return {k: list(v) if isinstance(v, list) else v for k, v in self._resumed_json[1].items()}
+
+    def set_shard(self, rank: int, world_size: int) -> None:
+        """Train shard ``rank`` of ``world_size`` processes from the next epoch on, for a loader
+        built before its process group existed (e.g. with ``world_size="auto"`` before
+        Lightning started its processes). Only between epochs: a pass that has begun keeps its shards.
+
+        >>> loader = SlotSwapLoader([np.ones((5, 1)), np.ones((3, 1))], None, batch_size=1, bptt=2)
+        >>> loader.set_shard(1, 2); loader.rank, loader.world_size, len(loader)
+        (1, 2, 3)
+        """
+        if self._resume_window or self._position[1]:
+            raise ValueError(f"Expected set_shard between epochs, got the loader at window {self._position[1]} "
+                             f"of epoch {self._position[0]}.")
+        spec = self.spec.replace(rank=rank, world_size=world_size)
+        if spec != self.spec:
+            self.spec, self._plans = spec, {}
 
     def state_differences(self, state: dict, labels: tuple[str, str] = ("saved", "here")) -> list[str]:
         """What of a :meth:`state_dict`'s data and settings differs from this loader's, each named
@@ -511,6 +545,12 @@ def _auto_rank_and_world(rank) -> tuple[int, int]:
     else:
         world, default = 1, 0
     return default if rank is None else rank, world
+
+
+def _lengths_identity(lengths: np.ndarray) -> dict:
+    """What a saved position records of the data: the number of sequences and the lengths' CRC-32."""
+    lengths = np.ascontiguousarray(lengths, dtype="<i8")
+    return {"sequences": int(lengths.shape[0]), "lengths_crc32": zlib.crc32(lengths.view(np.uint8))}
 
 
 def _saved_spec(state) -> EpochSpec:

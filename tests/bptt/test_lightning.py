@@ -2,6 +2,13 @@
 from __future__ import annotations
 
 import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -169,3 +176,65 @@ def test_rejects_what_it_cannot_use():
     window = next(iter(loader()))
     with pytest.raises(ValueError, match="device='meta'"):
         SlotSwapDataModule(loader()).transfer_batch_to_device(window, torch.device("meta"), 0)
+
+
+def test_setup_gives_an_auto_loader_the_trainer_shard_and_refuses_another():
+    xs, ys = sequences()
+    data = SlotSwapDataModule(SlotSwapLoader(xs, ys, batch_size=3, bptt=6, world_size="auto"))
+    data.trainer = SimpleNamespace(global_rank=1, world_size=2)
+    data.setup("fit")
+    assert (data.loader.rank, data.loader.world_size) == (1, 2)
+    assert len(data.loader) == len(SlotSwapLoader(xs, ys, batch_size=3, bptt=6, rank=1, world_size=2))
+
+    fixed = SlotSwapDataModule(loader())
+    fixed.trainer = SimpleNamespace(global_rank=1, world_size=2)
+    with pytest.raises(ValueError, match="rank 1 of 2 processes, got rank 0 of 1; build the SlotSwapLoader with "
+                                         "world_size='auto'"):
+        fixed.setup("fit")
+
+
+DDP_SCRIPT = Path(__file__).with_name("_lightning_ddp.py")
+
+
+def run_ddp_script(folder: Path) -> None:
+    """Run the two-process script with a hard timeout; a rank that fails or hangs fails the test with its output."""
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1",
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")])}
+    for key in ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_PORT"):  # a fresh launch, not a relaunched rank
+        env.pop(key, None)
+    proc = subprocess.Popen([sys.executable, str(DDP_SCRIPT), str(folder)], cwd=folder, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # rank 1 is the script's child: the whole session goes
+        out, _ = proc.communicate()
+        pytest.fail(f"Lightning DDP did not finish in 240 s (a rank hung):\n{out[-4000:]}")
+    assert proc.returncode == 0, f"Lightning DDP failed (exit {proc.returncode}):\n{out[-4000:]}"
+
+
+@pytest.mark.slow  # two processes each import Lightning and start gloo: 10-20 s
+def test_lightning_ddp_ranks_draw_equal_windows_and_end_equal(tmp_path):
+    sys.path.insert(0, str(DDP_SCRIPT.parent))
+    try:
+        import _lightning_ddp as script
+    finally:
+        sys.path.pop(0)
+    run_ddp_script(tmp_path)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["loader_shard"] for r in ranks] == [[0, 2], [1, 2]]  # setup sharded the world_size="auto" loader
+
+    xs, ys = script.sequences()
+    expected = [SlotSwapLoader(xs, ys, batch_size=2, bptt=5, shuffle=True, seed=3, rank=r, world_size=2)
+                for r in range(2)]
+    windows = [[lo.epoch_shards(e).windows for e in range(script.EPOCHS)] for lo in expected]
+    assert windows[0] == windows[1]  # every rank yields the same number of windows, idle ones at its end
+    assert [r["windows"] for r in ranks] == windows
+    total = sum(script.LENGTHS)
+    assert [a + b for a, b in zip(ranks[0]["real_steps"], ranks[1]["real_steps"])] == [total] * script.EPOCHS
+    assert ranks[0]["real_steps"] != ranks[1]["real_steps"]  # the shards are uneven; the window counts are not
+    assert ranks[0]["total_real_steps"] == ranks[1]["total_real_steps"]
+    # DDP averaged the gradients: both ranks took the same steps from different data
+    np.testing.assert_array_equal(ranks[0]["params"], ranks[1]["params"])
+    initial = torch.cat([p.detach().reshape(-1) for p in script.Model().parameters()]).numpy()
+    assert not np.allclose(ranks[0]["params"], initial)  # and training moved them
