@@ -140,7 +140,7 @@ def _read(path, kind: str | None, name: str, tensors: bool) -> tuple[dict[str, A
                             f"{type(exc).__name__}: {exc}).") from None
         if header is None:
             raise FileError(f"{expected}, got an .npz file without a fastseq format header.")
-        return _checked({"format": FORMAT, "version": 1, **header}, expected, kind), arrays
+        return _checked({"format": FORMAT, "version": 1, **header}, expected, kind), _aligned(arrays)
     try:
         opened = safe_open(path, framework="pt")  # reads and checks the header and the file's size
     except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged files
@@ -148,9 +148,17 @@ def _read(path, kind: str | None, name: str, tensors: bool) -> tuple[dict[str, A
     with opened as fh:
         header = _checked(_header(fh.metadata() or {}, expected), expected, kind)
         try:
-            return header, ({key: fh.get_tensor(key) for key in fh.keys()} if tensors else {})
+            return header, (_aligned({key: fh.get_tensor(key) for key in fh.keys()}) if tensors else {})
         except Exception as exc:  # noqa: BLE001
             raise FileError(f"{expected}, got an unreadable file: {_damage(path, exc)}.") from None
+
+
+def _aligned(tensors: dict) -> dict:
+    """Each tensor in memory of its own from torch's allocator (64-byte aligned), as the saved
+    one was. safetensors and NumPy hand back tensors at any address; MKL's matrix products
+    round differently for differently aligned operands, so a run resumed from unaligned
+    carried state or optimizer moments drifted from the uninterrupted one in the last bits."""
+    return {key: t.clone() for key, t in tensors.items()}
 
 
 def _header(metadata: dict[str, str], expected: str) -> dict[str, Any]:
