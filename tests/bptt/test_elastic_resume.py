@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from _gloo import leave_group, spawn
 from torch import nn
 
 import fastseq
-from _gloo import leave_group
 
 LENGTHS = [9, 3, 1, 12, 4, 2, 6, 7, 5, 1, 8, 14, 2, 3, 6, 4]
 B, K, EVERY = 2, 3, 3
@@ -89,7 +88,7 @@ def _check_once(before, after):
 
 def test_two_process_checkpoint_resumes_on_one_and_on_three(tmp_path):
     folder = str(tmp_path)
-    mp.spawn(worker, args=(2, folder, EVERY * K), nprocs=2, join=True)  # stops in the window after a checkpoint
+    spawn(worker, (2, folder, EVERY * K), 2)  # stops in the window after a checkpoint
     before = _seen(folder, 2, 2)
     shutil.copy(tmp_path / "ckpt-2", tmp_path / "ckpt-3")
     shutil.copy(tmp_path / "ckpt-2", tmp_path / "ckpt-1")
@@ -99,7 +98,7 @@ def test_two_process_checkpoint_resumes_on_one_and_on_three(tmp_path):
     _check_once(before, torch.cat(one.seen))
     assert len(losses_one) > EVERY
 
-    mp.spawn(worker, args=(3, folder, None), nprocs=3, join=True)
+    spawn(worker, (3, folder, None), 3)
     _check_once(before, _seen(folder, 3, 3))
     runs = [torch.load(tmp_path / f"losses-3-{r}.pt", weights_only=True)["losses"] for r in range(3)]
     assert all(torch.equal(r, runs[0]) for r in runs) and len(runs[0]) > EVERY

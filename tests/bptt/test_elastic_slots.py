@@ -22,18 +22,21 @@ What is bit-identical when the number of processes changes, and what is not:
 import os
 from datetime import timedelta
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from _gloo import leave_group, spawn
+from test_elastic_resume import (  # 16 sequences tagged [sequence, position + 1]
+    LENGTHS,
+    Counting,
+    Stop,
+    _data,
+)
+from test_exact_resume import Cost, _Stop
 from torch import nn
 
 import fastseq
-from _gloo import leave_group
 from fastseq.bptt.checkpoint import load_checkpoint
-from test_elastic_resume import LENGTHS, Counting, Stop, _data  # 16 sequences tagged [sequence, position + 1]
-from test_exact_resume import Cost, _Stop
 
 B, K, CUT = 2, 3, 3  # the 3-process run stops in window CUT + 1, its checkpoint after window CUT
 
@@ -106,7 +109,7 @@ def _check_once(before, after):
 
 def test_each_continued_sequence_finds_its_own_carried_state_on_two_and_on_one_process(tmp_path):
     folder = str(tmp_path)
-    mp.spawn(tagged_worker, args=(3, folder, CUT * K), nprocs=3, join=True)  # stops in window CUT
+    spawn(tagged_worker, (3, folder, CUT * K), 3)  # stops in window CUT
     before = _seen(folder, 3)
     _check_states(before)
     meta, tensors = load_checkpoint(tmp_path / "ckpt-3")
@@ -130,7 +133,7 @@ def test_each_continued_sequence_finds_its_own_carried_state_on_two_and_on_one_p
             seen = torch.cat(model.seen)
             after = torch.cat([seen, torch.zeros(len(seen), 1)], 1)
         else:
-            mp.spawn(tagged_worker, args=(world, folder, None), nprocs=world, join=True)
+            spawn(tagged_worker, (world, folder, None), world)
             after = _seen(folder, world)
         _check_states(after)  # every step, the continued ones first of all, saw its own state
         _check_once(before, after)
@@ -186,7 +189,7 @@ def exact_worker(rank, world, folder):
 
 
 def test_resumed_on_the_same_number_of_processes_is_exact(tmp_path):
-    mp.spawn(exact_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
+    spawn(exact_worker, (2, str(tmp_path)), 2)
     for rank in range(2):
         out = torch.load(tmp_path / f"exact-{rank}.pt", weights_only=True)
         assert int(out["windows"]) > 4
