@@ -75,7 +75,7 @@ class _SigmoidRBM(BoltzmannMachine):
     # ---------------------------------------------------------------- fused CPU training
     def _fused(self) -> bool:
         """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop)."""
-        return self._on_cpu() and self.optimizer == "sgd"
+        return self._on_cpu() and self.optimizer == "sgd" and self.tempering is None
 
     def _start_training(self, n_chains):
         super()._start_training(n_chains)
@@ -219,7 +219,8 @@ class GaussianRBM(BoltzmannMachine):
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
-                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None,
+                 tempering=None) -> None:
         _store(self, locals())
 
     def _param_template(self) -> dict[str, bool]:
