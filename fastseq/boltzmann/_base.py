@@ -690,6 +690,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         cfg = {name: getattr(self, name) for name in self._get_param_names()}
         cfg["dtype"] = str(self._tdtype).replace("torch.", "")
         cfg["device"] = str(self.device)
+        if cfg.get("tempering") is not None and not isinstance(cfg["tempering"], (str, Integral)):
+            cfg["tempering"] = [float(b) for b in np.asarray(cfg["tempering"]).ravel()]  # a ladder, as JSON
         return cfg
 
     _file_kind = "rbm"

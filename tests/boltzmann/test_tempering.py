@@ -282,3 +282,15 @@ def test_tempered_training_errors(binary):
             RBM(n_components=4, n_iter=1, tempering=bad).fit(binary)
     with pytest.raises(ValueError, match="tempering to start at 1"):
         RBM(n_components=4, n_iter=1, tempering=[0.5, 0.2]).fit(binary)
+
+
+def test_tempering_setting_survives_save_and_load(binary, tmp_path):
+    import fastseq
+
+    for setting, kept in ((np.array([1.0, 0.5]), [1.0, 0.5]), ("auto", "auto"), (3, 3)):
+        m = RBM(n_components=4, n_iter=1, random_state=0, tempering=setting).fit(binary)
+        m.save(tmp_path / "m.safetensors")
+        back = fastseq.load(tmp_path / "m.safetensors")
+        assert back.tempering == kept
+        back.partial_fit(binary[:20])  # a loaded machine trains on with fresh tempered chains
+        assert back.tempering_.betas[0] == 1.0
