@@ -294,3 +294,16 @@ def test_tempering_setting_survives_save_and_load(binary, tmp_path):
         assert back.tempering == kept
         back.partial_fit(binary[:20])  # a loaded machine trains on with fresh tempered chains
         assert back.tempering_.betas[0] == 1.0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [RBM, GaussianRBM, BetaRBM])
+def test_cuda_tempering_samples_and_trains(binary, cls):
+    X = np.clip(binary * 0.9 + 0.05, 0, 1)
+    kw = {} if cls is BetaRBM else {"tempering": 3}
+    m = cls(n_components=8, n_iter=1, learning_rate=0.01, device="cuda", random_state=0, **kw).fit(X)
+    s = m.sample(5, n_steps=20, sampler="pt", n_temperatures=3)
+    assert s.shape == (5, 16) and np.isfinite(s).all() and len(m.last_tempering_.betas) == 3
+    if kw:
+        assert m._replicas.v.device.type == "cuda" and len(m.tempering_.betas) == 3
