@@ -69,6 +69,9 @@ def _count(low: int = 1) -> Interval:
     return _Count(Integral, low, None, closed="left")
 
 
+TEMPERING = [None, StrOptions({"auto"}), _count(), "array-like"]  # the constraint of ``tempering``
+
+
 class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class; use :class:`~fastseq.RBM`, ``RRBM``, ``R3BM``, ``BetaRBM`` or ``GaussianRBM``.
 
@@ -98,7 +101,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         verbose: print the pseudo-likelihood or reconstruction error after each epoch.
         progress: show a tqdm progress bar over mini-batches.
         random_state: seed (int), a ``numpy.random.RandomState``, or None.
-        tempering: persistent chains with parallel tempering (machines with an energy; needs
+        tempering (``RBM``, ``GaussianRBM``): persistent chains with parallel tempering (needs
             ``persistent``): None (off), ``"auto"`` (a ladder sized and placed from the swap
             rates, see ``fastseq.boltzmann._tempering``), an int M (M rungs, placed from the
             rates) or an explicit falling array of inverse temperatures starting at 1. Only
@@ -133,7 +136,6 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "verbose": ["verbose"],
         "progress": ["boolean"],
         "random_state": ["random_state"],
-        "tempering": [None, StrOptions({"auto"}), _count(), "array-like"],
     }
 
     def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1, batch_size: int = 10,
@@ -141,7 +143,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                  optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
                  init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
                  device: str | torch.device = "cpu", dtype: Any = "float32", torch_threads: int | None = 1,
-                 verbose: int = 0, progress: bool = False, random_state=None, tempering=None) -> None:
+                 verbose: int = 0, progress: bool = False, random_state=None) -> None:
         _store(self, locals())
 
     tempering = None  # machines whose constructor does not take it train without tempering
