@@ -4,12 +4,13 @@ from fastseq._util.deprecation import moved_names
 from fastseq.boltzmann._base import BoltzmannMachine
 from fastseq.boltzmann._beta import R3BM, RRBM, BetaRBM
 from fastseq.boltzmann._rbm import RBM, GaussianRBM
+from fastseq.boltzmann._tempering import TemperingStats
 from fastseq.boltzmann.likelihood import (AISResult, ais_log_partition, average_log_likelihood, exact_log_partition,
                                           pseudo_likelihood)
 
 __all__ = [
     "AISResult", "BetaRBM", "BoltzmannMachine", "GaussianRBM", "R3BM", "RBM", "RRBM",
-    "ais_log_partition", "average_log_likelihood", "exact_log_partition", "pseudo_likelihood",
+    "TemperingStats", "ais_log_partition", "average_log_likelihood", "exact_log_partition", "pseudo_likelihood",
 ]
 
 # no longer public here (still in their modules)

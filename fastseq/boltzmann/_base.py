@@ -31,6 +31,7 @@ from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.boltzmann import _tempering
 from fastseq._util import files
 from fastseq._util.memory import check_fits
 from fastseq._util.progress import progress_bar
@@ -68,6 +69,9 @@ def _count(low: int = 1) -> Interval:
     return _Count(Integral, low, None, closed="left")
 
 
+TEMPERING = [None, StrOptions({"auto"}), _count(), "array-like"]  # the constraint of ``tempering``
+
+
 class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Base class; use :class:`~fastseq.RBM`, ``RRBM``, ``R3BM``, ``BetaRBM`` or ``GaussianRBM``.
 
@@ -97,6 +101,12 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         verbose: print the pseudo-likelihood or reconstruction error after each epoch.
         progress: show a tqdm progress bar over mini-batches.
         random_state: seed (int), a ``numpy.random.RandomState``, or None.
+        tempering (``RBM``, ``GaussianRBM``): persistent chains with parallel tempering (needs
+            ``persistent``): None (off), ``"auto"`` (a ladder sized and placed from the swap
+            rates, see ``fastseq.boltzmann._tempering``), an int M (M rungs, placed from the
+            rates) or an explicit falling array of inverse temperatures starting at 1. Only
+            the ``beta = 1`` rung gives the negative statistics; ``tempering_`` holds the ladder
+            and swap rates after training.
     """
 
     _registry: dict[str, type["BoltzmannMachine"]] = {}  # public subclasses by name, for load_rbm
@@ -135,6 +145,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                  device: str | torch.device = "cpu", dtype: Any = "float32", torch_threads: int | None = 1,
                  verbose: int = 0, progress: bool = False, random_state=None) -> None:
         _store(self, locals())
+
+    tempering = None  # machines whose constructor does not take it train without tempering
 
     # ------------------------------------------------------------------ scikit-learn plumbing
     def __sklearn_tags__(self):
@@ -394,6 +406,15 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         check_is_fitted(self)
         return self._h_chain.detach().cpu().numpy().copy()
 
+    @property
+    def tempering_(self) -> "_tempering.TemperingStats":
+        """Ladder and swap rates of the tempered persistent chains (``tempering`` set), measured
+        over the last 50 updates (fewer at the start)."""
+        check_is_fitted(self)
+        if getattr(self, "_replicas", None) is None:
+            raise AttributeError(f"{type(self).__name__} has no tempering_: it trained without tempering.")
+        return _tempering.training_stats(self)
+
     def free_energy(self, X) -> np.ndarray:
         """Free energy ``F(v) = -log sum_h exp(-E(v, h))`` of each row of X (``N x D``) -> ``(N,)``."""
         return self._map_rows(X, lambda v: self._free_energy_pre(self._prepare_visible(v))[0])
@@ -454,15 +475,33 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return total / (X.shape[0] * X.shape[1])
 
     def sample(self, n_samples: int = 16, n_steps: int = 1000, start=None, return_means: bool = True,
-               progress: bool | None = None) -> np.ndarray:
+               progress: bool | None = None, *, sampler: str = "gibbs", n_temperatures: int | None = None,
+               betas=None) -> np.ndarray:
         """Generate ``n_samples x D`` visible vectors by ``n_steps`` of Gibbs sampling.
 
         Chains start from uniform random visible vectors (or from ``start``, ``N x D``).
         With ``return_means`` the last step returns ``E[v | h]`` (smooth pictures) instead
         of a sample. The result has the model's dtype (or ``start``'s float dtype).
+
+        ``sampler="pt"`` runs parallel tempering (machines with an energy: ``RBM``,
+        ``GaussianRBM``, ``BetaRBM``): every chain has a copy at each inverse temperature of a
+        ladder ``1 = beta_0 > ... > beta_{M-1}``, neighbours swap states after each hidden draw,
+        and the ``beta = 1`` copies are returned. ``betas`` gives the ladder explicitly (kept
+        as given); otherwise ``n_temperatures`` rungs (None: as many as the swap rates ask for)
+        are placed during a burn-in of the first quarter of the steps, aiming at a swap rate
+        of 0.3 per pair. The ladder and the rates after the burn-in are left in
+        ``last_tempering_`` (a :class:`~fastseq.boltzmann.TemperingStats`). The default
+        ``"gibbs"`` is plain Gibbs sampling.
         """
         check_is_fitted(self)
         n_steps = positive_int("n_steps", n_steps)
+        if sampler not in ("gibbs", "pt"):
+            raise ValueError(f"Expected sampler to be 'gibbs' or 'pt', got {sampler!r}.")
+        if sampler == "gibbs" and (n_temperatures is not None or betas is not None):
+            raise ValueError(f"Expected n_temperatures and betas only with sampler='pt', got "
+                             f"n_temperatures={n_temperatures!r}, betas={betas!r} with sampler='gibbs'.")
+        if sampler == "pt":
+            _tempering.path_for(self)  # refuses a machine without an energy before any work
         out_dtype = np.dtype(str(self._tdtype).replace("torch.", ""))
         if start is None:
             v = self._random_visible(positive_int("n_samples", n_samples))
@@ -472,6 +511,13 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             v = torch.cat(list(self._rows(start)))
         v = self._prepare_visible(v)
         show = self.progress if progress is None else progress
+        if sampler == "pt":
+            with torch.no_grad(), self._threads():
+                bar = _bar(n_steps, show, "tempering")
+                h, self.last_tempering_ = _tempering.run_sampler(self, v, n_steps, n_temperatures, betas, bar)
+                bar.close()
+                out = self._visible_mean(h) if return_means else self._sample_visible(h)
+            return out.cpu().numpy().astype(out_dtype, copy=False)
         with torch.no_grad(), self._threads():
             h = self._sample_hidden(self._free_energy_pre(v)[1])
             block = 50
@@ -495,6 +541,9 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         mean, var = self._column_moments(X)
         self.params_ = self._init_params(mean, var)
         self._start_training(self._n_chains(X.shape[0]))
+        if self.tempering is not None:
+            _tempering.path_for(self)
+            _tempering.start_training(self, self._n_chains(X.shape[0]))
 
     def _n_chains(self, n_rows: int) -> int:
         """Persistent chains: ``n_chains``, else one per row of a mini-batch (at most the data's rows)."""
@@ -594,6 +643,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         else:
             self._opt = torch.optim.SGD(groups, lr=float(self.learning_rate), momentum=float(self.momentum))
         self._h_chain = torch.zeros(n_chains, self.n_components, dtype=self._tdtype, device=self.device)
+        self._replicas = None
 
     _decayed: tuple[str, ...] = ("W",)
 
@@ -620,8 +670,13 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     def _update(self, v0: torch.Tensor) -> None:
         f_pos, pre0 = self._free_energy_pre(v0)
         with torch.no_grad():
-            h_start = self._h_chain if self.persistent else self._sample_hidden(pre0)
-            v_neg, _ = self._chain(h_start, int(self.k))
+            if self.tempering is not None:
+                if getattr(self, "_replicas", None) is None:  # a loaded machine trains on
+                    _tempering.start_training(self, int(self._h_chain.shape[0]))
+                v_neg = _tempering.negatives(self, int(self.k))
+            else:
+                h_start = self._h_chain if self.persistent else self._sample_hidden(pre0)
+                v_neg, _ = self._chain(h_start, int(self.k))
             v_neg = self._prepare_visible(v_neg)
         f_neg, pre_neg = self._free_energy_pre(v_neg)
         loss = f_pos.mean() - f_neg.mean()
@@ -637,6 +692,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         cfg = {name: getattr(self, name) for name in self._get_param_names()}
         cfg["dtype"] = str(self._tdtype).replace("torch.", "")
         cfg["device"] = str(self.device)
+        if cfg.get("tempering") is not None and not isinstance(cfg["tempering"], (str, Integral)):
+            cfg["tempering"] = [float(b) for b in np.asarray(cfg["tempering"]).ravel()]  # a ladder, as JSON
         return cfg
 
     _file_kind = "rbm"

@@ -16,7 +16,7 @@ from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq._util.blas import serial_blas
 from fastseq.boltzmann._cd_nb import cd_epoch
 from fastseq.boltzmann._anneal import AnnealGauss, AnnealRBM
-from fastseq.boltzmann._base import BoltzmannMachine, _bar, _positive, _store
+from fastseq.boltzmann._base import TEMPERING, BoltzmannMachine, _bar, _positive, _store
 
 __all__ = ["RBM", "GaussianRBM"]
 
@@ -75,7 +75,7 @@ class _SigmoidRBM(BoltzmannMachine):
     # ---------------------------------------------------------------- fused CPU training
     def _fused(self) -> bool:
         """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop)."""
-        return self._on_cpu() and self.optimizer == "sgd"
+        return self._on_cpu() and self.optimizer == "sgd" and self.tempering is None
 
     def _start_training(self, n_chains):
         super()._start_training(n_chains)
@@ -136,7 +136,8 @@ class RBM(_SigmoidRBM):
     Energy ``E(v, h) = -b.v - c.h - v W h`` with ``W`` D x H. Data are N x D in [0, 1]
     (values between 0 and 1 are treated as probabilities, as scikit-learn does). Defaults
     match ``BernoulliRBM`` (256 hidden units, rate 0.1, batch 10, 10 epochs, PCD-1 with one
-    chain per batch row); see :class:`~fastseq.boltzmann._base.BoltzmannMachine` for all options.
+    chain per batch row); see :class:`~fastseq.boltzmann._base.BoltzmannMachine` for all options,
+    ``tempering`` (parallel tempering of the persistent chains) among them.
     ``score_samples`` is the exact, deterministic pseudo-log-likelihood (sum over all D
     units) of binarised rows, where scikit-learn flips one random unit and scales by D.
     :attr:`components_` is ``W.T`` and :attr:`intercept_visible_` is ``b``, as in ``BernoulliRBM``.
@@ -154,6 +155,16 @@ class RBM(_SigmoidRBM):
     """
 
     _binary_visible = True
+
+    _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints, "tempering": TEMPERING}
+
+    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1, batch_size: int = 10,
+                 n_iter: int = 10, k: int = 1, persistent: bool = True, n_chains: int | None = None,
+                 optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
+                 init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
+                 device: str | torch.device = "cpu", dtype="float32", torch_threads: int | None = 1,
+                 verbose: int = 0, progress: bool = False, random_state=None, tempering=None) -> None:
+        _store(self, locals())
 
     def _likelihood_visible(self, v):
         return (v > 0.5).to(v.dtype)
@@ -212,14 +223,15 @@ class GaussianRBM(BoltzmannMachine):
     """
 
     _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints,
-                                    "sigma": [_positive()], "learn_sigma": ["boolean"]}
+                                    "sigma": [_positive()], "learn_sigma": ["boolean"], "tempering": TEMPERING}
 
     def __init__(self, n_components: int = 256, *, sigma: float = 1.0, learn_sigma: bool = False,
                  learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
-                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None,
+                 tempering=None) -> None:
         _store(self, locals())
 
     def _param_template(self) -> dict[str, bool]:

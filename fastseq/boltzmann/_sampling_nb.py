@@ -37,7 +37,7 @@ from numba import njit, prange
 from fastseq._util.blas import serial_blas
 
 __all__ = ["make_streams", "bernoulli_logits", "beta_ab", "beta_mean_sigma", "beta_params",
-           "gibbs_chain", "BERNOULLI", "BETA"]
+           "gibbs_chain", "swap_replicas", "BERNOULLI", "BETA"]
 
 BERNOULLI = 0
 BETA = 1
@@ -504,3 +504,45 @@ def gibbs_chain(h0: np.ndarray, w: np.ndarray, b: np.ndarray, c: np.ndarray, k: 
                             np.ascontiguousarray(c, dtype=dtype), int(k), int(vis_kind), int(hid_kind),
                             _sigma_row(sigma_v, w.shape[0], dtype), _sigma_row(sigma_h, w.shape[1], dtype), v)
     return v, h
+
+
+@njit(cache=True)
+def _swap_kernel(energy, betas, parity, u, order, accepted):
+    """Metropolis swaps of the pairs (m, m + 1), m = parity, parity + 2, ..., of every chain.
+
+    No fastmath: a NaN energy difference must compare false (rejected), and an infinite one
+    must keep its sign.
+    """
+    n_rungs, n_chains = energy.shape
+    for n in range(n_chains):
+        for m in range(parity, n_rungs - 1, 2):
+            d = (betas[m] - betas[m + 1]) * (energy[m, n] - energy[m + 1, n])
+            if d >= 0.0 or u[m, n] < math.exp(d):
+                e, o = energy[m, n], order[m, n]
+                energy[m, n], order[m, n] = energy[m + 1, n], order[m + 1, n]
+                energy[m + 1, n], order[m + 1, n] = e, o
+                accepted[m] += 1
+
+
+def swap_replicas(energy: np.ndarray, betas: np.ndarray, parity: int, rng: np.random.Generator,
+                  order: np.ndarray, accepted: np.ndarray) -> None:
+    """One round of replica-exchange swaps between neighbouring temperatures, in place.
+
+    ``energy`` is ``M x N`` float64: the energy ``E(v, h)`` (at inverse temperature 1) of the
+    state that rung m of chain n holds; ``betas`` the M inverse temperatures. The pairs
+    ``(m, m + 1)`` with ``m = parity, parity + 2, ...`` (disjoint, so they swap independently)
+    exchange their states with probability ``min(1, exp((beta_m - beta_{m+1}) (E_m - E_{m+1})))``,
+    which leaves the product of the tempered distributions ``exp(-beta_m E)`` unchanged. A swap
+    exchanges the two entries of ``energy`` and of ``order`` (``M x N`` intp, where each state
+    came from) and adds one to ``accepted[m]`` (``(M - 1,)`` int64). The uniforms are one
+    ``rng.random((M - 1, N))`` draw whatever the parity, so a run depends on the seed alone.
+
+    >>> e = np.array([[5.0], [1.0]]); order = np.array([[0], [1]]); acc = np.zeros(1, np.int64)
+    >>> swap_replicas(e, np.array([1.0, 0.5]), 0, np.random.default_rng(0), order, acc)
+    >>> order.ravel().tolist(), acc.tolist()   # the lower energy moves to beta = 1: always accepted
+    ([1, 0], [1])
+    """
+    n_rungs, n_chains = energy.shape
+    if n_rungs < 2:
+        return
+    _swap_kernel(energy, betas, int(parity), rng.random((n_rungs - 1, n_chains)), order, accepted)

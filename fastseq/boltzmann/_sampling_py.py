@@ -54,3 +54,18 @@ def gibbs_chain(h0, w, b, c, k, rng, vis_kind=BERNOULLI, hid_kind=BERNOULLI, sig
         if step + 1 < k:
             h = draw(hid_kind, v @ w + c, sigma_h)
     return v, h
+
+
+def swap_replicas(energy, betas, parity, rng, order, accepted) -> None:
+    """Twin of ``fastseq.boltzmann._sampling_nb.swap_replicas`` (same uniforms, same result)."""
+    n_rungs, n_chains = energy.shape
+    if n_rungs < 2:
+        return
+    u = rng.random((n_rungs - 1, n_chains))
+    for m in range(parity, n_rungs - 1, 2):
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = (betas[m] - betas[m + 1]) * (energy[m] - energy[m + 1])
+            take = (d >= 0) | (u[m] < np.exp(d))
+        energy[[m, m + 1]] = np.where(take, energy[[m + 1, m]], energy[[m, m + 1]])
+        order[[m, m + 1]] = np.where(take, order[[m + 1, m]], order[[m, m + 1]])
+        accepted[m] += int(take.sum())

@@ -1,0 +1,143 @@
+"""Plain Gibbs sampling against parallel tempering, and PCD training against tempered PCD, on
+the embedded digits.
+
+Three cases, each drawing ``--samples`` chains for ``--steps`` sweeps from random starts:
+
+1. ``gibbs``: the guide's sample-mosaic machine (784-500 RBM, PCD-1 with 100 chains, batch
+   20, rate 0.05, momentum 0.5, ``--epochs`` epochs) sampled by plain Gibbs steps;
+2. ``pt``: the same machine sampled with parallel tempering (automatic ladder);
+3. ``pt-trained``: a machine with the same settings trained with ``tempering="auto"`` on
+   ``--pt-chains`` persistent chains per temperature, for the same wall time as the first
+   (its epochs are whatever fit), sampled with parallel tempering.
+
+The machines train on 80% of the 5,000 digits (``held_out_split``, seed 0; binarised at
+0.5) and are scored on the other 20%. Each sample (the last step's ``E[v | h]``, binarised)
+is labelled by a 5-nearest-neighbour classifier fitted on the real training digits (its
+held-out accuracy is reported): mode coverage is the number of classes with at least 3 of
+the samples, and the largest class share. The held-out log-likelihood is the AIS estimate
+(``ais_log_partition`` with ``--ais-betas`` temperatures and 100 runs, then
+``average_log_likelihood``). Wall times are single-threaded (BLAS, Numba, PyTorch). Targets:
+at least 9 of 10 classes with 3 samples or more, no class above 25%, and the tempered-trained
+machine's held-out log-likelihood above the plain PCD machine's.
+
+    flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_samplers.py --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits
+
+from fastseq.boltzmann import RBM, ais_log_partition, average_log_likelihood
+from fastseq.datasets import embedded_digits, held_out_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
+from _json_out import write_json  # noqa: E402
+from _timing import timed  # noqa: E402
+
+
+def settings(args) -> dict:
+    return dict(n_components=args.hidden, learning_rate=0.05, batch_size=20, momentum=0.5, random_state=0)
+
+
+def train_for(model: RBM, X: np.ndarray, budget: float) -> tuple[RBM, int]:
+    """One epoch by ``fit``, then shuffled mini-batches by ``partial_fit`` until ``budget``
+    seconds have passed since the start; returns the model and the updates made."""
+    start = time.perf_counter()
+    model.set_params(n_iter=1).fit(X)
+    size, rng, updates = int(model.batch_size), np.random.default_rng(1), -(-len(X) // int(model.batch_size))
+    while time.perf_counter() - start < budget:
+        order = rng.permutation(len(X))
+        for s in range(0, len(X), size):
+            model.partial_fit(X[order[s:s + size]])
+            updates += 1
+            if time.perf_counter() - start >= budget:
+                break
+    return model, updates
+
+
+def coverage(labels: np.ndarray) -> dict:
+    counts = np.bincount(labels, minlength=10)
+    return {"classes with >= 3": int((counts >= 3).sum()), "largest share": float(counts.max() / len(labels)),
+            "counts": counts.tolist()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hidden", type=int, default=500)
+    ap.add_argument("--epochs", type=int, default=20, help="epochs of the plain PCD machine")
+    ap.add_argument("--pt-chains", type=int, default=10, help="persistent chains per temperature, tempered training")
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--ais-betas", type=int, default=2000, help="0 skips AIS")
+    ap.add_argument("--rows", type=int, default=0, help="use only this many digits (0: all 5,000), for a smoke run")
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        images, labels = embedded_digits(flat=True)
+        X = (images / 255.0 > 0.5).astype(np.float32)
+        if args.rows:
+            keep = np.random.default_rng(0).permutation(len(X))[:args.rows]
+            X, labels = X[keep], labels[keep]
+        tr, te = held_out_split(labels, fraction=0.2, seed=0)
+        clf = KNeighborsClassifier(n_neighbors=5).fit(X[tr], labels[tr])
+        result: dict = {"settings": vars(args), "classifier held-out accuracy": float(clf.score(X[te], labels[te]))}
+
+        pcd = RBM(**settings(args), n_iter=args.epochs, n_chains=100)
+        train_s, _ = timed(lambda: pcd.fit(X[tr]))
+        ptm = RBM(**settings(args), n_chains=args.pt_chains, tempering="auto")
+        pt_train_s, (_, updates) = timed(lambda: train_for(ptm, X[tr], train_s))
+        machines = {"pcd": (pcd, train_s, pcd.n_iter * -(-len(tr) // 20)), "pt-trained": (ptm, pt_train_s, updates)}
+
+        cases = {"gibbs": ("pcd", "gibbs"), "pt": ("pcd", "pt"), "pt-trained": ("pt-trained", "pt")}
+        rows = {}
+        for name, (machine, sampler) in cases.items():
+            model = machines[machine][0]
+            took, s = timed(lambda: model.sample(args.samples, args.steps, sampler=sampler))
+            row = {"machine": machine, "sampler": sampler, "sampling seconds": took,
+                   **coverage(clf.predict((s > 0.5).astype(np.float32)))}
+            if sampler == "pt":
+                row["rungs"] = len(model.last_tempering_.betas)
+                row["lowest beta"] = float(model.last_tempering_.betas[-1])
+                row["swap rates"] = model.last_tempering_.swap_rates.round(3).tolist()
+            rows[name] = row
+        for machine, (model, seconds, n_updates) in machines.items():
+            info = {"training seconds": seconds, "updates": n_updates}
+            if args.ais_betas:
+                z = ais_log_partition(model, X[tr], n_betas=args.ais_betas, n_runs=100, random_state=0)
+                info["AIS log Z"], info["AIS log Z std"] = z.log_z, z.log_z_std
+                info["held-out log-likelihood"] = average_log_likelihood(model, X[te], z)
+            if machine == "pt-trained":
+                info["training rungs"] = len(model.tempering_.betas)
+                info["training swap rates"] = model.tempering_.swap_rates.round(3).tolist()
+            machines[machine] = info
+    result["cases"], result["machines"] = rows, machines
+
+    print(f"classifier (5-NN on the real training digits) held-out accuracy: "
+          f"{result['classifier held-out accuracy']:.3f}")
+    print(f"\n{args.samples} samples after {args.steps} sweeps from random starts, {args.hidden} hidden units")
+    print("| case | classes with >= 3 | largest share | rungs | sampling s | counts by class |")
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    for name, r in rows.items():
+        print(f"| {name} | {r['classes with >= 3']} | {r['largest share']:.2f} | {r.get('rungs', 1)} "
+              f"| {r['sampling seconds']:.1f} | {r['counts']} |")
+    print("\n| machine | training s | updates | held-out log-likelihood (AIS), nats | log Z +- s.e. |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, m in machines.items():
+        ll = f"{m['held-out log-likelihood']:.1f}" if "held-out log-likelihood" in m else "-"
+        z = f"{m['AIS log Z']:.2f} +- {m['AIS log Z std']:.2f}" if "AIS log Z" in m else "-"
+        print(f"| {name} | {m['training seconds']:.1f} | {m['updates']} | {ll} | {z} |")
+    if args.json:
+        write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

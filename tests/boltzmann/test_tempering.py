@@ -1,0 +1,309 @@
+"""Parallel tempering: the swap kernel against its twin, detailed balance against exact
+enumeration, the ladder, and the sampling / training surface."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra import numpy as hnp
+from sklearn.utils._param_validation import InvalidParameterError
+
+from fastseq.boltzmann import BetaRBM, GaussianRBM, R3BM, RBM, RRBM, TemperingStats
+from fastseq.boltzmann import _sampling_nb as nbs
+from fastseq.boltzmann import _sampling_py as ref
+from fastseq.boltzmann import _tempering as pt
+
+
+def _both(energy, betas, parity, seed):
+    """Run the kernel and its twin on copies of the same input; return both results."""
+    out = []
+    for impl in (nbs, ref):
+        e, n = energy.copy(), energy.shape[1]
+        order = np.repeat(np.arange(energy.shape[0], dtype=np.intp)[:, None], n, axis=1)
+        acc = np.zeros(max(0, energy.shape[0] - 1), np.int64)
+        impl.swap_replicas(e, betas, parity, np.random.default_rng(seed), order, acc)
+        out.append((e, order, acc))
+    return out
+
+
+energies = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300) | st.sampled_from(
+    [0.0, 1.0, -1.0, 1e308, -1e308])
+
+
+@settings(max_examples=150, deadline=None)
+@given(m=st.integers(1, 6), n=st.integers(1, 5), parity=st.integers(0, 1), seed=st.integers(0, 2 ** 32 - 1),
+       data=st.data())
+def test_swap_kernel_matches_twin(m, n, parity, seed, data):
+    energy = data.draw(hnp.arrays(np.float64, (m, n), elements=energies))
+    gaps = data.draw(hnp.arrays(np.float64, m, elements=st.floats(0.01, 1.0)))
+    betas = np.concatenate([[1.0], np.cumprod(1 / (1 + gaps))[:m - 1]])
+    (e1, o1, a1), (e2, o2, a2) = _both(energy, betas, parity, seed)
+    np.testing.assert_array_equal(o1, o2)
+    np.testing.assert_array_equal(e1, e2)
+    np.testing.assert_array_equal(a1, a2)
+    # a permutation of each chain's states, the energies travel with them
+    np.testing.assert_array_equal(np.sort(o1, axis=0), np.arange(m)[:, None].repeat(n, 1))
+    np.testing.assert_array_equal(e1, np.take_along_axis(energy, o1, axis=0))
+    # only pairs of the given parity move
+    assert (a1[1 - parity::2] == 0).all()
+
+
+def test_swap_corner_cases():
+    one = np.array([[3.0, 4.0]])
+    (e, o, a), _ = _both(one, np.ones(1), 0, 0)
+    assert a.shape == (0,) and (o == 0).all() and (e == one).all()  # one temperature: nothing to swap
+    # ties swap always (exp(0) = 1), and a hot rung with the lower energy always moves to beta = 1
+    (_, o, a), _ = _both(np.array([[2.0] * 50, [2.0] * 50]), np.array([1.0, 0.5]), 0, 1)
+    assert a.tolist() == [50] and (o[0] == 1).all()
+    (_, o, a), _ = _both(np.array([[1e300, -1e308], [-1e300, 1e308]]), np.array([1.0, 0.5]), 0, 2)
+    # the first moves down (difference overflows to +inf: accepted), the second never (exp(-inf) = 0)
+    assert o[:, 0].tolist() == [1, 0] and o[:, 1].tolist() == [0, 1] and a.tolist() == [1]
+    (_, o, a), _ = _both(np.array([[np.nan, np.inf], [0.0, np.inf]]), np.array([1.0, 0.5]), 0, 3)
+    assert a.tolist() == [0] and (o[0] == 0).all()  # NaN differences (nan, inf - inf) are refused
+    # the other parity leaves pair (0, 1) alone
+    (_, o, a), _ = _both(np.array([[5.0], [1.0], [0.0]]), np.array([1.0, 0.5, 0.25]), 1, 0)
+    assert o[0, 0] == 0 and a[0] == 0
+
+
+def test_swap_rate_matches_metropolis_probability():
+    n = 40_000
+    energy = np.array([[0.0] * n, [2.0] * n])  # the hotter state is worse: accepted w.p. exp(-0.5 * 2)
+    (_, _, a), _ = _both(energy, np.array([1.0, 0.5]), 0, 7)
+    p = np.exp(-1.0)
+    assert abs(a[0] / n - p) < 5 * np.sqrt(p * (1 - p) / n)
+
+
+# ---------------------------------------------------------------- detailed balance, exact
+
+def _states(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def _tiny(cls, d=4, h=3, scale=3.0, **kw):
+    """A fitted machine with d visible, h hidden units and strong random weights (several modes)."""
+    rng = np.random.default_rng(0)
+    X = rng.beta(2, 2, size=(50, d)) if cls is BetaRBM else (
+        rng.normal(size=(50, d)) if cls is GaussianRBM else (rng.random((50, d)) < 0.5).astype(float))
+    m = cls(n_components=h, n_iter=0, dtype="float64", random_state=0, **kw).fit(X)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in m.params_.items():
+            if name in ("W", "b", "c"):
+                p.copy_(scale * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return m
+
+
+def _exact_hidden(m):
+    """Exact p(h) at beta = 1 over the 2^H hidden states, from ``log sum_v exp(-E(v, h))``."""
+    hs = torch.tensor(_states(int(m.n_components)))
+    log_p = m._log_sum_visible(m._params64(), hs).numpy()
+    return np.exp(log_p - np.logaddexp.reduce(log_p))
+
+
+def _code(x):
+    return (x @ (2 ** np.arange(x.shape[1])[::-1])).astype(int)
+
+
+def _run_rung0_hidden(m, betas, n_chains=200, sweeps=300, seed=0):
+    """Histogram of rung 0's hidden states over ``sweeps`` tempered sweeps of ``n_chains`` chains."""
+    m._rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        v0 = m._random_visible(n_chains).repeat(len(betas), 1)
+        rep = pt.Replicas(m, np.asarray(betas, float), m._prepare_visible(v0), np.random.default_rng(seed))
+        counts = np.zeros(2 ** int(m.n_components))
+        for s in range(sweeps):
+            rep.sweep()
+            if s >= 20:
+                counts += np.bincount(_code(rep.top(rep.h).numpy()), minlength=counts.size)
+    return counts / counts.sum(), rep
+
+
+@pytest.mark.parametrize("cls", [RBM, GaussianRBM, BetaRBM])
+def test_tempered_chain_keeps_the_exact_distribution_at_beta_1(cls):
+    m = _tiny(cls, scale=2.0 if cls is BetaRBM else 3.0)
+    if cls is BetaRBM:
+        with torch.no_grad():  # keep Wa, Wb moderate: softplus of the raw values
+            for name in ("Wa_raw", "Wb_raw"):
+                m.params_[name].copy_(torch.randn(m.params_[name].shape, generator=torch.Generator().manual_seed(2),
+                                                  dtype=torch.float64) + 0.5)
+    exact = _exact_hidden(m)
+    betas = [1.0, 0.45, 0.2]
+    emp, rep = _run_rung0_hidden(m, betas)
+    tv = 0.5 * np.abs(emp - exact).sum()
+    assert tv < 0.03, (tv, emp.round(3), exact.round(3))
+    assert (rep.accepted > 0).all()  # the swaps did happen
+    # the test can tell: the hottest rung's own distribution is far from beta = 1's
+    hot, _ = _run_rung0_hidden(m, [0.2], sweeps=120)
+    assert 0.5 * np.abs(hot - exact).sum() > 0.1
+
+
+def test_pt_sample_matches_exact_visible_marginal_of_a_4x3_rbm():
+    m = _tiny(RBM)
+    vs = _states(4)
+    log_p = -m.free_energy(vs)
+    exact = np.exp(log_p - np.logaddexp.reduce(log_p))
+    m._setup_random()
+    draws = m.sample(6000, n_steps=40, return_means=False, sampler="pt", betas=[1.0, 0.5, 0.2])
+    emp = np.bincount(_code(draws), minlength=16) / len(draws)
+    assert 0.5 * np.abs(emp - exact).sum() < 0.03
+    # chi-square over the states with expected count >= 5
+    n, ok = len(draws), exact * len(draws) >= 5
+    chi2 = (((emp - exact) * n) ** 2 / (exact * n))[ok].sum()
+    from scipy.stats import chi2 as chi2_dist
+    assert chi2 < chi2_dist.ppf(0.999, ok.sum() - 1)
+
+
+@pytest.mark.parametrize("cls", [RBM, GaussianRBM, BetaRBM])
+def test_energy_is_visible_term_minus_h_dot_pre(cls):
+    m = _tiny(cls)
+    v = m._prepare_visible(torch.tensor(np.random.default_rng(1).random((7, 4))))
+    path = pt.path_for(m)
+    f, pre = m._free_energy_pre(v)
+    torch.testing.assert_close(path.pre(v), pre)
+    # F(v) = -log sum_h exp(-(U(v) - h.pre)) = U(v) - sum softplus(pre)
+    torch.testing.assert_close(path.visible_term(v) - F.softplus(pre).sum(1), f.detach())
+
+
+def test_gaussian_tempered_visible_has_variance_sigma2_over_beta():
+    m = _tiny(GaussianRBM, d=2, h=2, sigma=0.7)
+    path = pt.path_for(m)
+    h = torch.ones(50_000, 2, dtype=torch.float64)
+    beta = torch.full((50_000, 1), 0.25, dtype=torch.float64)
+    v = path.visible(h, beta)
+    torch.testing.assert_close(v.mean(0), m._visible_mean(h[:1])[0], atol=0.03, rtol=0)
+    torch.testing.assert_close(v.var(0), torch.full((2,), 0.49 / 0.25, dtype=torch.float64), atol=0.06, rtol=0)
+
+
+# ---------------------------------------------------------------- the ladder
+
+def test_ladders():
+    np.testing.assert_allclose(pt.geometric_ladder(3, 0.25), [1.0, 0.5, 0.25])
+    assert pt.geometric_ladder(1).tolist() == [1.0]
+    # equal rates keep a geometric ladder; unequal ones move rungs toward the slow gap
+    lad = pt.geometric_ladder(5, 0.1)
+    np.testing.assert_allclose(pt.respace(lad, np.full(4, 0.3), 5), lad)
+    new = pt.respace(np.array([1.0, 0.5, 0.25]), np.array([0.9, 0.01]), 3)
+    assert new[0] == 1.0 and new[-1] == 0.25 and 0.25 < new[1] < 0.5
+    # without a count, low rates ask for more rungs, high ones for fewer
+    assert len(pt.respace(lad, np.full(4, 0.05))) > 5 and len(pt.respace(lad, np.full(4, 0.9))) < 5
+    assert len(pt.respace(lad, np.zeros(4), max_rungs=9)) == 9
+    for bad in ([0.9, 0.5], [1.0, 1.0], [1.0, 0.5, 0.7], [1.0, 0.0], [1.0, np.nan], [[1.0]], []):
+        with pytest.raises(ValueError, match="betas"):
+            pt.check_ladder("betas", bad)
+
+
+# ---------------------------------------------------------------- the estimator surface
+
+@pytest.fixture(scope="module")
+def binary():
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 16)) < 0.2).astype(np.float32)
+    X[:100, :8] = 1.0
+    return X
+
+
+def test_sample_default_is_plain_gibbs(binary):
+    a = RBM(n_components=6, n_iter=2, random_state=0).fit(binary)
+    b = RBM(n_components=6, n_iter=2, random_state=0).fit(binary)
+    np.testing.assert_array_equal(a.sample(5, 30), b.sample(5, 30, sampler="gibbs"))
+    assert not hasattr(a, "last_tempering_")
+
+
+def test_pt_sample_reports_ladder_and_rates(binary):
+    m = RBM(n_components=6, n_iter=2, random_state=0).fit(binary)
+    s = m.sample(20, 200, sampler="pt")
+    st_ = m.last_tempering_
+    assert isinstance(st_, TemperingStats) and s.shape == (20, 16) and s.dtype == np.float32
+    assert st_.betas[0] == 1.0 and (np.diff(st_.betas) < 0).all() and len(st_.swap_rates) == len(st_.betas) - 1
+    assert st_.n_sweeps == 150 and ((st_.swap_rates >= 0) & (st_.swap_rates <= 1)).all()
+    m.sample(20, 200, sampler="pt", n_temperatures=4)
+    assert len(m.last_tempering_.betas) == 4 and m.last_tempering_.betas[-1] == pytest.approx(pt.BETA_MIN)
+    m.sample(20, 40, sampler="pt", betas=(1.0, 0.6, 0.3))
+    assert m.last_tempering_.betas.tolist() == [1.0, 0.6, 0.3] and m.last_tempering_.n_sweeps == 40
+    m.sample(3, 5, sampler="pt", n_temperatures=1)
+    assert m.last_tempering_.swap_rates.shape == (0,)
+    start = binary[:4].astype(np.float64)
+    out = m.sample(n_steps=10, start=start, sampler="pt", n_temperatures=2)
+    assert out.shape == (4, 16) and out.dtype == np.float64 and (start == binary[:4]).all()
+    m._setup_random()
+    x1 = m.sample(4, 30, sampler="pt")
+    m._setup_random()
+    np.testing.assert_array_equal(x1, m.sample(4, 30, sampler="pt"))
+
+
+def test_pt_sample_errors(binary):
+    m = RBM(n_components=4, n_iter=1, random_state=0).fit(binary)
+    with pytest.raises(ValueError, match="sampler to be 'gibbs' or 'pt', got 'metropolis'"):
+        m.sample(2, 5, sampler="metropolis")
+    with pytest.raises(ValueError, match="only with sampler='pt'"):
+        m.sample(2, 5, n_temperatures=3)
+    with pytest.raises(ValueError, match="n_temperatures to match the 2 betas"):
+        m.sample(2, 5, sampler="pt", n_temperatures=3, betas=[1.0, 0.5])
+    with pytest.raises(ValueError, match="n_temperatures to be a positive integer"):
+        m.sample(2, 5, sampler="pt", n_temperatures=0)
+    with pytest.raises(ValueError, match="start at 1 and fall strictly"):
+        m.sample(2, 5, sampler="pt", betas=[1.0, 1.5])
+    X = np.random.default_rng(0).random((30, 5))
+    for cls in (RRBM, R3BM):
+        with pytest.raises(TypeError, match=f"got {cls.__name__}: no energy"):
+            cls(n_components=3, n_iter=1).fit(X).sample(2, 5, sampler="pt")
+
+
+def test_tempered_training(binary):
+    m = RBM(n_components=6, n_iter=3, n_chains=10, random_state=0, tempering=4).fit(binary)
+    st_ = m.tempering_
+    assert len(st_.betas) == 4 and st_.betas[0] == 1.0 and st_.n_sweeps > 0
+    assert m._replicas.v.shape == (40, 16) and m.h_samples_.shape == (10, 6)
+    again = RBM(n_components=6, n_iter=3, n_chains=10, random_state=0, tempering=4).fit(binary)
+    np.testing.assert_array_equal(m.components_, again.components_)
+    plain = RBM(n_components=6, n_iter=3, n_chains=10, random_state=0).fit(binary)
+    assert not np.array_equal(plain.components_, m.components_)
+    with pytest.raises(AttributeError, match="without tempering"):
+        plain.tempering_
+    fixed = RBM(n_components=6, n_iter=1, random_state=0, tempering=[1.0, 0.5]).fit(binary)
+    assert fixed.tempering_.betas.tolist() == [1.0, 0.5]
+    auto = RBM(n_components=6, n_iter=2, random_state=0, tempering="auto").fit(binary)
+    assert np.isfinite(auto.components_).all()
+    auto.partial_fit(binary[:10])
+    G = np.random.default_rng(0).normal(size=(60, 4))
+    g = GaussianRBM(n_components=3, n_iter=2, learning_rate=0.01, random_state=0, tempering=3).fit(G)
+    assert len(g.tempering_.betas) == 3
+
+
+def test_tempered_training_errors(binary):
+    with pytest.raises(ValueError, match="persistent=True with tempering=3"):
+        RBM(n_components=4, n_iter=1, persistent=False, tempering=3).fit(binary)
+    for bad in (0, "hot", 1.5):
+        with pytest.raises(InvalidParameterError, match="tempering"):
+            RBM(n_components=4, n_iter=1, tempering=bad).fit(binary)
+    with pytest.raises(ValueError, match="tempering to start at 1"):
+        RBM(n_components=4, n_iter=1, tempering=[0.5, 0.2]).fit(binary)
+
+
+def test_tempering_setting_survives_save_and_load(binary, tmp_path):
+    import fastseq
+
+    for setting, kept in ((np.array([1.0, 0.5]), [1.0, 0.5]), ("auto", "auto"), (3, 3)):
+        m = RBM(n_components=4, n_iter=1, random_state=0, tempering=setting).fit(binary)
+        m.save(tmp_path / "m.safetensors")
+        back = fastseq.load(tmp_path / "m.safetensors")
+        assert back.tempering == kept
+        back.partial_fit(binary[:20])  # a loaded machine trains on with fresh tempered chains
+        assert back.tempering_.betas[0] == 1.0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [RBM, GaussianRBM, BetaRBM])
+def test_cuda_tempering_samples_and_trains(binary, cls):
+    X = np.clip(binary * 0.9 + 0.05, 0, 1)
+    kw = {} if cls is BetaRBM else {"tempering": 3}
+    m = cls(n_components=8, n_iter=1, learning_rate=0.01, device="cuda", random_state=0, **kw).fit(X)
+    s = m.sample(5, n_steps=20, sampler="pt", n_temperatures=3)
+    assert s.shape == (5, 16) and np.isfinite(s).all() and len(m.last_tempering_.betas) == 3
+    if kw:
+        assert m._replicas.v.device.type == "cuda" and len(m.tempering_.betas) == 3
