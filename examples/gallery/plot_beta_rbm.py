@@ -37,11 +37,10 @@ def held_out_score(machine):
 
 # %%
 # Before training: ``n_iter=0`` only initialises the machine, each pixel's Beta fitted to
-# that pixel's mean and variance, the weights small. Then 8 epochs of persistent
-# contrastive divergence with Adam. Small initial weights keep the hidden units alive: the
-# weights are positive, so large ones switch every unit off for every digit.
-settings = dict(n_components=16, optimizer="adam", learning_rate=0.03, batch_size=20, init_weight=0.01,
-                random_state=0)
+# that pixel's mean and variance (half of each pixel's Beta shapes carried by the hidden
+# weights, the hidden biases offsetting the average input so that every unit starts about
+# half on). Then 8 epochs of persistent contrastive divergence with Adam.
+settings = dict(n_components=16, optimizer="adam", learning_rate=0.03, batch_size=20, random_state=0)
 before = BetaRBM(n_iter=0, **settings).fit(X[train])
 machine = BetaRBM(n_iter=8, **settings).fit(X[train])
 (ll_before, err_before), (ll_after, err_after) = held_out_score(before), held_out_score(machine)
@@ -50,8 +49,9 @@ machine = BetaRBM(n_iter=8, **settings).fit(X[train])
 # One held-out digit of each class (top row), then: the untrained machine's mean-field
 # reconstruction (the average digit), the trained machine's reconstruction, one Gibbs step
 # (a Beta draw for every pixel), and the mean after 100 Gibbs steps from the digit. Sixteen
-# units, trained for seconds, hold little of a digit's shape: the reconstructions are blurred
-# and every chain drifts to the same typical blob.
+# units, trained for seconds, hold only the rough shape of a digit: the reconstructions are
+# blurred, and after 100 steps the chains have wandered to other rough digit shapes, not
+# all to one blob.
 digits = X[[test[labels[test] == c][0] for c in range(10)]]
 rows = [digits, before.reconstruct(digits), machine.reconstruct(digits), machine.gibbs(digits),
         machine.sample(10, n_steps=100, start=digits)]

@@ -342,6 +342,10 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Map visible values into the model's support (BetaRBM clamps away from 0 and 1)."""
         return v
 
+    def _prepare_sample(self, v: torch.Tensor) -> torch.Tensor:
+        """Map the model's own visible samples into what its energy can score (the negative phase)."""
+        return self._prepare_visible(v)
+
     def _random_visible(self, n: int) -> torch.Tensor:
         return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
 
@@ -526,7 +530,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             while done < n_steps - 1:
                 step = min(block, n_steps - 1 - done)
                 v, h = self._chain(h, step)
-                v = self._prepare_visible(v)
+                v = self._prepare_sample(v)
                 h = self._sample_hidden(self._free_energy_pre(v)[1])
                 done += step
                 bar.update(step)
@@ -677,7 +681,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             else:
                 h_start = self._h_chain if self.persistent else self._sample_hidden(pre0)
                 v_neg, _ = self._chain(h_start, int(self.k))
-            v_neg = self._prepare_visible(v_neg)
+            v_neg = self._prepare_sample(v_neg)
         f_neg, pre_neg = self._free_energy_pre(v_neg)
         loss = f_pos.mean() - f_neg.mean()
         self._opt.zero_grad(set_to_none=True)

@@ -11,6 +11,7 @@ no partition function; use ``BetaRBM`` where a likelihood is needed.
 """
 from __future__ import annotations
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -99,8 +100,60 @@ class R3BM(RRBM):
         return self._beta_from_logits(pre, float(self.sigma_hidden))
 
 
-def _softplus_inv(x: float) -> float:
-    return float(np.log(np.expm1(x)))
+_TINY = {torch.float32: 1e-7, torch.float64: 1e-15}  # a sample's distance from 0 and 1 at least
+_CLAMPED_WARN = 0.01          # warn when more of the data than this sit on the clamp (0 or 1)
+_FEATURE_ROWS = 1000          # training rows whose hidden means are checked after fit
+_FEATURE_SPREAD_WARN = 1e-3   # warn when no hidden mean varies more than this across them
+
+
+def _softplus_inv_t(x: torch.Tensor) -> torch.Tensor:
+    """The inverse of softplus for x > 0, stable for small and large x."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+class _CentredStep:
+    """BetaRBM's optimizer, stepping in centred coordinates.
+
+    The hidden input ``c + log(v).Wa + log(1 - v).Wb`` equals ``c' + (log v - mu_a).Wa +
+    (log(1 - v) - mu_b).Wb`` with ``c' = c + mu_a.Wa + mu_b.Wb`` and ``mu`` the data means of
+    the sufficient statistics: the same energy with its hidden biases written differently.
+    Gradient steps on ``(c', Wa, Wb)`` are well conditioned where steps on ``(c, Wa, Wb)`` are
+    not (a step on ``Wa`` moves every unit's input by ``mu_a.dWa``, hundreds of times its
+    spread over the data with many inputs), so each step is taken on ``c'``: the weight
+    gradients are centred, the wrapped optimizer steps, and ``c`` is moved back to keep
+    ``c'`` where that step put it. The model keeps storing ``c``, the energy's own bias.
+
+    ``weight_decay`` is an L2 penalty on ``Wa`` and ``Wb`` themselves, so its gradient goes
+    through the softplus too; the optimizer's own decay would pull the stored ``Wa_raw``
+    toward 0, that is ``Wa`` toward ``log 2``, growing every weight below it.
+    """
+
+    def __init__(self, model: "BetaRBM", optimizer: torch.optim.Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def _offset(self) -> torch.Tensor:
+        p, (mu_a, mu_b) = self.model.params_, self.model._centres
+        return mu_a @ F.softplus(p["Wa_raw"]) + mu_b @ F.softplus(p["Wb_raw"])
+
+    @torch.no_grad()
+    def step(self) -> None:
+        p, (mu_a, mu_b) = self.model.params_, self.model._centres
+        grad_c, decay = p["c"].grad, float(self.model.weight_decay)
+        for name, mu in (("Wa_raw", mu_a), ("Wb_raw", mu_b)):
+            raw = p[name]
+            if raw.grad is None:
+                continue
+            # dL/dW at fixed c' = dL/dW at fixed c - mu (x) dL/dc; both terms through the softplus
+            grad_w = decay * F.softplus(raw) if decay else torch.zeros_like(raw)
+            if grad_c is not None:
+                grad_w -= torch.outer(mu, grad_c)
+            raw.grad.add_(grad_w * torch.sigmoid(raw))
+        before = self._offset()
+        self.optimizer.step()
+        p["c"].sub_(self._offset() - before)
 
 
 class BetaRBM(BoltzmannMachine):
@@ -115,7 +168,30 @@ class BetaRBM(BoltzmannMachine):
     ``p(h_j = 1 | v) = sigmoid(c_j + log(v).Wa_j + log(1 - v).Wb_j)``. ``A, B > 0`` and
     ``Wa, Wb >= 0`` (stored through softplus), so every Beta parameter stays positive for
     every hidden state: a unit that turns on adds to both shapes, moving the mean up or down
-    and sharpening it. Data (``N x D`` in [0, 1]) are clamped to ``[eps, 1 - eps]``.
+    and sharpening it. Data (``N x D`` in [0, 1]) are clamped to ``[eps, 1 - eps]``; the
+    model's own samples only as far as their logarithms need to stay finite, since its
+    density lives on all of (0, 1). Much of X on 0 or 1 (more than 1% of the values) draws a
+    warning: a Beta density has no point masses, so dequantise such data first (the warning
+    says how), or use ``RBM`` for binary data.
+
+    Training steps in centred coordinates: the hidden input is written ``c' + (log v -
+    mu_a).Wa + (log(1 - v) - mu_b).Wb`` with ``mu`` the training data's means of the two
+    statistics, the same energy with its hidden biases written another way. With many
+    inputs the uncentred input is far below zero (``Wa, Wb >= 0``, logarithms < 0), and a
+    plain gradient step on ``Wa`` moves it by far more than its spread over the rows. The
+    stored ``c`` stays the energy's own bias. The model starts at each unit's marginal
+    Beta (method of moments), the share ``init_weight`` of each unit's shapes carried by the
+    hidden units, and ``c`` offsetting the mean input, so every unit starts near half on.
+    ``weight_decay`` is an L2 penalty on ``Wa`` and ``Wb``. A fit whose hidden means end up
+    the same for every training row warns (``transform`` would say nothing).
+
+    Args:
+        eps: the clamp of the data, in (0, 0.5).
+        init_weight: share of each visible unit's initial Beta shapes carried by the hidden
+            weights, in (0, 1).
+        init_scale: log-normal spread of the initial weights is ``100 * init_scale``.
+        Others: as :class:`~fastseq.boltzmann.BoltzmannMachine`; Adam with a rate near 0.01
+            suits this machine (the statistics ``log v`` reach ``log eps``).
 
     :attr:`components_` is ``(Wa - Wb).T``: a positive entry pulls visible unit i toward 1
     when hidden unit j turns on, a negative one toward 0 (``shapes()`` holds ``Wa`` and
@@ -132,12 +208,12 @@ class BetaRBM(BoltzmannMachine):
         (3,)
     """
 
-    _decayed = ("Wa", "Wb")
+    _decayed = ()  # the weights are stored through softplus: _CentredStep decays Wa and Wb themselves
 
     _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints,
-                                    "eps": [Interval(Real, 0, 0.5, closed="neither")], "init_weight": [_positive()]}
+                                    "eps": [Interval(Real, 0, 0.5, closed="neither")], "init_weight": [Interval(Real, 0, 1, closed="neither")]}
 
-    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.05, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.5, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
@@ -170,22 +246,106 @@ class BetaRBM(BoltzmannMachine):
     def _prepare_visible(self, v):
         return v.clamp(float(self.eps), 1.0 - float(self.eps))
 
+    def _prepare_sample(self, v):
+        # the model's density lives on (0, 1), not on [eps, 1 - eps]: its samples are kept
+        # off 0 and 1 only as far as log v and log(1 - v) need to stay finite
+        tiny = _TINY[v.dtype]
+        return v.clamp(tiny, 1.0 - tiny)
+
     def _init_params(self, mean, var):
         d, h = mean.shape[0], int(self.n_components)
-        # method of moments per unit (of the clamped data), so the hidden-off model starts at the marginals
+        # method of moments per unit (of the clamped data): the starting model has each unit's
+        # marginal mean and variance, with hidden units on at about half the rows
         m = mean
         var = var.clamp_min(1e-6)
         nu = (m * (1 - m) / var - 1).clamp(0.05, 1e3)
         a, b = (m * nu).clamp_min(0.02), ((1 - m) * nu).clamp_min(0.02)
-        inv = _softplus_inv(float(self.init_weight))
-        noise = lambda: torch.randn(d, h, generator=self._tgen, device=self.device, dtype=self._tdtype)  # noqa: E731
+        # the hidden units carry the share init_weight of each unit's shapes (h / 2 of them
+        # on at a time), each a random multiple of its part so that they differ: weights
+        # sized to the Beta they move, not one size for every unit; a fixed size either
+        # swamps the shapes of narrow units or leaves wide ones unmoved
+        share, spread = float(self.init_weight), float(self.init_scale) * 100
+        noise = lambda: torch.exp(spread * torch.randn(d, h, generator=self._tgen, device=self.device,  # noqa: E731
+                                                       dtype=self._tdtype) - spread * spread / 2)
+        wa, wb = (2 * share / h) * a[:, None] * noise(), (2 * share / h) * b[:, None] * noise()
+        a, b = (1 - share) * a, (1 - share) * b
+        # the hidden bias offsets the typical input, so each unit starts near sigmoid(0) on the
+        # data: with Wa, Wb >= 0, log v.Wa + log(1 - v).Wb is large and negative over many inputs
+        mu_a, mu_b = self._centres
         return {
-            "Wa_raw": (inv + float(self.init_scale) * 100 * noise()).requires_grad_(),
-            "Wb_raw": (inv + float(self.init_scale) * 100 * noise()).requires_grad_(),
-            "A_raw": (a + torch.log(-torch.expm1(-a))).requires_grad_(),
-            "B_raw": (b + torch.log(-torch.expm1(-b))).requires_grad_(),
-            "c": torch.zeros(h, device=self.device, dtype=self._tdtype).requires_grad_(),
+            "Wa_raw": _softplus_inv_t(wa).requires_grad_(),
+            "Wb_raw": _softplus_inv_t(wb).requires_grad_(),
+            "A_raw": _softplus_inv_t(a).requires_grad_(),
+            "B_raw": _softplus_inv_t(b).requires_grad_(),
+            "c": (-(mu_a @ wa + mu_b @ wb)).requires_grad_(),
         }
+
+    def _initialise(self, X) -> None:
+        mu_a, mu_b, self._clamped = self._log_means(X)
+        self._centres = (mu_a, mu_b)
+        super()._initialise(X)
+
+    def _warn_clamped(self) -> None:
+        """After a fit or a first partial_fit: warn (at the caller's line) if much of X sat on the clamp."""
+        clamped = self.__dict__.pop("_clamped", 0.0)
+        if clamped > _CLAMPED_WARN:
+            warnings.warn(
+                f"{clamped:.1%} of the values passed to {type(self).__name__} lie within eps={self.eps:g} of 0 or 1 "
+                f"(exactly 0 or 1, say) and are clamped to [eps, 1 - eps]. A Beta density has no point masses: "
+                f"values piled on one point make the likelihood unbounded, so training chases them with sharper and "
+                f"sharper Beta shapes there instead of learning the rest of the data. Spread such values into the "
+                f"open interval first: for data quantised in steps of 1/k, d + (1 - 2 * d) * (k * X + U) / (k + 1) "
+                f"with U uniform on [0, 1) and a margin d such as 0.02; or use RBM for (nearly) binary data.",
+                UserWarning, stacklevel=3)
+
+    def _log_means(self, X) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Column means of ``log v`` and ``log(1 - v)`` of the clamped rows of X, and the share
+        of its values that the clamp moved or left on its edge (chunked)."""
+        la = lb = 0.0
+        edge, lo, hi = 0, float(self.eps), 1.0 - float(self.eps)
+        for v in self._rows(X):
+            edge += int(((v <= lo) | (v >= hi)).sum())
+            v = self._prepare_visible(v).double()
+            la, lb = la + torch.log(v).sum(0), lb + torch.log1p(-v).sum(0)
+        n = X.shape[0]
+        return (la / n).to(self._tdtype), (lb / n).to(self._tdtype), edge / max(1, n * X.shape[1])
+
+    def fit(self, X, y=None) -> "BetaRBM":
+        """As :meth:`BoltzmannMachine.fit`; warns when much of X sits on 0 or 1 (clamped), and
+        when the trained hidden units give the same features for every row."""
+        super().fit(X, y)
+        self._warn_clamped()
+        if int(self.n_iter):
+            self._check_features(self._validate(X))
+        return self
+
+    def partial_fit(self, X, y=None) -> "BetaRBM":
+        """As :meth:`BoltzmannMachine.partial_fit`; the first call warns as :meth:`fit` does about X."""
+        super().partial_fit(X, y)
+        self._warn_clamped()
+        return self
+
+    def _check_features(self, X) -> None:
+        """Warn when the hidden means are the same for every row of X: transform would say nothing."""
+        rows = np.sort(np.random.default_rng(0).permutation(X.shape[0])[:_FEATURE_ROWS])
+        h = self._map_valid(X[rows], lambda v: self._hidden_mean(self._hidden_pre(v)))
+        spread = float(h.std(0).max()) if len(h) > 1 else 1.0
+        if spread < _FEATURE_SPREAD_WARN:
+            warnings.warn(
+                f"{type(self).__name__}'s hidden units do not respond to the data: each unit's mean varies by at most "
+                f"{spread:.2g} (standard deviation) across the training rows, so transform gives (nearly) the same "
+                f"features for every row. Train with a lower learning_rate (got {self.learning_rate!r}) or "
+                f"optimizer='adam', and check that the columns of X vary and are not piled on 0 or 1.",
+                UserWarning, stacklevel=3)
+
+    def _start_training(self, n_chains: int) -> None:
+        super()._start_training(n_chains)
+        self._opt = _CentredStep(self, self._opt)
+
+    def _update(self, v0):
+        if getattr(self, "_centres", None) is None:  # a loaded machine: centre on its first mini-batch
+            self._centres = (torch.log(v0).mean(0).detach(), torch.log1p(-v0).mean(0).detach())
+        super()._update(v0)
 
     def shapes(self) -> dict[str, torch.Tensor]:
         """The positive parameters ``A, B`` (D,) and ``Wa, Wb`` (D x H), detached."""
@@ -225,7 +385,7 @@ class BetaRBM(BoltzmannMachine):
         s, c = self.shapes(), self.params_["c"].detach()
         v = h
         for step in range(k):
-            v = self._beta_ab(s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T)
+            v = self._prepare_sample(self._beta_ab(s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T))
             if step + 1 < k:
                 h = self._bernoulli(c + torch.log(v) @ s["Wa"] + torch.log1p(-v) @ s["Wb"])
         return v, h
