@@ -23,7 +23,7 @@ from sklearn.utils._param_validation import Interval
 from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq.boltzmann._anneal import AnnealBeta
 from fastseq.boltzmann._rbm import _SigmoidRBM
-from fastseq.boltzmann._base import BoltzmannMachine, _positive, _store
+from fastseq.boltzmann._base import TEMPERING, BoltzmannMachine, _positive, _store
 
 __all__ = ["RRBM", "R3BM", "BetaRBM"]
 
@@ -211,13 +211,15 @@ class BetaRBM(BoltzmannMachine):
     _decayed = ()  # the weights are stored through softplus: _CentredStep decays Wa and Wb themselves
 
     _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints,
-                                    "eps": [Interval(Real, 0, 0.5, closed="neither")], "init_weight": [Interval(Real, 0, 1, closed="neither")]}
+                                    "eps": [Interval(Real, 0, 0.5, closed="neither")],
+                                    "init_weight": [Interval(Real, 0, 1, closed="neither")], "tempering": TEMPERING}
 
     def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.5, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
-                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None) -> None:
+                 torch_threads: int | None = 1, verbose: int = 0, progress: bool = False, random_state=None,
+                 tempering=None) -> None:
         _store(self, locals())
 
     def __sklearn_tags__(self):

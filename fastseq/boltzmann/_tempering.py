@@ -199,7 +199,7 @@ class _BetaPath(_Path):
     def visible(self, h, beta):
         a = 1 + beta * (self.A + h @ self.Wa.T - 1)
         b = 1 + beta * (self.B + h @ self.Wb.T - 1)
-        return self.m._prepare_visible(self.m._beta_ab(a, b))
+        return self.m._prepare_sample(self.m._beta_ab(a, b))
 
 
 def path_for(model) -> _Path:
@@ -287,7 +287,7 @@ class Replicas:
         self.visible()
 
     def visible(self) -> None:
-        self.v = self.m._prepare_visible(self.path.visible(self.h, self.beta_col))
+        self.v = self.m._prepare_sample(self.path.visible(self.h, self.beta_col))
         self.n_sweeps += 1
 
     def top(self, what: torch.Tensor) -> torch.Tensor:

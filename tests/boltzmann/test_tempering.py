@@ -274,6 +274,18 @@ def test_tempered_training(binary):
     assert len(g.tempering_.betas) == 3
 
 
+def test_beta_rbm_trains_with_tempering():
+    X = np.clip(np.random.default_rng(1).beta(2, 3, size=(80, 6)), 0.02, 0.98)
+    m = BetaRBM(n_components=4, n_iter=2, n_chains=8, optimizer="adam", learning_rate=0.01, random_state=0,
+                tempering=3).fit(X)
+    assert len(m.tempering_.betas) == 3 and m._replicas.v.shape == (24, 6)
+    plain = BetaRBM(n_components=4, n_iter=2, n_chains=8, optimizer="adam", learning_rate=0.01,
+                    random_state=0).fit(X)
+    assert not np.array_equal(plain.components_, m.components_)  # the tempered chains gave the statistics
+    samples = m.sample(5, n_steps=20)
+    assert samples.shape == (5, 6) and ((samples > 0) & (samples < 1)).all()
+
+
 def test_tempered_training_errors(binary):
     with pytest.raises(ValueError, match="persistent=True with tempering=3"):
         RBM(n_components=4, n_iter=1, persistent=False, tempering=3).fit(binary)
