@@ -53,6 +53,7 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     "rbm": Kind("a fastseq Boltzmann machine (RBM) file", "fastseq.boltzmann._base:load_rbm"),
+    "dbn": Kind("a fastseq deep belief net (DeepBeliefNet) file", "fastseq.boltzmann.deep:load_dbn"),
     "conv_autoencoder": Kind("a fastseq ConvAutoencoder model file", "fastseq.conv.model:load_autoencoder"),
     "rowrnn": Kind("a fastseq row model (RowRNN) file", "fastseq.rowrnn.models:load_model"),
     "train_bptt_checkpoint": Kind("a fastseq train_bptt checkpoint", "fastseq.bptt.checkpoint:load_checkpoint",
@@ -227,6 +228,7 @@ def load(path: str | os.PathLike, device=None) -> Any:
 
     - a Boltzmann machine (``RBM``, ``RRBM``, ``R3BM``, ``BetaRBM``, ``GaussianRBM``):
       that estimator, fitted (as :func:`fastseq.boltzmann._base.load_rbm`);
+    - a :class:`~fastseq.boltzmann.DeepBeliefNet`, fitted, with its stack of machines;
     - a :class:`~fastseq.conv.ConvAutoencoder` (as :func:`fastseq.conv.model.load_autoencoder`);
     - a row model (``TiedRNN``, ``UntiedRNN``, ``GRURows``, ``LSTMRows``; as
       :func:`fastseq.rowrnn.models.load_model`);

@@ -706,9 +706,12 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Write the parameters and settings to ``path`` in fastseq's file format (safetensors
         with a JSON header, written atomically, never pickle; see :func:`fastseq.save`)."""
         check_is_fitted(self)
-        header = {"class": type(self).__name__, "config": self._config(), "n_features_in": self.n_features_in_,
-                  "n_chains": int(self._h_chain.shape[0])}
-        files.write(path, "rbm", header, self.params_)
+        files.write(path, "rbm", self._file_header(), self.params_)
+
+    def _file_header(self) -> dict[str, Any]:
+        """What a file needs besides the parameters to rebuild this fitted machine (see :func:`_machine_from`)."""
+        return {"class": type(self).__name__, "config": self._config(), "n_features_in": self.n_features_in_,
+                "n_chains": int(self._h_chain.shape[0])}
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> "BoltzmannMachine":
@@ -748,13 +751,19 @@ def load_rbm(path: str | os.PathLike, device: str | torch.device | None = None) 
     if device is not None:
         torch_device("device", device)
     header, params = files.read(path, "rbm")
-    path = os.fspath(path)
+    return _machine_from(header, params, os.fspath(path), device)
+
+
+def _machine_from(header: dict[str, Any], params: dict[str, torch.Tensor], path: str,
+                  device: str | torch.device | None = None, kind: str = "rbm") -> BoltzmannMachine:
+    """A fitted machine from what :meth:`BoltzmannMachine._file_header` wrote and its parameters;
+    ``path`` and ``kind`` name the file in errors."""
     classes = BoltzmannMachine._registry
     klass = classes.get(header.get("class"))
     if klass is None:
         raise files.FileError(f"Expected path {path!r} to hold one of {sorted(classes)}, got class "
                               f"{header.get('class')!r}.")
-    with files.building(path, "rbm"):
+    with files.building(path, kind):
         cfg = dict(header["config"])
         if device is not None:
             cfg["device"] = device

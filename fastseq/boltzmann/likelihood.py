@@ -179,18 +179,22 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
 def average_log_likelihood(model, X, log_z: float | AISResult) -> float:
     """Mean log p(v) = mean(-F(v)) - log Z over the rows of X (binarised at 0.5 for ``RBM``)."""
     _check_model(model)
-    if isinstance(log_z, AISResult):
-        lz = log_z.log_z
-    elif isinstance(log_z, (bool, np.bool_)) or not isinstance(log_z, (int, float, np.integer, np.floating)):
-        raise TypeError(f"Expected log_z to be a number or an AISResult, got {type(log_z).__name__} {log_z!r}.")
-    else:
-        lz = finite_float("log_z", log_z)
+    lz = _log_z_value(log_z)
     X = model._validate(X)
     total = 0.0
     with torch.no_grad():
         for v in model._rows(X):
             total += float(model._free_energy_pre(model._likelihood_visible(v))[0].double().sum())
     return -total / X.shape[0] - lz
+
+
+def _log_z_value(log_z: float | AISResult) -> float:
+    """The number a ``log_z`` argument stands for: a finite number, or an AISResult's estimate."""
+    if isinstance(log_z, AISResult):
+        return log_z.log_z
+    if isinstance(log_z, (bool, np.bool_)) or not isinstance(log_z, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Expected log_z to be a number or an AISResult, got {type(log_z).__name__} {log_z!r}.")
+    return finite_float("log_z", log_z)
 
 
 def pseudo_likelihood(model, X, chunk_elements: int = 1 << 22) -> np.ndarray:
