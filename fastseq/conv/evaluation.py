@@ -49,7 +49,8 @@ _CODE_MODEL_METHODS = ("fit", "transform", "inverse_transform", "gibbs", "sample
 #: short layer-wise training, then long end-to-end training at the full rate. On 1,200
 #: digits the network's error fell from 2.0x PCA's (8 epochs per layer, 4 end to end at a
 #: quarter of the rate) to 0.66x (these), in about 20 s of one CPU thread; see docs/guide/faces.md.
-DIGITS_TRAINING: Mapping[str, float] = MappingProxyType({"epochs": 4, "fine_tune_epochs": 40, "fine_tune_rate": 1.0})
+DIGITS_TRAINING: Mapping[str, int | float] = MappingProxyType(
+    {"epochs": 4, "fine_tune_epochs": 40, "fine_tune_rate": 1.0})
 
 
 @dataclass(frozen=True, eq=False)
