@@ -53,15 +53,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-images", type=_positive, default=None, metavar="N",
                         help="use at most N images (default all faces, 1500 digits)")
     parser.add_argument("--channels", type=_positive, nargs="+", default=None, metavar="C",
-                        help="channels of each CNN layer (with --strides; default for S: see fastseq.conv.default_config)")
+                        help="channels of each CNN layer (with --strides; default for S: see fastseq.conv.default_config, "
+                             "data='digits' for mnist)")
     parser.add_argument("--strides", type=_positive, nargs="+", default=None, metavar="STRIDE",
                         help="stride of each CNN layer")
     parser.add_argument("--model", default=None, metavar="FILE",
                         help="a CNN saved by an earlier run (.safetensors or .npz) instead of training one")
     parser.add_argument("--cnn-epochs", type=_count, default=None, metavar="N",
-                        help="epochs per layer (default 20; 8 for mnist)")
+                        help="epochs per layer (default 20; 4 for mnist)")
     parser.add_argument("--fine-tune-epochs", type=_count, default=None, metavar="N",
-                        help="end-to-end epochs after the layers (default 20; 4 for mnist)")
+                        help="end-to-end epochs after the layers, at a quarter of --cnn-learning-rate (default 20; "
+                             "40 for mnist, at the full rate)")
     parser.add_argument("--cnn-learning-rate", type=_rate, default=2e-3, metavar="LR", help="Adam step size")
     parser.add_argument("--batch", type=_positive, default=16, metavar="B", help="images (or codes) per step")
     parser.add_argument("--machines", nargs="+", choices=MACHINES, default=list(MACHINES), metavar="NAME",
@@ -153,7 +155,7 @@ def _config(args, size: int):
         raise CommandError("Expected --channels and --strides together, got only one of them.")
     try:
         if args.channels is None:
-            return default_config(size)
+            return default_config(size, "digits" if args.dataset == "mnist" else "faces")
         return ConvConfig(size, tuple(args.channels), tuple(args.strides))
     except ValueError as exc:
         raise CommandError(str(exc).replace("Expected size", "Expected --size").replace(
@@ -222,14 +224,15 @@ def _report(rep) -> dict:
 
 def _train_cnn(args, config, train, paths):
     """The network, trained and saved at once, and what its training did."""
-    from fastseq.conv.evaluation import train_autoencoder
+    from fastseq.conv.evaluation import DIGITS_TRAINING, train_autoencoder
 
-    mnist = args.dataset == "mnist"
+    settings = dict(DIGITS_TRAINING) if args.dataset == "mnist" else {}
+    for key, option in (("epochs", args.cnn_epochs), ("fine_tune_epochs", args.fine_tune_epochs)):
+        if option is not None:
+            settings[key] = option
     model, reports = train_autoencoder(
-        train, config, epochs=args.cnn_epochs if args.cnn_epochs is not None else (8 if mnist else 20),
-        fine_tune_epochs=args.fine_tune_epochs if args.fine_tune_epochs is not None else (4 if mnist else 20),
-        learning_rate=args.cnn_learning_rate, batch_size=args.batch, seed=args.seed, device=args.device,
-        progress=not args.quiet, log=lambda text: _say(args, text))
+        train, config, **settings, learning_rate=args.cnn_learning_rate, batch_size=args.batch, seed=args.seed,
+        device=args.device, progress=not args.quiet, log=lambda text: _say(args, text))
     info: dict = {"layers": [{"layer": r.layer, **_report(r)} for r in reports if r.layer]}
     info.update({"fine_tune": _report(r) for r in reports if not r.layer})
     model.save(paths["cnn"])

@@ -39,8 +39,10 @@ def pca_reconstruction_error(train, test, n_components: int) -> tuple[float, int
     Args:
         train: ``N x ...`` rows to fit on (flattened).
         test: ``M x ...`` rows to reconstruct.
-        n_components: code size; at most ``min(N, features)`` components exist, so fewer
-            are used when the training set is smaller (the best PCA can do on that data).
+        n_components: code size; at most ``min(N, features)`` components are used (``N``
+            centred rows span at most ``N - 1`` directions, so a larger code would add
+            nothing): with fewer training rows than ``n_components`` this is the best PCA
+            can do on that data, but not a comparison at equal code size.
 
     Returns:
         ``(error, components used)``.

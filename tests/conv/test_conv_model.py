@@ -15,6 +15,10 @@ def test_default_shapes():
     assert c64.code_shape == (32, 4, 4) and c64.code_size == 512
     assert default_config(25).code_size == 288
     assert default_config(28).code_shape == (8, 7, 7)
+    digits = default_config(28, "digits")
+    assert digits.code_shape == (8, 3, 3) and digits.activation == "elu"
+    with pytest.raises(ValueError, match="Expected data to be one of 'faces', 'digits', got 'mnist'"):
+        default_config(28, "mnist")
 
 
 @pytest.mark.parametrize("size", [9, 13, 16, 25, 31])

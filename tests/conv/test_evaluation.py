@@ -176,3 +176,33 @@ def test_protocol_arguments_are_checked(split):
         evaluate_faces(train, test, {"mean": Mean()}, autoencoder=net, seed=2**40)
     with pytest.raises(ValueError, match="Expected train to hold finite numbers"):
         evaluate_faces(np.where(train == train.max(), np.nan, train), test, {"mean": Mean()}, autoencoder=net)
+
+
+@pytest.mark.slow
+def test_digits_network_beats_pca_at_equal_code_size():
+    """The digits' defaults, on 200 training digits: the network (72 codes) beats PCA with 72
+    components on 50 held-out digits. Measured 1.33x; each earlier choice fails the bar on its
+    own: 8 + 4 epochs at a quarter rate 0.55x, tanh units 0.98x, a quarter-rate fine-tuning 1.05x."""
+    from fastseq.conv import default_config
+    from fastseq.conv.evaluation import DIGITS_TRAINING
+    from fastseq.datasets.mnist import load_mnist
+
+    s = split_digits(load_mnist(), limit=250, seed=0)
+    before = s.train.copy()
+    net, reports = train_autoencoder(s.train, default_config(28, "digits"), **DIGITS_TRAINING, seed=0)
+    np.testing.assert_array_equal(s.train, before)
+    assert [r.layer for r in reports] == [1, 2, 3, 0] and len(reports[-1].epoch_losses) == 40
+    cnn = mean_squared_error(net.reconstruct(s.test), s.test)
+    pca, k = pca_reconstruction_error(s.train, s.test, net.config.code_size)
+    assert k == net.config.code_size == 72  # equal code size: 200 training digits allow 72 components
+    assert pca / cnn > 1.15, (cnn, pca)
+
+
+def test_fine_tuning_rate_is_a_share_of_the_learning_rate(split):
+    a, _ = train_autoencoder(split.train, CONFIG, epochs=0, fine_tune_epochs=1, learning_rate=4e-3, seed=0)
+    b, _ = train_autoencoder(split.train, CONFIG, epochs=0, fine_tune_epochs=1, learning_rate=1e-3,
+                             fine_tune_rate=1.0, seed=0)
+    np.testing.assert_allclose(a.encode(split.test), b.encode(split.test), atol=1e-6)  # both fine-tune at 1e-3
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="Expected fine_tune_rate to be a finite number"):
+            train_autoencoder(split.train, CONFIG, epochs=1, fine_tune_rate=bad)
