@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from fastseq._util.progress import progress_bar
-from fastseq._util.validate import positive_int, real_array
+from fastseq._util.validate import positive_int, real_array, refuse_non_finite
 from fastseq.bptt.epoch import EpochSpec, Tail
 from fastseq.bptt.feedback import fused_window
 from fastseq.bptt.loader import LoaderWindow, SlotSwapLoader, check_paired_lengths
@@ -111,6 +111,8 @@ def _seed_tensor(seed, name: str, shape_text: str, ndim: int, device, dtype) -> 
                          f"{tuple(seed.shape)}.")
     if seed.is_complex():
         raise TypeError(f"Expected {name} to hold real numbers, got dtype {seed.dtype}.")
+    if seed.is_floating_point() and not bool(torch.isfinite(seed).all()):  # every sequence starts from it
+        refuse_non_finite(name, seed.detach().cpu().double().numpy())
     return seed.detach().to(device=device, dtype=dtype)
 
 

@@ -185,6 +185,20 @@ def test_non_finite_loss_in_the_first_window_keeps_the_initial_parameters():
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
 
 
+@pytest.mark.parametrize("which", ["visible_seed", "hidden_seed"])
+def test_non_finite_seeds_are_refused_by_name_before_training(which):
+    ctx, tgt = make_data([3, 2])
+    model = GRUDecoder()
+    before = [p.detach().clone() for p in model.parameters()]
+    seeds = {"visible_seed": torch.zeros(F), "hidden_seed": torch.zeros(1, H)}
+    seeds[which] = seeds[which].clone()
+    seeds[which].view(-1)[1] = float("nan")
+    with pytest.raises(ValueError, match=rf"^Expected {which} to hold finite numbers, got nan at index"):
+        fastseq.train_bptt(model, ctx, tgt, seeds["visible_seed"], seeds["hidden_seed"],
+                           torch.optim.SGD(model.parameters(), lr=0.1), 2, 3)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before))
+
+
 def test_bad_inputs_name_the_argument():
     ctx, tgt = make_data([3, 2])
     model = GRUDecoder()
