@@ -347,6 +347,10 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         return self._prepare_visible(v)
 
     def _random_visible(self, n: int) -> torch.Tensor:
+        # the chains' visible and hidden states, a step's new ones and the sampler's scratch
+        itemsize = torch.empty((), dtype=self._tdtype).element_size()
+        check_fits(f"{type(self).__name__}.sample(n_samples={n}) of {self.n_features_in_} features",
+                   4.0 * n * (self.n_features_in_ + self.n_components) * itemsize)
         return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
 
     def _chain(self, h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from fastseq._util import files
+from fastseq._util.memory import check_fits
 from fastseq._util.validate import bounded_int, one_of, positive_int, seed_arg, torch_device
 from fastseq.boltzmann._base import BoltzmannMachine, _array_like, _machine_from
 from fastseq.boltzmann._beta import BetaRBM
@@ -235,7 +236,12 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         check_is_fitted(self)
         top = self.layers_[-1]
-        if start is not None:
+        if start is None:  # the way down holds every layer's values for each sample
+            widths = sum(m.n_features_in_ + m.n_components for m in self.layers_)
+            n = positive_int("n_samples", n_samples)
+            check_fits(f"DeepBeliefNet.sample(n_samples={n}) through layers of {widths} units in all",
+                       16.0 * n * widths)
+        else:
             start = self._up(start, len(self.layers_) - 1)
         v = top.sample(n_samples, n_steps, start=start, return_means=return_means, progress=progress)
         return self._down(v, self.layers_[:-1], means=return_means)
@@ -254,6 +260,9 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         check_is_fitted(self)
         n_steps = bounded_int("n_steps", n_steps, low=2)
+        widths = sum(m.n_features_in_ + m.n_components for m in self.layers_)
+        check_fits(f"DeepBeliefNet.interpolate(n_steps={n_steps}) through layers of {widths} units in all",
+                   16.0 * n_steps * widths)
         ends = np.concatenate([self._one_row("a", a), self._one_row("b", b)])
         codes = self._up(ends)
         t = np.linspace(0.0, 1.0, n_steps, dtype=codes.dtype)[:, None]
@@ -261,12 +270,13 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         return self._down(line, self.layers_)
 
     def _one_row(self, name: str, x) -> np.ndarray:
-        row = check_array(_array_like(name, x, "(D,)"), ensure_2d=False, dtype=(np.float64, np.float32),
-                          input_name=name)
         d = self.n_features_in_
-        if row.shape not in ((d,), (1, d)):
+        x = _array_like(name, x, "(D,)")
+        shape = np.shape(x) if not sp.issparse(x) else x.shape
+        if shape not in ((d,), (1, d)):  # before scikit-learn's checks, whose messages do not name it
             raise ValueError(f"Expected {name} to be one input row of {d} features, shape ({d},) or (1, {d}), "
-                             f"got shape {row.shape}.")
+                             f"got shape {shape}.")
+        row = check_array(x, ensure_2d=False, dtype=(np.float64, np.float32), input_name=name)
         return row.reshape(1, d)
 
     # ------------------------------------------------------------------ likelihood
