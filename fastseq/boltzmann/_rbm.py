@@ -222,6 +222,8 @@ class GaussianRBM(BoltzmannMachine):
         (3, 6)
     """
 
+    scaling = "standard"  # as a code model (fastseq.conv): fed standardised codes, not [0, 1] ones
+
     _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints,
                                     "sigma": [_positive()], "learn_sigma": ["boolean"], "tempering": TEMPERING}
 

@@ -12,7 +12,8 @@ from fastseq.boltzmann import (R3BM, RBM, RRBM, BetaRBM, BoltzmannMachine, Gauss
 
 MACHINES = (RBM, GaussianRBM, RRBM, R3BM, BetaRBM)
 METHODS = ("fit", "partial_fit", "transform", "fit_transform", "score_samples", "free_energy", "gibbs", "sample",
-           "reconstruct", "hidden_mean", "visible_mean", "sample_hidden", "sample_visible", "save", "load")
+           "reconstruct", "hidden_mean", "visible_mean", "sample_hidden", "sample_visible", "inverse_transform", "save",
+           "load")
 ATTRIBUTES = ("components_", "intercept_hidden_", "intercept_visible_", "h_samples_")
 D, H, N = 7, 4, 30
 
@@ -38,8 +39,17 @@ def test_every_class_has_the_same_surface(cls):
     for name in ATTRIBUTES:
         assert isinstance(getattr(cls, name, None), property), f"{cls.__name__}.{name}"
     # one definition of each conditional, in the base: the machines differ only in their hooks
-    for name in ("hidden_mean", "visible_mean", "sample_hidden", "sample_visible", *ATTRIBUTES):
+    for name in ("hidden_mean", "visible_mean", "sample_hidden", "sample_visible", "inverse_transform", *ATTRIBUTES):
         assert getattr(cls, name) is getattr(BoltzmannMachine, name), f"{cls.__name__}.{name}"
+
+
+def test_a_machine_is_a_code_model_as_it_is(machine, data):
+    from fastseq.conv import CodeModel
+
+    assert isinstance(machine, CodeModel)
+    h = machine.transform(data[:5])
+    np.testing.assert_array_equal(machine.inverse_transform(h), machine.visible_mean(h))
+    assert getattr(machine, "scaling", "unit") == ("standard" if isinstance(machine, GaussianRBM) else "unit")
 
 
 def test_fitted_attributes_are_numpy_of_the_documented_shapes(machine, data):
