@@ -443,11 +443,12 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Hidden unit means ``E[h | v]`` of each row, ``N x H`` (scikit-learn's transform; :meth:`hidden_mean`)."""
         return self.hidden_mean(X)
 
-    def inverse_transform(self, H) -> np.ndarray:
-        """Visible means ``E[v | h]``, ``N x D``, of hidden values ``N x H`` (:meth:`visible_mean`):
+    def inverse_transform(self, X) -> np.ndarray:
+        """Visible means ``E[v | h]``, ``N x D``, of hidden values ``X`` (``N x H``; :meth:`visible_mean`):
         back from :meth:`transform`'s space, so a machine is a code model of
-        :class:`fastseq.conv.StackedModel` and :func:`fastseq.conv.evaluate_faces` as it is."""
-        return self.visible_mean(H)
+        :class:`fastseq.conv.StackedModel` and :func:`fastseq.conv.evaluate_faces` as it is.
+        (Named ``X``, as scikit-learn names it: another name would count as routed metadata.)"""
+        return self.visible_mean(X)
 
     def hidden_mean(self, v) -> np.ndarray:
         """Hidden unit means ``E[h | v]``, ``N x H``, of visible rows ``N x D`` (what :meth:`transform` returns)."""
