@@ -237,10 +237,8 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         check_is_fitted(self)
         top = self.layers_[-1]
         if start is None:  # the way down holds every layer's values for each sample
-            widths = sum(m.n_features_in_ + m.n_components for m in self.layers_)
             n = positive_int("n_samples", n_samples)
-            check_fits(f"DeepBeliefNet.sample(n_samples={n}) through layers of {widths} units in all",
-                       16.0 * n * widths)
+            self._check_rows_fit(f"sample(n_samples={n})", n)
         else:
             start = self._up(start, len(self.layers_) - 1)
         v = top.sample(n_samples, n_steps, start=start, return_means=return_means, progress=progress)
@@ -260,14 +258,17 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         """
         check_is_fitted(self)
         n_steps = bounded_int("n_steps", n_steps, low=2)
-        widths = sum(m.n_features_in_ + m.n_components for m in self.layers_)
-        check_fits(f"DeepBeliefNet.interpolate(n_steps={n_steps}) through layers of {widths} units in all",
-                   16.0 * n_steps * widths)
+        self._check_rows_fit(f"interpolate(n_steps={n_steps})", n_steps)
         ends = np.concatenate([self._one_row("a", a), self._one_row("b", b)])
         codes = self._up(ends)
         t = np.linspace(0.0, 1.0, n_steps, dtype=codes.dtype)[:, None]
         line = np.clip((1 - t) * codes[0] + t * codes[1], 0, 1)  # a convex combination; clip rounding only
         return self._down(line, self.layers_)
+
+    def _check_rows_fit(self, what: str, rows: int) -> None:
+        """``rows`` rows through every layer (each layer's values on the way, in float64 and a copy)."""
+        widths = sum(m.n_features_in_ + m.n_components for m in self.layers_)
+        check_fits(f"DeepBeliefNet.{what} through layers of {widths} units in all", 16.0 * rows * widths)
 
     def _one_row(self, name: str, x) -> np.ndarray:
         d = self.n_features_in_
