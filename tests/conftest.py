@@ -7,6 +7,7 @@ twin on the same input and compares the results.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -115,5 +116,10 @@ def pytest_unconfigure(config) -> None:
     import faulthandler
     import sys
 
+    # Only where pytest is the program: a tool that runs pytest inside its own process
+    # (mutmut, an IDE) goes on after the session and must not be ended by the watchdog.
+    program = Path(sys.argv[0])
+    if program.name not in ("pytest", "py.test") and program.parent.name != "pytest":
+        return
     sys.stderr.flush()
     faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)

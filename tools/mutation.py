@@ -6,10 +6,18 @@ in ``tools/mutation_patches.py``. Everything runs in a temporary copy of the che
 (the built extension included), so the working tree is never touched; each mutant runs
 only the test files listed for its module, with a per-mutant time limit.
 
-Mutants are sampled (seeded) per module so that a run fits the machine: the score is
-``killed / sampled``, printed per module with every survivor.
+Two modes. The sampled mode draws a few mutants per module (seeded) from a hand-kept list
+of modules and their test files: a quick check, the score ``killed / sampled``. The full
+mode (``--full``) makes every mutant of every Python module with logic, one mutmut run
+per subpackage over that subpackage's tests (mutmut then runs, for each mutant, only
+the tests that executed the mutated function: coverage-based selection), and records
+the result per module in ``tools/mutation_results.json``; mutants argued equivalent in
+one line each in ``tools/mutation_equivalent.json`` leave the score's denominator.
 
-    python tools/mutation.py                      # every module, 8 mutants each
+    python tools/mutation.py --full --jobs 2      # everything (hours; see CONTRIBUTING.md)
+    python tools/mutation.py --full --groups mosaic,rowrnn
+    python tools/mutation.py --inventory          # mutants per logic module, no run
+    python tools/mutation.py                      # sampled: every listed module, 8 mutants each
     python tools/mutation.py --quick              # 3 per module, about 5-10 minutes
     python tools/mutation.py --modules schedule,native_schedule --max-mutants-per-module 40
     python tools/mutation.py --list               # the modules and their test files
@@ -56,6 +64,20 @@ PYTHON_MODULES = {
 }
 ORDER = ["schedule", "native_schedule", "native_gather", "plans", "state", "engines", "fused", "trainer",
          "corrsort", "order_nb", "sampling", "likelihood", "sampling_nb", "cd_nb"]
+# --full: one mutmut run per group of modules, with the tests that exercise them
+# (mutmut selects, per mutant, the tests among these that ran the mutated function)
+GROUPS = {
+    "util": (["fastseq/_util"], ["tests/_util", "tests/bptt", "tests/boltzmann", "tests/commands"]),
+    "bptt": (["fastseq/bptt"], ["tests/bptt", "tests/fuzz"]),
+    "boltzmann": (["fastseq/boltzmann"], ["tests/boltzmann", "tests/fuzz"]),
+    "commands": (["fastseq/commands", "fastseq/cli.py", "fastseq/__init__.py"], ["tests/commands", "tests/fuzz"]),
+    "conv": (["fastseq/conv"], ["tests/conv", "tests/fuzz"]),
+    "datasets": (["fastseq/datasets"], ["tests/datasets"]),
+    "mosaic": (["fastseq/mosaic"], ["tests/mosaic", "tests/fuzz"]),
+    "rowrnn": (["fastseq/rowrnn"], ["tests/rowrnn"]),
+}
+RESULTS = ROOT / "tools" / "mutation_results.json"
+EQUIVALENT = ROOT / "tools" / "mutation_equivalent.json"
 DO_NOT_MUTATE = [r"^\s*raise ", r"warnings\.warn\(", r"^\s*\"\"\"", r"^\s*f?\"Expected"]
 
 
@@ -162,6 +184,78 @@ def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], a
             (root / src).write_text(text)
 
 
+# ------------------------------------------------------------------ full mode (every mutant)
+
+
+def logic_modules(root: Path, paths: list[str]) -> dict[str, int]:
+    """Every ``.py`` file under ``paths`` with at least one mutant, and its mutant count."""
+    files = sorted(str(f.relative_to(root)) for p in paths
+                   for f in ([root / p] if p.endswith(".py") else (root / p).rglob("*.py")))
+    names = mutant_names(root, files)
+    counts = {f: 0 for f in files}
+    for key in names:
+        for f in files:
+            if key.startswith(f[:-3].replace("/", ".") + "."):
+                counts[f] += 1
+    return {f: n for f, n in counts.items() if n}
+
+
+def survivor_diff(root: Path, key: str, env: dict) -> list[str]:
+    diff = subprocess.run([sys.executable, "-m", "mutmut", "show", key], cwd=root, env=env,
+                          capture_output=True, text=True).stdout
+    return [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
+
+
+def run_group(group: str, args) -> dict[str, dict]:
+    """Every mutant of the group's logic modules; the result per module."""
+    paths, tests = GROUPS[group]
+    root = scratch_copy(group)
+    tests = existing(root, tests)
+    with open(root / "pyproject.toml", "a") as fh:
+        fh.write(mutmut_config(paths, tests, ["-m", "not slow"], args.timeout_multiplier))
+    modules = logic_modules(root, paths)
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    with open(root / "mutmut.log", "w") as fh:
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
+                       cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    from mutmut.stats import status_by_exit_code
+
+    equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    out = {}
+    for module, total in modules.items():
+        meta = root / "mutants" / (module + ".meta")
+        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
+        res = {"mutants": total, "killed": 0, "equivalent": 0, "survivors": [], "not_run": 0}
+        for key, code in sorted(codes.items()):
+            status = status_by_exit_code[code]
+            if status in ("killed", "timeout", "segfault", "caught by type check"):
+                res["killed"] += 1
+            elif key in equivalent:
+                res["equivalent"] += 1
+            elif status in ("survived", "suspicious", "no tests"):
+                if args.recheck and status != "no tests" and recheck_killed(root, key, [module], tests, args):
+                    res["killed"] += 1
+                    continue
+                res["survivors"].append({"mutant": key, "status": status, "diff": survivor_diff(root, key, env)})
+            else:
+                res["not_run"] += 1
+        counted = res["mutants"] - res["equivalent"] - res["not_run"]
+        res["score"] = round(res["killed"] / counted, 4) if counted else None
+        out[module] = res
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def record(results: dict[str, dict]) -> None:
+    """Merge per-module results into ``tools/mutation_results.json`` (written atomically)."""
+    kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    kept.update(results)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dict(sorted(kept.items())), indent=1) + "\n")
+    os.replace(tmp, RESULTS)
+
+
 # ------------------------------------------------------------------ curated patches (native)
 
 
@@ -231,10 +325,20 @@ def main(argv=None) -> dict:
     p.add_argument("--patch-timeout", type=float, default=300.0, help="seconds per curated patch")
     p.add_argument("--keep", action="store_true", help="keep the temporary copies")
     p.add_argument("--list", action="store_true")
+    p.add_argument("--full", action="store_true", help="every mutant of every logic module, by group")
+    p.add_argument("--groups", default=",".join(GROUPS), help="with --full: comma-separated, from " + ",".join(GROUPS))
+    p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
+    p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
     p.add_argument("--json")
     args = p.parse_args(argv)
     if args.quick:
         args.max_mutants_per_module = 3
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    if args.full or args.inventory:
+        unknown = [g for g in groups if g not in GROUPS]
+        if unknown:
+            p.error(f"unknown groups {unknown}; choose from {list(GROUPS)}")
+        return full_mode(groups, args)
     if args.list:
         for name in ORDER:
             spec = PYTHON_MODULES.get(name)
@@ -266,6 +370,35 @@ def main(argv=None) -> dict:
     print(f"total            killed {killed} / {total}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+def full_mode(groups: list[str], args) -> dict:
+    if args.inventory:
+        root = scratch_copy("inventory")
+        with open(root / "pyproject.toml", "a") as fh:
+            fh.write(mutmut_config(["fastseq"], [], [], args.timeout_multiplier))
+        counts = {}
+        for g in groups:
+            counts.update(logic_modules(root, GROUPS[g][0]))
+        shutil.rmtree(root, ignore_errors=True)
+        for module, n in counts.items():
+            print(f"{n:6d}  {module}")
+        print(f"{sum(counts.values()):6d}  mutants in {len(counts)} logic modules")
+        return counts
+    results = {}
+    for g in groups:
+        start = time.perf_counter()
+        res = run_group(g, args)
+        record(res)
+        results.update(res)
+        print(f"{g}: {time.perf_counter() - start:.0f} s", flush=True)
+        for module, r in res.items():
+            score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
+            print(f"  {module:42s} {score:>7s}  killed {r['killed']} of {r['mutants']}"
+                  f" ({r['equivalent']} equivalent, {r['not_run']} not run)")
+            for s in r["survivors"]:
+                print(f"      {s['status']}: {s['mutant']}  {' | '.join(s['diff'])[:160]}")
     return results
 
 
