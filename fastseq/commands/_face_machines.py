@@ -130,9 +130,10 @@ def deep_sizes(n_hidden: int, sizes=None) -> tuple[int, ...]:
 
 def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str = "cpu", batch_size: int = 16,
                  learning_rate: float | None = None, progress: bool = False, ais_betas: int = 3000,
-                 ais_runs: int = 64, deep_hidden=None) -> MachineCodes | DeepCodes:
+                 ais_runs: int = 64, deep_hidden=None, cd_steps: int = 1) -> MachineCodes | DeepCodes:
     """One of RRBM, R3BM, BetaRBM, GaussianRBM with the settings ``fastseq faces`` uses for codes
-    (``ais_betas`` temperatures and ``ais_runs`` runs estimate its log-likelihood).
+    (``ais_betas`` temperatures and ``ais_runs`` runs estimate its log-likelihood; ``cd_steps``
+    Gibbs steps per contrastive-divergence update).
 
     CD-1 rather than persistent CD: on the 160 embedded face codes PCD-1 left RRBM's
     mean-field reconstruction at 0.91 of the code variance and its samples nearly
@@ -146,7 +147,7 @@ def make_machine(name: str, n_hidden: int, epochs: int, seed: int, device: str =
     if name not in (*_CLASSES, DEEP):
         raise ValueError(f"Expected a machine in {', '.join([*_CLASSES, DEEP])}, got {name!r}.")
     kwargs = dict(n_components=n_hidden, n_iter=epochs, batch_size=batch_size, optimizer="adam",
-                  learning_rate=learning_rate or 0.01, persistent=False,
+                  learning_rate=learning_rate or 0.01, persistent=False, k=cd_steps,
                   device=device, random_state=seed, progress=progress)
     if name == DEEP:
         del kwargs["n_components"], kwargs["random_state"]

@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rbm-epochs", type=_positive, default=None, metavar="N",
                         help="epochs of each machine (default 100; 20 for mnist)")
     parser.add_argument("--rbm-learning-rate", type=_rate, default=None, metavar="LR", help="machines' Adam step size")
+    parser.add_argument("--cd-steps", type=_positive, default=1, metavar="K",
+                        help="Gibbs steps of each contrastive-divergence update of the machines (CD-K)")
     parser.add_argument("--gibbs-steps", type=_positive, default=1000, metavar="N", help="Gibbs steps per generated face")
     parser.add_argument("--ais-betas", type=_positive, default=3000, metavar="N",
                         help="temperatures of annealed importance sampling (log-likelihood)")
@@ -303,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
     epochs = args.rbm_epochs or (20 if args.dataset == "mnist" else 100)
     machines = {name: make_machine(name, args.hidden, epochs, args.seed, device=args.device, batch_size=args.batch,
                                    learning_rate=args.rbm_learning_rate, progress=not args.quiet,
-                                   ais_betas=args.ais_betas, ais_runs=args.ais_runs, deep_hidden=args.deep_hidden)
+                                   ais_betas=args.ais_betas, ais_runs=args.ais_runs, deep_hidden=args.deep_hidden,
+                                   cd_steps=args.cd_steps)
                 for name in names}
     result = evaluate_faces(train, test, machines, autoencoder=cnn, gibbs_steps=args.gibbs_steps, seed=args.seed,
                             log=lambda text: _say(args, text))

@@ -140,7 +140,7 @@ def test_the_command_reports_what_the_library_protocol_measures(tmp_path, capsys
 
 def test_the_deep_belief_net_draws_the_pictures_and_is_measured(tmp_path, capsys):
     argv = [*TINY, "--machines", "GaussianRBM", "dbn", "--picture-machine", "dbn", "--interpolate-at", "hidden",
-            "--output", str(tmp_path)]
+            "--cd-steps", "2", "--output", str(tmp_path)]
     assert main(["faces", *argv]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in printed if line.startswith(("dbn:", "GaussianRBM:"))] == [
@@ -176,3 +176,6 @@ def test_the_deep_code_model_goes_through_every_layer():
     assert np.isfinite(ll["log_likelihood"]) and ll["log_z_std"] >= 0
     with pytest.raises(ValueError, match="dbn"):
         make_machine("DBN", 8, 1, 0)
+    # --cd-steps reaches every machine, and every layer of the net
+    assert [m.k for m in make_machine("dbn", 8, 1, 0, cd_steps=3).net.layers] == [3, 3]
+    assert make_machine("RRBM", 8, 1, 0, cd_steps=3).machine.k == 3
