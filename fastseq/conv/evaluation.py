@@ -16,7 +16,8 @@
   faces' error up through the network and the model and back down, the held-out codes'
   error through the model over their variance, the held-out log-likelihood of the codes
   where the model offers one, a classifier two-sample test of generated against held-out
-  codes (linear, and with squared features) and the spread of the generated codes.
+  codes (linear, and with squared features) and the spread of the generated codes (its mean,
+  and the share of code units within a factor 2 of the real).
 
 Code models join by duck typing, as in :class:`~fastseq.conv.stacked.StackedModel`: this
 module never imports a particular one (``fastseq faces`` passes fastseq's Boltzmann machines).

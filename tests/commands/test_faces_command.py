@@ -179,3 +179,6 @@ def test_the_deep_code_model_goes_through_every_layer():
     # --cd-steps reaches every machine, and every layer of the net
     assert [m.k for m in make_machine("dbn", 8, 1, 0, cd_steps=3).net.layers] == [3, 3]
     assert make_machine("RRBM", 8, 1, 0, cd_steps=3).machine.k == 3
+    # Beta units learn their spread: a BetaRBM generates draws, the others their visible means
+    assert [make_machine(n, 4, 1, 0).draws for n in ("RRBM", "R3BM", "BetaRBM", "GaussianRBM")] == [
+        False, False, True, False]
