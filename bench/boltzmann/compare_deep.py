@@ -55,7 +55,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hidden", type=int, nargs=2, default=[500, 500], metavar=("H1", "H2"))
     ap.add_argument("--epochs", type=int, default=20, help="epochs of each layer")
-    ap.add_argument("--rows", type=int, default=0, help="digits used (0: all 5,000; 2000 runs in about a fifth of the time)")
+    ap.add_argument("--rows", type=int, default=0,
+                    help="digits used (0: all 5,000; 2000 run in about a fifth of the time)")
     ap.add_argument("--samples", type=int, default=100)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--ais-betas", type=int, default=2000)

@@ -21,8 +21,8 @@ class MachineCodes:
     (``draws``), whose Beta units learn their own spread: with the command's defaults its
     means left the generated codes at 0.57 of the real spread (61% of the units within a
     factor 2) on the embedded faces, a draw at 0.97 (all units), and the two-sample accuracy
-    with squares fell from 1.000 to 0.775. The other machines' visible noise is a fixed setting (``sigma``), not
-    learned, so their means stay.
+    with squares fell from 1.000 to 0.775. The other machines' visible noise is a fixed
+    setting (``sigma``), not learned, so their means stay.
     """
 
     def __init__(self, machine, n_betas: int = 3000, n_runs: int = 64) -> None:

@@ -158,7 +158,7 @@ def test_the_deep_belief_net_draws_the_pictures_and_is_measured(tmp_path, capsys
 
 
 def test_the_deep_code_model_goes_through_every_layer():
-    from fastseq.boltzmann import GaussianRBM, RBM
+    from fastseq.boltzmann import RBM, GaussianRBM
     from fastseq.commands._face_machines import make_machine
 
     x = np.random.default_rng(0).standard_normal((40, 6))
