@@ -21,6 +21,7 @@ HELP = ("Train a convolutional autoencoder on faces layer by layer and Boltzmann
 
 PICTURES = ("data", "autoencoded", "generated", "interpolated")
 MACHINES = ("RRBM", "R3BM", "BetaRBM", "GaussianRBM")  # the Boltzmann machines with continuous visible units
+DEEP = "dbn"  # a deep belief net, GaussianRBM at the bottom: a choice, not a default
 
 
 _unit = _checked(float, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
@@ -66,14 +67,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "40 for mnist, at the full rate)")
     parser.add_argument("--cnn-learning-rate", type=_rate, default=2e-3, metavar="LR", help="Adam step size")
     parser.add_argument("--batch", type=_positive, default=16, metavar="B", help="images (or codes) per step")
-    parser.add_argument("--machines", nargs="+", choices=MACHINES, default=list(MACHINES), metavar="NAME",
-                        help=f"Boltzmann machines trained on the codes ({', '.join(MACHINES)})")
-    parser.add_argument("--picture-machine", choices=MACHINES, default=None, metavar="NAME",
+    parser.add_argument("--machines", nargs="+", choices=(*MACHINES, DEEP), default=list(MACHINES), metavar="NAME",
+                        help=f"Boltzmann machines trained on the codes ({', '.join(MACHINES)}; default all), "
+                             f"and {DEEP}, a deep belief net (GaussianRBM under RBMs, see --deep-hidden)")
+    parser.add_argument("--picture-machine", choices=(*MACHINES, DEEP), default=None, metavar="NAME",
                         help="machine that draws the pictures (default the first of --machines)")
     parser.add_argument("--hidden", type=_positive, default=128, metavar="H", help="hidden units of each machine")
+    parser.add_argument("--deep-hidden", type=_positive, nargs="+", default=None, metavar="H",
+                        help=f"hidden units of each layer of {DEEP}, bottom first (default --hidden, then half of it)")
     parser.add_argument("--rbm-epochs", type=_positive, default=None, metavar="N",
                         help="epochs of each machine (default 100; 20 for mnist)")
     parser.add_argument("--rbm-learning-rate", type=_rate, default=None, metavar="LR", help="machines' Adam step size")
+    parser.add_argument("--cd-steps", type=_positive, default=1, metavar="K",
+                        help="Gibbs steps of each contrastive-divergence update of the machines (CD-K)")
     parser.add_argument("--gibbs-steps", type=_positive, default=1000, metavar="N", help="Gibbs steps per generated face")
     parser.add_argument("--ais-betas", type=_positive, default=3000, metavar="N",
                         help="temperatures of annealed importance sampling (log-likelihood)")
@@ -84,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mix-layer", type=_positive, default=None, metavar="L",
                         help="CNN layer (1-based) where the passes mix (default the top)")
     parser.add_argument("--interpolate-at", choices=["cnn", "hidden"], default="cnn",
-                        help="interpolate the top CNN codes or the machine's hidden units")
+                        help=f"interpolate the top CNN codes or the machine's hidden units (for {DEEP}: its top "
+                             "layer's)")
     parser.add_argument("--threads", type=_positive, default=1,
                         help="torch CPU threads; these convolutions are small, and on a busy 2-core machine one "
                              "thread ran several times faster than two")
@@ -243,7 +250,8 @@ def _machine_metrics(s) -> dict:
     return {"seconds": s.seconds, "image_mse": s.image_mse, "code_mse_relative": s.code_mse_relative,
             "ais": s.log_likelihood, "generate_seconds": s.generate_seconds,
             "two_sample_accuracy": s.two_sample_accuracy,
-            "two_sample_accuracy_quadratic": s.two_sample_accuracy_quadratic, "generated_spread": s.generated_spread}
+            "two_sample_accuracy_quadratic": s.two_sample_accuracy_quadratic, "generated_spread": s.generated_spread,
+            "generated_spread_within_2x": s.generated_spread_within_2x}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -297,7 +305,9 @@ def run(args: argparse.Namespace) -> int:
     epochs = args.rbm_epochs or (20 if args.dataset == "mnist" else 100)
     machines = {name: make_machine(name, args.hidden, epochs, args.seed, device=args.device, batch_size=args.batch,
                                    learning_rate=args.rbm_learning_rate, progress=not args.quiet,
-                                   ais_betas=args.ais_betas, ais_runs=args.ais_runs) for name in names}
+                                   ais_betas=args.ais_betas, ais_runs=args.ais_runs, deep_hidden=args.deep_hidden,
+                                   cd_steps=args.cd_steps)
+                for name in names}
     result = evaluate_faces(train, test, machines, autoencoder=cnn, gibbs_steps=args.gibbs_steps, seed=args.seed,
                             log=lambda text: _say(args, text))
     cnn_info.update({"config": json.loads(config.to_json()), "code_size": result.code_size,

@@ -16,7 +16,8 @@
   faces' error up through the network and the model and back down, the held-out codes'
   error through the model over their variance, the held-out log-likelihood of the codes
   where the model offers one, a classifier two-sample test of generated against held-out
-  codes (linear, and with squared features) and the spread of the generated codes.
+  codes (linear, and with squared features) and the spread of the generated codes (its mean,
+  and the share of code units within a factor 2 of the real).
 
 Code models join by duck typing, as in :class:`~fastseq.conv.stacked.StackedModel`: this
 module never imports a particular one (``fastseq faces`` passes fastseq's Boltzmann machines).
@@ -90,6 +91,9 @@ class CodeModelScores:
         two_sample_accuracy_quadratic: the same with squared features (sees the spread).
         generated_spread: mean standard deviation of the generated codes over that of the
             held-out codes.
+        generated_spread_within_2x: share of the code units whose generated standard
+            deviation is within a factor 2 of the held-out codes' (1: every unit's spread is
+            right to a factor 2, which a right mean spread alone does not say).
     """
 
     seconds: float
@@ -100,6 +104,7 @@ class CodeModelScores:
     two_sample_accuracy: float
     two_sample_accuracy_quadratic: float
     generated_spread: float
+    generated_spread_within_2x: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -336,6 +341,12 @@ def _check_code_models(code_models) -> dict:
     return dict(code_models)
 
 
+def _share_within(spread: np.ndarray, reference: np.ndarray, factor: float) -> float:
+    """Share of the units whose ``spread`` is within ``factor`` of ``reference`` (both per unit)."""
+    ref = np.maximum(reference, 1e-12)
+    return float(np.mean((spread >= ref / factor) & (spread <= ref * factor)))
+
+
 def _measure(code_model, autoencoder: ConvAutoencoder, test: np.ndarray, ctr: np.ndarray, cte: np.ndarray,
              gibbs_steps: int, seed: int) -> tuple[StackedModel, np.ndarray, CodeModelScores]:
     """Fit one code model on the training codes and measure it on the held-out faces."""
@@ -363,7 +374,8 @@ def _measure(code_model, autoencoder: ConvAutoencoder, test: np.ndarray, ctr: np
         generate_seconds=generate_seconds,
         two_sample_accuracy=two_sample_accuracy(cte, generated, folds=folds, seed=seed),
         two_sample_accuracy_quadratic=two_sample_accuracy(cte, generated, folds=folds, seed=seed, quadratic=True),
-        generated_spread=float(generated.std(0).mean() / max(cte.std(0).mean(), 1e-12)))
+        generated_spread=float(generated.std(0).mean() / max(cte.std(0).mean(), 1e-12)),
+        generated_spread_within_2x=_share_within(generated.std(0), cte.std(0), 2.0))
     return stacked, generated, scores
 
 
@@ -451,5 +463,6 @@ def evaluate_faces(train, test, code_models: Mapping[str, object], *, autoencode
                   f"{s.code_mse_relative:.3f} of the variance, held-out log-likelihood "
                   f"{'n/a (no energy)' if ll is None else f'{ll:.1f} nats'}, two-sample accuracy "
                   f"{s.two_sample_accuracy:.3f} (with squares {s.two_sample_accuracy_quadratic:.3f}), "
-                  f"spread of generated codes {s.generated_spread:.2f} of the real")
+                  f"spread of generated codes {s.generated_spread:.2f} of the real "
+                  f"({s.generated_spread_within_2x:.0%} of the units within 2x)")
     return FacesEvaluation(autoencoder, training, cnn_mse, pca_mse, k, scores, stacked, generated)

@@ -136,3 +136,49 @@ def test_the_command_reports_what_the_library_protocol_measures(tmp_path, capsys
     # the same lines, apart from the training speed
     strip = lambda lines: [re.sub(r"\(\S+ images/s\)", "", line) for line in lines]  # noqa: E731
     assert strip(printed[1:-1]) == strip(said)
+
+
+def test_the_deep_belief_net_draws_the_pictures_and_is_measured(tmp_path, capsys):
+    argv = [*TINY, "--machines", "GaussianRBM", "dbn", "--picture-machine", "dbn", "--interpolate-at", "hidden",
+            "--cd-steps", "2", "--output", str(tmp_path)]
+    assert main(["faces", *argv]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed if line.startswith(("dbn:", "GaussianRBM:"))] == [
+        "dbn", "GaussianRBM"]
+    for name in ("data", "autoencoded", "generated", "interpolated"):
+        picture = skimage.io.imread(tmp_path / f"faces_{name}.png")
+        assert picture.ndim == 2 and picture.std() > 0
+    m = json.loads((tmp_path / "faces_metrics.json").read_text())
+    assert m["picture_machine"] == "dbn" and set(m["machines"]) == {"dbn", "GaussianRBM"}
+    deep = m["machines"]["dbn"]
+    assert np.isfinite(deep["ais"]["log_likelihood_codes"]) and deep["ais"]["log_z_std"] >= 0
+    for key in ("two_sample_accuracy", "two_sample_accuracy_quadratic", "generated_spread_within_2x"):
+        assert 0 <= deep[key] <= 1, key
+    assert deep["generated_spread"] > 0 and deep["image_mse"] > 0
+
+
+def test_the_deep_code_model_goes_through_every_layer():
+    from fastseq.boltzmann import RBM, GaussianRBM
+    from fastseq.commands._face_machines import make_machine
+
+    x = np.random.default_rng(0).standard_normal((40, 6))
+    model = make_machine("dbn", 8, 3, seed=0, batch_size=8).fit(x)
+    net = model.net
+    assert [type(m) for m in net.layers_] == [GaussianRBM, RBM] and [m.n_components for m in net.layers_] == [8, 4]
+    assert [m.n_components for m in make_machine("dbn", 8, 1, seed=0, deep_hidden=(5, 4, 3)).fit(x).net.layers_] == [
+        5, 4, 3]
+    h = model.transform(x)
+    assert h.shape == (40, 4)
+    np.testing.assert_allclose(model.inverse_transform(h), net.reconstruct(x), rtol=1e-6, atol=1e-6)
+    assert model.sample(5, n_steps=3).shape == (5, 6) and model.sample(3, n_steps=3, start=x[:3]).shape == (3, 6)
+    assert model.gibbs(x[:4]).shape == (4, 6)
+    ll = model.held_out_log_likelihood(x[:30], x[30:])
+    assert np.isfinite(ll["log_likelihood"]) and ll["log_z_std"] >= 0
+    with pytest.raises(ValueError, match="dbn"):
+        make_machine("DBN", 8, 1, 0)
+    # --cd-steps reaches every machine, and every layer of the net
+    assert [m.k for m in make_machine("dbn", 8, 1, 0, cd_steps=3).net.layers] == [3, 3]
+    assert make_machine("RRBM", 8, 1, 0, cd_steps=3).machine.k == 3
+    # Beta units learn their spread: a BetaRBM generates draws, the others their visible means
+    assert [make_machine(n, 4, 1, 0).draws for n in ("RRBM", "R3BM", "BetaRBM", "GaussianRBM")] == [
+        False, False, True, False]

@@ -134,3 +134,5 @@ def test_code_model_fitted_on_training_codes_and_scored_on_held_out_ones(evaluat
     assert s.two_sample_accuracy > 0.9
     assert s.generated_spread == pytest.approx(float(generated.std(0).mean() / cte.std(0).mean()), rel=1e-6)
     assert abs(s.generated_spread - generated.std(0).mean() / ctr.std(0).mean()) > 0.2
+    ratio = generated.std(0) / cte.std(0)
+    assert s.generated_spread_within_2x == pytest.approx(float(np.mean((ratio >= 0.5) & (ratio <= 2.0))))
