@@ -12,7 +12,7 @@ time whole epochs / all their windows, fastseq's epoch end (drain) included.
 The fastseq timed is the checkout this script is in (its compiled extensions built in
 place), not an installed copy, unless PYTHONPATH names another. Under a loaded machine,
 ``--clock cpu`` times each call by the CPU time of this process (every thread of it) instead
-of the wall clock.
+of the wall clock; at one thread only, as threads spin-waiting for a core count as busy.
 
 Run:
     flock /tmp/fastseq-bench.lock python bench/bptt/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--clock cpu] [--json out.json]
@@ -237,7 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--ttq-seconds", type=float, default=None, help="wall-clock budget per method for time-to-quality")
     p.add_argument("--skip-ttq", action="store_true")
     p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                   help="wall: elapsed time; cpu: CPU time of this process, all threads (for a loaded machine)")
+                   help="wall: elapsed time; cpu: CPU time of this process, all threads (for a loaded machine, "
+                        "at 1 thread: with more, threads spin-waiting for cores count too)")
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated subset of {', '.join(WORKLOADS)} (default: all)")
     args = p.parse_args(argv)
