@@ -57,6 +57,22 @@ class Model(nn.Module):
         self.opt.step()
 
 
+class FeedbackModel(nn.Module):
+    """A :class:`~fastseq.bptt.FeedbackGRU` decoder (``concat(visible, context)`` into a GRU, a
+    linear readout fed back as the next visible), for the original loop and ``train_bptt``
+    to train the same decoder that really feeds its output back (``train_bptt`` fuses its
+    windows)."""
+
+    def __init__(self, features: int, hidden: int, seed: int = 0) -> None:
+        super().__init__()
+        from fastseq.bptt import FeedbackGRU
+
+        torch.manual_seed(seed)
+        self.decoder = FeedbackGRU(features, features, hidden)
+        self.rnn = self.decoder.rnn
+        self.opt = torch.optim.SGD(self.parameters(), lr=0.05)
+
+
 @dataclass
 class Data:
     """N sequences ``T_i x F`` of inputs and targets (float32), as arrays and tensors."""

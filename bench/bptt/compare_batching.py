@@ -9,12 +9,18 @@ module (``nn.GRU`` / ``nn.LSTM``) on fixed-length windows. Steps/s counts real s
 batches (their speed does not change along an epoch); fastseq and the ideal
 time whole epochs / all their windows, fastseq's epoch end (drain) included.
 
+The fastseq timed is the checkout this script is in (its compiled extensions built in
+place), not an installed copy, unless PYTHONPATH names another. Under a loaded machine,
+``--clock cpu`` times each call by the CPU time of this process (every thread of it) instead
+of the wall clock; at one thread only, as threads spin-waiting for a core count as busy.
+
 Run:
-    flock /tmp/fastseq-bench.lock python bench/bptt/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--json out.json]
+    flock /tmp/fastseq-bench.lock python bench/bptt/compare_batching.py [--quick] [--threads 1,2] [--workloads lognormal,original] [--clock cpu] [--json out.json]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,8 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import _batching_methods as bm
-from _time_to_quality import time_to_quality
+if "PYTHONPATH" not in os.environ:  # the checkout's fastseq, not an installed one
+    sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
+import _batching_methods as bm  # noqa: E402
+from _time_to_quality import time_to_quality  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
 from _json_out import write_json  # noqa: E402
@@ -31,7 +39,7 @@ from _timing import interleave, median, spread, timed  # noqa: E402
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
-         "ideal_fused", "ideal_steps", "ideal_decoder"]
+         "ideal_fused", "ideal_steps", "ideal_decoder", "original_feedback", "fastseq_step_feedback"]
 LABELS = {
     "original": "original algorithm (slot loop)",
     "padded_random": "padded, random batches",
@@ -47,7 +55,10 @@ LABELS = {
     "ideal_fused": "ideal: fixed length, fused engine",
     "ideal_steps": "ideal: fixed length, step engine",
     "ideal_decoder": "ideal: fixed length, decoder stepped",
+    "original_feedback": "original algorithm, FeedbackGRU stepped",
+    "fastseq_step_feedback": "train_bptt, FeedbackGRU (fused window)",
 }
+FEEDBACK = ("original_feedback", "fastseq_step_feedback")
 SEQ_ENGINES = {"fastseq_seq": "auto", "fastseq_seq_fused": "fused", "fastseq_seq_steps": "steps",
                "fastseq_seq_dense": "dense", "fastseq_seq_packed": "packed"}
 
@@ -74,8 +85,11 @@ def _methods(data: bm.Data, batch: int, bptt: int, hidden: int, sample_batches: 
         "ideal_fused": lambda m: bm.train_ideal(m, iw, bptt, "fused"),
         "ideal_steps": lambda m: bm.train_ideal(m, iw, bptt, "steps"),
         "ideal_decoder": lambda m: bm.train_ideal_decoder(m, iw, bptt),
+        "original_feedback": lambda m: bm.train_original(m, data, batch, bptt, max_windows=orig_windows),
+        "fastseq_step_feedback": lambda m: bm.train_bptt_step_mode(m, data, batch, bptt),
     }
-    models = {k: bm.Model(data.features, hidden, cell=cell) for k in which}
+    models = {k: bm.FeedbackModel(data.features, hidden) if k in FEEDBACK else bm.Model(data.features, hidden, cell=cell)
+              for k in which}
     return {k: (fns[k], models[k]) for k in which}
 
 
@@ -83,7 +97,7 @@ def race(name: str, data: bm.Data, batch: int, bptt: int, hidden: int, repeats: 
          which: list[str], cell: str = "gru") -> dict:
     methods = _methods(data, batch, bptt, hidden, sample_batches, which, cell)
     # each sample: (seconds, (real steps, computed steps)) of one epoch; warm-up untimed
-    samples = interleave({k: (lambda fn=fn, model=model: timed(lambda: fn(model)))
+    samples = interleave({k: (lambda fn=fn, model=model: CLOCK(lambda: fn(model)))
                           for k, (fn, model) in methods.items()}, repeats)
     rates = {k: [real / t for t, (real, _) in v] for k, v in samples.items()}
     pad = {k: bm.padding_fraction(*v[-1][1]) for k, v in samples.items()}
@@ -109,6 +123,16 @@ def race(name: str, data: bm.Data, batch: int, bptt: int, hidden: int, repeats: 
     return info
 
 
+def cpu_timed(fn):
+    """CPU seconds of this process (all its threads) one call of ``fn`` took, and what it returned."""
+    start = time.process_time()
+    result = fn()
+    return time.process_time() - start, result
+
+
+CLOCK = timed  # --clock cpu: cpu_timed
+
+
 def _rate(info: dict, method: str) -> float:
     return next(r["steps_per_s"] for r in info["rows"] if r["method"] == method)
 
@@ -130,6 +154,8 @@ TARGETS = [
      "original", 4.0),
     ("H=32 B=1024: train_bptt / same decoder stepped without resets", "original", "fastseq_step",
      "ideal_decoder", 0.9),
+    ("H=32 B=1024: train_bptt / original algorithm, both with a FeedbackGRU", "original",
+     "fastseq_step_feedback", "original_feedback", 4.0),
     ("H=512: fastseq / ideal (plain nn.GRU)", "h512", "fastseq_seq", "ideal", 1.0),
     ("H=512: fastseq / ideal (plain nn.LSTM)", "h512_lstm", "fastseq_seq", "ideal", 1.0),
     ("H=32 B=1024: ideal / original algorithm, for scale", "original", "ideal", "original", None),
@@ -167,7 +193,8 @@ def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLO
     if "lognormal" in only or "lognormal_lstm" in only or "lognormal_rnn" in only:
         lognormal = bm.lognormal_data(1000 if q else 6000, 32)
     if "lognormal" in only:
-        w["lognormal"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample, ORDER)
+        w["lognormal"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
+                              [k for k in ORDER if k not in FEEDBACK])
     if "lognormal_lstm" in only:
         w["lognormal_lstm"] = race("lognormal", lognormal, 64, 32, 128, repeats, sample,
                                    ["padded_random", "bucketed", "fastseq_seq", "fastseq_seq_steps",
@@ -187,7 +214,7 @@ def workloads(q: bool, repeats: int, sample: int, only: tuple[str, ...] = WORKLO
         orig_data = bm.lognormal_data(6000 if q else 24000, 32, seed=2, max_length=400 if q else 1000)
         w["original"] = race("lognormal, original's regime", orig_data, 1024, 32, 32, repeats, 4 if q else 8,
                              ["original", "fastseq_step", "fastseq_seq", "fastseq_seq_steps", "ideal", "ideal_fused",
-                              "ideal_steps", "ideal_decoder"])
+                              "ideal_steps", "ideal_decoder", "original_feedback", "fastseq_step_feedback"])
     if "h512" in only:
         # GEMM-bound: the products dominate, the engine must not lose there
         big = bm.lognormal_data(200 if q else 500, 32, seed=3, max_length=200)  # capped, like the original's regime
@@ -209,6 +236,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--ttq-seconds", type=float, default=None, help="wall-clock budget per method for time-to-quality")
     p.add_argument("--skip-ttq", action="store_true")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: elapsed time; cpu: CPU time of this process, all threads (for a loaded machine, "
+                        "at 1 thread: with more, threads spin-waiting for cores count too)")
     p.add_argument("--workloads", default=",".join(WORKLOADS),
                    help=f"comma-separated subset of {', '.join(WORKLOADS)} (default: all)")
     args = p.parse_args(argv)
@@ -217,6 +247,8 @@ def main(argv=None) -> int:
     unknown = sorted(set(only) - set(WORKLOADS))
     if unknown:
         p.error(f"unknown workload(s) {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}")
+    global CLOCK
+    CLOCK = cpu_timed if args.clock == "cpu" else timed
     q = args.quick
     repeats = args.repeats or (2 if q else 5)
     sample = 4 if q else 16

@@ -4,11 +4,12 @@
 Arguments are validated by the Python layer (fastseq/schedule.py, fastseq/store.py);
 these functions trust them.
 """
-from libc.stdint cimport int64_t, uint8_t
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
+from libc.stdint cimport int32_t, int64_t, intptr_t, uint8_t
 
 import numpy as np
 
-from fastseq.bptt._csrc_gather cimport gather_rows
+from fastseq.bptt._csrc_gather cimport gather_rows, gather_rows_parted
 from fastseq.bptt._csrc_schedule cimport SlotScheduler, WindowShape
 
 
@@ -85,3 +86,37 @@ def gather_rows_into(const unsigned char[:, :] table, const int64_t[::1] index,
     with nogil:
         gather_rows(src, n_rows, row_bytes, stride, &index[0], n_index,
                     <char*> &out[0, 0])
+
+
+def buffer_addresses(list arrays, int64_t[::1] out):
+    """Write the address of each C-contiguous buffer in ``arrays`` to ``out``; return the
+    position of the first item that is not one (its address left unset), or -1.
+
+    The addresses stay valid while the caller holds the arrays (the buffers are released
+    here, as NumPy arrays own their memory).
+    """
+    cdef Py_buffer view
+    cdef Py_ssize_t i
+    for i in range(len(arrays)):
+        try:
+            PyObject_GetBuffer(arrays[i], &view, PyBUF_C_CONTIGUOUS)
+        except (BufferError, TypeError, ValueError):
+            return i
+        out[i] = <int64_t> <intptr_t> view.buf
+        PyBuffer_Release(&view)
+    return -1
+
+
+def gather_rows_parted_into(const int64_t[::1] bases, const int64_t[::1] starts, const int32_t[::1] part_of_row,
+                            int64_t row_bytes, const int64_t[::1] index, unsigned char[:, ::1] out):
+    """Copy row index[i] of a table kept in parts to out[i] (zeros where index < 0): part p
+    starts at address bases[p] and holds rows [starts[p], starts[p + 1]), row_bytes apart;
+    part_of_row[r] is the part of row r. out is C-contiguous, row_bytes wide.
+    """
+    cdef int64_t n_index = index.shape[0]
+    if n_index == 0:
+        return
+    cdef const int32_t* parts = &part_of_row[0] if part_of_row.shape[0] else NULL
+    with nogil:
+        gather_rows_parted(<const char* const*> &bases[0], &starts[0], parts, part_of_row.shape[0], row_bytes,
+                           &index[0], n_index, <char*> &out[0, 0])

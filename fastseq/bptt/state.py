@@ -96,6 +96,7 @@ def step_with_resets(
     seeds: tuple[Tensor, ...],
     step: Callable[[int, tuple[Tensor, ...]], tuple[Tensor, ...]],
     reset_steps: Sequence[bool] | None = None,
+    reset_slots: Sequence[Tensor | None] | None = None,
 ) -> tuple[Tensor, ...]:
     """Run ``steps`` recurrent steps, restoring the seeds where a slot starts a sequence.
 
@@ -109,6 +110,10 @@ def step_with_resets(
         step: the recurrence; returns the new state (it may record outputs on the side).
         reset_steps: host-side ``K`` bools, True where step k holds any reset. Steps
             without one skip the ``where`` (no device sync is needed to know this).
+        reset_slots: instead of ``reset`` and ``reset_steps``, per step the 1-D long tensor
+            of slots (axis 1 of each part) that start a sequence, or None where none does:
+            those slots are copied from the seeds with ``index_copy``, the same values
+            and gradients as the ``where`` at a fraction of its cost when few slots reset.
 
     Example:
         >>> reset = torch.tensor([[True], [False], [True]]).view(3, 1, 1)
@@ -120,6 +125,14 @@ def step_with_resets(
         >>> seen
         [10.0, 11.0, 10.0]
     """
+    if reset_slots is not None:
+        for k in range(steps):
+            slots = reset_slots[k]
+            if slots is not None:
+                state = tuple([p.index_copy(1, slots, s.expand(p.shape[:1] + slots.shape + p.shape[2:]))
+                               for p, s in zip(state, seeds)])
+            state = step(k, state)
+        return state
     masks = None  # the K masks as views, made in one call on the first step that needs one
     for k in range(steps):
         if reset_steps is None or reset_steps[k]:

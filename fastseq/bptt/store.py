@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from fastseq.bptt import _store_files as files
-from fastseq.bptt._schedule_cy import gather_rows_into
+from fastseq.bptt._schedule_cy import buffer_addresses, gather_rows_into, gather_rows_parted_into
 from fastseq.bptt.store_writer import SequenceStoreWriter
 from fastseq._util.validate import lengths_array, sequence_list
 
@@ -53,23 +53,7 @@ def gather_rows(data: np.ndarray, rows: np.ndarray, out: np.ndarray | None = Non
         data = files.as_numpy(data, "data")
     if data.ndim == 0 or data.dtype.hasobject:
         raise TypeError(f"Expected data to be an R x *F array of numbers, got {data.dtype} of shape {data.shape}.")
-    if not isinstance(rows, np.ndarray):
-        try:
-            rows = np.asarray(rows)
-        except (ValueError, TypeError) as exc:  # ragged nested lists
-            raise ValueError(f"Expected rows to be an array of row ids, got {type(rows).__name__} ({exc}).") from None
-    if rows.dtype.kind not in "iu":
-        if rows.size:
-            raise TypeError(f"Expected rows to hold integer row ids, got dtype {rows.dtype}.")
-        rows = np.zeros(rows.shape, np.int64)  # an empty list is float64 to NumPy
-    shape = rows.shape + data.shape[1:]
-    if out is None:
-        out = np.empty(shape, dtype=data.dtype)
-    elif out.shape != shape or out.dtype != data.dtype or not out.flags.c_contiguous:
-        raise ValueError(
-            f"Expected out to be C-contiguous {data.dtype} of shape {shape}, "
-            f"got {out.dtype} of shape {out.shape} (contiguous={out.flags.c_contiguous})."
-        )
+    rows, out = _gather_args(rows, out, data.shape[1:], data.dtype)
     index = np.ascontiguousarray(rows.reshape(-1), dtype=np.int64)
     if index.size == 0 or out.size == 0:
         if index.size and (index.max() >= data.shape[0]):
@@ -81,6 +65,28 @@ def gather_rows(data: np.ndarray, rows: np.ndarray, out: np.ndarray | None = Non
     except IndexError:
         _refuse_rows(index, data.shape[0])
     return out
+
+
+def _gather_args(rows, out: np.ndarray | None, feature: tuple, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` as an integer array and the ``rows.shape + feature`` buffer to fill (``out``, checked)."""
+    if not isinstance(rows, np.ndarray):
+        try:
+            rows = np.asarray(rows)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise ValueError(f"Expected rows to be an array of row ids, got {type(rows).__name__} ({exc}).") from None
+    if rows.dtype.kind not in "iu":
+        if rows.size:
+            raise TypeError(f"Expected rows to hold integer row ids, got dtype {rows.dtype}.")
+        rows = np.zeros(rows.shape, np.int64)  # an empty list is float64 to NumPy
+    shape = rows.shape + tuple(feature)
+    if out is None:
+        out = np.empty(shape, dtype=dtype)
+    elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(
+            f"Expected out to be C-contiguous {dtype} of shape {shape}, "
+            f"got {out.dtype} of shape {out.shape} (contiguous={out.flags.c_contiguous})."
+        )
+    return rows, out
 
 
 def _refuse_rows(index: np.ndarray, n_rows: int) -> None:
@@ -131,33 +137,37 @@ class SequenceStore:
     @classmethod
     def from_sequences(cls, sequences, dtype=None, name: str = "sequences") -> "SequenceStore":
         """Concatenate a list of ``T_i x *F`` arrays or tensors (copied; inputs untouched)."""
-        sequence_list(name, sequences)
-        # plain arrays skip as_numpy: with thousands of short sequences the per-item
-        # Python work, not the copy, was most of the cost (train_bptt builds a store per call)
-        arrays = [s if type(s) is np.ndarray and s.ndim else files.as_numpy(s, f"{name}[{i}]")
-                  for i, s in enumerate(sequences)]
+        return cls._concatenated(_checked_arrays(sequences, name), dtype)
+
+    @classmethod
+    def _concatenated(cls, arrays: list[np.ndarray], dtype=None) -> "SequenceStore":
         if not arrays:
             return cls(np.zeros((0,), dtype=dtype or np.float32), np.zeros(0, np.int64))
-        shapes = [a.shape for a in arrays]
-        feature = shapes[0][1:]
-        lengths = [sh[0] for sh in shapes]
-        if any(sh[1:] != feature for sh in shapes) or not all(lengths):
-            i = next(i for i, sh in enumerate(shapes) if sh[1:] != feature or not sh[0])
-            if shapes[i][1:] != feature:
-                raise ValueError(
-                    f"Expected every item of {name} to have feature shape {feature}, "
-                    f"got {shapes[i][1:]} at {name}[{i}]."
-                )
-            raise ValueError(f"Expected every item of {name} to be non-empty, got length 0 at {name}[{i}].")
         data = np.concatenate(arrays, axis=0)
         if dtype is not None:
             data = data.astype(dtype, copy=False)
-        return cls(data, lengths)
+        return cls(data, [a.shape[0] for a in arrays])
 
     @classmethod
-    def coerce(cls, data, name: str = "sequences") -> "SequenceStore":
-        """Return ``data`` if it is a store, else a store built from a list of sequences."""
-        return data if isinstance(data, cls) else cls.from_sequences(data, name=name)
+    def coerce(cls, data, name: str = "sequences", *, copy: bool = True) -> "SequenceStore":
+        """Return ``data`` if it is a store, else a store built from a list of sequences.
+
+        With ``copy=False`` a list of C-contiguous arrays (or CPU tensors) of one dtype is
+        not copied: the store keeps the caller's arrays and reads their rows at every
+        gather, so an array edited in place is read as edited (its shape must not change
+        while the store is in use). Other lists are copied as with ``copy=True``.
+
+        >>> xs = [np.zeros((2, 1)), np.zeros((1, 1))]
+        >>> store = SequenceStore.coerce(xs, copy=False)
+        >>> xs[0][1] = 5.0
+        >>> store.gather(np.array([1, 2])).ravel().tolist()
+        [5.0, 0.0]
+        """
+        if isinstance(data, cls):
+            return data
+        arrays = _checked_arrays(data, name)
+        views = _SequenceViews.over(arrays) if not copy and arrays else None
+        return views if views is not None else cls._concatenated(arrays)
 
     def __len__(self) -> int:
         return self.lengths.shape[0]
@@ -486,3 +496,101 @@ def _touched_bytes(rows: np.ndarray, row_bytes: int) -> int:
         runs -= int((valid[1:] & valid[:-1] & (r[1:] == r[:-1] + 1)).sum())
     return int(valid.sum()) * row_bytes + 2 * _PAGE * runs
 
+
+def _checked_arrays(sequences, name: str) -> list[np.ndarray]:
+    """The items of a list of ``T_i x *F`` sequences as arrays (views where they already are),
+    refusing a feature shape that differs from the first item's and empty items."""
+    sequence_list(name, sequences)
+    # the per-item work runs in C (map, set): with thousands of short sequences Python
+    # loops over the items, not the copy, were most of the cost (train_bptt reads a list per call)
+    arrays = list(sequences)
+    if not arrays:
+        return arrays
+    if set(map(type, arrays)) != {np.ndarray} or 0 in map(np.ndim, arrays):
+        arrays = [s if type(s) is np.ndarray and s.ndim else files.as_numpy(s, f"{name}[{i}]")
+                  for i, s in enumerate(arrays)]
+    shapes = list(map(operator.attrgetter("shape"), arrays))
+    feature = shapes[0][1:]
+    if set(map(operator.itemgetter(slice(1, None)), shapes)) != {feature} or 0 in map(operator.itemgetter(0), shapes):
+        i = next(i for i, sh in enumerate(shapes) if sh[1:] != feature or not sh[0])
+        if shapes[i][1:] != feature:
+            raise ValueError(
+                f"Expected every item of {name} to have feature shape {feature}, "
+                f"got {shapes[i][1:]} at {name}[{i}]."
+            )
+        raise ValueError(f"Expected every item of {name} to be non-empty, got length 0 at {name}[{i}].")
+    return arrays
+
+
+class _SequenceViews(SequenceStore):
+    """A store over the caller's own arrays (see :meth:`SequenceStore.coerce` with ``copy=False``).
+
+    Nothing is copied: a gather reads each row from the array that holds it, through one
+    address per sequence (``csrc/gather.cpp``), so what the store serves is what the arrays
+    hold at that moment. ``data`` (a checksum, the whole data set moved to a device) is their
+    concatenation, made on first use.
+    """
+
+    def __init__(self, arrays: list[np.ndarray], bases: np.ndarray) -> None:
+        self._arrays = arrays  # held: the addresses in bases point into them
+        self._bases = bases
+        self._dtype = arrays[0].dtype
+        self._feature = tuple(arrays[0].shape[1:])
+        self.lengths = np.fromiter(map(len, arrays), np.int64, len(arrays))
+        self.offsets = np.zeros(len(arrays) + 1, dtype=np.int64)
+        np.cumsum(self.lengths, out=self.offsets[1:])
+        self._part = np.repeat(np.arange(len(arrays), dtype=np.int32), self.lengths)
+        self._data: np.ndarray | None = None
+        self.resident_limit = None
+        self._map = None
+        self._touched = 0
+
+    @classmethod
+    def over(cls, arrays: list[np.ndarray]) -> "_SequenceViews | None":
+        """A store over ``arrays`` when they can be served in place: one numeric dtype (a
+        concatenation of several would convert them), every array C-contiguous, fewer than
+        2**31 of them. None otherwise."""
+        dtypes = set(map(operator.attrgetter("dtype"), arrays))
+        if len(arrays) >= 2**31 or len(dtypes) != 1 or arrays[0].dtype.hasobject:
+            return None
+        bases = np.empty(len(arrays), np.int64)
+        if buffer_addresses(arrays, bases) >= 0:  # one is not C-contiguous
+            return None
+        return cls(arrays, bases)
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = np.concatenate(self._arrays, axis=0)
+        return self._data
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return self._feature
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._dtype
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self._arrays)
+
+    def _sequence(self, i: int) -> np.ndarray:
+        return self._arrays[i]
+
+    def gather(self, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``rows`` (any shape, -1 for zeros) as :func:`gather_rows` gathers them from
+        the concatenation, read from the caller's arrays."""
+        rows, out = _gather_args(rows, out, self._feature, self._dtype)
+        index = np.ascontiguousarray(rows.reshape(-1), dtype=np.int64)
+        n_rows = int(self.offsets[-1])
+        if index.size == 0 or out.size == 0:
+            if index.size and index.max() >= n_rows:
+                _refuse_rows(index, n_rows)
+            return out
+        dst = out.reshape(index.shape[0], -1).view(np.uint8)
+        try:
+            gather_rows_parted_into(self._bases, self.offsets, self._part, dst.shape[1], index, dst)
+        except IndexError:
+            _refuse_rows(index, n_rows)
+        return out

@@ -87,9 +87,10 @@ class _Step:
 
 
 def _matrix_store(data, name: str) -> SequenceStore:
-    """A store whose sequences are T x F matrices, as the decoder interface needs."""
-    store = SequenceStore.coerce(data, name)
-    if len(store) and store.data.ndim != 2:
+    """A store whose sequences are T x F matrices, as the decoder interface needs; a list's
+    arrays are read where they are, not copied (see :meth:`SequenceStore.coerce`)."""
+    store = SequenceStore.coerce(data, name, copy=False)
+    if len(store) and len(store.feature_shape) != 1:
         raise ValueError(
             f"Expected each item of {name} to be T x F (2-D), got items with feature shape "
             f"{store.feature_shape}."
@@ -179,6 +180,15 @@ def _check_step(outputs, hidden, width: int, seeds: _Seeds) -> None:
                          f"{got if seeds.hidden_is_tuple else (got[0] if len(got) == 1 else got)}.")
 
 
+def _reset_slots(reset: np.ndarray) -> list[torch.Tensor | None]:
+    """Per step of a host ``K x W`` reset mask, the slots that start a sequence (None where none
+    does), as slices of one tensor: found in one pass, not one per step."""
+    steps, slots = np.nonzero(reset)
+    index = torch.from_numpy(slots)
+    bounds = np.searchsorted(steps, np.arange(reset.shape[0] + 1)).tolist()
+    return [index[a:b] if b > a else None for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: _Seeds, step: _Step,
                  dtype: torch.dtype, checked: set | None = None) -> tuple[torch.Tensor, _Carried]:
     """Run the K steps of one window; return the summed cost over real steps and the new state.
@@ -227,7 +237,8 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
         return (outputs, hidden) if not is_tuple else (outputs,) + hidden
 
     final = step_with_resets(steps, w.reset.view(steps, 1, width, 1), (carried.visible,) + carried.hidden,
-                             (seeds.visible,) + seeds.hidden, one_step, w.schedule.reset.any(1).tolist())
+                             (seeds.visible,) + seeds.hidden, one_step, w.schedule.reset.any(1).tolist(),
+                             _reset_slots(w.schedule.reset) if w.reset.device.type == "cpu" else None)
     cost = _per_slot_cost(torch.stack(costs), steps, width)
     total = (cost * w.valid.to(cost.dtype)).sum()  # the loss reduced once per window
     return total, _Carried(final[0], tuple(final[1:]))
@@ -375,9 +386,9 @@ def train_bptt(
             them, e.g. an LSTM's ``(h, c)``); returns ``(outputs, hidden)`` with
             outputs ``1 x B x F``.
         contexts: list of ``T_i x C`` arrays or tensors, or a :class:`SequenceStore`.
-            Lists are copied into a store on every call (nothing is cached between calls, so
-            a list or array changed in place is trained on as changed); over many epochs, build
-            the stores once (``SequenceStore.from_sequences``) and pass them.
+            A list of C-contiguous arrays (or CPU tensors) of one dtype is read where it is,
+            never copied; other lists are copied into a store on every call. Nothing is
+            cached between calls, so a list or array changed in place is trained on as changed.
         targets: list of ``T_i x F`` arrays or tensors, or a :class:`SequenceStore`.
         visible_seed: ``F``; the visible input at the first step of each sequence.
         hidden_seed: ``L x H`` (or a tuple of them); the hidden state at that step.

@@ -345,3 +345,58 @@ def test_no_silent_shape_mistakes():
     losses = fastseq.train_bptt(dec, ctx, ids, logits, h, torch.optim.SGD(dec.parameters(), lr=0.1), 2, 2,
                                 cost_fn=lambda o, t: nn.functional.cross_entropy(o, t[:, 0].long(), reduction="none"))
     assert len(losses) > 0 and all(np.isfinite(losses))
+
+
+def test_lists_read_in_place_train_exactly_as_a_copied_store():
+    """The caller's arrays are read where they are (no copy): same losses and weights as the
+    store built from copies, for lists that can be read in place and lists that are copied."""
+    ctx, tgt = make_data([7, 2, 9, 4, 1, 6])
+    strided = [np.repeat(c.numpy(), 2, axis=0)[::2] for c in ctx]  # not contiguous: copied
+
+    def run(c, t):
+        torch.manual_seed(3)
+        model = GRUDecoder()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        losses = fastseq.train_bptt(model, c, t, torch.zeros(F), torch.zeros(1, H), opt, 3, 4, shuffle=True, seed=2)
+        return losses, [p.detach().clone() for p in model.parameters()]
+
+    want = run(SequenceStore.from_sequences(ctx), SequenceStore.from_sequences(tgt))
+    for c, t in [(ctx, tgt), ([x.numpy() for x in ctx], [y.numpy() for y in tgt]), (strided, tgt)]:
+        got = run(c, t)
+        assert got[0] == want[0]
+        assert all(torch.equal(a, b) for a, b in zip(got[1], want[1]))
+
+
+def test_resets_by_slot_index_equal_resets_by_mask():
+    """step_with_resets' two forms of reset (index_copy of the reset slots, the trainer's on
+    the CPU; torch.where of the mask) give the same states and gradients, bit for bit."""
+    from fastseq.bptt.state import step_with_resets
+    from fastseq.bptt.trainer import _reset_slots
+
+    g = torch.Generator().manual_seed(0)
+    steps, width = 6, 5
+    reset = torch.rand(steps, width, generator=g) < 0.3
+    reset[2] = False
+    weight = torch.randn(4, 4, generator=g, requires_grad=True)
+    seeds = (torch.randn(1, 1, 4, generator=g), torch.randn(2, 1, 4, generator=g))
+
+    def run(**kw):
+        weight.grad = None
+        state = (torch.randn(1, width, 4, generator=torch.Generator().manual_seed(1)),
+                 torch.randn(2, width, 4, generator=torch.Generator().manual_seed(2)))
+        seen = []
+
+        def step(k, s):
+            seen.append(s)
+            return tuple(torch.tanh(p @ weight) for p in s)
+
+        final = step_with_resets(steps, reset.view(steps, 1, width, 1), state, seeds, step, **kw)
+        sum(p.sum() for p in final).backward()
+        return seen, final, weight.grad.clone()
+
+    by_mask = run(reset_steps=reset.any(1).tolist())
+    by_slot = run(reset_slots=_reset_slots(reset.numpy()))
+    assert _reset_slots(reset.numpy())[2] is None
+    for a, b in zip(by_mask[0] + [by_mask[1]], by_slot[0] + [by_slot[1]]):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert torch.equal(by_mask[2], by_slot[2])
