@@ -356,14 +356,16 @@ def _beta_block(st, a, b, out, start, m, buf):
     _bb_try(a, b, u1, u2, x, scratch, m)
     n = pn[0]
     for j in range(m):
+        if x[j] >= 0.0 and a[j] < _HUGE and b[j] < _HUGE:
+            continue
         if not (a[j] < _HUGE and b[j] < _HUGE):
             x[j] = a[j] / (a[j] + b[j])  # NaN or infinite shapes: no try would end
-        elif x[j] < 0.0:
-            if min(a[j], b[j]) > 1.0:
-                pidx[n], pa[n], pb[n] = start + j, a[j], b[j]
-                n += 1
-            else:
-                x[j] = _cheng_bc(st, a[j], b[j])
+        elif min(a[j], b[j]) > 1.0:
+            pidx[n], pa[n], pb[n] = start + j, a[j], b[j]
+            n += 1
+        else:
+            x[j] = _cheng_bc(st, a[j], b[j])
+    for j in range(m):
         out[start + j] = x[j]
     pn[0] = n
     while pn[0] >= _BETA_BLOCK:  # the list holds at most 2 blocks' worth
