@@ -10,6 +10,11 @@ two ratios for each Beta machine, and the targets are that both hold in every ru
 * the 64-chain step takes at most 10x the 8-chain step (time linear in the chains);
 * the 64-chain step takes at most 3x the Bernoulli RBM's 64-chain step.
 
+``--draws`` adds the per-thread CPU time of one draw (``time.thread_time``, so other
+processes on the machine barely move it) for the step's shapes: Bernoulli units from the
+RBM's visible logits, Beta units from RRBM's logits (``sigmoid_beta``) and from BetaRBM's
+shapes (``beta_ab``), each ``chains x visible`` at the large chain count.
+
 ``--load`` starts one CPU-bound process (``python -c "while True: pass"``) beside the runs
 and stops it afterwards, as on a shared machine. Run under the shared lock:
 
@@ -61,6 +66,33 @@ def one_run(machines: dict, chains: list[int], steps: int, repeats: int) -> dict
     cases = {(name, b): (lambda m=m, b=b: step_seconds(m, b, steps)) for name, m in machines.items() for b in chains}
     times = interleave(cases, repeats, warmup=False)
     return {name: {b: median(times[(name, b)]) for b in chains} for name in machines}
+
+
+def draw_ns(machines: dict, chains: int, repeats: int = 21, inner: int = 20) -> dict[str, float]:
+    """Median CPU nanoseconds per draw (this thread) of the three kinds of unit draws of a step."""
+    from fastseq.boltzmann import _sampling_nb as nbs
+
+    rbm, rrbm, beta = machines["RBM"], machines["RRBM"], machines["BetaRBM"]
+    with torch.no_grad():
+        h = (torch.rand(chains, rbm.n_components, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+        logits_rbm = rbm._visible_pre(h).numpy()
+        logits_rrbm = rrbm._visible_pre(h).numpy()
+        a, b = (x.numpy() for x in beta._alpha_beta(h))
+    gens = nbs.make_streams(0)
+    cases = {"Bernoulli (bernoulli_logits)": lambda: nbs.bernoulli_logits(logits_rbm, gens),
+             "Beta from logits (sigmoid_beta)": lambda: nbs.sigmoid_beta(logits_rrbm, float(rrbm.sigma), gens),
+             "Beta from shapes (beta_ab)": lambda: nbs.beta_ab(a, b, gens)}
+    out = {}
+    for name, fn in cases.items():
+        fn()
+        times = []
+        for _ in range(repeats):
+            start = time.thread_time()
+            for _ in range(inner):
+                fn()
+            times.append((time.thread_time() - start) / inner)
+        out[name] = median(times) / a.size * 1e9
+    return out
 
 
 @contextlib.contextmanager
@@ -122,6 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--visible", type=int, default=288)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--load", action="store_true", help="run beside one CPU-bound process")
+    ap.add_argument("--draws", action="store_true", help="also time one draw of each kind (CPU ns)")
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     small, large = (int(c) for c in args.chains.split(","))
@@ -137,9 +170,13 @@ def main(argv=None) -> int:
             runs.append(one_run(machines, [small, large], args.steps, args.repeats))
     summary = summarise(runs, small, large)
     table(summary, small, large, condition, info)
+    draws = draw_ns(machines, large) if args.draws else None
+    if draws:
+        print(f"\nCPU ns per draw ({large} x {args.visible} values, this thread): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in draws.items()))
     if args.json:
         write_json(args.json, {"condition": condition, "machine": info, "args": vars(args), "runs": runs,
-                               "ratios": summary["ratios"]})
+                               "ratios": summary["ratios"], "draw_ns": draws})
     held = all(q["chains_ok"] and q["rbm_ok"] for q in summary["ratios"].values())
     print(f"\nall targets hold in every run: {'yes' if held else 'no'}")
     return 0

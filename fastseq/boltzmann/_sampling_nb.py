@@ -12,19 +12,21 @@ machine, with any ``NUMBA_NUM_THREADS``, and serial (small inputs) or parallel.
 A call through Numba's Generator costs about 2.5 ns per uniform (an indirect call into
 the bit generator), more than the rest of a Bernoulli draw. So each chunk draws four
 53-bit words from its Generator, spreads them with splitmix64 into the state of a
-register-resident xoshiro256++ stream, and takes its bulk uniforms from that (two 24-bit
-uniforms per 64-bit step for Bernoulli units, 53-bit ones for Beta). Normal variates
-come from the Generator's own ziggurat, which is already fast.
+register-resident xoshiro256++ stream, and takes its uniforms from that (two 24-bit
+uniforms per 64-bit step for Bernoulli units, 53-bit ones for Beta).
 
 Bernoulli draws compare a uniform with sigmoid(x) computed in float32 by a degree-6
-polynomial for 2^f (relative error ~1e-7), in loops LLVM vectorises. Beta draws are
-``X / (X + Y)`` of two Marsaglia-Tsang gamma variates, computed in log space when a
-shape is below 1 (the boost ``Gamma(a) = Gamma(a + 1) U^(1/a)``), so tiny shapes give
-values at 0 or 1 in the right proportions instead of 0 / 0. They go 256 at a time: the
-block's normals and uniforms first, then one vectorised pass proposes every gamma and
-keeps those the squeeze test accepts, and the few others are finished one by one by the
-same algorithm (``_beta_block``): about 1.5x faster than one draw after another, and as
-exact. ``fastseq.boltzmann._sampling_py``
+polynomial for 2^f (relative error ~1e-7), in loops LLVM vectorises. Beta draws use
+Cheng's (1978) algorithms, exact rejection samplers with one log and one exp per try:
+BB where both shapes exceed 1 (every shape the trained machines feed it, accepted ~89%
+of the time at the first try), BC where one is at most 1, the latter in log space so that
+tiny shapes give values at (not beyond) 0 and 1 in the right proportions, never 0 / 0.
+BB goes a block at a time: the block's uniforms first, then one vectorised pass tries
+every entry (with the branch-free fdlibm-style ``_log_block`` / ``_exp_block``, as Numba
+has no vector libm here), and the rejected entries wait in a list that is tried again,
+vectorised, whenever it holds a block's worth and at the end of the chunk. BC entries
+are drawn one by one. A Beta draw costs about 12 ns (15 ns from logits), against about
+22 ns for the pair of Marsaglia-Tsang gammas this replaced. ``fastseq.boltzmann._sampling_py``
 holds the plain NumPy twins that tests compare with in distribution.
 """
 from __future__ import annotations
@@ -50,7 +52,7 @@ NU_MIN = 1e-3     # smallest Beta concentration; nu -> 0 is a Bernoulli(m) limit
 # workqueue), and at 262,144 the pool still only drew level; at the former 32,768 a
 # BetaRBM step jumped from 114 chains up.
 PARALLEL_MIN = 1 << 21        # Bernoulli draws (~2.5 ns each)
-PARALLEL_MIN_BETA = 1 << 18   # Beta draws (~25 ns each)
+PARALLEL_MIN_BETA = 1 << 18   # Beta draws (~12 ns each)
 
 
 def make_streams(seed, n_streams: int = 8) -> tuple[np.random.Generator, ...]:
@@ -90,6 +92,7 @@ _U = np.uint64
 _LOG2E = 1.4426950408889634
 _TWO24 = 1.0 / 16777216.0
 _BLOCK = 256
+_BETA_BLOCK = 512  # Beta draws per vectorised pass: a pass costs ~0.3 us besides its draws
 
 
 @njit(inline="always")
@@ -179,54 +182,112 @@ def _unif(st):
     return (np.float64(_next64(st) >> _U(11)) + 0.5) * (1.0 / 9007199254740992.0)
 
 
+# Cheng's algorithms need one log and one exp per try. Numba has no vector libm here (no
+# SVML), so the block pass uses these two, after fdlibm: within about 1 ulp of libm on
+# their domains, and loops of them vectorise. No reassociation (it would undo the
+# Cody-Waite split of ln 2), hence the explicit flags.
+_SAFE_MATH = {"nnan", "ninf", "nsz", "contract"}
+_EXACT_MATH = {"nsz", "contract"}  # NaN and inf kept: the guard against shapes no try accepts
+_HUGE = 1e150  # BB's constants (2 a b) overflow near the square root of the largest double
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_LN4 = 1.3862943611198906
+_I = np.int64
+
+
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+def _log_block(x, out, m):
+    """out[:m] = log(x[:m]) for normal positive x (fdlibm's ``__ieee754_log``, branch-free).
+
+    ``x`` is scratch: it is overwritten with the reduced mantissas."""
+    xi = x.view(np.int64)
+    for j in range(m):
+        hx = xi[j]
+        mant = hx & _I(0x000FFFFFFFFFFFFF)
+        top = (mant + _I(0x95F6400000000)) & _I(0x10000000000000)  # set where the mantissa >= sqrt(2)
+        out[j] = np.float64((hx >> _I(52)) - _I(1023) + (top >> _I(52)))
+        xi[j] = mant | (_I(0x3FF0000000000000) ^ top)               # mantissa in [sqrt(2)/2, sqrt(2))
+    for j in range(m):
+        f = x[j] - 1.0
+        k = out[j]
+        s = f / (2.0 + f)
+        z = s * s
+        w = z * z
+        t1 = w * (3.999999999940941908e-01 + w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01))
+        t2 = z * (6.666666666666735130e-01 + w * (2.857142874366239149e-01
+                                                  + w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)))
+        hfsq = 0.5 * f * f
+        out[j] = k * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + k * _LN2_LO)) - f)
+
+
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+def _exp_block(x, out, bits, m):
+    """out[:m] = exp(x[:m]) for |x| < 700 (Cody-Waite reduction, degree-13 Taylor on |r| <= ln2 / 2)."""
+    for j in range(m):
+        k = np.floor(x[j] * _LOG2E + 0.5)
+        r = (x[j] - k * _LN2_HI) - k * _LN2_LO
+        p = 1.0 / 6227020800.0
+        p = p * r + 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        out[j] = p * r + 1.0
+        bits[j] = (_I(k) + _I(1023)) << _I(52)
+    scale = bits.view(np.float64)
+    for j in range(m):
+        out[j] *= scale[j]
+
+
 @njit(inline="always")
-def _gamma_ge1(g, st, a):
-    """Gamma(a, 1) for a >= 1 (Marsaglia & Tsang 2000): normals from the Generator's
-    ziggurat, uniforms from the chunk's xoshiro stream."""
-    d = a - 1.0 / 3.0
-    c = 1.0 / math.sqrt(9.0 * d)
+def _logit(u):
+    return math.log(u / (1.0 - u))
+
+
+@njit(inline="always")
+def _cheng_bc(st, a, b):
+    """Beta(a, b) draw by Cheng's BC, for min(a, b) <= 1, in log space: ``w = big e^v``
+    over/underflows for tiny shapes (|v| up to ~37 / min), so the test and the result use
+    ``log w`` and give values at (not beyond) 0 and 1 in the right proportions."""
+    big, small = max(a, b), min(a, b)
+    alpha = big + small
+    beta = 1.0 / small
+    delta = 1.0 + big - small
+    k1 = delta * (0.0138889 + 0.0416667 * small) / (big * beta - 0.777778)
+    k2 = 0.25 + (0.5 + 0.25 / delta) * small
+    lsmall, lbig, lalpha = math.log(small), math.log(big), math.log(alpha)
     while True:
-        x = g.standard_normal()
-        v = 1.0 + c * x
-        if v <= 0.0:
-            continue
-        v = v * v * v
-        u = _unif(st)
-        xx = x * x
-        if u < 1.0 - 0.0331 * xx * xx:
-            return d * v
-        if math.log(u) < 0.5 * xx + d * (1.0 - v + math.log(v)):
-            return d * v
-
-
-@njit(inline="always")
-def _log_gamma_draw(g, st, a):
-    """log of a Gamma(a, 1) draw; shapes < 1 by the boost Gamma(a) = Gamma(a + 1) U^(1/a)."""
-    if a >= 1.0:
-        return math.log(_gamma_ge1(g, st, a))
-    return math.log(_gamma_ge1(g, st, a + 1.0)) + math.log(_unif(st)) / a
-
-
-@njit(inline="always")
-def _beta_draw(g, st, a, b):
-    """Beta(a, b) as X / (X + Y) of two gammas; in log space when a shape is < 1, so that
-    tiny shapes give values at (not beyond) 0 and 1 instead of 0 / 0."""
-    if a >= 1.0 and b >= 1.0:
-        x = _gamma_ge1(g, st, a)
-        return x / (x + _gamma_ge1(g, st, b))
-    if a < 1.0 and b < 1.0:
-        # Johnk (1964), in log space as NumPy does: X = U^(1/a), Y = V^(1/b), accepted when
-        # X + Y <= 1 (probability Gamma(a+1)Gamma(b+1)/Gamma(a+b+1) >= 1/2); no gammas needed
-        while True:
-            lx = math.log(_unif(st)) / a
-            ly = math.log(_unif(st)) / b
-            top = max(lx, ly)
-            lsum = top + math.log(math.exp(lx - top) + math.exp(ly - top))
-            if lsum <= 0.0:
-                return math.exp(lx - lsum)
-    lx = _log_gamma_draw(g, st, a)
-    ly = _log_gamma_draw(g, st, b)
-    return 1.0 / (1.0 + math.exp(min(ly - lx, 745.0)))
+        u1 = _unif(st)
+        u2 = _unif(st)
+        if u1 < 0.5:
+            y = u1 * u2
+            z = u1 * y
+            if 0.25 * u2 + z - y >= k1:
+                continue
+        else:
+            z = u1 * u1 * u2
+            if z <= 0.25:
+                lw = lbig + beta * _logit(u1)
+                break
+            if z >= k2:
+                continue
+        v = beta * _logit(u1)
+        lw = lbig + v
+        # log(small + w), stably: w ranges over hundreds of orders of magnitude
+        top = max(lsmall, lw)
+        lsum = top + math.log1p(math.exp(min(lsmall, lw) - top))
+        if alpha * (lalpha - lsum + v) - _LN4 >= math.log(z):
+            break
+    # w / (small + w) when a is the larger shape, small / (small + w) when it is the smaller
+    d = lsmall - lw if a >= b else lw - lsmall
+    return 1.0 / (1.0 + math.exp(min(d, 709.0)))
 
 
 @njit(inline="always")
@@ -236,79 +297,130 @@ def _new_state(g):
     return st
 
 
-@njit(fastmath=True, cache=True)
-def _squeeze_gammas(s, z, u, out, m):
-    """out[j] = Gamma(s[j]) by one Marsaglia-Tsang proposal (normal z[j], uniform u[j]) where
-    the cheap squeeze test accepts it, else -1 (settled by ``_settle_gamma``). Branch-free,
-    so LLVM vectorises it; shapes below 1 are proposed at 1 and redrawn by the caller."""
+@njit(inline="always")
+def _bb_consts(a, b):
+    """BB's (lo, hi, alpha, beta) of shapes a, b; placeholders 2, 2 where min(a, b) <= 1."""
+    lo0, hi0 = min(a, b), max(a, b)
+    lo = lo0 if lo0 > 1.0 else 2.0
+    hi = hi0 if lo0 > 1.0 else 2.0
+    return lo, hi, lo + hi, math.sqrt((lo + hi - 2.0) / (2.0 * lo * hi - lo - hi))
+
+
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+def _bb_try(a, b, u1, u2, x, buf, m):
+    """One BB try for every entry of a block, vectorised: x[j] = the draw where the try is
+    accepted, else -1 (always -1 where min(a, b) <= 1: BC's entries). ``buf`` is scratch."""
+    q, lq, v, e, lz, t, bits = buf
     for j in range(m):
-        d = max(s[j], 1.0) - 1.0 / 3.0
-        v = 1.0 + z[j] / math.sqrt(9.0 * d)
-        zz = z[j] * z[j]
-        ok = (v > 0.0) & (u[j] < 1.0 - 0.0331 * zz * zz)
-        out[j] = d * v * v * v if ok else -1.0
+        x[j] = _bb_consts(a[j], b[j])[3]
+        q[j] = u1[j] / (1.0 - u1[j])
+        t[j] = u1[j] * u1[j] * u2[j]
+    _log_block(q, lq, m)
+    _log_block(t, lz, m)
+    for j in range(m):
+        v[j] = x[j] * lq[j]
+    _exp_block(v, e, bits, m)
+    for j in range(m):
+        lo, hi, alpha, beta = _bb_consts(a[j], b[j])
+        q[j] = alpha / (hi + lo * e[j])
+    _log_block(q, t, m)
+    for j in range(m):
+        lo, hi, alpha, beta = _bb_consts(a[j], b[j])
+        w = lo * e[j]
+        r = (lo + 1.0 / beta) * v[j] - _LN4
+        s = lo + r - w
+        z = u1[j] * u1[j] * u2[j]
+        # Cheng's squeeze, then the test it short-cuts, then the exact test
+        ok = (s + 2.609438 >= 5.0 * z) | (s > lz[j]) | (r + alpha * t[j] >= lz[j])
+        num = w if a[j] <= b[j] else hi
+        val = num / (hi + w)
+        x[j] = val if ok & (min(a[j], b[j]) > 1.0) else -1.0
+
+
+@njit(fastmath=_EXACT_MATH, error_model="numpy", cache=True)
+def _beta_block(st, a, b, out, start, m, buf):
+    """out[start:start+m] = Beta(a[j], b[j]) for the block's shapes a[:m], b[:m] (float64).
+
+    Draws the block's uniforms and makes one BB try for every entry in a vectorised pass
+    (``_bb_try``: about 89% are accepted). Entries with a shape <= 1 are drawn by BC one by
+    one here; rejected BB entries join the chunk's pending list (their ``out`` is set when
+    a later try is accepted), which is tried again, vectorised, whenever it holds a block's
+    worth (``_retry``) and until it is empty at the end of the chunk (``_finish``). Every
+    try takes fresh uniforms, so each value is an exact draw; the order of the uniforms
+    depends on the chunk alone.
+    """
+    u1, u2, x, pidx, pa, pb, pn, scratch = buf
+    for j in range(m):
+        u1[j] = _unif(st)
+        u2[j] = _unif(st)
+    _bb_try(a, b, u1, u2, x, scratch, m)
+    n = pn[0]
+    for j in range(m):
+        if x[j] >= 0.0 and a[j] < _HUGE and b[j] < _HUGE:
+            continue
+        if not (a[j] < _HUGE and b[j] < _HUGE):
+            x[j] = a[j] / (a[j] + b[j])  # NaN or infinite shapes: no try would end
+        elif min(a[j], b[j]) > 1.0:
+            pidx[n], pa[n], pb[n] = start + j, a[j], b[j]
+            n += 1
+        else:
+            x[j] = _cheng_bc(st, a[j], b[j])
+    for j in range(m):
+        out[start + j] = x[j]
+    pn[0] = n
+    while pn[0] >= _BETA_BLOCK:  # the list holds at most 2 blocks' worth
+        _retry(st, out, buf)
+
+
+@njit(fastmath=True, cache=True)
+def _retry(st, out, buf):
+    """One more BB try for every pending entry (vectorised); the rejected stay pending."""
+    u1, u2, x, pidx, pa, pb, pn, scratch = buf
+    n = pn[0]
+    for i in range(n):
+        u1[i] = _unif(st)
+        u2[i] = _unif(st)
+    _bb_try(pa, pb, u1, u2, x, scratch, n)
+    left = 0
+    for i in range(n):
+        if x[i] >= 0.0:
+            out[pidx[i]] = x[i]
+        else:
+            pidx[left], pa[left], pb[left] = pidx[i], pa[i], pb[i]
+            left += 1
+    pn[0] = left
 
 
 @njit(inline="always")
-def _settle_gamma(g, st, a, z, u):
-    """Finish a proposal the squeeze left open: Marsaglia-Tsang's log test on the same
-    (z, u), and a fresh ``_gamma_ge1`` draw if the proposal is rejected."""
-    d = a - 1.0 / 3.0
-    v = 1.0 + z / math.sqrt(9.0 * d)
-    if v > 0.0:
-        v = v * v * v
-        if math.log(u) < 0.5 * z * z + d * (1.0 - v + math.log(v)):
-            return d * v
-    return _gamma_ge1(g, st, a)
-
-
-@njit(fastmath=True, cache=True)
-def _beta_block(g, st, a, b, out, lo, m, za, zb, ua, ub, ga, gb):
-    """out[lo:lo+m] = Beta(a[j], b[j]) for the block's shapes a[:m], b[:m] (float64).
-
-    Draws all the block's normals and uniforms first, proposes every gamma at once in a
-    vectorised pass (``_squeeze_gammas``; about 92% of gammas settle there), then fixes the rest one
-    by one: the log test for squeeze failures, ``_beta_draw`` (log space, Johnk) where a
-    shape is below 1. Each fix uses the draws' own rule, so every value is an exact draw.
-    """
-    for j in range(m):
-        za[j] = g.standard_normal()
-        zb[j] = g.standard_normal()
-        ua[j] = _unif(st)
-        ub[j] = _unif(st)
-    _squeeze_gammas(a, za, ua, ga, m)
-    _squeeze_gammas(b, zb, ub, gb, m)
-    for j in range(m):
-        out[lo + j] = ga[j] / (ga[j] + gb[j])
-    for j in range(m):
-        if a[j] < 1.0 or b[j] < 1.0:
-            # the proposals above are independent of this draw: discarding them is exact
-            out[lo + j] = _beta_draw(g, st, a[j], b[j])
-        elif ga[j] < 0.0 or gb[j] < 0.0:
-            x = ga[j] if ga[j] >= 0.0 else _settle_gamma(g, st, a[j], za[j], ua[j])
-            y = gb[j] if gb[j] >= 0.0 else _settle_gamma(g, st, b[j], zb[j], ub[j])
-            out[lo + j] = x / (x + y)
+def _finish(st, out, buf):
+    while buf[6][0] > 0:
+        _retry(st, out, buf)
 
 
 @njit(inline="always")
 def _block_buffers():
-    return (np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK),
-            np.empty(_BLOCK), np.empty(_BLOCK), np.empty(_BLOCK))
+    """``_beta_block``'s buffers: uniforms, draws, the pending list and its length, scratch."""
+    n = 2 * _BETA_BLOCK
+    return (np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.intp), np.empty(n), np.empty(n),
+            np.zeros(1, np.intp),
+            (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int64)))
 
 
 @njit(fastmath=True, cache=True)
 def _beta_ab_chunk(g, a, b, out, lo, hi):
     st = _new_state(g)
-    sa, sb, za, zb, ua, ub, ga, gb = _block_buffers()
-    for start in range(lo, hi, _BLOCK):
-        m = min(_BLOCK, hi - start)
+    buf = _block_buffers()
+    sa, sb = np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK)
+    for start in range(lo, hi, _BETA_BLOCK):
+        m = min(_BETA_BLOCK, hi - start)
         for j in range(m):
             sa[j] = a[start + j]
             sb[j] = b[start + j]
-        _beta_block(g, st, sa, sb, out, start, m, za, zb, ua, ub, ga, gb)
+        _beta_block(st, sa, sb, out, start, m, buf)
+    _finish(st, out, buf)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, error_model="numpy", cache=True)
 def _params_block(mean, sig, sa, sb, m):
     """sa, sb = beta_params(mean, sig) over a block (vectorised)."""
     for j in range(m):
@@ -329,29 +441,41 @@ def _sigma_block(sigma, start, m, sig):
 @njit(fastmath=True, cache=True)
 def _beta_ms_chunk(g, mean, sigma, out, lo, hi):
     st = _new_state(g)
-    sa, sb, za, zb, ua, ub, ga, gb = _block_buffers()
-    mu, sig = np.empty(_BLOCK), np.empty(_BLOCK)
-    for start in range(lo, hi, _BLOCK):
-        m = min(_BLOCK, hi - start)
+    buf = _block_buffers()
+    sa, sb, mu, sig = np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK)
+    for start in range(lo, hi, _BETA_BLOCK):
+        m = min(_BETA_BLOCK, hi - start)
         for j in range(m):
             mu[j] = mean[start + j]
         _sigma_block(sigma, start, m, sig)
         _params_block(mu, sig, sa, sb, m)
-        _beta_block(g, st, sa, sb, out, start, m, za, zb, ua, ub, ga, gb)
+        _beta_block(st, sa, sb, out, start, m, buf)
+    _finish(st, out, buf)
+
+
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+def _sigmoid64_block(x, start, m, mu, tmp, bits):
+    """mu[:m] = sigmoid(x[start:start+m]) in float64 by ``_exp_block`` (vectorised). Inputs
+    beyond +-700 are clipped there: their means are clamped to [EPS_MEAN, 1 - EPS_MEAN] anyway."""
+    for j in range(m):
+        tmp[j] = min(max(-np.float64(x[start + j]), -700.0), 700.0)
+    _exp_block(tmp, mu, bits, m)
+    for j in range(m):
+        mu[j] = 1.0 / (1.0 + mu[j])
 
 
 @njit(fastmath=True, cache=True)
 def _sigmoid_beta_chunk(g, x, sigma, out, lo, hi):
     st = _new_state(g)
-    sa, sb, za, zb, ua, ub, ga, gb = _block_buffers()
-    mu, sig = np.empty(_BLOCK), np.empty(_BLOCK)
-    for start in range(lo, hi, _BLOCK):
-        m = min(_BLOCK, hi - start)
-        for j in range(m):
-            mu[j] = 1.0 / (1.0 + math.exp(-x[start + j]))
+    buf = _block_buffers()
+    sa, sb, mu, sig = np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK), np.empty(_BETA_BLOCK)
+    for start in range(lo, hi, _BETA_BLOCK):
+        m = min(_BETA_BLOCK, hi - start)
+        _sigmoid64_block(x, start, m, mu, sa, buf[7][6])
         _sigma_block(sigma, start, m, sig)
         _params_block(mu, sig, sa, sb, m)
-        _beta_block(g, st, sa, sb, out, start, m, za, zb, ua, ub, ga, gb)
+        _beta_block(st, sa, sb, out, start, m, buf)
+    _finish(st, out, buf)
 
 
 @njit(parallel=True, cache=True)

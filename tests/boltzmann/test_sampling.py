@@ -346,3 +346,90 @@ def test_beta_rbm_chain_takes_the_base_loops_draws():
     base = BoltzmannMachine._chain(m, h, 6)
     for x, y in zip(ours, base):
         assert torch.equal(x, y)
+
+
+# ---------------------------------------------------------------- Cheng's BB and BC
+# the kernel (vectorised BB, log-space BC) and its twin against scipy over a grid of shapes:
+# both > 1 (BB), one <= 1 (BC), equal shapes, a < 1 < b, huge and tiny ones
+
+GRID = [(1e4, 1e4), (1e4, 2.0), (2.0, 1e4), (1.0001, 1.0001), (1.5, 1.0), (5.45, 13.8), (13.8, 5.45),
+        (12.0, 12.0), (0.5, 1e4), (0.3, 5.0), (5.0, 0.3), (0.8, 0.8)]
+
+
+@pytest.mark.parametrize("a,b", GRID)
+def test_beta_ab_kernel_and_twin_match_scipy_over_a_grid(a, b):
+    ours = nbs.beta_ab(np.full(N, a), np.full(N, b), _streams(11))
+    twin = ref.beta_ab(np.full(N, a), np.full(N, b), np.random.default_rng(12))
+    for x in (ours, twin):
+        assert np.all((x >= 0) & (x <= 1))
+        assert stats.kstest(x, stats.beta(a, b).cdf).pvalue > 1e-3, (a, b)
+    assert stats.ks_2samp(ours, twin).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("a,b", [(1e-3, 1e-3), (1e-3, 4e-3), (4e-3, 1e-3), (1e-3, 0.5), (0.02, 0.01)])
+def test_tiny_shapes_put_mass_at_the_ends_in_the_right_proportions(a, b):
+    # the values sit (within rounding) on 0 and 1: compare P(X > 1/2) with scipy's, a chi-square
+    # of one degree of freedom on the two halves
+    p = stats.beta(a, b).sf(0.5)
+    for x in (nbs.beta_ab(np.full(N, a), np.full(N, b), _streams(13)),
+              ref.beta_ab(np.full(N, a), np.full(N, b), np.random.default_rng(14))):
+        assert np.all(np.isfinite(x)) and np.all((x >= 0) & (x <= 1))
+        hi = int((x > 0.5).sum())
+        chi2 = (hi - N * p) ** 2 / (N * p) + (N - hi - N * (1 - p)) ** 2 / (N * (1 - p))
+        assert stats.chi2.sf(chi2, 1) > 1e-3, (a, b, hi / N, p)
+
+
+def test_beta_ab_all_equal_entries_in_many_blocks_and_chunks():
+    # one shape in every entry: many blocks, retried entries carried across blocks, 8 chunks
+    n = 8 * nbs.CHUNK_MIN + 37
+    x = nbs.beta_ab(np.full(n, 2.0), np.full(n, 3.0), _streams(15))
+    assert np.all((x > 0) & (x < 1))
+    assert stats.kstest(x, stats.beta(2.0, 3.0).cdf).pvalue > 1e-3
+    for t in range(8):  # each chunk is a Beta(2, 3) sample on its own
+        part = x[n * t // 8:n * (t + 1) // 8]
+        assert stats.kstest(part, stats.beta(2.0, 3.0).cdf).pvalue > 1e-4
+
+
+shapes = st.floats(1e-3, 1e4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 40).flatmap(lambda n: st.tuples(hnp.arrays(np.float64, n, elements=shapes),
+                                                      hnp.arrays(np.float64, n, elements=shapes))),
+       st.sampled_from([np.float32, np.float64]))
+def test_beta_ab_property(ab, dtype):
+    a, b = (x.astype(dtype) for x in ab)
+    a_before, b_before = a.copy(), b.copy()
+    for x in (nbs.beta_ab(a, b, _streams()), ref.beta_ab(a, b, np.random.default_rng(0))):
+        assert x.shape == a.shape and x.dtype == dtype
+        assert np.all(np.isfinite(x)) and np.all((x >= 0) & (x <= 1))
+    np.testing.assert_array_equal(a, a_before)
+    np.testing.assert_array_equal(b, b_before)
+
+
+@pytest.mark.parametrize("a,b", [(2.0, 2.0), (1e-3, 1e-3), (1e4, 0.5)])
+def test_beta_ab_length_one(a, b):
+    x = nbs.beta_ab(np.array([a]), np.array([b]), _streams())
+    assert x.shape == (1,) and 0.0 <= x[0] <= 1.0
+
+
+def test_beta_ab_shapes_no_try_accepts_give_nan_or_the_limit():
+    a = np.array([np.nan, 2.0, np.inf, 1e200, 0.5])
+    b = np.array([2.0, np.nan, 3.0, 1e200, np.nan])
+    x = nbs.beta_ab(a, b, _streams())  # returns (no endless rejection loop)
+    assert np.isnan(x[[0, 1, 2, 4]]).all()
+    assert x[3] == 0.5  # Beta(s, s) tends to the point 1/2
+
+
+def test_vector_log_and_exp_match_libm():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.exp(rng.uniform(-120.0, 120.0, 4096)), rng.uniform(0.5, 2.0, 4096),
+                        [np.finfo(float).tiny, np.finfo(float).max, 1.0, np.sqrt(2.0)]])
+    got = np.empty_like(x)
+    nbs._log_block(x.copy(), got, x.size)
+    want = np.log(x)
+    assert np.all(np.abs(got - want) <= 2 * np.spacing(np.abs(want)) + 1e-300)
+    y = np.concatenate([rng.uniform(-700.0, 700.0, 4096), rng.uniform(-1.0, 1.0, 4096), [0.0, -699.9, 699.9]])
+    got = np.empty_like(y)
+    nbs._exp_block(y, got, np.empty(y.size, np.int64), y.size)
+    np.testing.assert_allclose(got, np.exp(y), rtol=4e-16, atol=0)
