@@ -372,14 +372,26 @@ def negatives(model, k: int) -> torch.Tensor:
     rep.path = path_for(model)  # the parameters moved (BetaRBM's shapes are computed from them)
     for _ in range(k):
         rep.sweep()
+    count_updates(model, 1)
+    return rep.top(rep.v)
+
+
+def updates_before_adapting(model) -> int:
+    """Training updates left before the ladder is next re-placed (a fused epoch stops there)."""
+    return ADAPT_EVERY - model._pt_updates % ADAPT_EVERY
+
+
+def count_updates(model, n: int) -> None:
+    """Count ``n`` updates (at most :func:`updates_before_adapting`); every ``ADAPT_EVERY`` of
+    them the rates are kept as ``tempering_`` and an adaptive ladder is re-placed."""
+    rep = model._replicas
     keep, adapt = model._ladder_rule
-    model._pt_updates += 1
+    model._pt_updates += n
     if model._pt_updates % ADAPT_EVERY == 0:
         model._pt_last = rep.stats()
         if adapt:
             rep.set_betas(respace(rep.betas, rep.rates(), keep))
         rep.reset_counts()
-    return rep.top(rep.v)
 
 
 def training_stats(model) -> TemperingStats:
