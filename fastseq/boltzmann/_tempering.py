@@ -204,15 +204,15 @@ class _BetaPath(_Path):
 
 def path_for(model) -> _Path:
     """The tempering path of ``model``; a machine without an energy is refused."""
-    from fastseq.boltzmann._beta import BetaRBM
-    from fastseq.boltzmann._rbm import RBM, GaussianRBM
-
     if not model._normalisable_energy:
         raise TypeError(f"Expected a machine with an energy for parallel tempering (RBM, GaussianRBM, BetaRBM), got "
                         f"{type(model).__name__}: no energy has its Beta sampler's conditionals, so there is no "
                         f"tempered distribution exp(-beta E) to sample and no swap probability.")
-    for klass, path in ((GaussianRBM, _GaussPath), (BetaRBM, _BetaPath), (RBM, _RBMPath)):
-        if isinstance(model, klass):
+    # by the names along the class's MRO (subclasses included): the machines' modules import
+    # this one, so it does not import them back
+    names = {klass.__name__ for klass in type(model).__mro__}
+    for name, path in (("GaussianRBM", _GaussPath), ("BetaRBM", _BetaPath), ("RBM", _RBMPath)):
+        if name in names:
             return path(model)
     raise TypeError(f"Expected an RBM, GaussianRBM or BetaRBM for parallel tempering, got {type(model).__name__}.")
 
