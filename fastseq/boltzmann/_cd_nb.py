@@ -11,6 +11,12 @@ stacked positive and negative statistics. Matrix products go to the BLAS that Nu
 ``np.dot`` calls (scipy's), run under ``_blas.serial_blas`` on one thread like the sampling
 between them: a product split over BLAS threads waits, on a busy machine, for a second
 thread to win a core (see ``_blas``). ``fastseq.boltzmann._cd_py`` is the NumPy twin.
+
+``pt_epoch`` is the same epoch for an ``RBM`` trained with tempered persistent chains
+(``fastseq.boltzmann._tempering``): the negative statistics come from the ``beta = 1`` rung of
+M x N replicas, each sweep drawing h at every rung's beta, swapping neighbours on the joint
+energy (``_sampling_nb._swap_kernel``, uniforms drawn beforehand by the caller) and drawing v
+at every rung's beta, all in the one call.
 """
 from __future__ import annotations
 
@@ -19,9 +25,9 @@ import math
 import numpy as np
 from numba import njit
 
-from fastseq.boltzmann._sampling_nb import _gibbs_chain_kernel, _sample_units, _sigmoid_block
+from fastseq.boltzmann._sampling_nb import BERNOULLI, _gibbs_chain_kernel, _sample_units, _sigmoid_block, _swap_kernel
 
-__all__ = ["cd_epoch"]
+__all__ = ["cd_epoch", "pt_epoch"]
 
 
 @njit(cache=True, fastmath=True)
@@ -43,6 +49,33 @@ def _sigmoid_rows(pre, bias, out, scale):
         for i in range(rows):
             for j in range(cols):
                 out[i, j] = scale / (1.0 + math.exp(-(pre[i, j] + bias[j])))
+
+
+@njit(cache=True)
+def _descend(sv, sh, n, mneg, w, b, c, mw, mb, mc, lr, momentum, weight_decay):
+    """The SGD step from the stacked statistics: rows ``[v0; v_neg]`` of ``sv`` and
+    ``[-E[h|v0] / n; E[h|v_neg] / mneg]`` of ``sh``."""
+    d, h = w.shape
+    grad_w = np.dot(sv.T, sh)
+    # biases: b's gradient is mean(v_neg) - mean(v0), c's the stacked hidden column sums
+    gb = np.zeros(d, dtype=w.dtype)
+    gc = np.zeros(h, dtype=w.dtype)
+    for r in range(n + mneg):
+        scale = 1.0 / mneg if r >= n else -1.0 / n
+        row_v, row_h = sv[r], sh[r]
+        for i in range(d):
+            gb[i] += scale * row_v[i]
+        for j in range(h):
+            gc[j] += row_h[j]
+    for j in range(h):
+        mc[j] = momentum * mc[j] + gc[j]
+        c[j] -= lr * mc[j]
+    for i in range(d):
+        mb[i] = momentum * mb[i] + gb[i]
+        b[i] -= lr * mb[i]
+        for j in range(h):
+            mw[i, j] = momentum * mw[i, j] + grad_w[i, j] + weight_decay * w[i, j]
+            w[i, j] -= lr * mw[i, j]
 
 
 @njit(cache=True)
@@ -69,27 +102,8 @@ def _cd_update(v0, w, b, c, mw, mb, mc, chain, k, persistent, lr, momentum, weig
     sh = stack_h[:n + mneg]
     pren = np.dot(vneg, w)
     _sigmoid_rows(pren, c, sh[n:], 1.0 / mneg)
-    grad_w = np.dot(sv.T, sh)
     c_old = c.copy()
-    # biases: b's gradient is mean(v_neg) - mean(v0), c's the stacked hidden column sums
-    gb = np.zeros(d, dtype=w.dtype)
-    gc = np.zeros(h, dtype=w.dtype)
-    for r in range(n + mneg):
-        scale = 1.0 / mneg if r >= n else -1.0 / n
-        row_v, row_h = sv[r], sh[r]
-        for i in range(d):
-            gb[i] += scale * row_v[i]
-        for j in range(h):
-            gc[j] += row_h[j]
-    for j in range(h):
-        mc[j] = momentum * mc[j] + gc[j]
-        c[j] -= lr * mc[j]
-    for i in range(d):
-        mb[i] = momentum * mb[i] + gb[i]
-        b[i] -= lr * mb[i]
-        for j in range(h):
-            mw[i, j] = momentum * mw[i, j] + grad_w[i, j] + weight_decay * w[i, j]
-            w[i, j] -= lr * mw[i, j]
+    _descend(sv, sh, n, mneg, w, b, c, mw, mb, mc, lr, momentum, weight_decay)
     if persistent:
         # the next chain state: hidden units drawn from the negative sample (with the old
         # parameters, as the autograd loop does)
@@ -116,3 +130,94 @@ def cd_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, k, persistent, lr
             v0[r - s] = X[order[r]]
         _cd_update(v0, w, b, c, mw, mb, mc, chain, k, persistent, lr, momentum, weight_decay,
                    vis_kind, hid_kind, sigma_v, sigma_h, gens, stack_v, stack_h)
+
+
+@njit(cache=True)
+def _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u, accepted, attempted, gens, sigma_v, sigma_h):
+    """k tempered sweeps of the replicas ``rv`` (M N x D) and ``rh`` (M N x H), rung-major, in
+    place: h at each rung's beta, one round of swaps of pairs of the current parity on the
+    joint energy ``E = -b.v - h.(v W + c)``, then v at each rung's beta. ``u[s]`` holds the
+    (M - 1) x N uniforms of sweep s. Returns the parity of the next sweep."""
+    rows, d = rv.shape
+    hdim = w.shape[1]
+    n_rungs = betas.shape[0]
+    n = rows // n_rungs
+    zero_v = np.zeros(d, dtype=w.dtype)
+    zero_h = np.zeros(hdim, dtype=w.dtype)
+    energy = np.empty((n_rungs, n))
+    order = np.empty((n_rungs, n), dtype=np.intp)
+    moved = np.empty_like(rh)
+    wt = w.T
+    for s in range(k):
+        pre = np.dot(rv, w)
+        scaled = np.empty_like(pre)
+        for r in range(rows):
+            beta = betas[r // n]
+            for j in range(hdim):
+                pre[r, j] += c[j]
+                scaled[r, j] = beta * pre[r, j]
+        _sample_units(BERNOULLI, gens, scaled, zero_h, sigma_h, rh)
+        if n_rungs > 1:
+            for r in range(rows):
+                e = 0.0
+                for i in range(d):
+                    e -= b[i] * rv[r, i]
+                for j in range(hdim):
+                    e -= rh[r, j] * pre[r, j]
+                energy[r // n, r % n] = e
+                order[r // n, r % n] = r // n
+            _swap_kernel(energy, betas, parity, u[s], order, accepted)
+            for m in range(parity, n_rungs - 1, 2):
+                attempted[m] += 1
+            parity = 1 - parity
+            for r in range(rows):
+                moved[r] = rh[order[r // n, r % n] * n + r % n]
+            rh[:] = moved
+        pv = np.dot(rh, wt)
+        for r in range(rows):
+            beta = betas[r // n]
+            for i in range(d):
+                pv[r, i] = beta * (pv[r, i] + b[i])
+        _sample_units(BERNOULLI, gens, pv, zero_v, sigma_v, rv)
+    return parity
+
+
+@njit(cache=True)
+def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, rv, rh, betas, k, lr, momentum, weight_decay,
+             u, state, accepted, attempted, gens, sigma_v, sigma_h):
+    """One pass of tempered PCD-k with SGD over the rows ``X[order]`` in mini-batches (an RBM).
+
+    ``rv``, ``rh`` are the replicas (M N x D, M N x H, rung-major), ``betas`` the M inverse
+    temperatures, ``u`` ``(updates k, M - 1, N)`` swap uniforms, ``state[0]`` the parity of
+    the next sweep; ``accepted`` / ``attempted`` ``(M - 1,)`` count the swaps. The negative
+    statistics are rung 0's visible rows (``beta = 1``); ``chain`` (N x H) gets hidden units
+    drawn from them with the parameters before the step, as in ``cd_epoch``. Everything is
+    updated in place.
+    """
+    n_rows = order.shape[0]
+    d, h = w.shape
+    n_chains = rv.shape[0] // betas.shape[0]
+    rows = batch_size + n_chains
+    stack_v = np.empty((rows, d), dtype=w.dtype)
+    stack_h = np.empty((rows, h), dtype=w.dtype)
+    parity = state[0]
+    t = 0
+    for s in range(0, n_rows, batch_size):
+        e = min(n_rows, s + batch_size)
+        n = e - s
+        sv = stack_v[:n + n_chains]
+        sh = stack_h[:n + n_chains]
+        for r in range(s, e):
+            sv[r - s] = X[order[r]]
+        pre0 = np.dot(sv[:n], w)
+        _sigmoid_rows(pre0, c, sh[:n], -1.0 / n)
+        parity = _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u[t * k:(t + 1) * k], accepted, attempted,
+                                  gens, sigma_v, sigma_h)
+        sv[n:] = rv[:n_chains]
+        pren = np.dot(sv[n:], w)
+        _sigmoid_rows(pren, c, sh[n:], 1.0 / n_chains)
+        c_old = c.copy()
+        _descend(sv, sh, n, n_chains, w, b, c, mw, mb, mc, lr, momentum, weight_decay)
+        _sample_units(BERNOULLI, gens, pren, c_old, sigma_h, chain)
+        t += 1
+    state[0] = parity

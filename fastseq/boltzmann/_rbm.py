@@ -14,7 +14,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from fastseq.boltzmann import _sampling_nb as nbs
 from fastseq._util.blas import serial_blas
-from fastseq.boltzmann._cd_nb import cd_epoch
+from fastseq.boltzmann import _tempering
+from fastseq.boltzmann._cd_nb import cd_epoch, pt_epoch
 from fastseq.boltzmann._anneal import AnnealGauss, AnnealRBM
 from fastseq.boltzmann._base import TEMPERING, BoltzmannMachine, _bar, _positive, _store
 
@@ -74,14 +75,17 @@ class _SigmoidRBM(BoltzmannMachine):
 
     # ---------------------------------------------------------------- fused CPU training
     def _fused(self) -> bool:
-        """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop)."""
-        return self._on_cpu() and self.optimizer == "sgd" and self.tempering is None
+        """SGD on the CPU trains through the fused Numba epoch (same update as the autograd loop),
+        tempered persistent chains included (``pt_epoch``)."""
+        return self._on_cpu() and self.optimizer == "sgd"
 
     def _start_training(self, n_chains):
         super()._start_training(n_chains)
         self._velocity = {k: torch.zeros_like(v.detach()) for k, v in self.params_.items()}
 
     def _cd(self, X: np.ndarray, order: np.ndarray, batch_size: int) -> None:
+        if self.tempering is not None:
+            return self._pt_cd(X, order, batch_size)
         p, m = self.params_, self._velocity
         w = p["W"].detach().numpy()
         sv, sh = self._sigmas()
@@ -91,6 +95,33 @@ class _SigmoidRBM(BoltzmannMachine):
                      bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
                      self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
                      nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
+
+    def _pt_cd(self, X: np.ndarray, order: np.ndarray, batch_size: int) -> None:
+        """Tempered PCD through ``pt_epoch``, in runs of updates that end where the ladder is
+        re-placed (``_tempering.count_updates``), so the ladder moves as in the autograd loop."""
+        if getattr(self, "_replicas", None) is None:  # a loaded machine trains on
+            _tempering.start_training(self, int(self._h_chain.shape[0]))
+        p, m = self.params_, self._velocity
+        w = p["W"].detach().numpy()
+        sigma_v, sigma_h = nbs._sigma_row(1.0, w.shape[0], w.dtype), nbs._sigma_row(1.0, w.shape[1], w.dtype)
+        n_batches, done = -(-len(order) // batch_size), 0
+        while done < n_batches:
+            rep = self._replicas
+            todo = min(n_batches - done, _tempering.updates_before_adapting(self))
+            n_rungs, k = len(rep.betas), int(self.k)
+            # the swap uniforms, one (M - 1) x N draw per sweep as the autograd loop draws them
+            u = (rep.rng.random((todo * k, n_rungs - 1, rep.n_chains)) if n_rungs > 1
+                 else np.zeros((todo * k, 0, rep.n_chains)))
+            state = np.array([rep.parity], np.int64)
+            with serial_blas():
+                pt_epoch(X, order[done * batch_size:(done + todo) * batch_size], int(batch_size), w,
+                         p["b"].detach().numpy(), p["c"].detach().numpy(), m["W"].numpy(), m["b"].numpy(),
+                         m["c"].numpy(), self._h_chain.numpy(), rep.v.numpy(), rep.h.numpy(), rep.betas, k,
+                         float(self.learning_rate), float(self.momentum), float(self.weight_decay), u, state,
+                         rep.accepted, rep.attempted, self._streams, sigma_v, sigma_h)
+            rep.parity, rep.n_sweeps = int(state[0]), rep.n_sweeps + todo * k
+            _tempering.count_updates(self, todo)
+            done += todo
 
     def _epoch(self, data, epoch):
         if not self._fused():

@@ -204,15 +204,15 @@ class _BetaPath(_Path):
 
 def path_for(model) -> _Path:
     """The tempering path of ``model``; a machine without an energy is refused."""
-    from fastseq.boltzmann._beta import BetaRBM
-    from fastseq.boltzmann._rbm import RBM, GaussianRBM
-
     if not model._normalisable_energy:
         raise TypeError(f"Expected a machine with an energy for parallel tempering (RBM, GaussianRBM, BetaRBM), got "
                         f"{type(model).__name__}: no energy has its Beta sampler's conditionals, so there is no "
                         f"tempered distribution exp(-beta E) to sample and no swap probability.")
-    for klass, path in ((GaussianRBM, _GaussPath), (BetaRBM, _BetaPath), (RBM, _RBMPath)):
-        if isinstance(model, klass):
+    # by the names along the class's MRO (subclasses included): the machines' modules import
+    # this one, so it does not import them back
+    names = {klass.__name__ for klass in type(model).__mro__}
+    for name, path in (("GaussianRBM", _GaussPath), ("BetaRBM", _BetaPath), ("RBM", _RBMPath)):
+        if name in names:
             return path(model)
     raise TypeError(f"Expected an RBM, GaussianRBM or BetaRBM for parallel tempering, got {type(model).__name__}.")
 
@@ -372,14 +372,26 @@ def negatives(model, k: int) -> torch.Tensor:
     rep.path = path_for(model)  # the parameters moved (BetaRBM's shapes are computed from them)
     for _ in range(k):
         rep.sweep()
+    count_updates(model, 1)
+    return rep.top(rep.v)
+
+
+def updates_before_adapting(model) -> int:
+    """Training updates left before the ladder is next re-placed (a fused epoch stops there)."""
+    return ADAPT_EVERY - model._pt_updates % ADAPT_EVERY
+
+
+def count_updates(model, n: int) -> None:
+    """Count ``n`` updates (at most :func:`updates_before_adapting`); every ``ADAPT_EVERY`` of
+    them the rates are kept as ``tempering_`` and an adaptive ladder is re-placed."""
+    rep = model._replicas
     keep, adapt = model._ladder_rule
-    model._pt_updates += 1
+    model._pt_updates += n
     if model._pt_updates % ADAPT_EVERY == 0:
         model._pt_last = rep.stats()
         if adapt:
             rep.set_betas(respace(rep.betas, rep.rates(), keep))
         rep.reset_counts()
-    return rep.top(rep.v)
 
 
 def training_stats(model) -> TemperingStats:

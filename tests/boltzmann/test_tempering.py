@@ -319,3 +319,105 @@ def test_cuda_tempering_samples_and_trains(binary, cls):
     assert s.shape == (5, 16) and np.isfinite(s).all() and len(m.last_tempering_.betas) == 3
     if kw:
         assert m._replicas.v.device.type == "cuda" and len(m.tempering_.betas) == 3
+
+
+# ---------------------------------------------------------------- the fused tempered epoch
+
+def _certain_rbm_arrays(dtype, d=6, h=4, seed=0):
+    """Weights and biases of +-300: every unit's probability is within 1e-26 of 0 or 1 at each
+    beta >= 0.2, so the draws are certain while the gradients are not zero."""
+    g = np.random.default_rng(seed)
+    return (g.normal(scale=0.3, size=(d, h)).astype(dtype), (300 * g.choice([-1.0, 1.0], d)).astype(dtype),
+            (300 * g.choice([-1.0, 1.0], h)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_tempered_epoch_equals_its_twin(dtype):
+    from fastseq.boltzmann import _cd_nb, _cd_py
+
+    d, h, n_rungs, n = 6, 4, 3, 5
+    X = (np.random.default_rng(1).random((37, d)) < 0.5).astype(dtype)
+    order = np.random.default_rng(2).permutation(37)
+    u = np.random.default_rng(5).random((5 * 2, n_rungs - 1, n))
+    outs = []
+    for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0), np.ones(d, dtype), np.ones(h, dtype))),
+                          (_cd_py.pt_epoch, (np.random.default_rng(0),))):
+        w, b, c = _certain_rbm_arrays(dtype)
+        arrays = dict(w=w, b=b, c=c, mw=np.zeros_like(w), mb=np.zeros_like(b), mc=np.zeros_like(c),
+                      chain=np.zeros((n, h), dtype), rv=np.zeros((n_rungs * n, d), dtype),
+                      rh=np.zeros((n_rungs * n, h), dtype), state=np.array([1]),
+                      accepted=np.zeros(n_rungs - 1, np.int64), attempted=np.zeros(n_rungs - 1, np.int64))
+        a = arrays
+        kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["chain"], a["rv"], a["rh"],
+               np.array([1.0, 0.6, 0.3]), 2, 0.1, 0.5, 0.01, u, a["state"], a["accepted"], a["attempted"], *extra)
+        outs.append(arrays)
+    fused, twin = outs
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for name in fused:
+        np.testing.assert_allclose(fused[name], twin[name], rtol=tol, atol=tol, err_msg=name)
+    assert not np.allclose(fused["w"], _certain_rbm_arrays(dtype)[0])  # the updates did something
+    # 5 updates x 2 sweeps, parities 1, 0, 1, ...: pair 1 tried 5 times, pair 0 5 times; equal
+    # energies (every rung holds the same certain state) always swap
+    assert fused["attempted"].tolist() == [5, 5] and fused["accepted"].tolist() == [25, 25]
+    assert fused["state"][0] == 1
+
+
+@pytest.mark.parametrize("n_updates", [7, 60])
+def test_fused_tempered_training_equals_the_autograd_loop(monkeypatch, n_updates):
+    # 60 updates cross a re-placement of the ladder (every 50), which both paths make alike
+    X = (np.random.default_rng(1).random((8 * n_updates, 6)) < 0.5).astype(np.float64)
+    w, b, c = _certain_rbm_arrays(np.float64)
+    models = []
+    for fused in (True, False):
+        monkeypatch.setattr(RBM, "_fused", lambda self, f=fused: f)
+        m = RBM(n_components=4, n_iter=0, batch_size=8, n_chains=5, momentum=0.5, weight_decay=0.01,
+                dtype="float64", random_state=0, tempering=3).fit(X)
+        with torch.no_grad():
+            for name, value in (("W", w), ("b", b), ("c", c)):
+                m.params_[name].copy_(torch.from_numpy(value))
+        with m._threads():
+            m._epoch(m._training_data(X), 0)
+        m.partial_fit(X[:8])
+        models.append(m)
+    fused, plain = models
+    for name in ("W", "b", "c"):
+        np.testing.assert_allclose(fused.params_[name].detach().numpy(), plain.params_[name].detach().numpy(),
+                                   rtol=1e-12, atol=1e-12)
+    assert not np.allclose(fused.params_["W"].detach().numpy(), w)
+    np.testing.assert_array_equal(fused.h_samples_, plain.h_samples_)
+    np.testing.assert_array_equal(fused._replicas.v.numpy(), plain._replicas.v.numpy())
+    np.testing.assert_array_equal(fused._replicas.h.numpy(), plain._replicas.h.numpy())
+    for a, t in ((fused.tempering_, plain.tempering_), (fused._replicas.stats(), plain._replicas.stats())):
+        np.testing.assert_array_equal(a.betas, t.betas)
+        np.testing.assert_array_equal(a.swap_rates, t.swap_rates)
+        assert a.n_sweeps == t.n_sweeps
+    assert fused._pt_updates == plain._pt_updates == n_updates + 1
+    assert fused._replicas.parity == plain._replicas.parity
+    # the swap uniforms came from the same stream, so it stands where the loop left it
+    assert fused._replicas.rng.random() == plain._replicas.rng.random()
+
+
+def test_fused_tempered_sweeps_keep_the_exact_distribution_at_beta_1():
+    # learning rate 0: the kernel's replicas are a tempered sampler of a fixed 4 x 3 RBM; rung 0's
+    # hidden states must follow the exact p(h)
+    from fastseq.boltzmann import _cd_nb
+
+    m = _tiny(RBM)
+    exact = _exact_hidden(m)
+    betas = np.array([1.0, 0.45, 0.2])
+    n, d, h = 200, 4, 3
+    p = {k: v.detach().numpy().copy() for k, v in m.params_.items()}
+    rng = np.random.default_rng(3)
+    rv, rh = (rng.random((3 * n, d)) < 0.5).astype(np.float64), np.zeros((3 * n, h))
+    state, acc, att = np.array([0]), np.zeros(2, np.int64), np.zeros(2, np.int64)
+    streams, counts = nbs.make_streams(4), np.zeros(2 ** h)
+    for s in range(300):
+        _cd_nb.pt_epoch(np.zeros((1, d)), np.zeros(1, np.intp), 1, p["W"], p["b"], p["c"], np.zeros((d, h)),
+                        np.zeros(d), np.zeros(h), np.zeros((n, h)), rv, rh, betas, 1, 0.0, 0.0, 0.0,
+                        rng.random((1, 2, n)), state, acc, att, streams, np.ones(d), np.ones(h))
+        if s >= 20:
+            counts += np.bincount(_code(rh[:n]), minlength=counts.size)
+    tv = 0.5 * np.abs(counts / counts.sum() - exact).sum()
+    assert tv < 0.03, tv
+    assert (acc > 0).all() and (acc < att * n).all()  # swaps happened, and not all of them
+    np.testing.assert_array_equal(p["W"], m.params_["W"].detach().numpy())  # rate 0 left the model alone
