@@ -6,7 +6,9 @@ accumulate the hidden weights' gradient step by step. Here each layer is one
 
 - the input projections of all ``K * W`` rows are one matrix product (autograd's
   ``F.linear``, whose backward gives the input-weight and input gradients, again as
-  whole-window products);
+  whole-window products); LSTM and RNN leave the input bias to the step kernels, which
+  add it to the hidden bias once (the two meet only in their sum), so one sum over the
+  window's gate gradients gives both bias gradients;
 - the steps run in compiled calls (:mod:`fastseq.bptt._fused_nb`): the window's slots
   in fixed blocks of 32, each block through all K steps with one BLAS product per
   step and one fused loop over the gates, the reset folded in as the choice of each
