@@ -6,7 +6,9 @@ accumulate the hidden weights' gradient step by step. Here each layer is one
 
 - the input projections of all ``K * W`` rows are one matrix product (autograd's
   ``F.linear``, whose backward gives the input-weight and input gradients, again as
-  whole-window products);
+  whole-window products); LSTM and RNN leave the input bias to the step kernels, which
+  add it to the hidden bias once (the two meet only in their sum), so one sum over the
+  window's gate gradients gives both bias gradients;
 - the steps run in compiled calls (:mod:`fastseq.bptt._fused_nb`): the window's slots
   in fixed blocks of 32, each block through all K steps with one BLAS product per
   step and one fused loop over the gates, the reset folded in as the choice of each
@@ -79,17 +81,20 @@ class _FusedLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mode: str, reset: Tensor, gi: Tensor, w_hh: Tensor, b_hh: Tensor | None,
-                h0: Tensor, c0: Tensor | None, seed_h: Tensor, seed_c: Tensor | None):
+                h0: Tensor, c0: Tensor | None, seed_h: Tensor, seed_c: Tensor | None, b_ih: Tensor | None = None):
         kernels, arr = _kernels(gi.device)
         k_steps, width = gi.shape[:2]
         hid = w_hh.shape[1]
         new = lambda *shape: gi.new_empty(shape)  # noqa: E731
         w_hh = w_hh.detach().contiguous()
         b = w_hh.new_zeros(w_hh.shape[0]) if b_hh is None else b_hh.detach().contiguous()
+        if b_ih is not None:  # LSTM, RNN: both biases meet only in the sum, so the kernel adds them once
+            b = b + b_ih.detach()
         args = [arr(gi.detach().contiguous()), arr(w_hh.t().contiguous()), arr(b),
                 arr(h0.detach().contiguous())]
         hs, hprev = new(k_steps, width, hid), new(k_steps, width, hid)
         ctx.mode, ctx.has_bias, ctx.hid = mode, b_hh is not None, hid
+        ctx.has_b_ih = b_ih is not None
         with _blas_threads():
             if mode == "GRU":
                 gates = new(4, k_steps, width, hid)
@@ -119,7 +124,7 @@ class _FusedLayer(torch.autograd.Function):
         dhs = dhs.contiguous()
         k_steps, width = dhs.shape[:2]
         dh0, dseed_h = dhs.new_empty(width, hid), dhs.new_zeros(hid)
-        dc0 = dseed_c = None
+        dc0 = dseed_c = d_bias = None
         with _blas_threads():
             if mode == "GRU":
                 reset, w_hh, hprev, gates = ctx.saved_tensors
@@ -143,10 +148,13 @@ class _FusedLayer(torch.autograd.Function):
         if need[3]:
             rows = hprev.view(k_steps * width, hid)
             d_w = _products.matmul(flat.t(), rows) if _products.usable(flat) else flat.t().mm(rows)
-        d_b = flat.sum(0) if ctx.has_bias and need[4] else None
+        if ctx.has_bias and need[4] or ctx.has_b_ih and need[9]:
+            d_bias = flat.sum(0)  # one sum for both biases where the input bias was folded in
+        d_b = d_bias if ctx.has_bias and need[4] else None
         d_seed_h = dseed_h.view(1, hid) if need[7] else None
         d_seed_c = dseed_c.view(1, hid) if dseed_c is not None and need[8] else None
-        return None, None, dgi, d_w, d_b, dh0, dc0, d_seed_h, d_seed_c
+        d_b_ih = d_bias if ctx.has_b_ih and need[9] else None
+        return None, None, dgi, d_w, d_b, dh0, dc0, d_seed_h, d_seed_c, d_b_ih
 
 
 def run_fused(rnn, x: Tensor, reset: Tensor, valid: Tensor | None, carried, seeds, mode: str):
@@ -166,9 +174,13 @@ def run_fused(rnn, x: Tensor, reset: Tensor, valid: Tensor | None, carried, seed
         b_ih, b_hh = (getattr(rnn, "bias_ih" + sfx), getattr(rnn, "bias_hh" + sfx)) if rnn.bias else (None, None)
         if layer and rnn.dropout and rnn.training:
             seq = F.dropout(seq, rnn.dropout, True)
-        gi = _products.linear(seq, w_ih, b_ih)
+        # LSTM and RNN add the input bias inside the layer (it meets the hidden bias only in
+        # their sum): the projection skips a pass over its output and the backward a sum
+        fold = mode != "GRU" and b_ih is not None
+        gi = _products.linear(seq, w_ih, None if fold else b_ih)
         c0, s_c = (carried[1][layer], seeds[1][layer]) if lstm else (None, None)
-        out = _FusedLayer.apply(mode, reset, gi, w_hh, b_hh, carried[0][layer], c0, seeds[0][layer], s_c)
+        out = _FusedLayer.apply(mode, reset, gi, w_hh, b_hh, carried[0][layer], c0, seeds[0][layer], s_c,
+                                b_ih if fold else None)
         if lstm:
             seq, c_last = out
             finals_c.append(c_last)

@@ -273,6 +273,17 @@ def gru_backward_blocks(fn, j0, j1, block, dhs, w_hh, hprev, gates, reset, dgi, 
             dh0[b] = dh[b - lo]
 
 
+@njit(inline="always")
+def _lstm_cell(i, f, g, o, cp, cell, tc, out):
+    """An LSTM's new cell, its tanh and the output from activated gates, over flat (1-D) arrays."""
+    for j in range(cell.shape[0]):
+        cell[j] = f[j] * cp[j] + i[j] * g[j]
+    for j in range(cell.shape[0]):
+        tc[j] = _tanh(cell[j])
+    for j in range(cell.shape[0]):
+        out[j] = o[j] * tc[j]
+
+
 @njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
 def lstm_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev,
                         gates):
@@ -287,27 +298,26 @@ def lstm_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, c0, seed_h, see
     for blk in range(j0, j1):
         lo = blk * block
         hi = min(lo + block, width)
+        nb = hi - lo
+        n = nb * hid
         h, c = h0, c0
         for k in range(n_steps):
             _previous_rows(k, c, seed_c, reset, cprev[k], lo, hi)
             _hidden_product(fn, scratch, scal, k, h, seed_h, reset, hprev, lo, hi, w_hh_t, gh)
-            for b in range(lo, hi):
-                x, y, cp, out, cell = gi[k, b], gh[b - lo], cprev[k, b], hs[k, b], cs[k, b]
-                i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
+            # the block's rows of step k as 2-D (gate columns) and flat (cell) views, made once
+            # a step: views made per slot cost more than the gate arithmetic at H = 128
+            x, i, f, g, o = gi[k, lo:hi], gi_[k, lo:hi], gf[k, lo:hi], gg[k, lo:hi], go[k, lo:hi]
+            for r in range(nb):
                 for j in range(hid):
-                    i[j] = _sigmoid(x[j] + y[j] + b_hh[j])
+                    i[r, j] = _sigmoid(x[r, j] + gh[r, j] + b_hh[j])
                 for j in range(hid):
-                    f[j] = _sigmoid(x[hid + j] + y[hid + j] + b_hh[hid + j])
+                    f[r, j] = _sigmoid(x[r, hid + j] + gh[r, hid + j] + b_hh[hid + j])
                 for j in range(hid):
-                    g[j] = _tanh(x[2 * hid + j] + y[2 * hid + j] + b_hh[2 * hid + j])
+                    g[r, j] = _tanh(x[r, 2 * hid + j] + gh[r, 2 * hid + j] + b_hh[2 * hid + j])
                 for j in range(hid):
-                    o[j] = _sigmoid(x[3 * hid + j] + y[3 * hid + j] + b_hh[3 * hid + j])
-                for j in range(hid):
-                    cell[j] = f[j] * cp[j] + i[j] * g[j]
-                for j in range(hid):
-                    tc[j] = _tanh(cell[j])
-                for j in range(hid):
-                    out[j] = o[j] * tc[j]
+                    o[r, j] = _sigmoid(x[r, 3 * hid + j] + gh[r, 3 * hid + j] + b_hh[3 * hid + j])
+            _lstm_cell(i.reshape(n), f.reshape(n), g.reshape(n), o.reshape(n), cprev[k, lo:hi].reshape(n),
+                       cs[k, lo:hi].reshape(n), gt[k, lo:hi].reshape(n), hs[k, lo:hi].reshape(n))
             h, c = hs[k], cs[k]
 
 

@@ -14,17 +14,23 @@ def fortran_address() -> int:
     return <uintptr_t>&fastseq_sgemm_fortran
 
 
-def matmul(const float[:, :] a, const float[:, ::1] b, float[:, ::1] out) -> None:
+def matmul(const float[:, :] a, const float[:, :] b, float[:, :] out) -> None:
     """``out = a @ b`` in float32; ``a`` may have any strides (a transposed view is read in
-    place), ``b`` and ``out`` are C-contiguous. Releases the GIL."""
+    place), ``b`` and ``out`` any row stride with unit column stride (C-contiguous arrays or
+    column ranges of them). Releases the GIL."""
     cdef int64_t m = a.shape[0], k = a.shape[1], n = b.shape[1]
     if b.shape[0] != k or out.shape[0] != m or out.shape[1] != n:
         raise ValueError(f"Expected a (m x k), b (k x n), out (m x n), got ({a.shape[0]}, {a.shape[1]}), "
                          f"({b.shape[0]}, {b.shape[1]}), ({out.shape[0]}, {out.shape[1]}).")
+    if (n > 1 and (b.strides[1] != sizeof(float) or out.strides[1] != sizeof(float))) or \
+            b.strides[0] % sizeof(float) or out.strides[0] % sizeof(float):
+        raise ValueError(f"Expected b and out with unit column strides, got strides ({b.strides[0]}, {b.strides[1]}) "
+                         f"and ({out.strides[0]}, {out.strides[1]}) (bytes).")
     if not gemm_available():
         raise RuntimeError("Expected a processor with AVX-512 for the fastseq gemm kernel, this one has none.")
     if m == 0 or n == 0:
         return
     cdef int64_t ars = a.strides[0] // sizeof(float), acs = a.strides[1] // sizeof(float)
+    cdef int64_t ldb = b.strides[0] // sizeof(float), ldc = out.strides[0] // sizeof(float)
     with nogil:
-        sgemm_strided(m, n, k, &a[0, 0] if k else NULL, ars, acs, &b[0, 0] if k else NULL, n, &out[0, 0], n)
+        sgemm_strided(m, n, k, &a[0, 0] if k else NULL, ars, acs, &b[0, 0] if k else NULL, ldb, &out[0, 0], ldc)

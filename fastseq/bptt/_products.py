@@ -5,8 +5,9 @@ the hidden weights' gradient (a sum over the window's ``K * W`` rows) are the la
 of a recurrent layer's arithmetic. PyTorch computes them with MKL, which on this project's
 AMD machines takes an AVX2 path; fastseq's AVX-512 kernel (``csrc/gemm.cpp``) ran them
 1.3-2.6x faster (``bench/bptt/compare_gemm.py``). Here they are split by rows of the result
-across the threads PyTorch allows (:mod:`fastseq.bptt._slot_threads`): each element of the
-result is one sum in one order, so the result does not depend on the thread count.
+across the threads PyTorch allows (:mod:`fastseq.bptt._slot_threads`), and a result of few
+rows by columns too (in fixed units of whole column panels): each element of the result is
+one sum in one order, so the result does not depend on the thread count.
 
 :func:`usable` says when the kernel applies (a CPU float32 tensor on an AVX-512 processor);
 otherwise callers use PyTorch's own operations. The twin is ``a @ b``.
@@ -24,6 +25,7 @@ from fastseq.bptt._slot_threads import run_split
 __all__ = ["usable", "matmul", "linear"]
 
 _ROWS = 64  # rows of the result per unit of work split across threads (a multiple of the kernel's 8)
+_COLS = 128  # columns per unit where the result has only one unit of rows (a multiple of the kernel's 32)
 _AVAILABLE: bool | None = None
 
 
@@ -64,14 +66,21 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if a.stride(0) != 1 and a.stride(1) != 1:
         a = a.contiguous()
     an, bn, on = a.detach().numpy(), b.detach().numpy(), out.numpy()
-    rows = a.shape[0]
+    rows, cols = a.shape[0], b.shape[1]
+    row_units = -(-rows // _ROWS)
+    # a product with one unit of rows (a weight gradient with F = 32 rows, after the flip above)
+    # is split by columns too, so it does not run on one thread while the others wait
+    col_width = _COLS if row_units == 1 else cols
+    col_units = -(-cols // col_width)
 
     def task(j0: int, j1: int) -> None:
-        lo, hi = j0 * _ROWS, min(j1 * _ROWS, rows)
-        if lo < hi:
-            kernel(an[lo:hi], bn, on[lo:hi])
+        for unit in range(j0, j1):
+            r, c = divmod(unit, col_units)
+            lo, hi = r * _ROWS, min((r + 1) * _ROWS, rows)
+            c0, c1 = c * col_width, min((c + 1) * col_width, cols)
+            kernel(an[lo:hi], bn[:, c0:c1], on[lo:hi, c0:c1])
 
-    run_split(task, -(-rows // _ROWS))
+    run_split(task, row_units * col_units)
     return out
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from fastseq.bptt import _fused_nb, _fused_py
+from fastseq.bptt._gemm_cy import available as _gemm_available
 from fastseq.bptt.engines import carry_state, run_window
 from fastseq.bptt.loader import SlotSwapLoader
 
@@ -390,3 +391,46 @@ def test_fused_kernels_leave_the_scipy_pool_alone_when_they_do_not_use_it(monkey
     before = [lib.num_threads for lib in libs]
     with ef._blas_threads():
         assert [lib.num_threads for lib in libs] == before
+
+
+# ---------------------------------------------------------------- whole-window products
+
+
+@pytest.mark.skipif(not _gemm_available(), reason="needs a processor with AVX-512")
+@pytest.mark.parametrize("m,k,n", [(32, 700, 300), (40, 300, 129), (130, 300, 70)])
+def test_window_products_do_not_depend_on_the_thread_count(m, k, n):
+    # few rows of the result (an input-weight gradient after its flip) split by columns
+    # across threads: each element is still one sum in one order
+    from fastseq.bptt import _products
+
+    torch.manual_seed(0)
+    a, b = torch.randn(k, m).t(), torch.randn(k, n)
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            outs.append(_products.matmul(a, b))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0], outs[1])
+    torch.testing.assert_close(outs[0], a @ b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.RNN])
+@pytest.mark.parametrize("frozen", ["bias_hh_l0", "bias_ih_l0"])
+def test_input_bias_added_in_the_layer_gets_its_gradient_alone(cell, frozen):
+    # LSTM and RNN add the input bias inside the fused layer: either bias may be frozen
+    torch.manual_seed(0)
+    rnn = cell(3, 4).double()
+    getattr(rnn, frozen).requires_grad_(False)
+    x, reset = torch.randn(5, 3, 3, dtype=torch.float64), torch.rand(5, 3) < 0.3
+    grads = {}
+    for engine in ("fused", "steps"):
+        rnn.zero_grad(set_to_none=True)
+        run_window(rnn, x, reset, engine=engine)[0].square().sum().backward()
+        grads[engine] = {k: p.grad for k, p in rnn.named_parameters()}
+    assert grads["fused"][frozen] is None
+    for k, g in grads["steps"].items():
+        if g is not None:
+            torch.testing.assert_close(grads["fused"][k], g, rtol=1e-10, atol=1e-12)
