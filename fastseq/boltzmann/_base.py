@@ -287,8 +287,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if self._on_cpu():
             return torch.from_numpy(nbs.beta_ab(a.detach().contiguous().numpy(),
                                                 b.detach().contiguous().numpy(), self._streams))
-        # As in the CPU kernel: log-space gammas with the boost Gamma(a) = Gamma(a + 1) U^(1/a),
-        # so tiny shapes land on 0 or 1 in the right proportions (torch's own Beta gives
+        # Log-space gammas with the boost Gamma(a) = Gamma(a + 1) U^(1/a) (the CPU kernel
+        # uses Cheng's BB/BC instead), so tiny shapes land on 0 or 1 in the right proportions (torch's own Beta gives
         # NaN or biased values there). torch's Gamma sampler takes no generator: it uses
         # the global CUDA stream (seed it with torch.manual_seed).
         return torch.sigmoid(self._log_gamma(a) - self._log_gamma(b))
