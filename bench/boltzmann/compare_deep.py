@@ -23,6 +23,12 @@ untimed warm-up fit (Numba compiles once).
 
     flock /tmp/fastseq-bench.lock env PYTHONPATH=. python bench/boltzmann/compare_deep.py \\
         --json docs/benchmarks/compare_deep.json
+
+``--figures DIR`` also draws, from the same models, the pictures of the README and the
+guide: the RBM's samples by Gibbs chains and by parallel tempering (``sampler="pt"``,
+same starts and steps), the net's samples, a bar chart of the three by class
+(``samplers_coverage.png``, needs matplotlib) and strips interpolated at the net's top
+layer between held-out digits of different classes.
 """
 from __future__ import annotations
 
@@ -62,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ais-betas", type=int, default=2000)
     ap.add_argument("--bound-samples", type=int, default=20, help="up-passes per held-out digit in the bound")
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--figures", metavar="DIR", help="also write the sample grids, the coverage chart and "
+                                                      "interpolation strips here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     with threadpool_limits(1):
@@ -81,7 +89,8 @@ def main(argv=None) -> int:
         rbm_train, _ = timed(lambda: rbm.fit(X[tr]))
         rbm_ais, z = timed(lambda: ais_log_partition(rbm, X[tr], n_betas=args.ais_betas, n_runs=100, random_state=0))
         rbm_ll = average_log_likelihood(rbm, X[te], z)
-        rbm_sample, s = timed(lambda: rbm.sample(args.samples, args.steps))
+        rbm_sample, rbm_s = timed(lambda: rbm.sample(args.samples, args.steps))
+        s = rbm_s
         rows = {"rbm": {"layers": [784, h1], "training seconds": rbm_train, "held-out log-likelihood": rbm_ll,
                         "kind": "AIS", "AIS log Z": z.log_z, "AIS log Z std": z.log_z_std, "AIS seconds": rbm_ais,
                         "sampling seconds": rbm_sample, **coverage(clf.predict((s > 0.5).astype(np.float32)))}}
@@ -95,6 +104,8 @@ def main(argv=None) -> int:
         bound_s, bound = timed(lambda: dbn.log_likelihood_bound(X[te], log_z=zt, n_samples=args.bound_samples,
                                                                  random_state=0))
         dbn_sample, s = timed(lambda: dbn.sample(args.samples, args.steps))
+        if args.figures:
+            rows["rbm, tempering"] = figures(Path(args.figures), rbm, dbn, rbm_s, s, X[te], labels[te], clf, args)
         rows["dbn"] = {"layers": [784, h1, h2], "training seconds": dbn_train,
                        "held-out log-likelihood": float(np.mean(bound)), "kind": "lower bound (AIS log Z of the top)",
                        "AIS log Z": zt.log_z, "AIS log Z std": zt.log_z_std, "AIS seconds": dbn_ais + bound_s,
@@ -108,6 +119,10 @@ def main(argv=None) -> int:
           "| training s | AIS (+ bound) s | sampling s | counts by class |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in rows.items():
+        if "layers" not in r:
+            print(f"| {name} (figures only) | | | {r['classes with >= 3']} | {r['largest share']:.2f} | | "
+                  f"| {r['sampling seconds']:.1f} | {r['counts']} |")
+            continue
         sizes = "-".join(map(str, r["layers"]))
         ll = f"{r['held-out log-likelihood']:.1f}" + (" (bound)" if name == "dbn" else "")
         print(f"| {name} {sizes} | {ll} | {r['AIS log Z']:.2f} +- {r['AIS log Z std']:.2f} "
@@ -116,6 +131,42 @@ def main(argv=None) -> int:
     if args.json:
         write_json(args.json, result)
     return 0
+
+
+def figures(folder: Path, rbm, dbn, rbm_samples, dbn_samples, X_test, y_test, clf, args) -> dict:
+    """Write the sample grids, the per-class chart and interpolation strips; the tempered row."""
+    from fastseq.mosaic import save_png, tile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pt_s, pt = timed(lambda: rbm.sample(args.samples, args.steps, sampler="pt"))
+    grids = {"Gibbs (RBM)": rbm_samples, "tempering (RBM)": pt, "deep net": dbn_samples}
+    for name, grid in zip(("samples_rbm_gibbs", "samples_rbm_tempering", "samples_dbn"), grids.values()):
+        save_png(tile(grid[:60], shape=(28, 28), width=10), folder / f"{name}.png", zoom=2)
+    counts = {k: np.bincount(clf.predict((v > 0.5).astype(np.float32)), minlength=10) for k, v in grids.items()}
+    pairs = [(int(np.flatnonzero(y_test == a)[0]), int(np.flatnonzero(y_test == b)[0]))
+             for a, b in ((0, 6), (1, 7), (3, 8), (4, 9))]
+    strips = np.concatenate([dbn.interpolate(X_test[i], X_test[j], n_steps=10) for i, j in pairs])
+    save_png(tile(strips, shape=(28, 28), width=10), folder / "dbn_interpolation.png", zoom=2)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no samplers_coverage.png")
+    else:
+        fig, ax = plt.subplots(figsize=(6, 2.6))
+        for k, (name, c) in enumerate(counts.items()):
+            ax.bar(np.arange(10) + (k - 1) * 0.27, c, width=0.27, label=name)
+        ax.set_xticks(range(10))
+        ax.set_xlabel("digit the sample looks like (5-NN of real digits)")
+        ax.set_ylabel(f"samples of {args.samples}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(folder / "samplers_coverage.png", dpi=80)
+        plt.close(fig)
+    return {"sampling seconds": pt_s, "rungs": len(rbm.last_tempering_.betas),
+            **coverage(clf.predict((pt > 0.5).astype(np.float32)))}
 
 
 if __name__ == "__main__":
