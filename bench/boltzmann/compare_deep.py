@@ -38,17 +38,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.neighbors import KNeighborsClassifier
 from threadpoolctl import threadpool_limits
 
 from fastseq.boltzmann import RBM, DeepBeliefNet, ais_log_partition, average_log_likelihood
-from fastseq.datasets import embedded_digits, held_out_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/boltzmann/: compare_samplers, when run as a path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers
 from _json_out import write_json  # noqa: E402
 from _timing import timed  # noqa: E402
-from compare_samplers import coverage  # noqa: E402
+from compare_samplers import coverage, digits_split  # noqa: E402
 
 
 def machine(n_hidden: int, epochs: int) -> RBM:
@@ -73,13 +71,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        images, labels = embedded_digits(flat=True)
-        X = (images / 255.0 > 0.5).astype(np.float32)
-        if args.rows:
-            keep = np.random.default_rng(0).permutation(len(X))[:args.rows]
-            X, labels = X[keep], labels[keep]
-        tr, te = held_out_split(labels, fraction=0.2, seed=0)
-        clf = KNeighborsClassifier(n_neighbors=5).fit(X[tr], labels[tr])
+        X, labels, tr, te, clf = digits_split(args.rows)
         result: dict = {"settings": vars(args), "train digits": int(len(tr)), "held-out digits": int(len(te)),
                         "classifier held-out accuracy": float(clf.score(X[te], labels[te]))}
         h1, h2 = args.hidden
@@ -90,10 +82,9 @@ def main(argv=None) -> int:
         rbm_ais, z = timed(lambda: ais_log_partition(rbm, X[tr], n_betas=args.ais_betas, n_runs=100, random_state=0))
         rbm_ll = average_log_likelihood(rbm, X[te], z)
         rbm_sample, rbm_s = timed(lambda: rbm.sample(args.samples, args.steps))
-        s = rbm_s
         rows = {"rbm": {"layers": [784, h1], "training seconds": rbm_train, "held-out log-likelihood": rbm_ll,
                         "kind": "AIS", "AIS log Z": z.log_z, "AIS log Z std": z.log_z_std, "AIS seconds": rbm_ais,
-                        "sampling seconds": rbm_sample, **coverage(clf.predict((s > 0.5).astype(np.float32)))}}
+                        "sampling seconds": rbm_sample, **coverage(clf.predict((rbm_s > 0.5).astype(np.float32)))}}
 
         dbn = DeepBeliefNet([machine(h1, args.epochs), machine(h2, args.epochs)])
         dbn_train, _ = timed(lambda: dbn.fit(X[tr]))

@@ -64,6 +64,18 @@ def train_for(model: RBM, X: np.ndarray, budget: float) -> tuple[RBM, int]:
     return model, epochs * -(-len(X) // int(model.batch_size))
 
 
+def digits_split(rows: int = 0):
+    """The binarised embedded digits (``rows`` of them, seeded; 0: all), the 80/20 held-out
+    split (seed 0) and the 5-NN labeller fitted on the training digits."""
+    images, labels = embedded_digits(flat=True)
+    X = (images / 255.0 > 0.5).astype(np.float32)
+    if rows:
+        keep = np.random.default_rng(0).permutation(len(X))[:rows]
+        X, labels = X[keep], labels[keep]
+    tr, te = held_out_split(labels, fraction=0.2, seed=0)
+    return X, labels, tr, te, KNeighborsClassifier(n_neighbors=5).fit(X[tr], labels[tr])
+
+
 def coverage(labels: np.ndarray) -> dict:
     counts = np.bincount(labels, minlength=10)
     return {"classes with >= 3": int((counts >= 3).sum()), "largest share": float(counts.max() / len(labels)),
@@ -85,13 +97,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     with threadpool_limits(1):
-        images, labels = embedded_digits(flat=True)
-        X = (images / 255.0 > 0.5).astype(np.float32)
-        if args.rows:
-            keep = np.random.default_rng(0).permutation(len(X))[:args.rows]
-            X, labels = X[keep], labels[keep]
-        tr, te = held_out_split(labels, fraction=0.2, seed=0)
-        clf = KNeighborsClassifier(n_neighbors=5).fit(X[tr], labels[tr])
+        X, labels, tr, te, clf = digits_split(args.rows)
         result: dict = {"settings": vars(args), "classifier held-out accuracy": float(clf.score(X[te], labels[te]))}
 
         for warm in ({}, {"tempering": 2}):  # compile (or load) both kernels before any clock runs
