@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastseq.bptt import _fused_nb
+from fastseq.bptt import _fused_nb, _slot_threads
 from fastseq.bptt.engines import run_window
 
 
@@ -23,7 +23,7 @@ def _run(rnn, x, reset, state, seed):
 
 @pytest.mark.parametrize("cell", ["GRU", "LSTM", "RNN"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_results_are_identical_on_1_2_and_more_threads_than_blocks(cell, dtype):
+def test_results_are_identical_on_1_2_and_more_threads_than_blocks_on_either_runner(cell, dtype, monkeypatch):
     torch.manual_seed(0)
     width = 2 * _fused_nb.SLOT_BLOCK + 5  # three blocks, the last one narrow
     rnn = getattr(nn, cell)(6, 11, num_layers=2).to(dtype)
@@ -39,9 +39,12 @@ def test_results_are_identical_on_1_2_and_more_threads_than_blocks(cell, dtype):
         for threads in (1, 2, 8):  # 8 threads > 3 blocks
             torch.set_num_threads(threads)
             results[threads] = _run(rnn, x, reset, state, seed)
+        monkeypatch.setattr(_slot_threads, "_OPENMP", [None])  # fastseq's own pool instead of PyTorch's threads
+        torch.set_num_threads(2)
+        results["pool"] = _run(rnn, x, reset, state, seed)
     finally:
         torch.set_num_threads(saved)
-    for threads in (2, 8):
+    for threads in (2, 8, "pool"):
         for got, want in zip(results[threads], results[1]):
             assert torch.equal(got, want), threads
 

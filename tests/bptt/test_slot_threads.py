@@ -1,6 +1,8 @@
-"""The slot-block thread pool: every block runs once, errors reach the caller, exit never waits."""
+"""The slot-block runners (PyTorch's OpenMP threads, fastseq's own pool): every block runs once,
+errors reach the caller, exit never waits."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -11,12 +13,49 @@ import torch
 from fastseq.bptt import _slot_threads
 
 
-@pytest.fixture
-def four_threads():
+@pytest.fixture(params=["openmp", "pool"])
+def four_threads(request, monkeypatch):
+    """Four threads, on each runner in turn."""
+    if request.param == "pool":
+        monkeypatch.setattr(_slot_threads, "_OPENMP", [None])
+    elif _slot_threads.runner() != "openmp":
+        pytest.skip("no OpenMP runtime loaded with PyTorch here")
     saved = torch.get_num_threads()
     torch.set_num_threads(4)
-    yield
+    yield request.param
     torch.set_num_threads(saved)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PyTorch's Linux wheels run on OpenMP")
+def test_blocks_run_on_pytorchs_openmp_threads_where_it_uses_openmp():
+    if "OpenMP" not in torch.__config__.parallel_info():
+        pytest.skip("this PyTorch does not run its operations on OpenMP")
+    assert _slot_threads.runner() == "openmp"
+    names = set()
+    lock = threading.Lock()
+
+    def task(j0: int, j1: int) -> None:
+        with lock:
+            names.add(threading.get_ident())
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.ones(1 << 20).sum()  # PyTorch's workers exist and are (or were) spinning
+        _slot_threads.run_split(lambda j0, j1: task(j0, j1) or __import__("time").sleep(0.01), 8)
+    finally:
+        torch.set_num_threads(saved)
+    assert threading.get_ident() in names  # the caller works too
+    pool = {t.ident for t in threading.enumerate() if t.name.startswith("fastseq-slots")}
+    assert names.isdisjoint(pool)  # no block ran on fastseq's own pool
+
+
+def test_the_environment_chooses_the_pool():
+    code = "from fastseq.bptt import _slot_threads; print(_slot_threads.runner())"
+    env = {**os.environ, "FASTSEQ_SLOT_THREADS": "pool"}
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "pool"
 
 
 def test_every_block_runs_once_and_the_call_waits_for_all(four_threads):
@@ -47,19 +86,27 @@ def test_a_failing_block_raises_in_the_caller_after_the_others_finish(four_threa
     _slot_threads.run_split(lambda j0, j1: None, 12)  # and the pool still works
 
 
-def test_pool_threads_are_daemons(four_threads):
-    _slot_threads.run_split(lambda j0, j1: None, 8)
+def test_pool_threads_are_daemons(monkeypatch):
+    monkeypatch.setattr(_slot_threads, "_OPENMP", [None])  # only the pool starts threads of its own
+    saved = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        _slot_threads.run_split(lambda j0, j1: None, 8)
+    finally:
+        torch.set_num_threads(saved)
     pool = [t for t in threading.enumerate() if t.name.startswith("fastseq-slots")]
     assert pool and all(t.daemon for t in pool)
 
 
-def test_a_process_that_used_the_pool_exits():
+@pytest.mark.parametrize("runner", ["openmp", "pool"])
+def test_a_process_that_used_the_runner_exits(runner):
     code = (
         "import torch; torch.set_num_threads(4)\n"
         "from fastseq.bptt import _slot_threads\n"
         "_slot_threads.run_split(lambda j0, j1: None, 8)\n"
         "print('ran')\n"
     )
-    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "FASTSEQ_SLOT_THREADS": runner}
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ran"
