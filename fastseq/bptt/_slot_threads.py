@@ -35,7 +35,7 @@ import torch
 
 from fastseq.bptt._blas_nb import gemm
 
-__all__ = ["run_blocks", "run_split", "threads_for", "runner"]
+__all__ = ["run_blocks", "run_split", "runner", "threads_for"]
 
 _LOCK = threading.Lock()
 _WORKERS: list[threading.Thread] = []
