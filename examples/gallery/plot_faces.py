@@ -48,21 +48,12 @@ pca_error, components = pca_reconstruction_error(train, test, cnn.config.code_si
 # %%
 # The machine on the codes. :class:`~fastseq.conv.StackedModel` joins the network to any
 # model with scikit-learn's methods (``fit``, ``transform``, ``gibbs``, ``sample``) plus
-# ``inverse_transform``, hidden values -> visible means. A Gaussian RBM has all but the
-# last; for it the mean is ``b + sigma * (W h)``, from its parameters.
-class GaussianCodes(GaussianRBM):
-    """A GaussianRBM with ``inverse_transform``: a code model for StackedModel."""
-
-    def inverse_transform(self, H) -> np.ndarray:
-        p = {name: value.detach().double().numpy() for name, value in self.parameters.items()}
-        return p["b"] + np.exp(p["log_sigma"]) * (np.asarray(H, dtype=np.float64) @ p["W"].T)
-
-
-# %%
-# 128 hidden units, CD-1 with Adam for 50 epochs, on the codes standardised to mean 0 and
+# ``inverse_transform``, hidden values -> visible means; every fastseq machine has them
+# (for a Gaussian RBM the mean is ``b + sigma * (W h)``). Here a Gaussian RBM of 128 hidden units,
+# CD-1 with Adam for 50 epochs, on the codes standardised to mean 0 and
 # standard deviation 1 (``scaling="standard"``, as Gaussian units want).
-machine = GaussianCodes(n_components=128, n_iter=50, batch_size=16, optimizer="adam", learning_rate=0.01,
-                        persistent=False, random_state=0)
+machine = GaussianRBM(n_components=128, n_iter=50, batch_size=16, optimizer="adam", learning_rate=0.01,
+                      persistent=False, random_state=0)
 stacked = StackedModel(cnn, machine, scaling="standard").fit(train)
 autoencoded = stacked.autoencode(test)
 

@@ -375,7 +375,7 @@ class BetaRBM(BoltzmannMachine):
 
     def _alpha_beta(self, h):
         s = self.shapes()
-        return s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T
+        return torch.addmm(s["A"], h, s["Wa"].T), torch.addmm(s["B"], h, s["Wb"].T)
 
     def _sample_visible(self, h):
         a, b = self._alpha_beta(h)
@@ -383,13 +383,15 @@ class BetaRBM(BoltzmannMachine):
 
     def _chain(self, h, k):
         # the base loop's steps with the softplus of the D x H weights taken once, not twice
-        # a step: at a few chains that transform, not the sampling, was most of a step
+        # a step: at a few chains that transform, not the sampling, was most of a step. Each
+        # bias rides in its product (addmm): at 64 chains on 2 threads a separate add after
+        # each product made the shapes' products 1.8x slower (113 vs 62 us)
         s, c = self.shapes(), self.params_["c"].detach()
         v = h
         for step in range(k):
-            v = self._prepare_sample(self._beta_ab(s["A"] + h @ s["Wa"].T, s["B"] + h @ s["Wb"].T))
+            v = self._prepare_sample(self._beta_ab(torch.addmm(s["A"], h, s["Wa"].T), torch.addmm(s["B"], h, s["Wb"].T)))
             if step + 1 < k:
-                h = self._bernoulli(c + torch.log(v) @ s["Wa"] + torch.log1p(-v) @ s["Wb"])
+                h = self._bernoulli(torch.addmm(torch.addmm(c, torch.log(v), s["Wa"]), torch.log1p(-v), s["Wb"]))
         return v, h
 
     def _visible_mean(self, h):
