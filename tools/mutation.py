@@ -102,13 +102,13 @@ def existing(root: Path, tests: list[str]) -> list[str]:
 # ------------------------------------------------------------------ mutmut (pure Python)
 
 
-def mutmut_config(sources, tests, extra, timeout_multiplier) -> str:
+def mutmut_config(sources, tests, extra, timeout_multiplier, timeout_constant=2.0) -> str:
     q = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"  # noqa: E731
     return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(['fastseq', 'tests'])}\n"
             f"pytest_add_cli_args_test_selection = {q(tests + extra)}\n"
             f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-q', '-x', '-m', 'not cuda'])}\n"
             f"do_not_mutate_patterns = {q(DO_NOT_MUTATE)}\n"
-            f"timeout_multiplier = {timeout_multiplier}\ntimeout_constant = 5.0\n"
+            f"timeout_multiplier = {timeout_multiplier}\ntimeout_constant = {timeout_constant}\n"
             "use_git_change_detection = false\n")
 
 
@@ -130,7 +130,7 @@ def run_mutmut(name, spec, args) -> dict:
     root = scratch_copy(name)
     tests = existing(root, tests)
     with open(root / "pyproject.toml", "a") as fh:
-        fh.write(mutmut_config(sources, tests, extra, args.timeout_multiplier))
+        fh.write(mutmut_config(sources, tests, extra, args.timeout_multiplier, args.timeout_constant))
     names = mutant_names(root, sources)
     rng = random.Random(f"{args.seed}:{name}")
     sample = sorted(rng.sample(names, min(args.max_mutants_per_module, len(names))))
@@ -212,7 +212,7 @@ def run_group(group: str, args) -> dict[str, dict]:
     root = scratch_copy(group)
     tests = existing(root, tests)
     with open(root / "pyproject.toml", "a") as fh:
-        fh.write(mutmut_config(paths, tests, ["-m", "not slow"], args.timeout_multiplier))
+        fh.write(mutmut_config(paths, tests, ["-m", "not slow"], args.timeout_multiplier, args.timeout_constant))
     modules = logic_modules(root, paths)
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
     with open(root / "mutmut.log", "w") as fh:
@@ -320,8 +320,11 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="3 mutants per module")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="mutmut worker processes")
-    p.add_argument("--timeout-multiplier", type=float, default=4.0,
-                   help="mutmut's CPU-time limit per mutant: (test time + 5 s) x this x 2")
+    # The limit is what a pass costs: a trial over rowrnn/ with (t + 5 s) x 4 x 2 spent most of
+    # its 25 minutes waiting out 140 mutants that loop or crawl (about 48 s each)
+    p.add_argument("--timeout-multiplier", type=float, default=1.5,
+                   help="mutmut's CPU-time limit per mutant: (test time + constant) x this x 2")
+    p.add_argument("--timeout-constant", type=float, default=2.0, help="seconds added to the test time (see above)")
     p.add_argument("--patch-timeout", type=float, default=300.0, help="seconds per curated patch")
     p.add_argument("--keep", action="store_true", help="keep the temporary copies")
     p.add_argument("--list", action="store_true")
@@ -377,7 +380,7 @@ def full_mode(groups: list[str], args) -> dict:
     if args.inventory:
         root = scratch_copy("inventory")
         with open(root / "pyproject.toml", "a") as fh:
-            fh.write(mutmut_config(["fastseq"], [], [], args.timeout_multiplier))
+            fh.write(mutmut_config(["fastseq"], [], [], args.timeout_multiplier, args.timeout_constant))
         counts = {}
         for g in groups:
             counts.update(logic_modules(root, GROUPS[g][0]))

@@ -267,16 +267,19 @@ def run_window(
     return out, pack_state(final)
 
 
-_SEGMENTS_WIN = {"LSTM": True, "GRU": False, "RNN_TANH": False, "RNN_RELU": False}
-"""Per module type: whether the plain module between reset steps (``"segments"``) beats the
-fused engine on a CPU window where at most K/8 steps hold a reset (bench/bptt/compare_engines.py:
-PyTorch runs an ``nn.LSTM`` segment as one oneDNN call, 1.15x the fused engine on a reset-free
-64-slot window at H=128, 1.03x at H=512, one thread; the fused engine wins every GRU and RNN row)."""
+_SEGMENTS_WIN = {"LSTM": (64, 256)}
+"""Per module type ``(H at least, H at most)``: where the plain module between reset steps
+(``"segments"``) beats the fused engine on a CPU window in which at most K/8 steps hold a
+reset (bench/bptt/compare_engines.py, docs/benchmarks/compare_engines.txt: PyTorch runs an
+``nn.LSTM`` segment as one oneDNN call, 1.07x the fused engine on a reset-free 64-slot window
+at H=128 on one thread, level on two; the fused engine wins at H=32 on 1024 slots, 1.25x and
+1.21x, and at H=512, 1.10x and 1.07x, and every GRU and RNN row)."""
 
-_STEPS_WIN = {"GRU": (32, 512)}
-"""Per module type ``(H at most, slots at least)``: windows where the step engine beats the fused
-one on the CPU (bench/bptt/compare_engines.py: a GRU at H=32 on 1024 slots, 1.29x at one thread and
-1.56x at two, where the fused engine's per-slot gate loops are too short to pay their setup)."""
+_STEPS_WIN = {"GRU": (32, 512, 1)}
+"""Per module type ``(H at most, slots at least, threads at most)``: windows where the step engine
+beats the fused one on the CPU (bench/bptt/compare_engines.py: a GRU at H=32 on 1024 slots, 1.14x
+at one thread, where the fused engine's per-slot gate loops are too short to pay their setup; on
+two threads the fused engine's slot blocks share the cores and it wins, 1.06x-1.31x)."""
 
 _CHOSEN: set = set()
 
@@ -289,9 +292,9 @@ def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=Non
     1 and 2 threads; windows with and without resets): on CUDA ``"packed"`` (one cuDNN call
     per window); on the CPU ``"fused"``, except ``"steps"`` for an ``nn.LSTM`` with
     ``proj_size`` (the fused engine does not run it) and for a GRU of at most 32 hidden units
-    on 512 slots or more, and ``"segments"`` (the plain module between reset steps) for an
-    ``nn.LSTM`` window whose ``reset`` (``K x W`` bool; None: unknown) holds a reset on at most
-    K/8 steps. Each new choice is logged once
+    on 512 slots or more on one thread, and ``"segments"`` (the plain module between reset
+    steps) for an ``nn.LSTM`` of 64 to 256 hidden units on a window whose ``reset`` (``K x W``
+    bool; None: unknown) holds a reset on at most K/8 steps. Each new choice is logged once
     on the ``fastseq.bptt`` logger (INFO). Pass ``engine=`` to :func:`run_window` to override.
 
     >>> engine_for(nn.GRU(3, 8), k_steps=32, width=64)
@@ -314,10 +317,11 @@ def _engine_for(rnn, mode: str, k_steps: int, width: int, device: torch.device, 
     few_resets = reset_t is not None and int(reset_t.any(1).sum()) <= k_steps // 8
     if engine == "fused" and fused_unsupported(rnn):
         engine = "segments" if few_resets else "steps"
-    elif engine == "fused" and few_resets and _SEGMENTS_WIN.get(mode, False):
+    elif engine == "fused" and few_resets and mode in _SEGMENTS_WIN \
+            and _SEGMENTS_WIN[mode][0] <= rnn.hidden_size <= _SEGMENTS_WIN[mode][1]:
         engine = "segments"
     elif engine == "fused" and mode in _STEPS_WIN and rnn.hidden_size <= _STEPS_WIN[mode][0] \
-            and width >= _STEPS_WIN[mode][1]:
+            and width >= _STEPS_WIN[mode][1] and torch.get_num_threads() <= _STEPS_WIN[mode][2]:
         engine = "steps"
     key = (device.type, mode, rnn.hidden_size, width, k_steps, torch.get_num_threads(), engine)
     if key not in _CHOSEN:

@@ -76,3 +76,25 @@ def test_auto_engine_is_visible_logged_once_and_overridable(caplog):
     assert engine_for(nn.LSTM(3, 4, proj_size=2), 8, 5, "cpu") == "steps"  # the fused engine does not run it
     with pytest.raises(ValueError, match="k_steps"):
         engine_for(rnn, 0, 5)
+
+
+def test_auto_follows_the_measured_crossover_table():
+    from fastseq.bptt import engine_for
+
+    calm = torch.zeros(32, 64, dtype=torch.bool)
+    calm[0] = True  # one reset step of 32: few resets
+    busy = torch.rand(32, 64, generator=torch.Generator().manual_seed(0)) < 0.2
+    assert engine_for(nn.LSTM(3, 128), 32, 64, "cpu", calm) == "segments"
+    assert engine_for(nn.LSTM(3, 128), 32, 64, "cpu", busy) == "fused"
+    assert engine_for(nn.LSTM(3, 512), 32, 64, "cpu", calm) == "fused"  # the fused engine wins at H=512
+    assert engine_for(nn.LSTM(3, 32), 32, 64, "cpu", calm) == "fused"
+    assert engine_for(nn.GRU(3, 128), 32, 64, "cpu", calm) == "fused"
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert engine_for(nn.GRU(3, 32), 32, 1024, "cpu") == "steps"
+        assert engine_for(nn.GRU(3, 32), 32, 256, "cpu") == "fused"
+        torch.set_num_threads(2)
+        assert engine_for(nn.GRU(3, 32), 32, 1024, "cpu") == "fused"  # slot blocks share the cores
+    finally:
+        torch.set_num_threads(saved)
