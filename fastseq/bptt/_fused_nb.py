@@ -343,23 +343,24 @@ def lstm_backward_blocks(fn, j0, j1, block, dhs, dc_last, w_hh, cprev, gates, re
         dh[:] = 0.0
         dc[:nb] = dc_last[lo:hi]
         for k in range(n_steps - 1, -1, -1):
-            for b in range(lo, hi):
-                dout, cp, dy, dhb, dcb = dhs[k, b], cprev[k, b], dga[k, b], dh[b - lo], dc[b - lo]
-                i, f, g, o, tc = gi_[k, b], gf[k, b], gg[k, b], go[k, b], gt[k, b]
+            # the block's rows of step k as 2-D views, made once a step (as in the forward)
+            dout, cp, dy = dhs[k, lo:hi], cprev[k, lo:hi], dga[k, lo:hi]
+            i, f, g, o, tc = gi_[k, lo:hi], gf[k, lo:hi], gg[k, lo:hi], go[k, lo:hi], gt[k, lo:hi]
+            for r in range(nb):
                 for j in range(hid):
-                    d[j] = dhb[j] + dout[j]
+                    d[j] = dh[r, j] + dout[r, j]
                 for j in range(hid):
-                    dct[j] = dcb[j] + d[j] * o[j] * (1.0 - tc[j] * tc[j])
+                    dct[j] = dc[r, j] + d[j] * o[r, j] * (1.0 - tc[r, j] * tc[r, j])
                 for j in range(hid):
-                    dy[j] = dct[j] * g[j] * i[j] * (1.0 - i[j])
+                    dy[r, j] = dct[j] * g[r, j] * i[r, j] * (1.0 - i[r, j])
                 for j in range(hid):
-                    dy[hid + j] = dct[j] * cp[j] * f[j] * (1.0 - f[j])
+                    dy[r, hid + j] = dct[j] * cp[r, j] * f[r, j] * (1.0 - f[r, j])
                 for j in range(hid):
-                    dy[2 * hid + j] = dct[j] * i[j] * (1.0 - g[j] * g[j])
+                    dy[r, 2 * hid + j] = dct[j] * i[r, j] * (1.0 - g[r, j] * g[r, j])
                 for j in range(hid):
-                    dy[3 * hid + j] = d[j] * tc[j] * o[j] * (1.0 - o[j])
+                    dy[r, 3 * hid + j] = d[j] * tc[r, j] * o[r, j] * (1.0 - o[r, j])
                 for j in range(hid):
-                    dcb[j] = dct[j] * f[j]
+                    dc[r, j] = dct[j] * f[r, j]
             matmul_rows(fn, scratch, scal, _rows(dga, k, lo), g4, w_hh.ctypes.data, hid, dprev.ctypes.data, hid,
                         nb, hid, g4)
             _pass_back_rows(k, dprev[:nb], reset, dh, dseed_h[blk], lo)
