@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from fastseq._util.blas import serial_blas
+from fastseq._util.exp_nb import LN2_HI, LN2_LO, LOG2E, exp_reduced
 
 __all__ = ["make_streams", "bernoulli_logits", "beta_ab", "beta_mean_sigma", "beta_params",
            "gibbs_chain", "swap_replicas", "BERNOULLI", "BETA"]
@@ -89,7 +90,7 @@ def _n_chunks(n, streams):
 
 
 _U = np.uint64
-_LOG2E = 1.4426950408889634
+_LOG2E = LOG2E
 _TWO24 = 1.0 / 16777216.0
 _BLOCK = 256
 _BETA_BLOCK = 512  # Beta draws per vectorised pass: a pass costs ~0.3 us besides its draws
@@ -189,8 +190,7 @@ def _unif(st):
 _SAFE_MATH = {"nnan", "ninf", "nsz", "contract"}
 _EXACT_MATH = {"nsz", "contract"}  # NaN and inf kept: the guard against shapes no try accepts
 _HUGE = 1e150  # BB's constants (2 a b) overflow near the square root of the largest double
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
+_LN2_HI, _LN2_LO = LN2_HI, LN2_LO
 _LN4 = 1.3862943611198906
 _I = np.int64
 
@@ -226,20 +226,7 @@ def _exp_block(x, out, bits, m):
     for j in range(m):
         k = np.floor(x[j] * _LOG2E + 0.5)
         r = (x[j] - k * _LN2_HI) - k * _LN2_LO
-        p = 1.0 / 6227020800.0
-        p = p * r + 1.0 / 479001600.0
-        p = p * r + 1.0 / 39916800.0
-        p = p * r + 1.0 / 3628800.0
-        p = p * r + 1.0 / 362880.0
-        p = p * r + 1.0 / 40320.0
-        p = p * r + 1.0 / 5040.0
-        p = p * r + 1.0 / 720.0
-        p = p * r + 1.0 / 120.0
-        p = p * r + 1.0 / 24.0
-        p = p * r + 1.0 / 6.0
-        p = p * r + 0.5
-        p = p * r + 1.0
-        out[j] = p * r + 1.0
+        out[j] = exp_reduced(r)
         bits[j] = (_I(k) + _I(1023)) << _I(52)
     scale = bits.view(np.float64)
     for j in range(m):

@@ -31,14 +31,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from fastseq._util.exp_nb import LN2_HI, LN2_LO, LOG2E, exp_reduced
 from fastseq.bptt._blas_nb import gemm, matmul_rows
 from fastseq.bptt._slot_threads import run_blocks
 
 __all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "rnn_forward", "rnn_backward"]
 
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # low bits zero: n * _LN2_HI is exact for |n| < 2^11
-_LN2_LO = 1.90821492927058770002e-10
+_LOG2E, _LN2_HI, _LN2_LO = LOG2E, LN2_HI, LN2_LO
 
 
 @intrinsic
@@ -70,21 +69,7 @@ def _exp(x):
     x = min(max(x, -700.0), 700.0)
     n = math.floor(x * _LOG2E + 0.5)
     r = x - n * _LN2_HI - n * _LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    return p * _as_double((np.int64(n) + 1023) << 52)
+    return exp_reduced(r) * _as_double((np.int64(n) + 1023) << 52)
 
 
 @njit(inline="always", fastmath=True, error_model="numpy")
