@@ -101,8 +101,8 @@ def test_load_model_moves_to_the_device_asked_for(tmp_path):
     on_meta = load_model(tmp_path / "m.safetensors", device="meta")
     assert {p.device.type for p in on_meta.parameters()} == {"meta"}
     assert {p.device.type for p in load_model(tmp_path / "m.safetensors").parameters()} == {"cpu"}
-    with pytest.raises((TypeError, ValueError), match=_names("device")):
-        load_model(tmp_path / "m.safetensors", device="no such device")
+    with pytest.raises(ValueError, match=r"^Expected device to be a device such as 'cpu'"):
+        load_model(tmp_path / "m.safetensors", device="nonsense")
 
 
 def _write_row_model(path, tensors: dict) -> None:
