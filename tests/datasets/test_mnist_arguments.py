@@ -28,9 +28,11 @@ def test_held_out_split_errors_name_the_argument():
         held_out_split(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"^Expected fraction\b"):
         held_out_split(np.arange(10), fraction=float("nan"))
-    for bad in (0.0, 1.0, 1.5):
-        with pytest.raises(ValueError, match=r"\bfraction\b"):
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"^Expected fraction in \(0, 1\), got"):
             held_out_split(np.arange(10), fraction=bad)
+    with pytest.raises(ValueError, match=r"^Expected fraction to be a finite number in \[0.0, 1.0\], got 1.5"):
+        held_out_split(np.arange(10), fraction=1.5)
     with pytest.raises((TypeError, ValueError), match=r"\bseed\b"):
         held_out_split(np.arange(10), seed="zero")
 
@@ -49,9 +51,11 @@ def test_held_out_split_gives_the_largest_remainders_their_extra_digit():
         assert np.bincount(labels[te], minlength=3).tolist() == [1, 1, 2]
 
 
-def test_held_out_split_default_is_a_tenth():
+def test_held_out_split_default_is_a_tenth_with_seed_0():
     labels = np.repeat(np.arange(4), 10)
     assert len(held_out_split(labels)[1]) == 4
+    default, seed0, seed1 = held_out_split(labels)[1], held_out_split(labels, 0.1, 0)[1], held_out_split(labels, 0.1, 1)[1]
+    assert np.array_equal(default, seed0) and not np.array_equal(default, seed1)
 
 
 def test_load_mnist_errors_name_the_argument():
@@ -100,6 +104,19 @@ def test_a_pair_must_hold_uint8_images(tmp_path):
         load_mnist(tmp_path)
 
 
+def test_one_digit_on_each_side_is_enough(tmp_path):
+    _pair(tmp_path, "train", 2, 0)
+    d = load_mnist(tmp_path, held_out=0.5)
+    assert len(d.train_labels) == len(d.test_labels) == 1
+
+
+def test_the_seed_is_checked_even_when_the_official_pair_needs_no_split(tmp_path):
+    _pair(tmp_path, "train", 5, 0)
+    _pair(tmp_path, "t10k", 3, 1)
+    with pytest.raises((TypeError, ValueError), match=r"\bseed\b"):
+        load_mnist(tmp_path, seed="zero")
+
+
 def test_a_split_that_leaves_one_side_empty_is_refused(tmp_path):
     _pair(tmp_path, "train", 3, 0)
     with pytest.raises(ValueError, match=r"^Expected enough digits for a held-out split of 0.1, got 3 digits"):
@@ -139,11 +156,12 @@ def test_read_idx_of_a_header_only_scalar_file(tmp_path):
     assert got.shape == () and int(got) == 5
 
 
-def test_read_idx_returns_a_writable_native_copy(tmp_path):
-    write_idx(tmp_path / "a", np.arange(6, dtype=np.int32).reshape(2, 3))
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
+def test_read_idx_returns_a_writable_native_copy(tmp_path, dtype):
+    write_idx(tmp_path / "a", np.arange(6, dtype=dtype).reshape(2, 3))
     got = read_idx(tmp_path / "a")
-    assert got.flags.writeable and got.dtype == np.dtype("=i4")
-    got[0, 0] = 9
+    assert got.flags.writeable and got.dtype == np.dtype(dtype).newbyteorder("=")
+    got[0, 0] = 9  # bytes read from the file are immutable; a single-byte type must be copied too
 
 
 def test_idx_errors_name_the_argument(tmp_path):

@@ -44,7 +44,7 @@ def _paragraphs_model(folder: Path, max_sequences=None, min_length=2, max_length
 
 def _corpus(tmp_path: Path) -> Path:
     (tmp_path / "b.py").write_bytes(b"x = 1\ny = 2\n\n\ndef f():\n    return 3\n \t\nz\n\n \n \nw = 4\n\n\n\nlast")
-    (tmp_path / "a.py").write_bytes(b"# first file in sorted order\nimport os\n\nclass A:\n    pass\n")
+    (tmp_path / "a.py").write_bytes(b"# first file in sorted order\nimport os\n\nclass A:\n    pass\n\nzz\n\nX = 1\nY = X\n")
     (tmp_path / "notes.txt").write_bytes(b"not python\n\nskipped\n")
     return tmp_path
 
@@ -54,7 +54,8 @@ def test_paragraphs_match_the_plain_rule_in_sorted_file_order(tmp_path):
     got = [s.tobytes() for s in stdlib_paragraphs(root=folder)]
     assert got == _paragraphs_model(folder)
     assert got[0].startswith(b"# first file")  # a.py before b.py
-    assert b"z" not in got  # shorter than min_length = 2
+    assert b"z" not in got and b"zz" in got  # min_length = 2 by default
+    assert b"X = 1\nY = X" in got  # only newlines are stripped from a paragraph's ends
     assert all(s.dtype == np.uint8 for s in stdlib_paragraphs(root=folder))
 
 
@@ -125,6 +126,11 @@ def test_one_hot_defaults_and_dtype():
 def test_one_hot_refuses_values_outside_the_vocabulary(seq):
     with pytest.raises(ValueError, match=r"^Expected seq to hold integers in \[0, vocabulary=3\)"):
         one_hot_bytes(seq, vocabulary=3)
+
+
+def test_one_hot_refuses_what_memory_cannot_hold():
+    with pytest.raises(ValueError, match=r"^one_hot_bytes\(vocabulary=10000000\) would need 3725 GiB"):
+        one_hot_bytes(np.zeros(10**5, np.uint8), vocabulary=10**7)
 
 
 def test_one_hot_names_its_arguments():
