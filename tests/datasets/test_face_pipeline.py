@@ -11,7 +11,14 @@ from skimage.color import rgb2gray
 from skimage.transform import resize
 
 from fastseq.datasets import faces as faces_module
-from fastseq.datasets.faces import Faces, cache_folder, lfw_subset_faces, load_faces, normalise_faces, preprocess_faces
+from fastseq.datasets.faces import (
+    Faces,
+    cache_folder,
+    lfw_subset_faces,
+    load_faces,
+    normalise_faces,
+    preprocess_faces,
+)
 
 
 def _grey_twin(img) -> np.ndarray:

@@ -8,7 +8,13 @@ import gzip
 import numpy as np
 import pytest
 
-from fastseq.datasets.mnist import embedded_digits, held_out_split, load_mnist, read_idx, write_idx
+from fastseq.datasets.mnist import (
+    embedded_digits,
+    held_out_split,
+    load_mnist,
+    read_idx,
+    write_idx,
+)
 
 
 def _pair(folder, prefix: str, n: int, seed: int, sep: str = "-", images=True, labels=True) -> tuple:

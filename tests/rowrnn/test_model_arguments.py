@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from fastseq._util import files
-from fastseq.rowrnn.models import TiedRNN, baseline_errors, completion_mse, load_model, save_model
+from fastseq.rowrnn.models import (
+    TiedRNN,
+    baseline_errors,
+    completion_mse,
+    load_model,
+    save_model,
+)
 
 
 def _names(name: str) -> str:
