@@ -24,24 +24,16 @@ def _names(name: str) -> str:
     return rf"\b{re.escape(name)}\b"
 
 
+@pytest.mark.parametrize("measure,names,bad_value", [(completion_mse, ("completed", "truth"), np.nan),
+                                                     (baseline_errors, ("train", "test"), np.inf)])
 @pytest.mark.parametrize("position", [0, 1])
-def test_completion_mse_errors_name_the_argument(position):
-    good = np.zeros((1, 4, 2))
-    for bad, kind in ((np.full((1, 4, 2), np.nan), ValueError), ("rows", (TypeError, ValueError))):
-        args = [good, good]
-        args[position] = bad
-        with pytest.raises(kind, match=_names(("completed", "truth")[position])):
-            completion_mse(*args, k=2)
-
-
-@pytest.mark.parametrize("position", [0, 1])
-def test_baseline_errors_errors_name_the_argument(position):
+def test_measures_errors_name_the_argument(measure, names, bad_value, position):
     good = np.zeros((2, 4, 2))
-    for bad, kind in ((np.full((2, 4, 2), np.inf), ValueError), ("rows", (TypeError, ValueError))):
+    for bad, kind in ((np.full((2, 4, 2), bad_value), ValueError), ("rows", (TypeError, ValueError))):
         args = [good, good]
         args[position] = bad
-        with pytest.raises(kind, match=_names(("train", "test")[position])):
-            baseline_errors(*args, k=2)
+        with pytest.raises(kind, match=_names(names[position])):
+            measure(*args, k=2)
 
 
 def test_rows_per_sequence_not_features_bound_k():
