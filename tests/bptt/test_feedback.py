@@ -7,8 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from fastseq.bptt import FeedbackGRU, FeedbackLSTM, SlotSwapLoader, train_bptt
-from fastseq.bptt import _feedback_nb, _feedback_py, feedback, trainer
+from fastseq.bptt import (
+    FeedbackGRU,
+    FeedbackLSTM,
+    SlotSwapLoader,
+    _feedback_nb,
+    _feedback_py,
+    _slot_threads,
+    feedback,
+    train_bptt,
+    trainer,
+)
+from fastseq.bptt._fused_nb import n_blocks
 
 F, C, H = 3, 2, 5
 CELLS = {"gru": FeedbackGRU, "lstm": FeedbackLSTM}
@@ -195,13 +205,53 @@ def _folded_run(mod, cell, dtype, rng, width, context):
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("width, context", [(1, True), (37, True), (5, False)])
+@pytest.mark.parametrize("width, context", [(1, True), (37, True), (5, False), (130, True), (1100, False)])
 def test_numba_folded_kernels_equal_their_twins(cell, dtype, width, context):
+    """One block (1, 5, 37 slots) and several: 130 slots make two blocks, 1100 three, the last narrower."""
     got = _folded_run(_feedback_nb, cell, dtype, np.random.default_rng(8), width, context)
     want = _folded_run(_feedback_py, cell, dtype, np.random.default_rng(8), width, context)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, b, err_msg=f"array {i}", **tol)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_folded_kernels_give_the_same_bits_on_1_2_and_more_threads_than_blocks_on_either_runner(cell, dtype,
+                                                                                                  monkeypatch):
+    width = 1100
+    assert n_blocks(width, _feedback_nb.feedback_block(width)) == 3
+    saved = torch.get_num_threads()
+    try:
+        results = {}
+        for threads in (1, 2, 8):
+            torch.set_num_threads(threads)
+            results[threads] = _folded_run(_feedback_nb, cell, dtype, np.random.default_rng(8), width, True)
+        monkeypatch.setattr(_slot_threads, "_OPENMP", [None])  # fastseq's own pool instead of PyTorch's threads
+        torch.set_num_threads(2)
+        results["pool"] = _folded_run(_feedback_nb, cell, dtype, np.random.default_rng(8), width, True)
+    finally:
+        torch.set_num_threads(saved)
+    for threads in (2, 8, "pool"):
+        for i, (got, want) in enumerate(zip(results[threads], results[1])):
+            assert np.array_equal(got, want), (threads, i)
+
+
+def test_feedback_blocks_depend_on_the_width_alone():
+    blocks = {w: (_feedback_nb.feedback_block(w), n_blocks(w, _feedback_nb.feedback_block(w)))
+              for w in (1, 64, 127, 128, 1024, 1025)}
+    assert blocks == {1: (16, 1), 64: (64, 1), 127: (128, 1), 128: (64, 2), 1024: (512, 2), 1025: (352, 3)}
+
+
+@pytest.mark.parametrize("bad", ["strided", "dtype"])
+def test_folded_kernels_refuse_strided_or_mixed_arrays(bad):
+    k, w = 2, 4
+    z = lambda *shape: np.zeros(shape, np.float32)  # noqa: E731
+    h0 = z(H, 2 * w)[:, ::2] if bad == "strided" else np.zeros((H, w), np.float64)
+    gates = tuple(z(k, H, w) for _ in range(4))
+    with pytest.raises(ValueError, match="C-contiguous" if bad == "strided" else "float32 arrays"):
+        _feedback_nb.gru_folded_forward(z(0, 3 * H, w), np.zeros((k, w), bool), z(4 * H, H), z(4 * H), z(3 * H, w),
+                                        z(3 * H), h0, z(H), z(k, H, w), z(k, H, w), gates)
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
