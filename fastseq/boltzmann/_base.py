@@ -601,9 +601,11 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         if not self._parameters_ok():
             raise self._diverged(where)
 
+    _divergence_hint = ""  # a machine's own likely cause, after the learning rate
+
     def _diverged(self, where: str) -> ValueError:
         return ValueError(f"{type(self).__name__} training diverged {where}: the parameters became non-finite or degenerate; "
-                          f"lower learning_rate (got {self.learning_rate!r}).")
+                          f"lower learning_rate (got {self.learning_rate!r}){self._divergence_hint}.")
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> "BoltzmannMachine":
