@@ -104,9 +104,19 @@ def existing(root: Path, tests: list[str]) -> list[str]:
 
 def mutmut_config(sources, tests, extra, timeout_multiplier, timeout_constant=2.0) -> str:
     q = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"  # noqa: E731
+    # one -m expression: pytest keeps only the last -m given, and mutmut puts the selection's
+    # arguments first, so a separate "-m not slow" there was overridden by "-m not cuda"
+    marks, rest, i = ["not cuda"], [], 0
+    while i < len(extra):
+        if extra[i] == "-m":
+            marks.append(f"({extra[i + 1]})")
+            i += 2
+        else:
+            rest.append(extra[i])
+            i += 1
     return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(['fastseq', 'tests'])}\n"
-            f"pytest_add_cli_args_test_selection = {q(tests + extra)}\n"
-            f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-q', '-x', '-m', 'not cuda'])}\n"
+            f"pytest_add_cli_args_test_selection = {q(tests + rest)}\n"
+            f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-q', '-x', '-m', ' and '.join(marks)])}\n"
             f"do_not_mutate_patterns = {q(DO_NOT_MUTATE)}\n"
             f"timeout_multiplier = {timeout_multiplier}\ntimeout_constant = {timeout_constant}\n"
             "use_git_change_detection = false\n")

@@ -1,0 +1,28 @@
+"""The mutation tool's mutmut configuration: one marker expression, so no selection is lost."""
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "mutation.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("fastseq_mutation_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_marker_selections_merge_into_one_expression():
+    # pytest keeps only the last -m it is given: a "-m not slow" among the test selection,
+    # placed before mutmut's own arguments, was overridden and the slow tests ran
+    config = tomllib.loads(_tool().mutmut_config(["fastseq/a.py"], ["tests/t.py"], ["-m", "not slow", "-k", "x"],
+                                                 1.5)[1:])["tool"]["mutmut"]
+    args = config["pytest_add_cli_args"] + config["pytest_add_cli_args_test_selection"]
+    assert args.count("-m") == 1
+    assert args[args.index("-m") + 1] == "not cuda and (not slow)"
+    assert config["pytest_add_cli_args_test_selection"] == ["tests/t.py", "-k", "x"]
+    plain = tomllib.loads(_tool().mutmut_config(["fastseq/a.py"], ["tests/t.py"], [], 1.5)[1:])["tool"]["mutmut"]
+    assert plain["pytest_add_cli_args"][-2:] == ["-m", "not cuda"]
