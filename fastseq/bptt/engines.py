@@ -295,7 +295,9 @@ def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=Non
     on 512 slots or more on one thread, and ``"segments"`` (the plain module between reset
     steps) for an ``nn.LSTM`` of 64 to 256 hidden units on a window whose ``reset`` (``K x W``
     bool; None: unknown) holds a reset on at most K/8 steps. Each new choice is logged once
-    on the ``fastseq.bptt`` logger (INFO). Pass ``engine=`` to :func:`run_window` to override.
+    on the ``fastseq.bptt`` logger (INFO), for ``"fused"`` with the threads that run its slot
+    blocks (PyTorch's OpenMP threads, or a thread pool where PyTorch has no OpenMP or with
+    ``FASTSEQ_SLOT_THREADS=pool``). Pass ``engine=`` to :func:`run_window` to override.
 
     >>> engine_for(nn.GRU(3, 8), k_steps=32, width=64)
     'fused'
@@ -327,9 +329,19 @@ def _engine_for(rnn, mode: str, k_steps: int, width: int, device: torch.device, 
     if key not in _CHOSEN:
         _CHOSEN.add(key)
         logging.getLogger("fastseq.bptt").info(
-            "run_window(engine='auto'): %s for %s with H=%d on %d slots x %d steps, %s, %d thread(s)",
-            engine, mode, rnn.hidden_size, width, k_steps, device.type, torch.get_num_threads())
+            "run_window(engine='auto'): %s for %s with H=%d on %d slots x %d steps, %s, %d thread(s)%s",
+            engine, mode, rnn.hidden_size, width, k_steps, device.type, torch.get_num_threads(),
+            _block_threads(engine, device))
     return engine
+
+
+def _block_threads(engine: str, device: torch.device) -> str:
+    """Which threads run the fused engine's slot blocks, for the log line (see :mod:`fastseq.bptt._slot_threads`)."""
+    if engine != "fused" or device.type != "cpu":
+        return ""
+    from fastseq.bptt._slot_threads import runner
+
+    return ", slot blocks on PyTorch's OpenMP threads" if runner() == "openmp" else ", slot blocks on a thread pool"
 
 
 def masked_mean(values: Tensor, valid) -> Tensor:

@@ -57,7 +57,7 @@ def test_kernels_refuse_strided_arrays():
                               np.zeros((3, 4, 3), np.float32))
 
 
-def test_auto_engine_is_visible_logged_once_and_overridable(caplog):
+def test_auto_engine_is_visible_logged_once_and_overridable(caplog, monkeypatch):
     import logging
 
     from fastseq.bptt import engine_for
@@ -74,6 +74,18 @@ def test_auto_engine_is_visible_logged_once_and_overridable(caplog):
     assert len(lines) == 1 and chosen in lines[0] and "LSTM" in lines[0] and "H=7" in lines[0]
     assert chosen in ("fused", "segments")
     assert engine_for(nn.LSTM(3, 4, proj_size=2), 8, 5, "cpu") == "steps"  # the fused engine does not run it
+    assert ("slot blocks" in lines[0]) == (chosen == "fused")
+    for threads, where in ((None, "PyTorch's OpenMP threads"), ([None], "a thread pool")):
+        if threads is not None:
+            monkeypatch.setattr(_slot_threads, "_OPENMP", threads)  # no OpenMP: fastseq's own pool
+        elif _slot_threads.runner() != "openmp":
+            continue
+        eng._CHOSEN.clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="fastseq.bptt"):
+            assert engine_for(nn.GRU(3, 6), 8, 5, "cpu") == "fused"
+        (line,) = [r.getMessage() for r in caplog.records if r.name == "fastseq.bptt"]
+        assert line.endswith(f"thread(s), slot blocks on {where}"), line
     with pytest.raises(ValueError, match="k_steps"):
         engine_for(rnn, 0, 5)
 
