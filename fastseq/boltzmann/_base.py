@@ -178,8 +178,22 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                           dtype=(np.float64, np.float32))
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
+        self._check_magnitude(X)
         self._check_range(X)
         return X
+
+    def _check_magnitude(self, X) -> None:
+        """Refuse values the model cannot hold: past the largest float of its dtype a value
+        becomes inf when converted (a float64 3.5e38 in a float32 model), and training and
+        scores turn to NaN (Gaussian units: past the square root of it, see GaussianRBM)."""
+        values = X.data if sp.issparse(X) else X
+        limit, why = self._largest_value()
+        if values.size and float(np.abs(values).max()) > limit:
+            raise ValueError(f"Expected X's values within +-{limit:.3g} for {type(self).__name__} in {self.dtype} "
+                             f"({why}), got values up to {np.abs(values).max():.3g}.")
+
+    def _largest_value(self) -> tuple[float, str]:
+        return float(torch.finfo(self._tdtype).max), "the largest finite value"
 
     def _validate_hidden(self, h):
         """Validate hidden values ``N x H`` in [0, 1] (dense or sparse, float32 or float64) of a fitted model."""

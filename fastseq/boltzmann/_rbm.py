@@ -269,14 +269,9 @@ class GaussianRBM(BoltzmannMachine):
 
     _divergence_hint = ", or standardise X (each feature at mean 0 and variance 1)"
 
-    def _check_range(self, X) -> None:
-        # the energy squares the visible values: past the square root of the largest float of
-        # the model's dtype they overflow, and training (or any score) turns to NaN
-        values = X.data if sp.issparse(X) else X
-        limit = math.sqrt(torch.finfo(self._tdtype).max)
-        if values.size and float(np.abs(values).max()) > limit:
-            raise ValueError(f"Expected X's values within +-{limit:.3g} for {type(self).__name__} in {self.dtype} (their "
-                             f"squares must stay finite; standardise X), got values up to {np.abs(values).max():.3g}.")
+    def _largest_value(self) -> tuple[float, str]:
+        # the energy squares the visible values: past this their squares overflow
+        return math.sqrt(torch.finfo(self._tdtype).max), "their squares must stay finite; standardise X"
 
     def _param_template(self) -> dict[str, bool]:
         return {"W": True, "b": True, "c": True, "log_sigma": bool(self.learn_sigma)}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import safetensors.torch
 
-from fastseq.boltzmann import (RBM, BetaRBM, GaussianRBM, ais_log_partition, average_log_likelihood,
+from fastseq.boltzmann import (RBM, RRBM, BetaRBM, GaussianRBM, ais_log_partition, average_log_likelihood,
                                exact_log_partition, pseudo_likelihood)
 from fastseq.boltzmann._base import load_rbm
 from fastseq.boltzmann.likelihood import ais_schedule
@@ -110,26 +110,28 @@ def test_a_diverged_fit_names_learning_rate(X, cls, rate):
     with pytest.raises(ValueError, match=r"training diverged in partial_fit.*lower learning_rate"):
         for _ in range(5):
             model.partial_fit(X)
-    hint = ", or standardise X (each feature at mean 0 and variance 1)."
-    try:
+    hints = {GaussianRBM: ", or standardise X (each feature at mean 0 and variance 1).", BetaRBM: "."}
+    with pytest.raises(ValueError) as caught:
         cls(n_components=3, n_iter=2, batch_size=4, learning_rate=rate, random_state=0).fit(X)
-    except ValueError as e:
-        assert str(e).endswith(hint) == (cls is GaussianRBM), str(e)
+    assert str(caught.value).endswith(f"(got {rate!r}){hints[cls]}")
 
 
-@pytest.mark.parametrize("dtype,limit", [("float32", 1.84e19), ("float64", 1.34e154)])
-def test_gaussian_machines_refuse_values_whose_squares_overflow_naming_X(X, dtype, limit):
+@pytest.mark.parametrize("cls,dtype,limit,why", [
+    (GaussianRBM, "float32", 1.84e19, "their squares must stay finite; standardise X"),
+    (GaussianRBM, "float64", 1.34e154, "their squares must stay finite; standardise X"),
+    (RBM, "float32", 3.4e38, "the largest finite value"), (RRBM, "float32", 3.4e38, "the largest finite value")])
+def test_machines_refuse_values_their_dtype_cannot_hold_naming_X(X, cls, dtype, limit, why):
     big = X.copy()
     big[3, 2] = -1.01 * limit
-    message = (re.escape(f"Expected X's values within +-{limit:.3g} for GaussianRBM in {dtype} (") + ".*"
-               + re.escape(f"got values up to {1.01 * limit:.3g}."))
+    message = re.escape(f"Expected X's values within +-{limit:.3g} for {cls.__name__} in {dtype} ({why}), got values "
+                        f"up to {1.01 * limit:.3g}.")
     with pytest.raises(ValueError, match=message):
-        GaussianRBM(n_components=3, n_iter=1, batch_size=4, dtype=dtype).fit(big)
-    fitted = GaussianRBM(n_components=3, n_iter=1, batch_size=4, dtype=dtype, random_state=0).fit(X)
+        cls(n_components=3, n_iter=1, batch_size=4, dtype=dtype).fit(big)
+    fitted = cls(n_components=3, n_iter=1, batch_size=4, dtype=dtype, random_state=0).fit(X)
     with pytest.raises(ValueError, match=message):
         fitted.transform(big)
     near = X.copy()
-    near[3, 2] = 0.99 * limit  # its square is finite: accepted (even if a fit would diverge on it)
+    near[3, 2] = 0.99 * limit  # held: accepted (even if a fit would diverge on it)
     assert fitted.transform(near).shape == (len(X), 3)
 
 
