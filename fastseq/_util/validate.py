@@ -101,6 +101,26 @@ def finite_array(name: str, value, allow_empty: bool = False) -> np.ndarray:
     return arr
 
 
+def float32_array(name: str, value, allow_empty: bool = False) -> np.ndarray:
+    """:func:`real_array` as float32 (no copy when it already is), refused if it holds NaN or
+    infinity or a value float32 cannot hold (which the cast would turn into infinity).
+
+    >>> float32_array("x", [1.0, 1e300])
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected x to fit in float32 (magnitudes up to 3.4e+38), got 1e+300 at index [1].
+    """
+    arr = real_array(name, value, allow_empty=allow_empty)
+    refuse_non_finite(name, arr)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
+        big = np.abs(arr) > np.finfo(np.float32).max
+        if big.any():
+            where = np.unravel_index(int(np.argmax(big)), arr.shape)
+            raise ValueError(f"Expected {name} to fit in float32 (magnitudes up to 3.4e+38), got {arr[where]:.3g} "
+                             f"at index [{', '.join(map(str, where))}].")
+    return arr.astype(np.float32, copy=False)
+
+
 def refuse_non_finite(name: str, arr: np.ndarray) -> None:
     """Raise a ValueError naming the first NaN or infinity of ``arr`` and how many there are.
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from fastseq._util import files
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import flag, instance_of, positive_int, real_array, refuse_non_finite, torch_device
+from fastseq._util.validate import flag, float32_array, instance_of, positive_int, torch_device
 
 __all__ = [
     "RowRNN", "RowDecoder", "TiedRNN", "UntiedRNN", "GRURows", "LSTMRows", "MODEL_KINDS", "make_model",
@@ -228,8 +228,7 @@ def as_sequences(images: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]
         >>> len(contexts), contexts[0].shape, targets[0].shape
         (5, (27, 28), (27, 28))
     """
-    images = real_array("images", images).astype(np.float32, copy=False)
-    refuse_non_finite("images", images)
+    images = float32_array("images", images)
     if images.ndim != 3 or images.shape[1] < 2:
         raise ValueError(f"Expected images of shape N x T x F with T >= 2, got {images.shape}.")
     return [im[:-1] for im in images], [im[1:] for im in images]
@@ -237,8 +236,7 @@ def as_sequences(images: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]
 
 def _rows_tensor(rows, model: RowRNN) -> torch.Tensor:
     instance_of("model", model, RowRNN, "a row model (RowRNN)")
-    rows = real_array("rows", rows, allow_empty=True).astype(np.float32, copy=False)
-    refuse_non_finite("rows", rows)
+    rows = float32_array("rows", rows, allow_empty=True)
     x = torch.as_tensor(rows)
     if x.dim() != 3 or x.shape[-1] != model.n_visible:
         raise ValueError(f"Expected rows of shape N x T x {model.n_visible}, got {tuple(x.shape)}.")
@@ -297,8 +295,7 @@ def completion_mse(completed: np.ndarray, truth: np.ndarray, k: int = 14) -> flo
 
 def _sequences(name: str, value) -> np.ndarray:
     """An ``N x T x F`` float32 array with N, T, F >= 1."""
-    arr = real_array(name, value).astype(np.float32, copy=False)
-    refuse_non_finite(name, arr)
+    arr = float32_array(name, value)
     if arr.ndim != 3:
         raise ValueError(f"Expected {name} of shape N x T x F, got {arr.shape}.")
     return arr

@@ -13,7 +13,7 @@ import torch
 
 from fastseq._util.progress import progress_bar
 from fastseq._util.memory import check_fits
-from fastseq._util.validate import instance_of, positive_int, real_array, refuse_non_finite, seed_arg
+from fastseq._util.validate import float32_array, instance_of, positive_int, real_array, seed_arg
 from fastseq.rowrnn.models import RowRNN
 
 __all__ = ["sample_windows", "unit_responses", "hidden_unit_pictures"]
@@ -35,8 +35,7 @@ def sample_windows(images: np.ndarray, window: int = 10, count: int = 5000, seed
         >>> sample_windows(np.zeros((3, 28, 28)), window=10, count=4).shape
         (4, 10, 28)
     """
-    images = real_array("images", images).astype(np.float32, copy=False)
-    refuse_non_finite("images", images)
+    images = float32_array("images", images)
     if images.ndim != 3 or images.shape[0] == 0:
         raise ValueError(f"Expected images of shape N x T x F with N >= 1, got {images.shape}.")
     window, count = positive_int("window", window), positive_int("count", count)
@@ -75,8 +74,7 @@ def unit_responses(model: RowRNN, windows: np.ndarray, batch_size: int = 4096,
         ((5, 10, 28), (5, 10, 28))
     """
     instance_of("model", model, RowRNN, "a row model (RowRNN)")
-    w_all = real_array("windows", windows).astype(np.float32, copy=False)
-    refuse_non_finite("windows", w_all)
+    w_all = float32_array("windows", windows)
     if w_all.ndim != 3 or w_all.shape[-1] != model.n_visible or w_all.shape[1] == 0:
         raise ValueError(f"Expected windows of shape S x L x {model.n_visible} with L >= 1, got {w_all.shape}.")
     s, length, f = w_all.shape
@@ -130,6 +128,10 @@ def hidden_unit_pictures(model: RowRNN, images: np.ndarray, window: int = 10, co
         (4, 20, 28)
     """
     instance_of("model", model, RowRNN, "a row model (RowRNN)")
+    images = real_array("images", images)
+    if images.ndim == 3 and images.shape[-1] != model.n_visible:  # sample_windows checks the rest
+        raise ValueError(f"Expected images of shape N x T x {model.n_visible} (the model's features per row), "
+                         f"got {images.shape}.")
     windows = sample_windows(images, window, count, seed)
     seen, expected = unit_responses(model, windows, progress=progress)
     return np.concatenate([seen, expected], axis=1)

@@ -89,3 +89,18 @@ def test_machine_memory_honours_an_address_space_limit():
             "from fastseq._util.memory import machine_memory; print(machine_memory())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert int(out.stdout) == min(3 << 30, memory.machine_memory())
+
+
+def test_float32_array_refuses_what_float32_cannot_hold_and_keeps_float32_inputs():
+    with pytest.raises(ValueError, match=r"Expected x to fit in float32 \(magnitudes up to 3.4e\+38\), got -1e\+39 at "
+                                         r"index \[1, 0\]"):
+        validate.float32_array("x", np.array([[1.0, 2.0], [-1e39, 0.0]]))
+    with pytest.raises(ValueError, match=r"Expected x to hold finite numbers, got nan at index \[0\]"):
+        validate.float32_array("x", [np.nan, 1e39])  # the NaN is named first
+    edge = np.array([np.finfo(np.float32).max, -np.finfo(np.float32).max], np.float64)
+    assert np.isfinite(validate.float32_array("x", edge)).all()
+    same = np.ones((2, 3), np.float32)
+    assert validate.float32_array("x", same) is same  # no copy, and the caller's array is not changed
+    assert validate.float32_array("x", np.zeros((0, 3)), allow_empty=True).dtype == np.float32
+    assert validate.float32_array("x", [True, False]).tolist() == [1.0, 0.0]
+

@@ -124,3 +124,10 @@ def test_load_model_names_the_file_whose_parameters_are_not_finite(tmp_path):
     _write_row_model(path, tensors)
     with pytest.raises(ValueError, match=re.escape(f"Expected finite parameters in {path}, got NaN or infinity in 'b'")):
         load_model(path)
+
+
+def test_row_models_name_images_too_large_for_float32():
+    from fastseq.rowrnn import as_sequences
+
+    with pytest.raises(ValueError, match=r"Expected images to fit in float32 .*got 1e\+300 at index \[0, 1, 2\]"):
+        as_sequences(np.pad(np.full((1, 1, 1), 1e300), ((0, 0), (1, 0), (2, 0))))

@@ -85,3 +85,10 @@ def test_pictures_stack_seen_over_expected_for_any_model():
     images = np.random.default_rng(0).random((10, 28, 28))
     pics = hidden_unit_pictures(GRURows(28, 5), images, window=6, count=40)
     assert pics.shape == (5, 12, 28) and np.isfinite(pics).all()
+
+
+def test_pictures_refuse_images_with_another_row_width_naming_images():
+    images = np.random.default_rng(0).random((5, 2, 1))
+    with pytest.raises(ValueError, match=r"Expected images of shape N x T x 4 \(the model's features per row\), "
+                                         r"got \(5, 2, 1\)"):
+        hidden_unit_pictures(GRURows(4, 3), images, window=1, count=3)
