@@ -204,7 +204,8 @@ def _check_picture_fits(rows: int, cols: int, tile_shape: tuple, spacing: int, w
 
 def _background(background, rgb: bool) -> np.ndarray:
     try:
-        bg = np.asarray(background, dtype=np.float64)
+        bg = np.asarray(background)
+        bg = bg.astype(np.float64) if bg.dtype.kind in "biuf" else np.full(2, np.nan)  # complex, text: reported below
     except (TypeError, ValueError):
         bg = np.full(2, np.nan)  # not a number: reported below
     ok = bg.shape == () or (rgb and bg.shape == (3,))

@@ -96,6 +96,8 @@ def test_tile_with_layout_places_tiles_and_blanks():
         (dict(images=np.zeros((3, 2, 2)), order=[3]), r"\[0, 3\)"),
         (dict(images=np.zeros((3, 2, 2)), spacing=-1), "spacing"),
         (dict(images=np.zeros((3, 2, 2)), background=2.0), "background"),
+        (dict(images=np.zeros((3, 2, 2)), background=0.5 + 0j), r"background to be a number in \[0, 1\], got \(0.5\+0j\)"),
+        (dict(images=np.zeros((3, 2, 2)), background="0.5"), r"background to be a number in \[0, 1\], got '0.5'"),
         (dict(images=np.zeros((3, 2, 2)), width=0), "width"),
     ],
 )
