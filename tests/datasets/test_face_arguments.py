@@ -70,6 +70,7 @@ def test_normalise_faces_of_no_faces_is_empty():
     ({"pictures": [np.full((4, 4), np.inf)]}, ValueError, r"Expected pictures\[0\] to hold finite numbers"),
     ({"pictures": [np.ones((4, 4), complex)]}, ValueError, r"Expected pictures\[0\] to be an image of real numbers"),
     ({"crop": None}, TypeError, r"Expected crop to be a real number, got NoneType None"),
+    ({"crop": 1.5}, ValueError, r"Expected crop to be a finite number in \[0\.0, 1\.0\], got 1\.5"),
     ({"size": 2**63}, ValueError, r"size=9223372036854775808 \(3 faces .*\) would need \d+ GiB"),
 ])
 def test_preprocess_faces_names_bad_arguments(kw, error, match):

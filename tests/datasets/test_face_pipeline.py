@@ -75,6 +75,56 @@ def test_default_size_is_64_and_batches_join_in_order(monkeypatch):
     np.testing.assert_allclose(got, _preprocess_twin(pictures, 64, 1.0), atol=1e-6)
 
 
+def test_grey_scales_integers_by_their_type_and_floats_only_outside_0_1():
+    rng = np.random.default_rng(2)
+    pictures = {
+        "uint8": rng.integers(0, 256, (6, 5), dtype=np.uint8),
+        "int16": rng.integers(-2**15, 2**15, (6, 5), dtype=np.int16),
+        "float32 inside": (0.2 + 0.6 * rng.random((6, 5))).astype(np.float32),
+        "max exactly 1": np.linspace(0.2, 1.0, 30).reshape(6, 5),
+        "min exactly 0": np.linspace(0.0, 0.5, 30).reshape(6, 5),
+        "a little above 1": np.linspace(0.25, 1.5, 30).reshape(6, 5),
+        "below 0": np.linspace(-0.5, 0.5, 30).reshape(6, 5),
+        "far above 1": np.linspace(0.5, 3.0, 30).reshape(6, 5),
+    }
+    for what, picture in pictures.items():
+        got = faces_module._grey(picture)
+        assert got.dtype == np.float64, what
+        np.testing.assert_allclose(got, _grey_twin(picture), rtol=0, atol=1e-12, err_msg=what)
+    inside = pictures["max exactly 1"]
+    assert np.array_equal(faces_module._grey(inside), inside)  # never stretched to [0, 1]
+
+
+def test_float32_pictures_are_pictures_and_the_faces_are_float32():
+    pictures = [np.random.default_rng(3).random((9, 7)).astype(np.float32), np.eye(5, dtype=np.float16)]
+    got = preprocess_faces(pictures, size=4)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, _preprocess_twin(pictures, 4, 1.0), atol=1e-6)
+
+
+def test_an_empty_picture_is_named_with_its_shape():
+    with pytest.raises(ValueError, match=r"^Expected pictures\[1\] to be a 2-D picture .*got shape \(0, 4\)"):
+        preprocess_faces([np.ones((4, 4)), np.zeros((0, 4))], size=4)
+
+
+def test_each_picture_is_made_grey_once_across_many_batches(monkeypatch):
+    monkeypatch.setattr(faces_module, "_BATCH", 2)  # 5 pictures: batches of 2, 2 and 1
+    seen = []
+    real_grey = faces_module._grey
+
+    def grey(img, name="the image"):
+        seen.append(name)
+        return real_grey(img, name)
+
+    monkeypatch.setattr(faces_module, "_grey", grey)
+    pictures = _pictures()[:5]
+    got = preprocess_faces(pictures, size=4)
+    assert seen == [f"pictures[{i}]" for i in range(5)]
+    np.testing.assert_allclose(got, _preprocess_twin(pictures, 4, 1.0), atol=1e-6)
+    with pytest.raises(ValueError, match=r"^Expected pictures\[4\] to be a 2-D picture"):
+        preprocess_faces(pictures[:4] + [np.ones((1, 5))], size=4)
+
+
 def test_a_constant_float_picture_outside_0_1_is_a_blank_face():
     got = preprocess_faces([np.full((8, 8), 5.0), np.full((8, 8), -2.0)], size=4)
     assert np.array_equal(got, np.zeros((2, 4, 4), np.float32))
@@ -91,15 +141,26 @@ def test_the_smallest_pictures_are_2_pixels_a_side():
 def test_memory_refusal_names_the_size_and_counts_every_face():
     with pytest.raises(ValueError, match=r"^size=100000 \(3 faces of 100000 x 100000 pixels\) would need 1229 GiB"):
         preprocess_faces([np.eye(3)] * 3, size=100_000)
+    # one face: 4 bytes a pixel for the face, 40 for the one square being resized
+    with pytest.raises(ValueError, match=r"^size=300000 \(1 faces of 300000 x 300000 pixels\) would need 3688 GiB"):
+        preprocess_faces([np.eye(3)], size=300_000)
 
 
+@pytest.mark.parametrize("size,error", [(0, ValueError), (2.0, TypeError)])
+def test_a_bad_size_is_named(size, error):
+    with pytest.raises(error, match=r"^Expected size to be an integer >= 1, got "):
+        preprocess_faces([np.eye(3)], size=size)
+
+
+@pytest.mark.filterwarnings("error")  # a constant face is never divided by its zero spread
 def test_normalise_gives_each_face_mean_0_sd_0_3_except_constant_ones():
     x = np.stack([np.arange(16.0).reshape(4, 4), np.full((4, 4), 7.0), np.arange(16.0).reshape(4, 4) ** 2])
     got = normalise_faces(x)
     np.testing.assert_allclose(got[[0, 2]].mean(axis=(1, 2)), 0.0, atol=1e-6)
     np.testing.assert_allclose(got[[0, 2]].std(axis=(1, 2)), 0.3, rtol=1e-5)
     assert np.array_equal(got[1], np.zeros((4, 4), np.float32))
-    assert normalise_faces(np.zeros((0, 3, 5))).shape == (0, 3, 5)
+    none = normalise_faces(np.zeros((0, 3, 5)))
+    assert none.shape == (0, 3, 5) and none.dtype == np.float32
 
 
 def test_the_embedded_faces_at_25_are_only_normalised_and_otherwise_resized():
@@ -115,6 +176,14 @@ def test_the_embedded_faces_at_25_are_only_normalised_and_otherwise_resized():
         lfw_subset_faces(size=0)
 
 
+def test_the_embedded_faces_at_their_own_size_are_not_resampled(monkeypatch):
+    def resample(*args, **kwargs):
+        raise AssertionError("the 25 x 25 faces were resampled to 25 x 25")
+
+    monkeypatch.setattr(faces_module, "preprocess_faces", resample)
+    assert lfw_subset_faces(size=25).images.shape == (100, 25, 25)
+
+
 def test_people_are_found_by_canonical_name_and_the_error_lists_five():
     people = np.array(["Ann  Smith", "bob_jones", "Ann_Smith", "c", "d", "e", "f", "g"])
     f = Faces(np.zeros((8, 2, 2), np.float32), people, 0, "here")
@@ -122,6 +191,11 @@ def test_people_are_found_by_canonical_name_and_the_error_lists_five():
     with pytest.raises(ValueError, match=r"^Expected people to name a person in here \(e\.g\. Ann  Smith, Ann_Smith, "
                                          r"bob_jones, c, d\), got 'zed'"):
         f.of("zed")
+
+
+def test_names_that_differ_by_more_than_case_are_different_people():
+    f = Faces(np.zeros((2, 2, 2), np.float32), np.array(["Anna_Weiß", "Anna_Weiss"]), 0, "here")
+    assert f.of("anna weiß").tolist() == [0] and f.of("ANNA WEISS").tolist() == [1]
 
 
 def _folder(tmp_path, n: int = 3):
@@ -150,6 +224,18 @@ def test_folder_faces_match_the_twin_and_people_keep_their_order(tmp_path, monke
     assert mirrored.people.tolist() == f.people.tolist() * 2
     only = load_faces(folder, size=5, cache=False, people=np.array([["bob"]]))  # any array of names
     assert only.people.tolist() == ["Bob"] * 3
+
+
+def test_folder_faces_count_each_unreadable_picture_and_no_other_file(tmp_path):
+    folder = _folder(tmp_path)
+    (folder / "notes.txt").write_text("not a picture, beside the people's folders")
+    (folder / "Ann" / "broken.png").write_bytes(b"\x89PNG not really")
+    (folder / "Bob" / "empty.jpg").write_bytes(b"")
+    f = load_faces(folder, cache=False)
+    assert f.skipped == 2 and f.people.tolist() == ["Ann"] * 3 + ["Bob"] * 3
+    assert f.images.shape == (6, 64, 64) and f.source == str(folder)  # 64 pixels a side unless told
+    with pytest.raises(ValueError, match=r"^Expected size to be an integer >= 1, got 0"):
+        load_faces(folder, size=0, cache=False)
 
 
 def test_the_cache_keys_on_size_and_crop_and_serves_the_same_faces(tmp_path, monkeypatch):
