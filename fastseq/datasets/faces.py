@@ -105,7 +105,9 @@ def normalise_faces(images) -> np.ndarray:
     x = finite_array("images", x)
     mean = x.mean(axis=(1, 2), keepdims=True)
     sd = x.std(axis=(1, 2), keepdims=True)
-    out = np.where(sd > 0, (x - mean) * (SD / np.where(sd > 0, sd, 1.0)), 0.0)
+    # constant by its values, not by sd: the rounded mean of a constant 0.1 leaves a spread of ~1e-17
+    varies = (x.max(axis=(1, 2), keepdims=True) > x.min(axis=(1, 2), keepdims=True)) & (sd > 0)
+    out = np.where(varies, (x - mean) * (SD / np.where(varies, sd, 1.0)), 0.0)
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
@@ -365,7 +367,7 @@ def _cached_read(root: Path, files, size: int, crop: float, cache: bool) -> tupl
     try:
         meta = json.loads(meta_path.read_text())
         images = np.load(arr_path, mmap_mode="r", allow_pickle=False)
-        if images.shape == (len(meta["people"]), size, size):
+        if isinstance(images, np.ndarray) and images.shape == (len(meta["people"]), size, size):
             return images, meta["people"], int(meta["skipped"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache yet, or a broken one: rebuild it

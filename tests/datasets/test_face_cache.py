@@ -82,6 +82,17 @@ def test_a_pickle_at_the_cache_path_is_rebuilt_not_loaded(tmp_path, own_cache):
     assert np.load(arr_path, allow_pickle=False).shape == first.shape  # a plain .npy again
 
 
+def test_a_zip_archive_at_the_cache_path_is_rebuilt(tmp_path, own_cache):
+    folder = _people_folder(tmp_path / "faces")
+    first = np.array(load_faces(folder, size=4).images)
+    (arr_path,) = own_cache.glob("faces-*.npy")
+    with open(arr_path, "wb") as fh:  # np.load reads a zip archive as an NpzFile, not an array
+        np.savez(fh, images=np.full(first.shape, 0.5, np.float32))
+    again = load_faces(folder, size=4)
+    np.testing.assert_array_equal(again.images, first)
+    assert isinstance(np.load(arr_path, allow_pickle=False), np.ndarray)  # a plain .npy again
+
+
 def test_a_cache_file_replaced_by_a_pickle_before_it_is_read_back_is_refused(tmp_path, monkeypatch):
     folder = _people_folder(tmp_path / "faces")
     monkeypatch.setattr(faces_module.np, "save", lambda file, arr: Path(file).write_bytes(pickle.dumps(arr)))
