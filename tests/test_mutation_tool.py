@@ -26,3 +26,5 @@ def test_marker_selections_merge_into_one_expression():
     assert config["pytest_add_cli_args_test_selection"] == ["tests/t.py", "-k", "x"]
     plain = tomllib.loads(_tool().mutmut_config(["fastseq/a.py"], ["tests/t.py"], [], 1.5)[1:])["tool"]["mutmut"]
     assert plain["pytest_add_cli_args"][-2:] == ["-m", "not cuda"]
+    # tests import the examples (the DDP example) and the benchmark helpers: the copy has them
+    assert set(plain["also_copy"]) >= {"fastseq", "tests", "examples", "bench"}

@@ -114,7 +114,7 @@ def mutmut_config(sources, tests, extra, timeout_multiplier, timeout_constant=2.
         else:
             rest.append(extra[i])
             i += 1
-    return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(['fastseq', 'tests'])}\n"
+    return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(['fastseq', 'tests', 'examples', 'bench'])}\n"
             f"pytest_add_cli_args_test_selection = {q(tests + rest)}\n"
             f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-q', '-x', '-m', ' and '.join(marks)])}\n"
             f"do_not_mutate_patterns = {q(DO_NOT_MUTATE)}\n"
