@@ -163,6 +163,12 @@ def test_normalise_gives_each_face_mean_0_sd_0_3_except_constant_ones():
     # spread test alone would blow that up to +-0.3
     for value in (0.1, 1 / 3, 0.7, 1e-300):
         assert np.array_equal(normalise_faces(np.full((1, 5, 5), value)), np.zeros((1, 5, 5), np.float32)), value
+    # per face, not over the batch: a constant 0.1 beside a varying face is still blank, and a
+    # face whose spread underflows to 0 (differences of 5e-324) is blank, not divided by 0
+    batch = normalise_faces(np.stack([np.full((5, 5), 0.1), np.arange(25.0).reshape(5, 5),
+                                      np.pad([[5e-324]], ((0, 4), (0, 4)))]))
+    assert np.array_equal(batch[[0, 2]], np.zeros((2, 5, 5), np.float32))
+    np.testing.assert_allclose(batch[1].std(), 0.3, rtol=1e-5)
     none = normalise_faces(np.zeros((0, 3, 5)))
     assert none.shape == (0, 3, 5) and none.dtype == np.float32
 
