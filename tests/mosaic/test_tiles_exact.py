@@ -1,6 +1,7 @@
 """tile and save_png to the pixel, the byte and the word: exact values, memory figures and messages."""
 from __future__ import annotations
 
+import os
 import re
 import warnings
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastseq._util import memory
-from fastseq.mosaic import paragraph_layout, tile
+from fastseq.mosaic import paragraph_layout, save_png, tile
 from fastseq.mosaic.layout import MosaicLayout
 
 
@@ -183,3 +184,114 @@ def test_tile_refuses_a_picture_larger_than_memory_with_its_size(no_memory, kwar
     with pytest.raises(ValueError, match=message(text + ", more than the 0 B this machine has.")):
         tile(**kwargs)
 
+
+# ---------------------------------------------------------------------------- save_png
+
+
+def read_png(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.mode, np.asarray(im)
+
+
+def test_save_png_exact_pixels_grey(tmp_path):
+    a = np.array([[-0.5, 0.0, 0.2, 0.5], [1.0, 1.5, np.nan, np.inf], [-np.inf, 0.998, 0.002, 3.0]])
+    save_png(a, tmp_path / "a.png")
+    mode, img = read_png(tmp_path / "a.png")
+    assert mode == "L"
+    np.testing.assert_array_equal(img, [[0, 0, 51, 128], [255, 255, 0, 255], [0, 254, 1, 255]])
+
+
+def test_save_png_integer_float32_bool_and_uint8_inputs(tmp_path):
+    p = tmp_path / "a.png"
+    save_png(np.array([[0, 1], [2, -3]]), p)  # integers: clipped like floats
+    np.testing.assert_array_equal(read_png(p)[1], [[0, 255], [255, 0]])
+    save_png(np.array([[0.25, 0.75]], dtype=np.float32), p)
+    np.testing.assert_array_equal(read_png(p)[1], [[64, 191]])
+    save_png(np.array([[True, False], [False, True]]), p)
+    np.testing.assert_array_equal(read_png(p)[1], [[255, 0], [0, 255]])
+    u = np.array([[0, 7, 200, 255]], dtype=np.uint8)
+    save_png(u, p)
+    np.testing.assert_array_equal(read_png(p)[1], u)
+
+
+def test_save_png_rgb_and_rgba_with_zoom(tmp_path):
+    p = tmp_path / "c.png"
+    rgba = np.array([[[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 0.0, 0.2]]])
+    save_png(rgba, p, zoom=2)
+    mode, img = read_png(p)
+    assert mode == "RGBA" and img.shape == (2, 4, 4)
+    np.testing.assert_array_equal(img[:, :2], np.broadcast_to([255, 0, 128, 255], (2, 2, 4)))
+    np.testing.assert_array_equal(img[:, 2:], np.broadcast_to([0, 255, 0, 51], (2, 2, 4)))
+    save_png(rgba[..., :3], p, zoom=1)
+    mode, img = read_png(p)
+    assert mode == "RGB"
+    np.testing.assert_array_equal(img, [[[255, 0, 128], [0, 255, 0]]])
+
+
+def test_save_png_of_a_low_contrast_picture_warns_nothing(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save_png(np.full((3, 3), 0.5), tmp_path / "flat.png")
+        save_png(np.zeros((2, 2), dtype=np.uint8), tmp_path / "black.png", zoom=2)
+    np.testing.assert_array_equal(read_png(tmp_path / "flat.png")[1], np.full((3, 3), 128))
+
+
+@pytest.mark.parametrize(
+    "array, kwargs, error, text",
+    [
+        (np.zeros((0,)), {}, ValueError, "Expected array to be H x W, H x W x 3 or H x W x 4, got shape (0,)."),
+        (np.zeros((0, 2, 5)), {}, ValueError, "Expected array to be H x W, H x W x 3 or H x W x 4, got shape (0, 2, 5)."),
+        (np.zeros((0, 3)), {}, ValueError, "Expected array to be non-empty, got shape (0, 3)."),
+        (np.array([["a"]]), {}, TypeError, "Expected array to hold real numbers, got dtype <U1."),
+        (np.zeros((2, 2)), dict(zoom=0), ValueError, "Expected zoom to be an integer >= 1, got 0."),
+        (np.zeros((2, 2)), dict(path=123), TypeError,
+         "Expected path to be a file path (str or os.PathLike), got int 123."),
+    ],
+)
+def test_save_png_error_messages_word_for_word(tmp_path, array, kwargs, error, text):
+    kwargs = dict(dict(path=tmp_path / "m.png"), **kwargs)
+    with pytest.raises(error, match=message(text)):
+        save_png(array, **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_png_to_a_folder_names_the_path(tmp_path):
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(IsADirectoryError, match=message(f"Expected path to be a file, got the folder {str(tmp_path / 'd.png')!r}.")):
+        save_png(np.zeros((2, 2)), tmp_path / "d.png")
+
+
+@pytest.mark.parametrize(
+    "shape, zoom, text",
+    [  # the zoomed 8-bit picture and PNG encoding's copy: 2 bytes a value
+        ((2, 3), 3, "save_png(zoom=3) of a 2 x 3 picture would need 108.0 B"),
+        ((2, 5, 4), 1, "save_png(zoom=1) of a 2 x 5 x 4 picture would need 80.0 B"),
+    ],
+)
+def test_save_png_refuses_a_picture_larger_than_memory_leaving_the_old_file(tmp_path, no_memory, shape, zoom, text):
+    p = tmp_path / "m.png"
+    p.write_bytes(b"old")
+    with pytest.raises(ValueError, match=message(text + ", more than the 0 B this machine has.")):
+        save_png(np.zeros(shape), p, zoom=zoom)
+    assert p.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.png"]
+
+
+def test_failed_png_write_leaves_no_file_and_the_old_one_untouched(tmp_path, monkeypatch):
+    from skimage import io
+
+    def broken(path, *args, **kwargs):
+        with open(path, "wb") as fh:
+            fh.write(b"half a picture")
+        raise OSError("disk full")
+
+    p = tmp_path / "m.png"
+    monkeypatch.setattr(io, "imsave", broken)
+    with pytest.raises(OSError, match="disk full"):
+        save_png(np.zeros((2, 2)), p)
+    assert os.listdir(tmp_path) == []
+    p.write_bytes(b"old")
+    with pytest.raises(OSError, match="disk full"):
+        save_png(np.zeros((2, 2)), p)
+    assert p.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.png"]
