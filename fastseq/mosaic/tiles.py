@@ -46,7 +46,7 @@ def tile(
             ``layout`` it must be None or equal to ``layout.width``.
         spacing: pixels of background between neighbouring tiles (none around the edge).
         scale: ``"tile"`` scales each tile by its own min and max to [0, 1] (a constant
-            tile becomes 0.5); ``"global"`` uses the min and max over all tiles; None
+            tile becomes 0.5); ``"global"`` uses the min and max over the tiles shown; None
             means the values are already in [0, 1] and are used as they are.
         order: indices of the tiles to show, in reading order (a permutation of
             ``range(N)`` or a subset of it without repeats); default all, as given.
