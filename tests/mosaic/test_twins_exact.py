@@ -124,10 +124,10 @@ def test_segment_tie_band_grows_with_the_cost():
 
 def test_segment_cost_exactly_at_the_band_edge_is_a_tie():
     # a penalty p where p == 2p - TIE * (1 + p) in floats: merging saves exactly the band
-    p = 1e-9
-    while not p == 2 * p - py.TIE * (1.0 + abs(p)):
-        p = np.nextafter(p, 1.0)
-        assert p < 1.1e-9
+    near = py.TIE / (1.0 - py.TIE)  # the real solution; look a few floats either side
+    below = near * (1.0 - 1e-13)
+    p = next(p for p in (below + k * np.spacing(below) for k in range(2000))
+             if p == 2 * p - py.TIE * (1.0 + abs(p)))
     z = two_rows(0.0)
     assert py.segment(z, [0, 1], p, 2) == [0, 1]
     assert py.segment(z, [0, 1], np.nextafter(p, 1.0), 2) == [0]
