@@ -84,7 +84,7 @@ def integer_distances(c: np.ndarray, z: np.ndarray, block_bytes: int) -> np.ndar
     m = np.zeros((n + 1, n + 1), dtype=np.uint16)
     for r0 in range(0, n, block):
         d = (1.0 - corr(r0).astype(np.float64)) * scale
-        m[r0 : r0 + block, :n] = np.rint(np.clip(d, 0.0, INT_LIMIT))
+        m[r0 : min(r0 + block, n), :n] = np.rint(np.clip(d, 0.0, INT_LIMIT))  # never into the dummy row
     np.fill_diagonal(m, 0)
     np.minimum(m, m.T, out=m)  # a matrix product need not be exactly symmetric
     return m

@@ -288,7 +288,8 @@ def neighbour_lists(z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int,
     """Each row's K most correlated other rows, block by block, and the most correlated pair.
 
     Returns ``nbr`` (``N x K`` intp, by decreasing correlation, lowest index first on
-    ties), their correlations, and the pair as :func:`most_correlated_pair` finds it.
+    ties), their correlations, and the pair as :func:`most_correlated_pair` finds it. Needs
+    N >= 2 rows (with fewer the pair is a placeholder (0, 1); corrsort returns before).
     """
     n = z.shape[0]
     block = max(1, min(n, BLOCK_BYTES // max(1, n * z.itemsize)))
