@@ -112,8 +112,9 @@ def float32_array(name: str, value, allow_empty: bool = False) -> np.ndarray:
     """
     arr = real_array(name, value, allow_empty=allow_empty)
     refuse_non_finite(name, arr)
-    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
-        big = np.abs(arr) > np.finfo(np.float32).max
+    top = float(np.finfo(np.float32).max)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size and max(arr.max(), -arr.min()) > top:
+        big = np.abs(arr) > top  # only on the way to the error: no copy of a good array
         if big.any():
             where = np.unravel_index(int(np.argmax(big)), arr.shape)
             raise ValueError(f"Expected {name} to fit in float32 (magnitudes up to 3.4e+38), got {arr[where]:.3g} "

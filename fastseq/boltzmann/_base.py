@@ -188,9 +188,10 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         scores turn to NaN (Gaussian units: past the square root of it, see GaussianRBM)."""
         values = X.data if sp.issparse(X) else X
         limit, why = self._largest_value()
-        if values.size and float(np.abs(values).max()) > limit:
+        largest = max(float(values.max()), -float(values.min())) if values.size else 0.0  # no copy of X
+        if largest > limit:
             raise ValueError(f"Expected X's values within +-{limit:.3g} for {type(self).__name__} in {self.dtype} "
-                             f"({why}), got values up to {np.abs(values).max():.3g}.")
+                             f"({why}), got values up to {largest:.3g}.")
 
     def _largest_value(self) -> tuple[float, str]:
         return float(torch.finfo(self._tdtype).max), "the largest finite value"
