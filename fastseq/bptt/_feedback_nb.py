@@ -45,7 +45,7 @@ from numba import njit
 from fastseq.bptt._blas_nb import gemm, matmul_rows
 from fastseq.bptt._fused_nb import _pass_back as _pass_back_visible
 from fastseq.bptt._fused_nb import _previous as _previous_visible
-from fastseq.bptt._fused_nb import _lstm_cell, _scratch, _sigmoid, _tanh, n_blocks
+from fastseq.bptt._fused_nb import _lstm_cell, _scratch, _sigmoid, _tanh, check_kernel_arrays, n_blocks
 from fastseq.bptt._slot_threads import run_blocks
 
 __all__ = ["gru_forward", "gru_backward", "lstm_forward", "lstm_backward", "gru_folded_forward", "gru_folded_backward",
@@ -601,17 +601,7 @@ def lstm_folded_backward_blocks(fn, j0, j1, block, dhs, dc_last, reset, wcat_t, 
 
 
 def _run(kernel, width: int, *args) -> None:
-    # the kernels address columns through raw pointers: a strided view, or another float
-    # type than the window's, would be read wrongly
-    dtype = args[0].dtype
-    for a in args:
-        for part in (a if isinstance(a, tuple) else (a,)):
-            if not isinstance(part, np.ndarray):
-                continue
-            if not part.flags.c_contiguous:
-                raise ValueError(f"Expected C-contiguous arrays for the feedback kernels, got strides {part.strides}.")
-            if part.dtype != bool and part.dtype != dtype:
-                raise ValueError(f"Expected {dtype} arrays for the feedback kernels (the window's), got {part.dtype}.")
+    check_kernel_arrays("feedback", args, args[0].dtype)
     block = feedback_block(width)
     run_blocks(kernel, gemm().address(args[0].dtype), n_blocks(width, block), block, *args)
 

@@ -423,12 +423,21 @@ def n_blocks(width: int, block: int = SLOT_BLOCK) -> int:
     return -(-width // block)
 
 
-def _run(kernel, first, *args) -> None:
-    # the kernels address rows through raw pointers: a strided view would be read wrongly
-    for a in (first,) + args:
+def check_kernel_arrays(what: str, arrays, dtype=None) -> None:
+    """Refuse what kernels reading through raw pointers would read wrongly: a strided array
+    (tuples are looked into), and with ``dtype`` a float array of another type."""
+    for a in arrays:
         for part in (a if isinstance(a, tuple) else (a,)):
-            if isinstance(part, np.ndarray) and not part.flags.c_contiguous:
-                raise ValueError(f"Expected C-contiguous arrays for the fused kernels, got strides {part.strides}.")
+            if not isinstance(part, np.ndarray):
+                continue
+            if not part.flags.c_contiguous:
+                raise ValueError(f"Expected C-contiguous arrays for the {what} kernels, got strides {part.strides}.")
+            if dtype is not None and part.dtype != bool and part.dtype != dtype:
+                raise ValueError(f"Expected {dtype} arrays for the {what} kernels (the window's), got {part.dtype}.")
+
+
+def _run(kernel, first, *args) -> None:
+    check_kernel_arrays("fused", (first,) + args)
     run_blocks(kernel, gemm().address(first.dtype), n_blocks(first.shape[1]), SLOT_BLOCK, first, *args)
 
 
