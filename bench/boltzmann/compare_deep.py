@@ -24,6 +24,11 @@ untimed warm-up fit (Numba compiles once).
     flock /tmp/fastseq-bench.lock env PYTHONPATH=. python bench/boltzmann/compare_deep.py \\
         --json docs/benchmarks/compare_deep.json
 
+The RBM is also sampled by parallel tempering (``sampler="pt"``) and by deep tempering
+(``DeepBeliefNet.sample_bottom_machine``: chains in both layers of the net exchanging the
+bottom's hidden codes with the top's visible states, exact for the RBM), from as many random
+starts for as many steps; their rows give coverage, sampling time and swap rates.
+
 ``--figures DIR`` also draws, from the same models, the pictures of the README and the
 guide: the RBM's samples by Gibbs chains and by parallel tempering (``sampler="pt"``,
 same starts and steps), the net's samples, a bar chart of the three by class
@@ -95,8 +100,21 @@ def main(argv=None) -> int:
         bound_s, bound = timed(lambda: dbn.log_likelihood_bound(X[te], log_z=zt, n_samples=args.bound_samples,
                                                                  random_state=0))
         dbn_sample, s = timed(lambda: dbn.sample(args.samples, args.steps))
+        # the RBM (the net's bottom, bit for bit) sampled two more ways: parallel tempering, and
+        # deep tempering (chains in both layers exchanging codes); same starts count and steps
+        pt_sample, pt = timed(lambda: rbm.sample(args.samples, args.steps, sampler="pt"))
+        rows["rbm, tempering"] = {"sampler": "pt", "sampling seconds": pt_sample,
+                                  "rungs": len(rbm.last_tempering_.betas),
+                                  "swap rates": rbm.last_tempering_.swap_rates.round(4).tolist(),
+                                  **coverage(clf.predict((pt > 0.5).astype(np.float32)))}
+        deep_sample, deep = timed(lambda: dbn.sample_bottom_machine(args.samples, args.steps))
+        rows["rbm, deep tempering"] = {"sampler": "deep tempering (the net's two layers)",
+                                       "sampling seconds": deep_sample,
+                                       "swap rates": dbn.last_deep_tempering_.swap_rates.round(5).tolist(),
+                                       **coverage(clf.predict((deep > 0.5).astype(np.float32)))}
         if args.figures:
-            rows["rbm, tempering"] = figures(Path(args.figures), rbm, dbn, rbm_s, s, X[te], labels[te], clf, args)
+            figures(Path(args.figures), dbn, {"Gibbs (RBM)": rbm_s, "tempering (RBM)": pt, "deep net": s},
+                    X[te], labels[te], clf, args)
         rows["dbn"] = {"layers": [784, h1, h2], "training seconds": dbn_train,
                        "held-out log-likelihood": float(np.mean(bound)), "kind": "lower bound (AIS log Z of the top)",
                        "AIS log Z": zt.log_z, "AIS log Z std": zt.log_z_std, "AIS seconds": dbn_ais + bound_s,
@@ -111,8 +129,8 @@ def main(argv=None) -> int:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, r in rows.items():
         if "layers" not in r:
-            print(f"| {name} (figures only) | | | {r['classes with >= 3']} | {r['largest share']:.2f} | | "
-                  f"| {r['sampling seconds']:.1f} | {r['counts']} |")
+            print(f"| {name} (swap rates {r['swap rates']}) | | | {r['classes with >= 3']} | {r['largest share']:.2f} "
+                  f"| | | {r['sampling seconds']:.1f} | {r['counts']} |")
             continue
         sizes = "-".join(map(str, r["layers"]))
         ll = f"{r['held-out log-likelihood']:.1f}" + (" (bound)" if name == "dbn" else "")
@@ -124,13 +142,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def figures(folder: Path, rbm, dbn, rbm_samples, dbn_samples, X_test, y_test, clf, args) -> dict:
-    """Write the sample grids, the per-class chart and interpolation strips; the tempered row."""
+def figures(folder: Path, dbn, grids: dict, X_test, y_test, clf, args) -> None:
+    """Write the sample grids (Gibbs, tempering, the net's), the per-class chart and interpolation strips."""
     from fastseq.mosaic import save_png, tile
 
     folder.mkdir(parents=True, exist_ok=True)
-    pt_s, pt = timed(lambda: rbm.sample(args.samples, args.steps, sampler="pt"))
-    grids = {"Gibbs (RBM)": rbm_samples, "tempering (RBM)": pt, "deep net": dbn_samples}
     for name, grid in zip(("samples_rbm_gibbs", "samples_rbm_tempering", "samples_dbn"), grids.values()):
         save_png(tile(grid[:60], shape=(28, 28), width=10), folder / f"{name}.png", zoom=2)
     counts = {k: np.bincount(clf.predict((v > 0.5).astype(np.float32)), minlength=10) for k, v in grids.items()}
@@ -156,8 +172,6 @@ def figures(folder: Path, rbm, dbn, rbm_samples, dbn_samples, X_test, y_test, cl
         fig.tight_layout()
         fig.savefig(folder / "samplers_coverage.png", dpi=80)
         plt.close(fig)
-    return {"sampling seconds": pt_s, "rungs": len(rbm.last_tempering_.betas),
-            **coverage(clf.predict((pt > 0.5).astype(np.float32)))}
 
 
 if __name__ == "__main__":

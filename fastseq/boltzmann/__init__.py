@@ -3,6 +3,7 @@ nets stacked from them, and their likelihoods (exact, annealed importance sampli
 from fastseq._util.deprecation import moved_names
 from fastseq.boltzmann._base import BoltzmannMachine
 from fastseq.boltzmann._beta import R3BM, RRBM, BetaRBM
+from fastseq.boltzmann._deep_tempering import DeepTemperingStats
 from fastseq.boltzmann._rbm import RBM, GaussianRBM
 from fastseq.boltzmann._tempering import TemperingStats
 from fastseq.boltzmann.deep import DeepBeliefNet
@@ -10,7 +11,7 @@ from fastseq.boltzmann.likelihood import (AISResult, ais_log_partition, average_
                                           pseudo_likelihood)
 
 __all__ = [
-    "AISResult", "BetaRBM", "BoltzmannMachine", "DeepBeliefNet", "GaussianRBM", "R3BM", "RBM", "RRBM",
+    "AISResult", "BetaRBM", "BoltzmannMachine", "DeepBeliefNet", "DeepTemperingStats", "GaussianRBM", "R3BM", "RBM", "RRBM",
     "TemperingStats", "ais_log_partition", "average_log_likelihood", "exact_log_partition", "pseudo_likelihood",
 ]
 

@@ -27,7 +27,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from fastseq._util import files
 from fastseq._util.memory import check_fits
 from fastseq._util.validate import bounded_int, one_of, positive_int, seed_arg, torch_device
-from fastseq.boltzmann._base import BoltzmannMachine, _array_like, _machine_from
+from fastseq.boltzmann import _deep_tempering, _tempering
+from fastseq.boltzmann._base import BoltzmannMachine, _array_like, _bar, _machine_from
 from fastseq.boltzmann._beta import BetaRBM
 from fastseq.boltzmann._rbm import RBM, GaussianRBM
 from fastseq.boltzmann.likelihood import AISResult, _log_z_value, ais_log_partition
@@ -243,6 +244,53 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             start = self._up(start, len(self.layers_) - 1)
         v = top.sample(n_samples, n_steps, start=start, return_means=return_means, progress=progress)
         return self._down(v, self.layers_[:-1], means=return_means)
+
+    def sample_bottom_machine(self, n_samples: int = 16, n_steps: int = 1000, start=None, return_means: bool = True,
+                              progress: bool | None = None) -> np.ndarray:
+        """Samples of the bottom machine's own distribution, its chains helped by the layers above (deep tempering).
+
+        Where :meth:`sample` draws from the net's generative model (the top machine, then
+        down), this draws from the bottom machine alone, ``p(v)`` of ``layers_[0]``, as
+        ``layers_[0].sample`` does, but every layer runs chains too, and the chains of
+        neighbouring layers exchange their shared-space states (layer l's hidden, layer
+        l + 1's visible) by a Metropolis test that keeps each layer's distribution exact;
+        see :mod:`fastseq.boltzmann._deep_tempering`. The upper layers mix more easily, and
+        the exchanges carry what they find down to the bottom chains. The acceptance rates
+        of each layer pair are left in ``last_deep_tempering_`` (``swap_rates``, one per pair).
+
+        The bottom machine needs an energy (``RBM``, ``GaussianRBM`` or ``BetaRBM``; not
+        ``RRBM`` or ``R3BM``) and the net at least two layers. Chains start from random
+        visible vectors (or the rows of ``start``, ``N x D``); the upper chains from draws of
+        the codes below. Returns ``n_samples x D`` in the bottom machine's dtype (or
+        ``start``'s): ``E[v | h]`` of the last step with ``return_means``, else a draw.
+        Advances the machines' random streams.
+        """
+        check_is_fitted(self)
+        n_steps = positive_int("n_steps", n_steps)
+        bottom = self.layers_[0]
+        if len(self.layers_) < 2:
+            raise ValueError("Expected a net of at least two layers for sample_bottom_machine (the layers above "
+                             "the bottom are what helps it mix), got one layer; use layers_[0].sample instead.")
+        _tempering.path_for(bottom)  # refuses a bottom machine without an energy before any work
+        out_dtype = np.dtype(str(bottom._tdtype).replace("torch.", ""))
+        if start is None:
+            n = positive_int("n_samples", n_samples)
+            self._check_rows_fit(f"sample_bottom_machine(n_samples={n})", n)
+            v = bottom._random_visible(n)
+        else:
+            start = self._validate(start)
+            self._check_rows_fit(f"sample_bottom_machine(start of {start.shape[0]} rows)", start.shape[0])
+            out_dtype = start.dtype
+            v = torch.cat(list(bottom._rows(start)))
+        show = bottom.progress if progress is None else progress
+        with torch.no_grad(), bottom._threads():
+            bar = _bar(n_steps, show, "deep tempering")
+            h, self.last_deep_tempering_ = _deep_tempering.run_deep_tempering(
+                self.layers_, bottom._prepare_visible(v), n_steps, np.random.default_rng(bottom._rng.integers(1 << 63)),
+                bar)
+            bar.close()
+            out = bottom._visible_mean(h) if return_means else bottom._sample_visible(h)
+        return out.cpu().numpy().astype(out_dtype, copy=False)
 
     def interpolate(self, a, b, n_steps: int = 8) -> np.ndarray:
         """Decoded inputs along the straight line between the top-layer codes of rows a and b.
