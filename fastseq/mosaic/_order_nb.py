@@ -111,10 +111,15 @@ def greedy_chain(c, z, nbr, nsim, first, second):
 def top_k_rows(s, k, offset):
     """Per row of ``s``, the ``k`` largest columns by (value desc, index asc), leaving out
     column ``offset + row`` (the row itself when ``s`` is a block of a similarity matrix).
-    Returns ``(indices, values)``, both ``rows x k``."""
+    Returns ``(indices, values)``, both ``rows x k``; needs ``0 <= k <= n - 1`` (every row
+    has ``n - 1`` columns to choose from when its own lies in the block)."""
     rows, n = s.shape
+    if k < 0 or k > n - 1:
+        raise ValueError("top_k_rows needs 0 <= k <= columns - 1")
     idx = np.empty((rows, k), dtype=np.intp)
     val = np.empty((rows, k), dtype=s.dtype)
+    if k == 0:  # nothing to keep (and no last kept value to compare with)
+        return idx, val
     for r in range(rows):
         filled = 0
         for j in range(n):

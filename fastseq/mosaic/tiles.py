@@ -116,6 +116,9 @@ def tile(
     return np.ascontiguousarray(out[: out.shape[0] - spacing, : out.shape[1] - spacing])
 
 
+_PNG_BLOCK_VALUES = 1 << 20  # values converted to 8 bits at a time: float64 temporaries stay near 24 MiB
+
+
 def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
     """Write a mosaic as an 8-bit PNG (grey, RGB or RGBA), atomically.
 
@@ -146,17 +149,20 @@ def save_png(array, path: str | os.PathLike, zoom: int = 1) -> None:
         raise ValueError(f"Expected path to end in .png (save_png writes PNG only), got {str(path)!r}.")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"Expected path in an existing folder, got {str(path)!r}.")
-    # the zoomed 8-bit picture, and PNG encoding's copy of it
-    check_fits(f"save_png(zoom={zoom}) of a {' x '.join(map(str, arr.shape))} picture", 2.0 * arr.size * zoom * zoom)
+    # the 8-bit picture, its zoomed copy and PNG encoding's copy of that, plus one block of
+    # float64 temporaries (the conversion runs block by block)
+    check_fits(f"save_png(zoom={zoom}) of a {' x '.join(map(str, arr.shape))} picture",
+               arr.size * (1.0 + 2.0 * zoom * zoom) + 24.0 * min(arr.size, _PNG_BLOCK_VALUES))
     if arr.dtype == np.bool_:
         img = arr.astype(np.uint8) * 255
     elif arr.dtype == np.uint8:
         img = arr
-    elif np.issubdtype(arr.dtype, np.number):
-        a = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
-        img = np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-    else:
-        raise TypeError(f"Expected array to hold numbers, got dtype {arr.dtype}.")
+    else:  # real numbers (real_array refused everything else)
+        img = np.empty(arr.shape, np.uint8)
+        rows = max(1, _PNG_BLOCK_VALUES // max(1, arr[0].size))
+        for r in range(0, arr.shape[0], rows):
+            a = np.nan_to_num(arr[r:r + rows].astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+            img[r:r + rows] = np.round(np.clip(a, 0.0, 1.0) * 255.0)
     if zoom > 1:
         img = np.repeat(np.repeat(img, zoom, axis=0), zoom, axis=1)
 

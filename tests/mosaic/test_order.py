@@ -99,17 +99,24 @@ def test_rows_mode_gives_the_matrix_order(n, seed, k):
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.integers(1, 6), n=st.integers(2, 12), offset=st.integers(0, 6), seed=st.integers(0, 2**16),
+@given(rows=st.integers(0, 6), n=st.integers(1, 12), offset=st.integers(0, 6), seed=st.integers(0, 2**16),
        levels=st.integers(1, 4))
 def test_top_k_kernel_matches_twin(rows, n, offset, seed, levels):
     rng = np.random.default_rng(seed)
     s = rng.integers(0, levels, size=(rows, n)).astype(np.float32)  # few levels: many ties
-    k = int(rng.integers(1, n))
+    k = int(rng.integers(0, n))  # k = 0 (nothing kept) and k = n - 1 (every other column) included
     offset = min(offset, n - rows) if n >= rows else 0
     got_i, got_v = nb.top_k_rows(s, k, offset)
     want_i, want_v = py.top_k_rows(s, k, offset)
     np.testing.assert_array_equal(got_i, want_i)
     np.testing.assert_array_equal(got_v, want_v)
+
+
+def test_top_k_kernel_refuses_more_columns_than_a_row_has():
+    s = np.zeros((2, 4), np.float32)
+    for k in (-1, 4):
+        with pytest.raises(ValueError, match="0 <= k <= columns - 1"):
+            nb.top_k_rows(s, k, 0)
 
 
 def test_neighbour_lists_are_sorted_top_k_with_lowest_index_on_ties():

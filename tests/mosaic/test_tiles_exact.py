@@ -10,6 +10,7 @@ import pytest
 
 from fastseq._util import memory
 from fastseq.mosaic import paragraph_layout, save_png, tile
+from fastseq.mosaic import tiles
 from fastseq.mosaic.layout import MosaicLayout
 
 
@@ -265,9 +266,10 @@ def test_save_png_to_a_folder_names_the_path(tmp_path):
 
 @pytest.mark.parametrize(
     "shape, zoom, text",
-    [  # the zoomed 8-bit picture and PNG encoding's copy: 2 bytes a value
-        ((2, 3), 3, "save_png(zoom=3) of a 2 x 3 picture would need 108.0 B"),
-        ((2, 5, 4), 1, "save_png(zoom=1) of a 2 x 5 x 4 picture would need 80.0 B"),
+    [  # the 8-bit picture (1 byte a value), the zoomed one and PNG encoding's copy (2 bytes a
+        # zoomed value) and one block of float64 temporaries (24 bytes a value, up to a block)
+        ((2, 3), 3, "save_png(zoom=3) of a 2 x 3 picture would need 258.0 B"),
+        ((2, 5, 4), 1, "save_png(zoom=1) of a 2 x 5 x 4 picture would need 1080.0 B"),
     ],
 )
 def test_save_png_refuses_a_picture_larger_than_memory_leaving_the_old_file(tmp_path, no_memory, shape, zoom, text):
@@ -276,6 +278,25 @@ def test_save_png_refuses_a_picture_larger_than_memory_leaving_the_old_file(tmp_
     with pytest.raises(ValueError, match=message(text + ", more than the 0 B this machine has.")):
         save_png(np.zeros(shape), p, zoom=zoom)
     assert p.read_bytes() == b"old" and os.listdir(tmp_path) == ["m.png"]
+
+
+def test_save_png_counts_one_block_of_temporaries_however_large_the_picture(tmp_path, no_memory, monkeypatch):
+    monkeypatch.setattr(tiles, "_PNG_BLOCK_VALUES", 8)
+    with pytest.raises(ValueError, match=message("save_png(zoom=1) of a 4 x 5 picture would need 252.0 B, more than the 0 B this machine has.")):  # 20 * 3 + 24 * 8
+        save_png(np.zeros((4, 5)), tmp_path / "m.png")
+
+
+@pytest.mark.parametrize("block", [1, 7, 12, 1 << 20])
+def test_save_png_in_blocks_writes_the_same_pixels(tmp_path, monkeypatch, block):
+    # blocks of whole rows: 1 value (still one row of 4 at a time), part of a row, 3 rows, all
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-0.2, 1.2, (9, 4))
+    a[rng.random(a.shape) < 0.2] = np.nan
+    a[0, 0], a[5, 3] = np.inf, -np.inf
+    monkeypatch.setattr(tiles, "_PNG_BLOCK_VALUES", block)
+    save_png(a, tmp_path / "m.png")
+    want = np.round(np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0), 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(read_png(tmp_path / "m.png")[1], want)
 
 
 def test_failed_png_write_leaves_no_file_and_the_old_one_untouched(tmp_path, monkeypatch):
