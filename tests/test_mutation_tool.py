@@ -28,3 +28,16 @@ def test_marker_selections_merge_into_one_expression():
     assert plain["pytest_add_cli_args"][-2:] == ["-m", "not cuda"]
     # tests import the examples (the DDP example) and the benchmark helpers: the copy has them
     assert set(plain["also_copy"]) >= {"fastseq", "tests", "examples", "bench"}
+
+
+def test_a_module_path_runs_that_module_with_its_groups_tests():
+    tool = _tool()
+    assert tool.group_spec("mosaic") == tool.GROUPS["mosaic"]
+    assert tool.group_spec("fastseq/mosaic/tiles.py") == (["fastseq/mosaic/tiles.py"], tool.GROUPS["mosaic"][1])
+    assert tool.group_spec("fastseq/cli.py") == (["fastseq/cli.py"], tool.GROUPS["commands"][1])
+    for bad in ("fastseq/mosaic/no_such.py", "fastseq/mosaic", "tests/mosaic/test_tiles.py", "nothing"):
+        try:
+            tool.group_spec(bad)
+        except KeyError:
+            continue
+        raise AssertionError(f"{bad!r} was taken as a group")

@@ -16,6 +16,7 @@ one line each in ``tools/mutation_equivalent.json`` leave the score's denominato
 
     python tools/mutation.py --full --jobs 2      # everything (hours; see CONTRIBUTING.md)
     python tools/mutation.py --full --groups mosaic,rowrnn
+    python tools/mutation.py --full --groups fastseq/mosaic/tiles.py   # one module, after editing it
     python tools/mutation.py --inventory          # mutants per logic module, no run
     python tools/mutation.py                      # sampled: every listed module, 8 mutants each
     python tools/mutation.py --quick              # 3 per module, about 5-10 minutes
@@ -76,6 +77,21 @@ GROUPS = {
     "mosaic": (["fastseq/mosaic"], ["tests/mosaic", "tests/fuzz"]),
     "rowrnn": (["fastseq/rowrnn"], ["tests/rowrnn"]),
 }
+
+
+def group_spec(name: str) -> tuple[list[str], list[str]]:
+    """``(paths to mutate, tests)`` of a group, or of one module given by its path
+    (``fastseq/mosaic/tiles.py``: that file alone, with its group's tests), to rerun a module
+    after editing it. Raises KeyError for anything else."""
+    if name in GROUPS:
+        return GROUPS[name]
+    for paths, tests in GROUPS.values():
+        if name.endswith(".py") and (ROOT / name).is_file() and any(
+                name == path or name.startswith(path.rstrip("/") + "/") for path in paths):
+            return [name], tests
+    raise KeyError(name)
+
+
 RESULTS = ROOT / "tools" / "mutation_results.json"
 EQUIVALENT = ROOT / "tools" / "mutation_equivalent.json"
 DO_NOT_MUTATE = [r"^\s*raise ", r"warnings\.warn\(", r"^\s*\"\"\"", r"^\s*f?\"Expected"]
@@ -218,8 +234,8 @@ def survivor_diff(root: Path, key: str, env: dict) -> list[str]:
 
 def run_group(group: str, args) -> dict[str, dict]:
     """Every mutant of the group's logic modules; the result per module."""
-    paths, tests = GROUPS[group]
-    root = scratch_copy(group)
+    paths, tests = group_spec(group)
+    root = scratch_copy(group.replace("/", "_"))
     tests = existing(root, tests)
     with open(root / "pyproject.toml", "a") as fh:
         fh.write(mutmut_config(paths, tests, ["-m", "not slow"], args.timeout_multiplier, args.timeout_constant))
@@ -339,7 +355,8 @@ def main(argv=None) -> dict:
     p.add_argument("--keep", action="store_true", help="keep the temporary copies")
     p.add_argument("--list", action="store_true")
     p.add_argument("--full", action="store_true", help="every mutant of every logic module, by group")
-    p.add_argument("--groups", default=",".join(GROUPS), help="with --full: comma-separated, from " + ",".join(GROUPS))
+    p.add_argument("--groups", default=",".join(GROUPS), help="with --full: comma-separated, from " + ",".join(GROUPS) + ", or module paths "
+                   "(fastseq/mosaic/tiles.py: that module alone, with its group's tests)")
     p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
     p.add_argument("--json")
@@ -348,9 +365,14 @@ def main(argv=None) -> dict:
         args.max_mutants_per_module = 3
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     if args.full or args.inventory:
-        unknown = [g for g in groups if g not in GROUPS]
+        unknown = []
+        for g in groups:
+            try:
+                group_spec(g)
+            except KeyError:
+                unknown.append(g)
         if unknown:
-            p.error(f"unknown groups {unknown}; choose from {list(GROUPS)}")
+            p.error(f"unknown groups {unknown}; choose from {list(GROUPS)} or a module's path (fastseq/...py)")
         return full_mode(groups, args)
     if args.list:
         for name in ORDER:
@@ -393,7 +415,7 @@ def full_mode(groups: list[str], args) -> dict:
             fh.write(mutmut_config(["fastseq"], [], [], args.timeout_multiplier, args.timeout_constant))
         counts = {}
         for g in groups:
-            counts.update(logic_modules(root, GROUPS[g][0]))
+            counts.update(logic_modules(root, group_spec(g)[0]))
         shutil.rmtree(root, ignore_errors=True)
         for module, n in counts.items():
             print(f"{n:6d}  {module}")
