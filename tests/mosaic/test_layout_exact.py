@@ -53,3 +53,10 @@ def test_widest_line_of_a_long_cluster_holds_it_with_a_blank_each_side():
 def test_bad_width_is_named_in_the_error(width, error, got):
     with pytest.raises(error, match=rf"^Expected width to be an integer >= 1, got {got}\.$"):
         paragraph_layout([[0]], width=width)
+
+
+def test_a_cluster_filling_whole_lines_leaves_no_blank_line_after_it():
+    # 8 tiles on lines of 4 fill two lines exactly: no remainder word, so no third line
+    assert paragraph_layout([list(range(8))], 4).cells.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    # a remainder of one tile is a word of its own, centred on a third line
+    assert paragraph_layout([list(range(9))], 4).cells.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [-1, 8, -1, -1]]
