@@ -301,12 +301,14 @@ def train_autoencoder(images, config: ConvConfig | None = None, *, epochs: int =
     epochs, ft_epochs, rate, ft_share, batch_size, device, progress = _training_settings(
         epochs, fine_tune_epochs, learning_rate, fine_tune_rate, batch_size, device, progress, log)
     seed = bounded_int("seed", seed, low=0)
+    if images.shape[1] != images.shape[2]:  # the network takes S x S inputs, trained or not (epochs=0)
+        raise ValueError(f"Expected square images, N x S x S, got shape {images.shape}.")
     if config is None:
         try:
             config = default_config(images.shape[1])
         except ValueError as exc:
             raise ValueError(f"Expected images of a size default_config takes, got shape {images.shape} ({exc}).") from None
-    elif instance_of("config", config, ConvConfig).size != images.shape[1] or images.shape[1] != images.shape[2]:
+    elif instance_of("config", config, ConvConfig).size != images.shape[1]:
         raise ValueError(f"Expected config for the images' size, got one for {config.size} x {config.size} and "
                          f"images of shape {images.shape}.")
     model = ConvAutoencoder(config, seed=seed).to(device)

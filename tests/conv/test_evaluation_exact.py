@@ -227,13 +227,16 @@ def test_train_autoencoder_messages_name_the_argument():
         train_autoencoder(FACES[:2], CONFIG, seed=-1)
     with pytest.raises(TypeError, match=_exactly("Expected config to be a ConvConfig, got str.")):
         train_autoencoder(FACES[:2], "8")
-    wide = np.zeros((2, S, 6), np.float32)
     with pytest.raises(ValueError, match=_exactly("Expected config for the images' size, got one for 8 x 8 and "
-                                                  "images of shape (2, 8, 6).")):
-        train_autoencoder(wide, CONFIG, epochs=1)
-    # without a config the network is sized by the rows of the images
-    with pytest.raises(ValueError, match=_exactly("Expected images to be N x 8 x 8, got shape (2, 8, 6).")):
-        train_autoencoder(wide, epochs=1, fine_tune_epochs=0)
+                                                  "images of shape (2, 6, 6).")):
+        train_autoencoder(np.zeros((2, 6, 6), np.float32), CONFIG, epochs=1)
+    # non-square images are refused up front, with a config or without, trained or not (with no
+    # epochs the network would otherwise come back unable to take them)
+    wide = np.zeros((2, S, 6), np.float32)
+    for kwargs in (dict(config=CONFIG, epochs=1), dict(epochs=1, fine_tune_epochs=0),
+                   dict(epochs=0, fine_tune_epochs=0)):
+        with pytest.raises(ValueError, match=_exactly("Expected square images, N x S x S, got shape (2, 8, 6).")):
+            train_autoencoder(wide, **kwargs)
 
 
 # --- evaluate_faces ------------------------------------------------------------------------
