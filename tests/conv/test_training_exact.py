@@ -227,11 +227,11 @@ def test_argument_errors_word_for_word(fn):
     net = ConvAutoencoder(CONFIG, seed=0)
     x = _images(2)
     cases = [
-        (dict(epochs=0), ValueError, "Expected epochs to be an integer >= 1, got 0."),
-        (dict(batch_size=0), ValueError, "Expected batch_size to be an integer >= 1, got 0."),
-        (dict(batch_size=2.0), TypeError, "Expected batch_size to be an integer >= 1, got float 2.0."),
-        (dict(learning_rate=0.0), ValueError, "Expected learning_rate to be a finite number > 0, got 0.0."),
-        (dict(learning_rate=float("inf")), ValueError,
+        ({"epochs": 0}, ValueError, "Expected epochs to be an integer >= 1, got 0."),
+        ({"batch_size": 0}, ValueError, "Expected batch_size to be an integer >= 1, got 0."),
+        ({"batch_size": 2.0}, TypeError, "Expected batch_size to be an integer >= 1, got float 2.0."),
+        ({"learning_rate": 0.0}, ValueError, "Expected learning_rate to be a finite number > 0, got 0.0."),
+        ({"learning_rate": float("inf")}, ValueError,
          "Expected learning_rate to be a finite number > 0, got inf."),
     ]
     for kwargs, kind, msg in cases:
