@@ -267,7 +267,7 @@ class Replay:
         return mean + FACTORS * (rows - mean)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: mutmut credits a module fixture's calls to the first test that uses it
 def replayed():
     net = ConvAutoencoder(CONFIG, seed=0).eval()
     said = []

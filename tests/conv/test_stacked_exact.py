@@ -41,7 +41,7 @@ class StartChains:
         return start
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test: mutmut credits a module fixture's calls to the first test that uses it
 def net():
     return ConvAutoencoder(ConvConfig(8, (2,), (2,)), seed=0)
 
