@@ -87,6 +87,11 @@ def test_min_size_matches_a_direct_search():
     for strides, kernels in [((2,), (2,)), ((2, 2), None), ((3, 2), (5, 2)), ((2, 2, 1), (2, 6, 3))]:
         c = ConvConfig(64, (2,) * len(strides), strides, kernels)
         assert c.min_size() == _min_size_reference(c)
+    # networks that need more than 65535 pixels a side
+    assert ConvConfig(70000, (1,), (70000,)).min_size() == 70000
+    assert ConvConfig(1 << 16, (1,) * 16, (2,) * 16).min_size() == 1 << 16
+    with pytest.raises(ValueError, match=re.escape("Expected size to be at least 70000 for 1 layers with strides [70000], got 10.")):
+        ConvConfig(10, (1,), (70000,))
     # a kernel without padding: the too-small size is refused naming the smallest one
     with pytest.raises(ValueError, match=re.escape("Expected size to be at least 2 for 1 layers with strides [2], got 1.")):
         ConvConfig(1, (4,), (2,), kernels=(2,))
