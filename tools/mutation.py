@@ -79,6 +79,19 @@ GROUPS = {
 }
 
 
+def _module_exists(path: str) -> bool:
+    """Whether ``fastseq/x/y.py`` is a file of this checkout or, where only the tools and tests
+    were copied, of the installed package."""
+    if (ROOT / path).is_file():
+        return True
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(path[:-3].replace("/", ".")) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def group_spec(name: str) -> tuple[list[str], list[str]]:
     """``(paths to mutate, tests)`` of a group, or of one module given by its path
     (``fastseq/mosaic/tiles.py``: that file alone, with its group's tests), to rerun a module
@@ -86,7 +99,7 @@ def group_spec(name: str) -> tuple[list[str], list[str]]:
     if name in GROUPS:
         return GROUPS[name]
     for paths, tests in GROUPS.values():
-        if name.endswith(".py") and (ROOT / name).is_file() and any(
+        if name.endswith(".py") and _module_exists(name) and any(
                 name == path or name.startswith(path.rstrip("/") + "/") for path in paths):
             return [name], tests
     raise KeyError(name)
