@@ -113,8 +113,8 @@ class _Chains:
                 keep = torch.as_tensor(accept, device=y.device)[:, None]
                 self.h[lo] = torch.where(keep, x.to(y.dtype), y)
                 self.v[lo + 1] = torch.where(keep, y.to(x.dtype), x)
-            # the halves summed out of the ratio, drawn again given the shared-space states
-            self.v[lo] = self._visible(lo, self.h[lo])
+            # the halves summed out of the ratio, drawn again given the shared-space states:
+            # layer lo + 1's hidden here, layer lo's visible first thing in the next sweep
             self.h[lo + 1] = self._hidden(lo + 1, self.v[lo + 1])
         self.parity = 1 - self.parity
 

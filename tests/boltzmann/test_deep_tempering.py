@@ -183,3 +183,65 @@ def test_bad_nets_and_arguments_are_named():
         _net(RBM).sample_bottom_machine(2, 0)
     with pytest.raises(ValueError, match="n_samples"):
         _net(RBM).sample_bottom_machine(0, 2)
+
+
+# ---------------------------------------------------------------------- the schedule
+def _four_layers() -> DeepBeliefNet:
+    layers = [RBM(n_components=3, n_iter=1, dtype="float64", random_state=0)] + [
+        RBM(n_components=n, n_iter=1, dtype="float64", random_state=i) for i, n in enumerate((3, 2, 2), 1)]
+    return DeepBeliefNet(layers).fit(_data(RBM))
+
+
+class _CountingBar:
+    def __init__(self):
+        self.steps = []
+
+    def update(self, n):
+        self.steps.append(n)
+
+
+def test_even_and_odd_layer_pairs_take_turns_and_the_bar_counts_sweeps(monkeypatch):
+    dbn = _four_layers()
+    layers = dbn.layers_
+    pairs = []
+
+    def refuse(lower, p_lower, upper, p_upper, y, x):
+        pairs.append((layers.index(lower), layers.index(upper)))
+        return torch.full((y.shape[0],), -np.inf, dtype=torch.float64)
+
+    monkeypatch.setattr(dtm, "exchange_log_ratio", refuse)
+    bar = _CountingBar()
+    with torch.no_grad():
+        v0 = torch.rand(5, D, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        _, stats_ = dtm.run_deep_tempering(layers, v0, 3, np.random.default_rng(0), bar)
+    assert pairs == [(0, 1), (2, 3), (1, 2), (0, 1), (2, 3)]
+    assert bar.steps == [1, 1, 1] and stats_.n_sweeps == 3
+    np.testing.assert_array_equal(stats_.swap_rates, [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("log_r, swapped", [(np.inf, True), (-np.inf, False)])
+def test_an_accepted_exchange_swaps_the_two_shared_space_states(monkeypatch, log_r, swapped):
+    dbn = _four_layers()
+    monkeypatch.setattr(dtm, "exchange_log_ratio", lambda *a: torch.full((a[-1].shape[0],), log_r, dtype=torch.float64))
+    with torch.no_grad():
+        v0 = torch.rand(6, D, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        chains = dtm._Chains(dbn.layers_, v0, np.random.default_rng(0))
+        chains.parity = 1  # the pair (1, 2)
+        chains.v[2] = 1.0 - chains.h[1]  # upper chains start from the codes below: make the two differ
+        y, x = chains.h[1].clone(), chains.v[2].clone()
+        chains.exchange()
+    assert not torch.equal(y, x)
+    torch.testing.assert_close(chains.h[1], x if swapped else y, rtol=0, atol=0)
+    torch.testing.assert_close(chains.v[2], y if swapped else x, rtol=0, atol=0)
+    assert chains.accepted.tolist() == [0, 6 if swapped else 0, 0] and chains.proposed.tolist() == [0, 6, 0]
+
+
+def test_a_pair_never_proposed_reports_nan_without_a_warning():
+    import warnings
+
+    dbn = _four_layers()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dbn.sample_bottom_machine(4, 1)
+    rates = dbn.last_deep_tempering_.swap_rates
+    assert np.isnan(rates[1]) and not np.isnan(rates[0]) and not np.isnan(rates[2])
