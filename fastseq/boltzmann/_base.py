@@ -368,6 +368,13 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                    4.0 * n * (self.n_features_in_ + self.n_components) * itemsize)
         return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
 
+    def _chain_starts(self, n_samples, start) -> tuple[torch.Tensor, np.dtype]:
+        """Sampling chains' first visible rows: ``n_samples`` random ones, or the rows of the
+        validated ``start``; and the dtype the samples are returned in (the model's, or start's)."""
+        if start is None:
+            return self._random_visible(positive_int("n_samples", n_samples)), np.dtype(str(self._tdtype).replace("torch.", ""))
+        return torch.cat(list(self._rows(start))), start.dtype
+
     def _chain(self, h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """k Gibbs steps from hidden state h; returns ``(v_k, h_{k-1})``."""
         v = h
@@ -532,13 +539,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
                              f"n_temperatures={n_temperatures!r}, betas={betas!r} with sampler='gibbs'.")
         if sampler == "pt":
             _tempering.path_for(self)  # refuses a machine without an energy before any work
-        out_dtype = np.dtype(str(self._tdtype).replace("torch.", ""))
-        if start is None:
-            v = self._random_visible(positive_int("n_samples", n_samples))
-        else:
-            start = self._validate(start)
-            out_dtype = start.dtype
-            v = torch.cat(list(self._rows(start)))
+        v, out_dtype = self._chain_starts(n_samples, None if start is None else self._validate(start))
         v = self._prepare_visible(v)
         show = self.progress if progress is None else progress
         if sampler == "pt":

@@ -272,16 +272,13 @@ class DeepBeliefNet(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
             raise ValueError("Expected a net of at least two layers for sample_bottom_machine (the layers above "
                              "the bottom are what helps it mix), got one layer; use layers_[0].sample instead.")
         _tempering.path_for(bottom)  # refuses a bottom machine without an energy before any work
-        out_dtype = np.dtype(str(bottom._tdtype).replace("torch.", ""))
         if start is None:
             n = positive_int("n_samples", n_samples)
             self._check_rows_fit(f"sample_bottom_machine(n_samples={n})", n)
-            v = bottom._random_visible(n)
         else:
             start = self._validate(start)
             self._check_rows_fit(f"sample_bottom_machine(start of {start.shape[0]} rows)", start.shape[0])
-            out_dtype = start.dtype
-            v = torch.cat(list(bottom._rows(start)))
+        v, out_dtype = bottom._chain_starts(n_samples, start)
         show = bottom.progress if progress is None else progress
         with torch.no_grad(), bottom._threads():
             bar = _bar(n_steps, show, "deep tempering")
