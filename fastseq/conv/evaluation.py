@@ -185,7 +185,11 @@ def split_faces(images, people, held_out: float = 0.2, mirror: bool = True, seed
         ((14, 2, 2), (6, 2, 2), True)
     """
     images = _faces("images", images, 2)
-    people = np.asarray(people)
+    try:
+        people = np.asarray(people)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise ValueError(f"Expected people to hold one name per image of images ({images.shape[0]}), got a "
+                         f"ragged {type(people).__name__}: {exc}") from None
     if people.shape != images.shape[:1]:
         raise ValueError(f"Expected people to hold one name per image of images ({images.shape[0]}), got shape "
                          f"{people.shape}.")

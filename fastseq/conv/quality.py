@@ -93,13 +93,18 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadrati
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"Expected real and generated to be N x D with one D, got {a.shape} and {b.shape}.")
     n = min(len(a), len(b))
-    folds = positive_int("folds", folds)
+    folds = bounded_int("folds", folds, 2)  # a cross-validation needs two folds at least
     if n < folds:
         raise ValueError(f"Expected real and generated to hold at least folds = {folds} rows each for "
                          f"cross-validation, got {len(a)} real and {len(b)} generated.")
     x = np.concatenate([a[:n], b[:n]])
     if quadratic:
         x = np.concatenate([x, (x - x.mean(0)) ** 2], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scalable = bool(np.isfinite(x).all() and np.isfinite(x.std(0)).all())
+    if not scalable:  # the classifier would fit NaN, and every fold would score NaN
+        raise ValueError(f"Expected real and generated to hold values small enough to standardise"
+                         f"{' and square' if quadratic else ''}, got values up to {np.abs(np.r_[a.ravel(), b.ravel()]).max():.3g}.")
     y = np.r_[np.zeros(n), np.ones(n)]
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)

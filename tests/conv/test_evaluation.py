@@ -63,6 +63,8 @@ def test_split_holds_out_faces_with_their_mirror_images(faces, split):
     np.testing.assert_array_equal(images, before)
     with pytest.raises(ValueError, match="Expected people to hold one name per image"):
         split_faces(images, people[:3])
+    with pytest.raises(ValueError, match="Expected people to hold one name per image .* got a ragged list"):
+        split_faces(images, [[1], [2, 3]])
     with pytest.raises(ValueError, match=r"Expected held_out to be a share in \(0, 1\)"):
         split_faces(images, people, held_out=1.0)
     with pytest.raises(ValueError, match="Expected images to be N x H x W faces with N >= 2"):

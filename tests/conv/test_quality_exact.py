@@ -26,6 +26,23 @@ def test_two_sample_accuracy_counts_empty_generated_rows_as_too_few_for_the_fold
         two_sample_accuracy(np.zeros((10, 2)), np.empty((0, 2)))
 
 
+def test_two_sample_accuracy_refuses_one_fold_naming_folds():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=re.escape("Expected folds to be an integer >= 2, got 1.")):
+        two_sample_accuracy(rng.normal(size=(10, 2)), rng.normal(size=(10, 2)), folds=1)
+    assert 0.0 <= two_sample_accuracy(rng.normal(size=(10, 2)), rng.normal(size=(10, 2)), folds=2) <= 1.0
+
+
+@pytest.mark.parametrize("quadratic, scale", [(True, 1e160), (False, 1e300)])
+def test_two_sample_accuracy_refuses_values_too_large_to_standardise(quadratic, scale):
+    # squares (or a column's variance) overflow: every fold would fit and score NaN
+    rng = np.random.default_rng(0)
+    real, generated = rng.normal(size=(10, 2)) * scale, rng.normal(size=(10, 2))
+    with pytest.raises(ValueError, match="Expected real and generated to hold values small enough to standardise"):
+        two_sample_accuracy(real, generated, quadratic=quadratic)
+    assert 0.0 <= two_sample_accuracy(real / scale * 1e100, generated, quadratic=False) <= 1.0
+
+
 def test_two_sample_accuracy_uses_the_folds_of_its_seed():
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
