@@ -145,7 +145,9 @@ def ais_log_partition(model, data=None, n_betas: int = 14500, n_runs: int = 100,
     # per run: the visible states (model dtype, a few copies) and the float64 pre-activations and weights
     check_fits(f"n_runs={runs}", runs * (4.0 * 8 * (d + h) + 16))
     sched = ais_schedule(n_betas) if betas is None else np.asarray(betas, dtype=np.float64)
-    if sched.ndim != 1 or sched.size < 2 or sched[0] != 0 or sched[-1] != 1 or np.any(np.diff(sched) < 0):
+    if sched.ndim != 1:  # a scalar cannot be sliced for the message below
+        raise ValueError(f"Expected betas to be 1-D, got shape {sched.shape}.")
+    if sched.size < 2 or sched[0] != 0 or sched[-1] != 1 or np.any(np.diff(sched) < 0):
         raise ValueError(f"Expected betas to increase from 0 to 1, got {sched.size} values "
                          f"from {sched[:1]} to {sched[-1:]}.")
     if random_state is not None:
