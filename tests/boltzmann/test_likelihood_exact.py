@@ -10,7 +10,8 @@
 - ``exact_log_partition`` against a brute-force sum over every joint state, for chunks that
   do not divide the number of states, the side it enumerates and the ``max_units`` boundary;
 - ``average_log_likelihood`` summed over several chunks of rows, and ``pseudo_likelihood``
-  passing ``chunk_elements`` through.
+  passing ``chunk_elements`` through;
+- AIS on a CUDA model (run only where a CUDA device is present).
 """
 from __future__ import annotations
 
@@ -389,3 +390,13 @@ def test_pseudo_likelihood_passes_chunk_elements_through(monkeypatch):
 def test_pseudo_likelihood_chunk_message_names_chunk_elements():
     with pytest.raises(ValueError, match=_exactly("Expected chunk_elements to be an integer >= 1, got 0.")):
         pseudo_likelihood(_rbm(3, 2), np.zeros((2, 3)), chunk_elements=0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_ais_on_a_cuda_model_accumulates_weights_on_its_device():
+    X = (np.random.default_rng(0).random((20, 5)) < 0.5).astype(float)
+    m = RBM(n_components=3, n_iter=1, dtype="float64", device="cuda", random_state=0).fit(X)
+    r = ais_log_partition(m, X, n_betas=50, n_runs=16, random_state=0)
+    assert r.log_weights.dtype == np.float64 and r.log_weights.shape == (16,)
+    assert abs(r.log_z - exact_log_partition(m)) < 0.2
