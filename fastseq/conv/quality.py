@@ -98,9 +98,9 @@ def two_sample_accuracy(real, generated, folds: int = 5, seed: int = 0, quadrati
         raise ValueError(f"Expected real and generated to hold at least folds = {folds} rows each for "
                          f"cross-validation, got {len(a)} real and {len(b)} generated.")
     x = np.concatenate([a[:n], b[:n]])
-    if quadratic:
-        x = np.concatenate([x, (x - x.mean(0)) ** 2], axis=1)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused below, not warned about
+        if quadratic:
+            x = np.concatenate([x, (x - x.mean(0)) ** 2], axis=1)
         scalable = bool(np.isfinite(x).all() and np.isfinite(x.std(0)).all())
     if not scalable:  # the classifier would fit NaN, and every fold would score NaN
         raise ValueError(f"Expected real and generated to hold values small enough to standardise"
