@@ -438,7 +438,8 @@ def train_bptt(
             of the epoch is re-sharded, sequences cut mid-way continue with their carried
             state, and every sequence is trained exactly once in the epoch. On another
             number of processes the windows differ from the uninterrupted run's; on the
-            same number they are the same (bit for bit is tested on one process).
+            same number they are the same (bit for bit is tested on one and on two processes;
+            see the guide's resume section for what differs on another number).
         checkpoint_every: windows between checkpoints.
         epoch: which epoch of a run this call trains: the order is shuffled with
             ``seed + epoch`` and teacher forcing draws from ``seed + epoch``; a checkpoint
