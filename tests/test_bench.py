@@ -190,7 +190,7 @@ print(json.dumps(results))
 def test_each_script_runs_on_its_own():
     """Every compare script answers --help, every runner --list, each run as a path."""
     out = subprocess.run([sys.executable, "-c", AS_SCRIPTS, str(BENCH), *SCRIPTS], capture_output=True, text=True,
-                         cwd=ROOT)
+                         cwd=ROOT, timeout=600)  # a hung script fails the test, named, instead of the suite
     assert out.returncode == 0, out.stderr
     results = json.loads(out.stdout.strip().splitlines()[-1])
     assert results == {s: 0 for s in SCRIPTS}

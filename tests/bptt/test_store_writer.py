@@ -126,7 +126,7 @@ def test_build_killed_at_random_moments_resumes_to_the_same_store(tmp_path):
     for trial in range(6):
         ready = ctx.Event()
         with killed_at_end(_build, (tmp_path, n, ready)) as child:
-            ready.wait(60)
+            assert ready.wait(60), f"the builder never started appending (exit code {child.exitcode})"
             time.sleep(rng.uniform(0, 0.05))
             signal_and_wait(child, signal.SIGKILL if trial % 2 else signal.SIGINT)
         store = SequenceStore.load(tmp_path)
