@@ -79,6 +79,10 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         n_components: number of hidden units H.
         learning_rate: step size; with ``optimizer="sgd"`` and no momentum the update equals
             scikit-learn's ``BernoulliRBM`` (mean statistic times the rate).
+        learning_rate_schedule: ``"constant"``, or ``"linear"``: epoch ``e`` (from 0) of
+            :meth:`fit` trains at ``learning_rate * (1 - e / n_iter)``, falling towards 0 so that
+            the last updates barely move the machine its persistent chains sample (as in
+            Tieleman's PCD). :meth:`partial_fit` always takes ``learning_rate``.
         batch_size: rows per mini-batch.
         n_iter: passes over the data in :meth:`fit`.
         k: Gibbs steps per update (CD-k / PCD-k).
@@ -119,6 +123,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     _parameter_constraints: dict = {
         "n_components": [_count()],
         "learning_rate": [_positive()],
+        "learning_rate_schedule": [StrOptions({"constant", "linear"})],
         "batch_size": [_count()],
         "n_iter": [_count(0)],
         "k": [_count()],
@@ -138,8 +143,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1, batch_size: int = 10,
-                 n_iter: int = 10, k: int = 1, persistent: bool = True, n_chains: int | None = None,
+    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1,
+                 learning_rate_schedule: str = "constant", batch_size: int = 10, n_iter: int = 10, k: int = 1, persistent: bool = True, n_chains: int | None = None,
                  optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
                  init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
                  device: str | torch.device = "cpu", dtype: Any = "float32", torch_threads: int | None = 1,
@@ -636,9 +641,23 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._initialise(X)
             data = self._training_data(X)
             for epoch in range(int(self.n_iter)):
+                self._use_rate(self._epoch_rate(epoch))
                 with self._divergence_check(f"in epoch {epoch + 1}"):
                     self._epoch(data, epoch)
         return self
+
+    def _epoch_rate(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (from 0) of :meth:`fit` under ``learning_rate_schedule``."""
+        rate = float(self.learning_rate)
+        if self.learning_rate_schedule == "linear":
+            rate *= 1.0 - epoch / int(self.n_iter)
+        return rate
+
+    def _use_rate(self, rate: float) -> None:
+        """Train at ``rate`` from now on: the fused kernels read ``_rate``, the autograd loop its optimizer."""
+        self._rate = rate
+        for group in self._opt.param_groups:
+            group["lr"] = rate
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None) -> "BoltzmannMachine":
@@ -648,6 +667,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         with self._threads():
             if first:
                 self._initialise(X)
+            self._use_rate(float(self.learning_rate))
             data = self._training_data(X)
             with self._divergence_check("in partial_fit"):
                 self._update_rows(data, np.arange(X.shape[0]))
@@ -675,6 +695,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
             self._opt = torch.optim.Adam(groups, lr=float(self.learning_rate))
         else:
             self._opt = torch.optim.SGD(groups, lr=float(self.learning_rate), momentum=float(self.momentum))
+        self._rate = float(self.learning_rate)
         self._h_chain = torch.zeros(n_chains, self.n_components, dtype=self._tdtype, device=self.device)
         self._replicas = None
 

@@ -52,7 +52,7 @@ class RRBM(_SigmoidRBM):
 
     _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints, "sigma": [_positive()]}
 
-    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, learning_rate: float = 0.1, learning_rate_schedule: str = "constant", batch_size: int = 10, n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
@@ -86,7 +86,7 @@ class R3BM(RRBM):
 
     _parameter_constraints: dict = {**RRBM._parameter_constraints, "sigma_hidden": [_positive()]}
 
-    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, sigma_hidden: float = 0.1, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+    def __init__(self, n_components: int = 256, *, sigma: float = 0.1, sigma_hidden: float = 0.1, learning_rate: float = 0.1, learning_rate_schedule: str = "constant", batch_size: int = 10, n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
@@ -133,6 +133,11 @@ class _CentredStep:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The wrapped optimizer's groups (a learning-rate schedule sets their ``lr``)."""
+        return self.optimizer.param_groups
 
     def _offset(self) -> torch.Tensor:
         p, (mu_a, mu_b) = self.model.params_, self.model._centres
@@ -214,7 +219,7 @@ class BetaRBM(BoltzmannMachine):
                                     "eps": [Interval(Real, 0, 0.5, closed="neither")],
                                     "init_weight": [Interval(Real, 0, 1, closed="neither")], "tempering": TEMPERING}
 
-    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.5, learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+    def __init__(self, n_components: int = 256, *, eps: float = 1e-3, init_weight: float = 0.5, learning_rate: float = 0.1, learning_rate_schedule: str = "constant", batch_size: int = 10, n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",

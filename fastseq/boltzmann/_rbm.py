@@ -92,7 +92,7 @@ class _SigmoidRBM(BoltzmannMachine):
         with serial_blas():
             cd_epoch(X, order, int(batch_size), w, p["b"].detach().numpy(), p["c"].detach().numpy(),
                      m["W"].numpy(), m["b"].numpy(), m["c"].numpy(), self._h_chain.numpy(), int(self.k),
-                     bool(self.persistent), float(self.learning_rate), float(self.momentum), float(self.weight_decay),
+                     bool(self.persistent), float(self._rate), float(self.momentum), float(self.weight_decay),
                      self._vis_kind, self._hid_kind, nbs._sigma_row(sv, w.shape[0], w.dtype),
                      nbs._sigma_row(sh, w.shape[1], w.dtype), self._streams)
 
@@ -117,7 +117,7 @@ class _SigmoidRBM(BoltzmannMachine):
                 pt_epoch(X, order[done * batch_size:(done + todo) * batch_size], int(batch_size), w,
                          p["b"].detach().numpy(), p["c"].detach().numpy(), m["W"].numpy(), m["b"].numpy(),
                          m["c"].numpy(), self._h_chain.numpy(), rep.v.numpy(), rep.h.numpy(), rep.betas, k,
-                         float(self.learning_rate), float(self.momentum), float(self.weight_decay), u, state,
+                         float(self._rate), float(self.momentum), float(self.weight_decay), u, state,
                          rep.accepted, rep.attempted, self._streams, sigma_v, sigma_h)
             rep.parity, rep.n_sweeps = int(state[0]), rep.n_sweeps + todo * k
             _tempering.count_updates(self, todo)
@@ -189,7 +189,8 @@ class RBM(_SigmoidRBM):
 
     _parameter_constraints: dict = {**BoltzmannMachine._parameter_constraints, "tempering": TEMPERING}
 
-    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1, batch_size: int = 10,
+    def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1,
+                 learning_rate_schedule: str = "constant", batch_size: int = 10,
                  n_iter: int = 10, k: int = 1, persistent: bool = True, n_chains: int | None = None,
                  optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
                  init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
@@ -259,7 +260,8 @@ class GaussianRBM(BoltzmannMachine):
                                     "sigma": [_positive()], "learn_sigma": ["boolean"], "tempering": TEMPERING}
 
     def __init__(self, n_components: int = 256, *, sigma: float = 1.0, learn_sigma: bool = False,
-                 learning_rate: float = 0.1, batch_size: int = 10, n_iter: int = 10, k: int = 1,
+                 learning_rate: float = 0.1, learning_rate_schedule: str = "constant", batch_size: int = 10,
+                 n_iter: int = 10, k: int = 1,
                  persistent: bool = True, n_chains: int | None = None, optimizer: str = "sgd",
                  momentum: float = 0.0, weight_decay: float = 0.0, init_scale: float = 0.01, shuffle: bool = True,
                  n_streams: int = 8, device: str | torch.device = "cpu", dtype="float32",
