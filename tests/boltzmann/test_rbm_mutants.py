@@ -313,3 +313,22 @@ def test_rbm_binarises_at_one_half_exclusive():
     np.testing.assert_array_equal(m.score_samples(above), m.score_samples(np.ones_like(X)))
     assert average_log_likelihood(m, halves, 0.0) == average_log_likelihood(m, X, 0.0)
     assert average_log_likelihood(m, X, 0.0) != average_log_likelihood(m, np.ones_like(X), 0.0)
+
+
+def test_pseudo_likelihood_flips_chunk_elements_at_a_time(monkeypatch):
+    X = _binary(7)
+    m = RBM(n_components=H, n_iter=1, dtype="float64", random_state=0).fit(X)
+    _set_weights(m)
+    whole = m.score_samples(X)
+    softplus, shapes = _rbm.F.softplus, []
+
+    def spy(x):
+        shapes.append(tuple(x.shape))
+        return softplus(x)
+
+    monkeypatch.setattr(_rbm.F, "softplus", spy)
+    for chunk, rows in ((1, 1), (3 * D * H, 3)):  # never fewer than one row at a time
+        shapes.clear()
+        np.testing.assert_allclose(m.score_samples(X, chunk_elements=chunk), whole, rtol=1e-12)
+        flips = [s for s in shapes if len(s) == 3]
+        assert flips[0] == (rows, D, H) and sum(s[0] for s in flips) == 7
