@@ -1,6 +1,6 @@
 """Run the Boltzmann machine comparisons (fastseq's RBMs against scikit-learn and NumPy, Gibbs
 chains of the Beta-unit machines against a Bernoulli RBM, plain Gibbs sampling and training against
-parallel tempering, a deep belief net against its bottom RBM), each script in its own process.
+parallel tempering, a deep belief net against its bottom RBM, which digits two recipes generate), each script in its own process.
 
 Held-out quality and the sample mosaic are separate runs of compare_rbm.py (``--quality``,
 ``--samples PNG``; see docs/guide/boltzmann.md).
@@ -24,6 +24,9 @@ JOBS = (
     Job("compare_deep", "compare_deep.py",
         quick=("--hidden", "32", "16", "--epochs", "1", "--rows", "500", "--samples", "20", "--steps", "40",
                "--ais-betas", "100", "--bound-samples", "2")),
+    Job("compare_coverage", "compare_coverage.py",
+        quick=("--seeds", "1", "--draws", "1", "--epochs-scale", "0.05", "--rows", "500", "--samples", "20",
+               "--steps", "40", "--ais-betas", "100")),
     # beside one CPU-bound process it starts itself: left out of a smoke run
     Job("compare_gibbs_chains_new-loaded", "compare_gibbs_chains.py", full=("--runs", "10", "--load"), quick=None),
 )
