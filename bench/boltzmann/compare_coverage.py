@@ -89,7 +89,7 @@ def main(argv=None) -> int:
                     run["held-out log-likelihood"] = average_log_likelihood(model, X[te], z)
                     run["AIS log Z std"] = z.log_z_std
                 runs.append(run)
-            result["recipes"][name] = {"settings": {k: v for k, v in recipe.items()}, "runs": runs}
+            result["recipes"][name] = {"settings": recipe, "runs": runs}
 
     print(f"classifier (5-NN on the real training digits) held-out accuracy: "
           f"{result['classifier held-out accuracy']:.3f}")

@@ -144,7 +144,8 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
     }
 
     def __init__(self, n_components: int = 256, *, learning_rate: float = 0.1,
-                 learning_rate_schedule: str = "constant", batch_size: int = 10, n_iter: int = 10, k: int = 1, persistent: bool = True, n_chains: int | None = None,
+                 learning_rate_schedule: str = "constant", batch_size: int = 10, n_iter: int = 10, k: int = 1,
+                 persistent: bool = True, n_chains: int | None = None,
                  optimizer: str = "sgd", momentum: float = 0.0, weight_decay: float = 0.0,
                  init_scale: float = 0.01, shuffle: bool = True, n_streams: int = 8,
                  device: str | torch.device = "cpu", dtype: Any = "float32", torch_threads: int | None = 1,
