@@ -245,3 +245,45 @@ def test_a_pair_never_proposed_reports_nan_without_a_warning():
         dbn.sample_bottom_machine(4, 1)
     rates = dbn.last_deep_tempering_.swap_rates
     assert np.isnan(rates[1]) and not np.isnan(rates[0]) and not np.isnan(rates[2])
+
+
+def _mixed_dtype_net(low: str, top: str) -> DeepBeliefNet:
+    """A bottom and a top of different dtypes: each chain must keep its own layer's dtype."""
+    layers = [RBM(n_components=H0, n_iter=1, dtype=low, random_state=0),
+              RBM(n_components=H1, n_iter=1, dtype=top, random_state=1)]
+    return DeepBeliefNet(layers).fit(_data(RBM))
+
+
+@pytest.mark.parametrize("low, top", [("float32", "float64"), ("float64", "float32")])
+def test_each_layers_chains_keep_that_layers_dtype_through_accepted_exchanges(monkeypatch, low, top):
+    dbn = _mixed_dtype_net(low, top)
+    want = [getattr(torch, low), getattr(torch, top)]
+    monkeypatch.setattr(dtm, "exchange_log_ratio", lambda *a: torch.full((a[-1].shape[0],), np.inf, dtype=torch.float64))
+    with torch.no_grad():
+        chains = dtm._Chains(dbn.layers_, torch.tensor(_data(RBM)[:6], dtype=want[0]), np.random.default_rng(0))
+        assert chains.v[1].dtype == want[1]  # the top starts from the bottom's codes, converted
+        for _ in range(3):
+            chains.sweep()
+    assert chains.accepted[0] > 0
+    assert [v.dtype for v in chains.v] == want and [h.dtype for h in chains.h] == want
+
+
+def test_each_chain_draws_its_own_uniform_for_the_exchange():
+    """Row i is accepted where log(u_i) < log_r_i, with one uniform per row from the numpy
+    generator: checked against the same draws made by hand."""
+    dbn = _net()
+    with torch.no_grad():
+        v0 = torch.rand(64, D, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+        chains = dtm._Chains(dbn.layers_, v0, np.random.default_rng(5))
+        chains.v[1] = 1.0 - chains.h[0]  # the top starts from the codes below: make the two differ
+        low, top = dbn.layers_
+        log_r = dtm.exchange_log_ratio(low, chains.params[0], top, chains.params[1], chains.h[0], chains.v[1])
+        y, x = chains.h[0].clone(), chains.v[1].clone()
+        mirror = np.random.default_rng(5)
+        expected = np.log(mirror.random(64)) < log_r.numpy()
+        chains.exchange()
+    assert 0 < expected.sum() < 64  # some rows swap, some do not: one shared uniform would do all or none
+    assert chains.accepted[0] == expected.sum() and chains.proposed[0] == 64
+    rows = torch.as_tensor(expected)[:, None]
+    torch.testing.assert_close(chains.h[0], torch.where(rows, x, y), rtol=0, atol=0)
+    assert chains.rng.random() == mirror.random()  # exactly 64 draws were taken
