@@ -118,3 +118,71 @@ def test_cd_k_runs_exactly_k_gibbs_steps(kernel, make_rng, k):
            nbs.BERNOULLI, nbs.BERNOULLI, np.ones(1), np.ones(1), make_rng(0))
     v_neg = {1: 0.0, 2: 1.0}[k]
     np.testing.assert_allclose(b, [-50.0 - 0.01 * (v_neg - 1.0)], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+@pytest.mark.parametrize("vis_kind, hid_kind", [(nbs.BETA, nbs.BERNOULLI), (nbs.BERNOULLI, nbs.BETA),
+                                                (nbs.BETA, nbs.BETA)])
+def test_fused_epoch_equals_its_twin_with_beta_units(persistent, vis_kind, hid_kind):
+    """Beta units with a spread of 1e-7 give draws within about 1e-7 of their means, so the twin
+    and the kernel agree to 1e-5 although their random streams differ; Bernoulli units keep
+    biases of +-50 (certain draws). Beta means sit away from 0 and 1 (biases of order 1)."""
+    X = np.random.default_rng(1).uniform(0.1, 0.9, (37, D))
+    order = np.random.default_rng(2).permutation(37)
+    outs = []
+    for kernel, rng in ((_cd_nb.cd_epoch, nbs.make_streams(0)), (_cd_py.cd_epoch, np.random.default_rng(0))):
+        w, b, c = _certain_params()
+        if vis_kind == nbs.BETA:
+            b = b / 50.0 * np.linspace(0.2, 1.0, D)
+        if hid_kind == nbs.BETA:
+            c = c / 50.0 * np.linspace(0.2, 1.0, H)
+        bufs = [np.zeros_like(w), np.zeros_like(b), np.zeros_like(c)]
+        chain = np.full((5, H), 0.5)
+        kernel(X, order, 8, w, b, c, *bufs, chain, 2, persistent, 0.1, 0.5, 0.01, vis_kind, hid_kind,
+               np.full(D, 1e-7), np.full(H, 1e-7), rng)
+        outs.append((w, b, c, chain))
+    for a, t, name in zip(*outs, ("w", "b", "c", "chain")):
+        np.testing.assert_allclose(a, t, rtol=1e-5, atol=1e-5, err_msg=name)
+    w0, b0, c0 = _certain_params()
+    assert not np.allclose(outs[0][0], w0)  # the updates did something
+    if persistent and hid_kind == nbs.BETA:  # hidden draws near their means, not bits
+        assert np.all((outs[0][3] > 0.01) & (outs[0][3] < 0.99))
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+@pytest.mark.parametrize("vis_kind, hid_kind", [(nbs.BERNOULLI, nbs.BERNOULLI), (nbs.BETA, nbs.BERNOULLI),
+                                                (nbs.BERNOULLI, nbs.BETA)])
+def test_twin_draws_each_layer_with_its_own_kind_and_spread(monkeypatch, persistent, vis_kind, hid_kind):
+    """Uncertain units (biases 0): Bernoulli layers hold bits, Beta layers values strictly
+    inside (0, 1); the Gibbs chain is handed the kinds and spreads given, and a CD chain
+    starts from hidden units drawn with the hidden kind."""
+    from fastseq.boltzmann import _sampling_py
+
+    calls = []
+    real = _sampling_py.gibbs_chain
+
+    def spy(h0, w, b, c, k, rng, vis, hid, sigma_v, sigma_h):
+        calls.append((np.array(h0), vis, hid, sigma_v, sigma_h))
+        return real(h0, w, b, c, k, rng, vis, hid, sigma_v, sigma_h)
+
+    monkeypatch.setattr(_sampling_py, "gibbs_chain", spy)
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=0.3, size=(D, H))
+    b, c = np.zeros(D), np.zeros(H)
+    sigma_v, sigma_h = np.full(D, 0.2), np.full(H, 0.3)
+    chain = np.full((8, H), 0.5)
+    X = np.random.default_rng(1).uniform(0.1, 0.9, (16, D))
+    _cd_py.cd_epoch(X, np.arange(16), 8, w, b, c, np.zeros_like(w), np.zeros_like(b), np.zeros_like(c), chain, 1,
+                    persistent, 0.01, 0.0, 0.0, vis_kind, hid_kind, sigma_v, sigma_h, rng)
+
+    def holds_kind(a, kind):
+        bits = np.isin(a, (0.0, 1.0))
+        return bits.all() if kind == nbs.BERNOULLI else not bits.any()
+
+    assert len(calls) == 2
+    for start, vis, hid, sv, sh in calls:
+        assert (vis, hid) == (vis_kind, hid_kind) and sv is sigma_v and sh is sigma_h
+        if not persistent:
+            assert holds_kind(start, hid_kind) and len(np.unique(start)) > 1
+    if persistent:
+        assert holds_kind(chain, hid_kind) and len(np.unique(chain)) > 1

@@ -421,3 +421,70 @@ def test_fused_tempered_sweeps_keep_the_exact_distribution_at_beta_1():
     assert tv < 0.03, tv
     assert (acc > 0).all() and (acc < att * n).all()  # swaps happened, and not all of them
     np.testing.assert_array_equal(p["W"], m.params_["W"].detach().numpy())  # rate 0 left the model alone
+
+
+def _deterministic_rbm_arrays(dtype, d=6, h=4, seed=16):
+    """Weights of +-1000 and biases of +-500: every pre-activation is an odd multiple of 500, so
+    every draw is certain at each beta near 1, while different visible rows lead to different
+    hidden rows (unlike large biases, which make every rung hold the same state). With this
+    seed the Gibbs map has several fixed points, so rungs started apart stay apart."""
+    g = np.random.default_rng(seed)
+    return ((1000 * g.choice([-1.0, 1.0], (d, h))).astype(dtype), (500 * g.choice([-1.0, 1.0], d)).astype(dtype),
+            (500 * g.choice([-1.0, 1.0], h)).astype(dtype))
+
+
+@pytest.mark.parametrize("n_rungs", [1, 2, 4])
+def test_fused_tempered_epoch_equals_its_twin_when_the_rungs_hold_different_states(n_rungs):
+    """The rungs start from different visible rows and stay apart, so the joint energies differ
+    and each swap depends on its uniform: the twin must make the same swaps, count them alike
+    and move the same hidden rows with them."""
+    from fastseq.boltzmann import _cd_nb, _cd_py
+
+    d, h, n, dtype = 6, 4, 5, np.float64
+    betas = 1.0 - 1e-4 * np.arange(n_rungs)  # close rungs: energy gaps of thousands give d of order 1
+    X = (np.random.default_rng(1).random((37, d)) < 0.5).astype(dtype)
+    order = np.random.default_rng(2).permutation(37)
+    u = np.random.default_rng(5).random((5, n_rungs - 1, n))  # 5 updates of one sweep: an odd count
+    rv0 = (np.random.default_rng(3).random((n_rungs * n, d)) < 0.5).astype(dtype)
+    outs = []
+    for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0), np.ones(d, dtype), np.ones(h, dtype))),
+                          (_cd_py.pt_epoch, (np.random.default_rng(0),))):
+        w, b, c = _deterministic_rbm_arrays(dtype)
+        a = dict(w=w, b=b, c=c, mw=np.zeros_like(w), mb=np.zeros_like(b), mc=np.zeros_like(c),
+                 chain=np.zeros((n, h), dtype), rv=rv0.copy(), rh=np.zeros((n_rungs * n, h), dtype),
+                 state=np.array([0]), accepted=np.zeros(max(n_rungs - 1, 0), np.int64),
+                 attempted=np.zeros(max(n_rungs - 1, 0), np.int64))
+        kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["chain"], a["rv"], a["rh"],
+               betas, 1, 0.1, 0.5, 0.01, u, a["state"], a["accepted"], a["attempted"], *extra)
+        outs.append(a)
+    fused, twin = outs
+    for name in fused:
+        np.testing.assert_allclose(fused[name], twin[name], rtol=1e-12, atol=1e-9, err_msg=name)
+    if n_rungs == 1:  # nothing to swap: the parity stays where it was (5 flips would leave it at 1)
+        assert fused["state"][0] == 0 and fused["attempted"].size == 0
+        return
+    # 5 sweeps, parities 0, 1, 0, 1, 0: even pairs are tried 3 times, odd pairs twice
+    assert fused["attempted"].tolist() == [2 if m % 2 else 3 for m in range(n_rungs - 1)]
+    assert fused["state"][0] == 1
+    assert 0 < fused["accepted"].sum() < fused["attempted"].sum() * n  # swaps depend on their uniforms
+    assert len({tuple(r) for r in fused["rv"]}) > 1  # the rungs do hold different states
+
+
+def test_tempered_twin_refuses_far_swaps_without_an_overflow_warning():
+    """Rungs far apart with energies thousands apart: exp of the swap's log-ratio overflows to
+    inf (an accepted swap) or underflows to 0 (a refused one) quietly, as the kernel does."""
+    import warnings
+
+    from fastseq.boltzmann import _cd_py
+
+    d, h, n, betas = 6, 4, 5, np.array([1.0, 0.5, 0.25])
+    w, b, c = _deterministic_rbm_arrays(np.float64)
+    rv = (np.random.default_rng(3).random((3 * n, d)) < 0.5).astype(np.float64)
+    accepted, attempted = np.zeros(2, np.int64), np.zeros(2, np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _cd_py.pt_epoch(np.ones((8, d)), np.arange(8), 8, w, b, c, np.zeros_like(w), np.zeros_like(b),
+                        np.zeros_like(c), np.zeros((n, h)), rv, np.zeros((3 * n, h)), betas, 4, 0.0, 0.0, 0.0,
+                        np.random.default_rng(5).random((4, 2, n)), np.array([0]), accepted, attempted,
+                        np.random.default_rng(0))
+    assert attempted.tolist() == [2, 2] and 0 < accepted.sum() < 4 * n
