@@ -81,25 +81,22 @@ def _descend(sv, sh, n, mneg, w, b, c, mw, mb, mc, lr, momentum, weight_decay):
 @njit(cache=True)
 def _cd_update(v0, w, b, c, mw, mb, mc, chain, k, persistent, lr, momentum, weight_decay,
                vis_kind, hid_kind, sigma_v, sigma_h, gens, stack_v, stack_h):
-    n, m = v0.shape[0], chain.shape[0]
-    d, h = w.shape
-    # stacked statistics: rows [v0; v_neg] and [-E[h|v0] / n; E[h|v_neg] / m], so the weight
+    n = v0.shape[0]
+    mneg = chain.shape[0] if persistent else n  # negative rows: chains (PCD) or the batch's (CD)
+    # stacked statistics: rows [v0; v_neg] and [-E[h|v0] / n; E[h|v_neg] / mneg], so the weight
     # gradient mean(v_neg h_neg) - mean(v0 h0) is one matrix product
-    sv = stack_v[:n + m]
-    sh = stack_h[:n + m]
+    sv = stack_v[:n + mneg]
+    sh = stack_h[:n + mneg]
     sv[:n] = v0
     pre0 = np.dot(v0, w)
     _sigmoid_rows(pre0, c, sh[:n], -1.0 / n)
     if persistent:
         hk = chain.copy()
     else:
-        hk = np.empty((n, h), dtype=w.dtype)
+        hk = np.empty((n, w.shape[1]), dtype=w.dtype)
         _sample_units(hid_kind, gens, pre0, c, sigma_h, hk)
-    vneg = sv[n:n + hk.shape[0]]
+    vneg = sv[n:]
     _gibbs_chain_kernel(gens, hk, w, b, c, k, vis_kind, hid_kind, sigma_v, sigma_h, vneg)
-    mneg = vneg.shape[0]
-    sv = stack_v[:n + mneg]
-    sh = stack_h[:n + mneg]
     pren = np.dot(vneg, w)
     _sigmoid_rows(pren, c, sh[n:], 1.0 / mneg)
     c_old = c.copy()

@@ -149,6 +149,29 @@ def test_fused_epoch_equals_its_twin_with_beta_units(persistent, vis_kind, hid_k
         assert np.all((outs[0][3] > 0.01) & (outs[0][3] < 0.99))
 
 
+@pytest.mark.parametrize("k", [1, 2])
+@pytest.mark.parametrize("n_chain_rows", [1, 12])
+def test_cd_negatives_are_the_batchs_rows_whatever_the_chain_count(k, n_chain_rows):
+    """Plain CD (not persistent) starts one negative chain per row of the batch, however many
+    persistent chains the machine holds (``n_chains`` of 1 with batches of 8 once made the
+    kernel average 1 negative row and read past its hidden state). Beta units of spread 1e-7
+    draw their means, so rows differ and the kernel must match its twin to 1e-6."""
+    X = np.random.default_rng(1).uniform(0.05, 0.95, (37, D))
+    order = np.random.default_rng(2).permutation(37)
+    outs = []
+    for kernel, rng in ((_cd_nb.cd_epoch, nbs.make_streams(0)), (_cd_py.cd_epoch, np.random.default_rng(0))):
+        r = np.random.default_rng(0)
+        w, b, c = r.normal(scale=2.0, size=(D, H)), 0.5 * r.normal(size=D), 0.5 * r.normal(size=H)
+        bufs = [np.zeros_like(w), np.zeros_like(b), np.zeros_like(c)]
+        chain = np.full((n_chain_rows, H), 0.5)
+        kernel(X, order, 8, w, b, c, *bufs, chain, k, False, 0.1, 0.0, 0.0, nbs.BETA, nbs.BETA,
+               np.full(D, 1e-7), np.full(H, 1e-7), rng)
+        outs.append((w, b, c, chain))
+    for a, t, name in zip(*outs, ("w", "b", "c", "chain")):
+        np.testing.assert_allclose(a, t, rtol=0, atol=1e-6, err_msg=name)
+    np.testing.assert_array_equal(outs[0][3], 0.5)  # CD leaves the persistent chains alone
+
+
 @pytest.mark.parametrize("persistent", [True, False])
 @pytest.mark.parametrize("vis_kind, hid_kind", [(nbs.BERNOULLI, nbs.BERNOULLI), (nbs.BETA, nbs.BERNOULLI),
                                                 (nbs.BERNOULLI, nbs.BETA)])
