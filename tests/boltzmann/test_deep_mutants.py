@@ -388,3 +388,17 @@ def test_load_refuses_a_random_state_that_is_not_an_int(tmp_path, bad):
     path, _ = _saved(tmp_path)
     _rewrite(path, lambda h, t: h["config"].__setitem__("random_state", bad))
     _refused(path, f"Expected random_state in {str(path)!r} to be an int or None, got {bad!r}.")
+
+
+def test_one_layer_bound_covers_every_chunk_of_rows(monkeypatch):
+    """A one-layer net's bound is -F(v) - log Z for every row, however many chunks the rows
+    are read in (here chunks of 2 rows)."""
+    from fastseq.boltzmann import _base
+    net = _net(sizes=(3,))
+    X = _binary(7, seed=1)
+    whole = net.log_likelihood_bound(X, log_z=1.5)
+    monkeypatch.setattr(_base, "_CHUNK_ELEMENTS", 2 * D)
+    chunked = net.log_likelihood_bound(X, log_z=1.5)
+    assert chunked.shape == (7,)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12)
+    np.testing.assert_allclose(whole, -net.layers_[0].free_energy(X) - 1.5, rtol=1e-12)

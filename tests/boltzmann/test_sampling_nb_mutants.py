@@ -143,3 +143,40 @@ def test_gibbs_chain_sigma_rows_follow_their_layers():
     np.testing.assert_allclose(h, 1 / (1 + np.exp(-(nbs.gibbs_chain(np.full((2, 3), 0.5), w, b, c, 1,
                                nbs.make_streams(0), nbs.BETA, nbs.BETA, np.full(5, 1e-7), np.full(3, 1e-7))[0]
                                @ w + c))), atol=1e-4)
+
+
+def test_two_dimensional_beta_ab_keeps_its_shape_and_matches_the_flat_draws():
+    a = np.linspace(0.5, 4.0, 24).reshape(4, 6)
+    b = a[::-1].copy()
+    two, flat = nbs.beta_ab(a, b, nbs.make_streams(2)), nbs.beta_ab(a.reshape(-1), b.reshape(-1), nbs.make_streams(2))
+    assert two.shape == (4, 6)
+    np.testing.assert_array_equal(two.reshape(-1), flat)
+
+
+@pytest.mark.parametrize("draw", [lambda m, s, g: nbs.beta_mean_sigma(m, s, g),
+                                  lambda m, s, g: nbs.sigmoid_beta(m - np.float32(0.5), s, g)],
+                         ids=["beta_mean_sigma", "sigmoid_beta"])
+def test_a_python_float_sigma_is_taken_in_the_input_dtype(draw):
+    """sigma = 0.1 with float32 means draws as sigma = float32(0.1) does: the spread is
+    rounded to the input's dtype, as the machine's own parameters are."""
+    mean = np.linspace(0.2, 0.8, 40, dtype=np.float32)
+    got = draw(mean, 0.1, nbs.make_streams(4))
+    want = draw(mean, np.float32(0.1), nbs.make_streams(4))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
+def test_gibbs_chain_takes_biases_and_sigmas_in_the_weights_dtype():
+    """float32 weights with float64 biases and Python-float sigmas draw exactly as with all of
+    them rounded to float32 first (Beta units: every draw moves with its mean and spread)."""
+    rng = np.random.default_rng(0)
+    w = rng.normal(scale=0.5, size=(5, 3)).astype(np.float32)
+    b, c = rng.normal(size=5) + 1e-9, rng.normal(size=3) + 1e-9  # not float32 values
+    h0 = np.full((4, 3), 0.5, np.float32)
+    kw = dict(vis_kind=nbs.BETA, hid_kind=nbs.BETA)
+    got = nbs.gibbs_chain(h0, w, b, c, 3, nbs.make_streams(6), sigma_v=0.1, sigma_h=0.15, **kw)
+    want = nbs.gibbs_chain(h0, w, b.astype(np.float32), c.astype(np.float32), 3, nbs.make_streams(6),
+                           sigma_v=np.float32(0.1), sigma_h=np.float32(0.15), **kw)
+    for g, t in zip(got, want):
+        assert g.dtype == np.float32
+        np.testing.assert_array_equal(g, t)
