@@ -286,10 +286,11 @@ def test_torch_beta_from_logits_uses_the_moment_matched_shapes(sigma):
     np.testing.assert_allclose(b.numpy(), (1 - mean) * nu, rtol=1e-12)
 
 
-def test_cpu_beta_from_logits_takes_sigma_as_a_tensor_or_an_array():
+def test_cpu_beta_from_logits_takes_sigma_as_a_trainable_tensor_or_an_array():
+    """A sigma tensor may be a parameter in the autograd graph: its values are used, detached."""
     pre = torch.tensor([[-1.0, 0.0, 0.5, 2.0, 1.0]] * 4, dtype=torch.float64)
     s = np.array([0.05, 0.1, 0.2, 0.1, 0.01])
-    from_tensor = _rbm(seed=2)._beta_from_logits(pre, torch.tensor(s))
+    from_tensor = _rbm(seed=2)._beta_from_logits(pre, torch.tensor(s, requires_grad=True))
     from_array = _rbm(seed=2)._beta_from_logits(pre, s)
     torch.testing.assert_close(from_tensor, from_array)
 
