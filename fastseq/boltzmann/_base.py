@@ -367,18 +367,23 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         """Map the model's own visible samples into what its energy can score (the negative phase)."""
         return self._prepare_visible(v)
 
-    def _random_visible(self, n: int) -> torch.Tensor:
-        # the chains' visible and hidden states, a step's new ones and the sampler's scratch
+    def _check_sample_fits(self, n: int) -> None:
+        """Refuse ``n`` sampling chains that cannot fit in memory: the chains' visible and hidden
+        states, a step's new ones and the sampler's scratch."""
         itemsize = torch.empty((), dtype=self._tdtype).element_size()
         check_fits(f"{type(self).__name__}.sample(n_samples={n}) of {self.n_features_in_} features",
                    4.0 * n * (self.n_features_in_ + self.n_components) * itemsize)
+
+    def _random_visible(self, n: int) -> torch.Tensor:
         return torch.rand(n, self.n_features_in_, generator=self._tgen, device=self.device, dtype=self._tdtype)
 
     def _chain_starts(self, n_samples, start) -> tuple[torch.Tensor, np.dtype]:
         """Sampling chains' first visible rows: ``n_samples`` random ones, or the rows of the
         validated ``start``; and the dtype the samples are returned in (the model's, or start's)."""
         if start is None:
-            return self._random_visible(positive_int("n_samples", n_samples)), np.dtype(str(self._tdtype).replace("torch.", ""))
+            n = positive_int("n_samples", n_samples)
+            self._check_sample_fits(n)  # every machine's starts, whatever its _random_visible
+            return self._random_visible(n), np.dtype(str(self._tdtype).replace("torch.", ""))
         return torch.cat(list(self._rows(start))), start.dtype
 
     def _chain(self, h: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

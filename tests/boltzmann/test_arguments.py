@@ -170,3 +170,12 @@ def test_loaded_model_keeps_its_chain_count(X, tmp_path):
     m = RBM(n_components=3, n_iter=1, batch_size=HUGE, random_state=0).fit(X)
     m.save(tmp_path / "m.npz")
     assert load_rbm(tmp_path / "m.npz").h_samples_.shape == (len(X), 3)
+
+
+@pytest.mark.parametrize("cls", [RBM, GaussianRBM, BetaRBM, RRBM], ids=lambda c: c.__name__)
+def test_every_machine_refuses_sampling_chains_that_cannot_fit(X, cls):
+    """Each machine draws its own random starts, and each checks their memory first: a
+    2**40-chain sample is refused by name instead of reaching the allocator."""
+    m = cls(n_components=3, n_iter=1, batch_size=4, random_state=0).fit(np.clip(X, 0.1, 0.9))
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}\.sample\(n_samples={HUGE}\) of 6 features would need"):
+        m.sample(HUGE, n_steps=1)
