@@ -41,3 +41,16 @@ def test_a_module_path_runs_that_module_with_its_groups_tests():
         except KeyError:
             continue
         raise AssertionError(f"{bad!r} was taken as a group")
+
+
+def test_modules_of_one_group_joined_by_plus_run_together_with_its_tests():
+    tool = _tool()
+    both = tool.group_spec("fastseq/bptt/epoch.py+fastseq/bptt/state.py")
+    assert both == (["fastseq/bptt/epoch.py", "fastseq/bptt/state.py"], tool.GROUPS["bptt"][1])
+    for bad in ("fastseq/bptt/epoch.py+fastseq/mosaic/tiles.py", "fastseq/bptt/epoch.py+bptt",
+                "fastseq/bptt/epoch.py+fastseq/bptt/no_such.py"):
+        try:
+            tool.group_spec(bad)
+        except KeyError:
+            continue
+        raise AssertionError(f"{bad!r} was taken as one group's modules")

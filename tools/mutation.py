@@ -95,9 +95,15 @@ def _module_exists(path: str) -> bool:
 def group_spec(name: str) -> tuple[list[str], list[str]]:
     """``(paths to mutate, tests)`` of a group, or of one module given by its path
     (``fastseq/mosaic/tiles.py``: that file alone, with its group's tests), to rerun a module
-    after editing it. Raises KeyError for anything else."""
+    after editing it, or of several modules of one group joined by ``+`` (one run: the
+    group's tests record who calls what once). Raises KeyError for anything else."""
     if name in GROUPS:
         return GROUPS[name]
+    if "+" in name:
+        specs = [group_spec(part) for part in name.split("+")]
+        if any(tests != specs[0][1] or part in GROUPS for (_, tests), part in zip(specs, name.split("+"))):
+            raise KeyError(name)  # modules of one group only
+        return [path for paths, _ in specs for path in paths], specs[0][1]
     for paths, tests in GROUPS.values():
         if name.endswith(".py") and _module_exists(name) and any(
                 name == path or name.startswith(path.rstrip("/") + "/") for path in paths):
@@ -369,7 +375,8 @@ def main(argv=None) -> dict:
     p.add_argument("--list", action="store_true")
     p.add_argument("--full", action="store_true", help="every mutant of every logic module, by group")
     p.add_argument("--groups", default=",".join(GROUPS), help="with --full: comma-separated, from " + ",".join(GROUPS) + ", or module paths "
-                   "(fastseq/mosaic/tiles.py: that module alone, with its group's tests)")
+                   "(fastseq/mosaic/tiles.py: that module alone, with its group's tests; "
+                   "a.py+b.py: modules of one group in one run)")
     p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
     p.add_argument("--json")
