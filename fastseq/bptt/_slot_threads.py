@@ -80,9 +80,15 @@ def _loaded_openmp() -> str | None:
         return None
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if line.rstrip().endswith((".so", ".so.1", ".so.5"))}
+            return _openmp_among(maps)
     except OSError:  # not Linux
         return None
+
+
+def _openmp_among(maps) -> str | None:
+    """The OpenMP runtime among the libraries of ``/proc/self/maps`` lines: PyTorch's own
+    copy where one is loaded, else the first by path; None if none is."""
+    paths = {line.split()[-1] for line in maps if line.rstrip().endswith((".so", ".so.1", ".so.5"))}
     names = ("libgomp", "libiomp5", "libomp")  # each exports GNU OpenMP's GOMP_parallel
     found = sorted(p for p in paths if os.path.basename(p).startswith(names))
     in_torch = [p for p in found if os.sep + "torch" + os.sep in p]

@@ -110,3 +110,43 @@ def test_a_process_that_used_the_runner_exits(runner):
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ran"
+
+
+def _maps_line(path: str) -> str:
+    return f"7f0000000000-7f0000001000 r-xp 00000000 08:01 1234    {path}\n"
+
+
+@pytest.mark.parametrize("library", ["libgomp-a34b3233.so.1", "libiomp5.so", "libomp.so.5", "libgomp.so"])
+def test_each_openmp_runtime_is_found_among_the_loaded_libraries(library):
+    maps = [_maps_line("/usr/lib/libc.so.6"), "7f0000002000-7f0000003000 rw-p 00000000 00:00 0\n",
+            _maps_line(f"/opt/lib/{library}"), _maps_line("/opt/lib/libm.so")]
+    assert _slot_threads._openmp_among(maps) == f"/opt/lib/{library}"
+
+
+def test_pytorchs_own_openmp_runtime_is_preferred_and_none_when_absent():
+    torch_copy = f"/site/torch{os.sep}lib{os.sep}libgomp-a34b3233.so.1".replace("/", os.sep)
+    maps = [_maps_line("/aaa/lib/libiomp5.so"), _maps_line(torch_copy), _maps_line("/zzz/libomp.so")]
+    assert _slot_threads._openmp_among(maps) == torch_copy
+    # without PyTorch's copy: the first by path, whichever order the maps list them in
+    assert _slot_threads._openmp_among([maps[2], maps[0]]) == "/aaa/lib/libiomp5.so"
+    assert _slot_threads._openmp_among([maps[0], maps[2]]) == "/aaa/lib/libiomp5.so"
+    # a name that only contains a runtime's name, a mapping without a path, a torch folder's other library
+    others = [_maps_line("/lib/notlibgomp.so"), "7f0000002000-7f0000003000 rw-p 00000000 00:00 0\n",
+              _maps_line(f"{os.sep}torch{os.sep}lib{os.sep}libtorch.so"), _maps_line("/lib/libgomp.so.1.0.0")]
+    assert _slot_threads._openmp_among(others) is None
+    assert _slot_threads._openmp_among([]) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_the_loaded_runtime_is_pytorchs_openmp_and_exports_gomp_parallel():
+    path = _slot_threads._loaded_openmp()
+    if "OpenMP" not in torch.__config__.parallel_info():
+        assert path is None
+        return
+    assert path is not None and os.path.isfile(path)
+    assert os.path.basename(path).startswith(("libgomp", "libiomp5", "libomp"))
+    import ctypes
+
+    assert ctypes.CDLL(path).GOMP_parallel is not None
+    with open("/proc/self/maps") as maps:
+        assert path in maps.read()
