@@ -197,3 +197,17 @@ def test_progress_bar_counts_windows(capsys):
     assert len(losses) == len(loader)
     assert re.search(rf"train_bptt: 100%.*\b{len(loader)}/{len(loader)}\b.*window", err), err
     assert "loss=" in err
+
+
+@pytest.mark.parametrize("field", ["shuffle", "compact", "wrap_around"])
+def test_numpy_flags_are_kept_as_python_bools(field):
+    for value in (np.bool_(True), np.bool_(False)):
+        spec = EpochSpec(**{field: value})
+        assert type(getattr(spec, field)) is bool and getattr(spec, field) == bool(value)
+        assert json.dumps(spec.to_json())  # a NumPy bool would not serialise
+
+
+@pytest.mark.parametrize("rank", [True, False, "0", 0.0, np.float64(1)])
+def test_rank_must_be_an_integer_not_a_bool(rank):
+    with pytest.raises(ValueError, match=re.escape(f"Expected rank to be an integer in [0, 2), got {rank!r}.")):
+        EpochSpec(rank=rank, world_size=2)
