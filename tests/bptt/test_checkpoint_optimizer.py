@@ -60,3 +60,33 @@ def test_an_optimizer_state_with_dotted_keys_and_plain_values_comes_back_whole(t
         o.step()
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), fresh.parameters()))
     assert np.isclose(fresh_opt.state[next(fresh.parameters())]["calls"], 4)
+
+
+class CountsOnly(torch.optim.SGD):
+    """SGD that keeps nothing but a Python count for each parameter: a state without tensors."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p]["calls"] = self.state[p].get("calls", 0) + 1
+
+
+def test_an_optimizer_state_of_plain_values_only_comes_back(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = CountsOnly(model.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(4, 3)).sum().backward()
+        opt.step()
+    path = tmp_path / "run.ckpt"
+    save_checkpoint(path, config={}, loader_state={}, decoder=model, optimizer=opt,
+                    carried=(torch.zeros(1, 2, 3),), losses=[0.25], generator=None)
+    fresh = nn.Linear(3, 2)
+    fresh_opt = CountsOnly(fresh.parameters(), lr=0.1)
+    meta, tensors = load_checkpoint(path)
+    restore(meta, tensors, fresh, fresh_opt, None, torch.device("cpu"))
+    got = fresh_opt.state_dict()["state"]
+    assert {pid: {k: v for k, v in st.items() if k == "calls"} for pid, st in got.items()} == {0: {"calls": 2}, 1: {"calls": 2}}
