@@ -9,6 +9,7 @@ iterator, a sequence at a time, and can resume after a crash.
 from __future__ import annotations
 
 import itertools
+import math
 import mmap as _mmap
 import operator
 import os
@@ -310,6 +311,9 @@ class SequenceStore:
             raise ValueError(f"Expected {folder / files.MANIFEST} to hold a complete manifest, got an error reading it: {exc!r}.") from None
         if dtype.hasobject:
             raise ValueError(f"Expected {folder / files.MANIFEST} to name a numeric dtype, got {dtype}.")
+        if rows < 0 or count < 0 or any(f < 0 for f in feature):
+            raise ValueError(f"Expected {folder / files.MANIFEST} to hold counts and a feature shape >= 0, got rows "
+                             f"{rows}, sequences {count}, feature_shape {list(feature)}.")
         lengths = np.load(folder / lengths_name, allow_pickle=False)
         crc = files.crc32(np.ascontiguousarray(lengths, dtype="<i8"))
         if crc != m["lengths_crc32"] or lengths.ndim != 1 or lengths.size != count or int(lengths.sum()) != rows:
@@ -318,7 +322,7 @@ class SequenceStore:
                 f"that {files.MANIFEST} committed, got {lengths.size} lengths (sum {int(lengths.sum())}, CRC-32 "
                 f"{crc:#010x}); refusing to pair them with {data_name}."
             )
-        need = rows * files.row_bytes(dtype, feature)
+        need = rows * dtype.itemsize * math.prod(feature)  # Python ints: a corrupt shape cannot overflow
         with open(folder / data_name, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size < need:

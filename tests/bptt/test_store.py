@@ -226,3 +226,21 @@ def test_memory_mapped_gathers_keep_resident_pages_bounded(tmp_path):
             assert peak > most  # without a limit every page read stays mapped (32 MiB)
         else:
             assert peak < most
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("feature_shape", [2 ** 63], r"to hold the 4 committed rows \(\d+ bytes\), got \d+ bytes"),
+    ("feature_shape", [2 ** 40, 2 ** 40], r"to hold the 4 committed rows \(\d+ bytes\), got \d+ bytes"),
+    ("feature_shape", [-2], r"to hold counts and a feature shape >= 0, got rows 4, sequences 2, feature_shape \[-2\]"),
+    ("rows", -4, r"to hold counts and a feature shape >= 0, got rows -4"),
+    ("sequences", -1, r"to hold counts and a feature shape >= 0, got rows 4, sequences -1"),
+])
+def test_a_corrupt_manifest_is_a_clear_error_not_an_overflow(tmp_path, field, value, message):
+    SequenceStore.from_sequences([np.ones((1, 2), np.float32), np.ones((3, 2), np.float32)]).save(tmp_path / "s")
+    path = tmp_path / "s" / "store.json"
+    manifest = json.loads(path.read_text())
+    manifest[field] = value
+    path.write_text(json.dumps(manifest))
+    for verify in (False, True):
+        with pytest.raises(ValueError, match=message):
+            SequenceStore.load(tmp_path / "s", verify=verify)
