@@ -85,3 +85,13 @@ def test_a_slot_map_becomes_a_long_index(dtype):
     idx = _slot_index(torch.tensor([2, 0], dtype=dtype), 3, torch.device("cpu"))
     assert idx.dtype == torch.long and idx.tolist() == [2, 0]
     assert _slot_index(np.array([1], dtype=np.uint16), 3, torch.device("cpu")).dtype == torch.long
+
+
+def test_a_host_slot_map_becomes_an_index_on_the_states_device():
+    from fastseq.bptt.state import _slot_index
+
+    # the meta device stands in for a GPU: a NumPy slot map is checked on the host, then moved
+    idx = _slot_index(np.array([2, 0]), 3, torch.device("meta"))
+    assert idx.device.type == "meta" and idx.dtype == torch.long and idx.shape == (2,)
+    out = carry_state(torch.zeros(2, 3, 2, device="meta"), slot_map=[2, 0])
+    assert out.device.type == "meta" and out.shape == (2, 2, 2)
