@@ -123,3 +123,15 @@ def pytest_unconfigure(config) -> None:
         return
     sys.stderr.flush()
     faulthandler.dump_traceback_later(EXIT_WATCHDOG_S, exit=True)
+
+
+@pytest.fixture
+def rng_kept():
+    """For tests that set the global torch and NumPy random states (restore, train_bptt):
+    puts them back afterwards."""
+    import torch
+
+    state, np_state = torch.get_rng_state(), np.random.get_state()
+    yield
+    torch.set_rng_state(state)
+    np.random.set_state(np_state)

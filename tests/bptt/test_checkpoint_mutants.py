@@ -13,15 +13,6 @@ import fastseq._util.files as files
 from fastseq.bptt.checkpoint import config_differences, load_checkpoint, optimizer_differences, restore, save_checkpoint
 
 
-@pytest.fixture
-def rng_kept():
-    """restore sets the global torch and NumPy random states: put them back afterwards."""
-    state, np_state = torch.get_rng_state(), np.random.get_state()
-    yield
-    torch.set_rng_state(state)
-    np.random.set_state(np_state)
-
-
 def _model():
     torch.manual_seed(0)
     model = nn.Linear(2, 3)

@@ -25,15 +25,6 @@ from fastseq.bptt.checkpoint import VERSION, load_checkpoint, restore, run_confi
 F, C, H = 3, 2, 4
 
 
-@pytest.fixture
-def rng_kept():
-    """train_bptt and restore set the global torch and NumPy random states: put them back afterwards."""
-    state, np_state = torch.get_rng_state(), np.random.get_state()
-    yield
-    torch.set_rng_state(state)
-    np.random.set_state(np_state)
-
-
 class _Store:
     """What run_config reads of a SequenceStore."""
 
