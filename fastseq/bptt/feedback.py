@@ -51,8 +51,10 @@ class _FeedbackDecoder(nn.Module):
         self.num_layers = positive_int("num_layers", num_layers)
         gates = 4 if self._cell is nn.LSTM else 3
         inputs = self.features + self.context_features
-        weights = gates * self.hidden_size * (inputs + self.hidden_size + 2) * self.num_layers \
-            + gates * self.hidden_size * self.hidden_size * (self.num_layers - 1) + self.features * (self.hidden_size + 1)
+        # the first layer reads the inputs, the others the layer below (H); then the readout
+        weights = gates * self.hidden_size * (inputs + self.hidden_size + 2) \
+            + gates * self.hidden_size * (2 * self.hidden_size + 2) * (self.num_layers - 1) \
+            + self.features * (self.hidden_size + 1)
         check_fits(f"a {type(self).__name__} with features={self.features}, context_features="
                    f"{self.context_features}, hidden_size={self.hidden_size} and num_layers={self.num_layers}",
                    4.0 * weights)
