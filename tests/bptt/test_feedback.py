@@ -179,15 +179,17 @@ def test_fused_window_gradcheck(cell):
     assert torch.autograd.gradcheck(feedback._FeedbackWindow.apply, inputs)
 
 
-def _folded_run(mod, cell, dtype, rng, width, context):
+def _folded_run(mod, cell, dtype, rng, width, context, k_steps=6, costed=True, fed_back=False):
+    """``costed=False``: the hidden states' gradients are zero (outputs not costed); ``fed_back``:
+    the carried visible input is the readout of the carried state (no correction, corr0 = 0)."""
     g = 3 if cell == "gru" else 4
-    rows, k_steps = g * H, 6
+    rows = g * H
     arr = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
     new = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
     gc, reset = arr(k_steps if context else 0, rows, width), rng.random((k_steps, width)) < 0.3
-    wcat, bcat, corr0, corr_reset = 0.5 * arr(4 * H, H), arr(4 * H), arr(rows, width), arr(rows)
+    wcat, bcat, corr0, corr_reset = 0.5 * arr(4 * H, H), arr(4 * H), arr(rows, width) * (not fed_back), arr(rows)
     states, seeds = [arr(H, width) for _ in range(g - 2)], [arr(H) for _ in range(g - 2)]
-    hs, hprev, dhs = new(k_steps, H, width), new(k_steps, H, width), arr(k_steps, H, width)
+    hs, hprev, dhs = new(k_steps, H, width), new(k_steps, H, width), arr(k_steps, H, width) * costed
     gates = tuple(new(k_steps, H, width) for _ in range(g + 1))
     dpre, dh0, dseed_h, dcorr0, dcorr_reset = new(k_steps, 4 * H, width), new(H, width), new(H), new(rows, width), \
         new(rows)
@@ -213,6 +215,27 @@ def test_numba_folded_kernels_equal_their_twins(cell, dtype, width, context):
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
     for i, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, b, err_msg=f"array {i}", **tol)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("k_steps", [1, 4])
+@pytest.mark.parametrize("zero", ["outputs", "hidden", "both"])
+def test_twins_equal_the_kernels_on_one_step_windows_and_zero_gradients(cell, k_steps, zero):
+    """A window of one step, gradients that are exactly zero (train_bptt costs the outputs only,
+    so the hidden states' gradients are zero) and a carried input that needs no correction (it
+    is the carried state's readout): the twins give what the kernels give."""
+    rng = np.random.default_rng(6)
+    window = _random_window(cell, np.float64, rng, k_steps=k_steps, width=5)
+    dys, dhs = rng.standard_normal((k_steps, 5, F)), rng.standard_normal((k_steps, H, 5))
+    grads = (dys * (zero == "hidden"), dhs * (zero == "outputs"))
+    got = _kernel_run(_feedback_nb, cell, np.float64, window, grads)
+    want = _kernel_run(_feedback_py, cell, np.float64, window, grads)
+    for i, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"array {i}")
+    folded = [_folded_run(mod, cell, np.float64, np.random.default_rng(8), 5, True, k_steps=k_steps,
+                          costed=zero == "outputs", fed_back=True) for mod in (_feedback_nb, _feedback_py)]
+    for i, (a, b) in enumerate(zip(*folded)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=f"folded array {i}")
 
 
 @pytest.mark.parametrize("cell", sorted(CELLS))
