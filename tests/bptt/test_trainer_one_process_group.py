@@ -62,6 +62,8 @@ def test_distributed_spec_is_this_process_s_shard(one_process_group):
     with pytest.raises(ValueError, match="explicit seed with shuffle=True and distributed=True, got None"):
         trainer._distributed(EpochSpec(batch_size=4, bptt=3, shuffle=True, seed=None))
     assert trainer._distributed(EpochSpec(batch_size=4, bptt=3, shuffle=False, seed=None)).world_size == 1
+    other = trainer._distributed(EpochSpec(batch_size=4, bptt=3, rank=1, world_size=2))  # the group decides
+    assert (other.rank, other.world_size) == (0, 1)
 
 
 def test_distributed_without_a_group_is_refused():

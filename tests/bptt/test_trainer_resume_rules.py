@@ -74,14 +74,14 @@ def test_a_new_epoch_takes_the_caller_s_settings_and_logs_them(tmp_path, caplog)
     _epoch(model, opt, 0, path)
     model, opt = _fresh()
     _set_lr(opt, 0.02)
+    opt.param_groups[0]["eps"] = 1e-6
     with caplog.at_level(logging.INFO, logger="fastseq.bptt"):
         assert _epoch(model, opt, 1, path, stop_at=K) is None
     lines = [r.getMessage() for r in caplog.records if "caller's optimizer settings" in r.getMessage()]
-    assert len(lines) == 1
-    assert lines[0].startswith(f"train_bptt: epoch 1 starts from checkpoint {path} with the caller's optimizer "
-                               f"settings: ")
-    assert "lr" in lines[0] and "0.02" in lines[0]
-    assert opt.param_groups[0]["lr"] == 0.02
+    assert lines == [f"train_bptt: epoch 1 starts from checkpoint {path} with the caller's optimizer settings: "
+                     "optimizer group 0 eps (checkpoint 1e-08, now 1e-06), "
+                     "optimizer group 0 lr (checkpoint 0.01, now 0.02)"]
+    assert (opt.param_groups[0]["lr"], opt.param_groups[0]["eps"]) == (0.02, 1e-6)
 
 
 def test_checkpoints_are_written_every_n_windows_only(tmp_path):
