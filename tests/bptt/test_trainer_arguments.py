@@ -120,3 +120,17 @@ def test_device_and_dtype_come_from_the_decoder_s_first_parameter_or_the_default
     assert trainer._model_device_dtype(nn.Linear(2, 2).double(), None) == (torch.device("cpu"), torch.float64)
     assert trainer._model_device_dtype(_FrozenFirst(), None) == (torch.device("cpu"), torch.get_default_dtype())
     assert trainer._model_device_dtype(nn.Identity(), "cpu") == (torch.device("cpu"), torch.get_default_dtype())
+
+
+def test_the_progress_bar_counts_windows_and_shows_the_last_loss(capsys):
+    losses, _ = _run(progress=True)
+    err = capsys.readouterr().err
+    n = len(losses)
+    assert "train_bptt" in err and f"{n}/{n}" in err and "window" in err
+    assert f"loss={losses[-1]:.4g}" in err
+
+
+@pytest.mark.parametrize("bad", [0, -3])
+def test_checkpoint_every_must_be_positive(tmp_path, bad):
+    with pytest.raises(ValueError, match=r"\bcheckpoint_every\b"):
+        _run(checkpoint=tmp_path / "c.ckpt", checkpoint_every=bad)
