@@ -137,3 +137,10 @@ def test_the_progress_bar_counts_windows_and_shows_the_last_loss(capsys):
 def test_checkpoint_every_must_be_positive(tmp_path, bad):
     with pytest.raises(ValueError, match=r"\bcheckpoint_every\b"):
         _run(checkpoint=tmp_path / "c.ckpt", checkpoint_every=bad)
+
+
+def test_the_epoch_s_end_is_checkpointed_whatever_checkpoint_every_says(tmp_path):
+    path = tmp_path / "c.ckpt"
+    losses, _ = _run(checkpoint=path, checkpoint_every=1000)
+    meta, _ = load_checkpoint(path)
+    assert len(losses) < 1000 and (meta["loader"]["epoch"], meta["loader"]["window"]) == (1, 0)
