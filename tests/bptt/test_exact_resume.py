@@ -71,12 +71,13 @@ def _fresh():
     return model, torch.optim.Adam(model.parameters(), lr=0.01)
 
 
-def _epoch(model, opt, epoch=0, path=None, stop_at=None) -> list[float] | None:
-    """One train_bptt epoch; None when stopped at the ``stop_at``-th step."""
+def _epoch(model, opt, epoch=0, path=None, stop_at=None, **settings) -> list[float] | None:
+    """One train_bptt epoch; None when stopped at the ``stop_at``-th step. ``settings`` replace
+    train_bptt's arguments here (``cost_fn``, ``seed``, ``checkpoint_every``, ...)."""
+    args = dict(batch_size=B, bptt=K, cost_fn=Cost(stop_at), teacher_forcing=0.5, shuffle=True, seed=3, epoch=epoch,
+                checkpoint=path, checkpoint_every=1) | settings
     try:
-        return train_bptt(model, CTX, TGT, torch.zeros(F), torch.zeros(1, H), opt, batch_size=B, bptt=K,
-                          cost_fn=Cost(stop_at), teacher_forcing=0.5, shuffle=True, seed=3, epoch=epoch,
-                          checkpoint=path, checkpoint_every=1)
+        return train_bptt(model, CTX, TGT, torch.zeros(F), torch.zeros(1, H), opt, **args)
     except _Stop:
         return None
 

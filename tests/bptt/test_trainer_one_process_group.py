@@ -10,25 +10,20 @@ import torch.distributed as dist
 
 from fastseq.bptt import EpochSpec, trainer
 from test_distributed_in_process import one_process_group  # noqa: F401 (the fixture)
-from test_exact_resume import CTX, TGT, B, Cost, F, H, K, _fresh, _state, _Stop, assert_identical
+from test_exact_resume import K, _epoch, _fresh, _state, assert_identical
 
 pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not built in")
 
 
-def _epoch(distributed: bool, path=None, stop_at=None):
+def _run(distributed: bool, path=None, stop_at=None):
     model, opt = _fresh()
-    try:
-        losses = trainer.train_bptt(model, CTX, TGT, torch.zeros(F), torch.zeros(1, H), opt, batch_size=B, bptt=K,
-                                    cost_fn=Cost(stop_at), teacher_forcing=0.5, shuffle=True, seed=3,
-                                    distributed=distributed, checkpoint=path, checkpoint_every=1)
-    except _Stop:
-        losses = None
+    losses = _epoch(model, opt, 0, path, stop_at, distributed=distributed)
     return losses, _state(model, opt)
 
 
 def test_one_process_shard_trains_the_whole_epoch_as_without_distributed(one_process_group):
-    plain, plain_state = _epoch(False)
-    shard, shard_state = _epoch(True)
+    plain, plain_state = _run(False)
+    shard, shard_state = _run(True)
     assert len(plain) > 10 and shard == plain
     assert_identical(shard_state, plain_state)
 
@@ -36,10 +31,10 @@ def test_one_process_shard_trains_the_whole_epoch_as_without_distributed(one_pro
 @pytest.mark.parametrize("cut", [1, 4])
 def test_resume_from_a_distributed_checkpoint_is_exact(one_process_group, tmp_path, cut):
     """The checkpoint is written through the group (carried state and random streams gathered)."""
-    reference, end = _epoch(True)
+    reference, end = _run(True)
     path = tmp_path / "c.ckpt"
-    assert _epoch(True, path, stop_at=cut * K)[0] is None
-    losses, state = _epoch(True, path)
+    assert _run(True, path, stop_at=cut * K)[0] is None
+    losses, state = _run(True, path)
     assert losses == reference
     assert_identical(state, end)
 

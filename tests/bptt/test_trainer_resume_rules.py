@@ -12,16 +12,7 @@ import pytest
 import torch
 
 from fastseq.bptt import NonFiniteLossError, SlotSwapLoader, checkpoint, trainer
-from test_exact_resume import CTX, TGT, B, Cost, F, H, K, _fresh, _state, _Stop, _windows_at, assert_identical
-
-
-def _epoch(model, opt, epoch=0, path=None, stop_at=None, every=1, seed=3, shuffle=True):
-    try:
-        return trainer.train_bptt(model, CTX, TGT, torch.zeros(F), torch.zeros(1, H), opt, batch_size=B, bptt=K,
-                                  cost_fn=Cost(stop_at), teacher_forcing=0.5, shuffle=shuffle, seed=seed,
-                                  epoch=epoch, checkpoint=path, checkpoint_every=every)
-    except _Stop:
-        return None
+from test_exact_resume import CTX, TGT, B, F, H, K, _epoch, _fresh, _state, _windows_at, assert_identical
 
 
 def _set_lr(opt, lr):
@@ -87,7 +78,7 @@ def test_a_new_epoch_takes_the_caller_s_settings_and_logs_them(tmp_path, caplog)
 def test_checkpoints_are_written_every_n_windows_only(tmp_path):
     path = tmp_path / "c.ckpt"
     model, opt = _fresh()
-    assert _epoch(model, opt, 0, path, stop_at=5 * K, every=3) is None
+    assert _epoch(model, opt, 0, path, stop_at=5 * K, checkpoint_every=3) is None
     assert _windows_at(path) == (0, 3)
 
 
