@@ -455,3 +455,64 @@ def test_extend_vouches_for_each_sequence_on_its_own(tmp_path):
         assert writer.count == 2
     store = SequenceStore.load(tmp_path, verify=True)  # the resumed checksum is the first two's
     assert store.lengths.tolist() == [1, 2] and store[1].tolist() == [[2.0, 3.0], [4.0, 5.0]]
+
+
+# ------------------------------------------------------------------ gathering rows
+
+
+_RANGE = "Expected rows to hold row ids in [-1, 3) (data has 3 rows; -1 for a zero row), got 3 at flat position 1."
+
+
+def test_rows_of_zero_width_are_still_range_checked():
+    from fastseq.bptt.store import gather_rows
+    data = np.zeros((3, 0), np.float32)
+    assert gather_rows(data, np.array([0, 2, -1])).shape == (3, 0)
+    with pytest.raises(ValueError) as err:
+        gather_rows(data, np.array([0, 3]))
+    assert str(err.value) == _RANGE
+    views = SequenceStore.coerce([np.zeros((2, 0), np.float32), np.zeros((1, 0), np.float32)], copy=False)
+    assert type(views).__name__ == "_SequenceViews"
+    assert views.gather(np.array([[0], [2]])).shape == (2, 1, 0)
+    with pytest.raises(ValueError) as err:
+        views.gather(np.array([[1], [3]]))
+    assert str(err.value) == _RANGE
+
+
+def test_gather_rows_takes_other_layouts_and_row_types():
+    torch = pytest.importorskip("torch")
+    from fastseq.bptt.store import gather_rows, gather_rows_reference
+    data = np.arange(24, dtype=np.float32).reshape(4, 6)
+    rows = np.array([[3, -1], [0, 2]], np.int32)
+    want = gather_rows_reference(data, rows)
+    np.testing.assert_array_equal(gather_rows(data, rows), want)
+    np.testing.assert_array_equal(gather_rows(data[:, ::2], rows), gather_rows_reference(data[:, ::2], rows))
+    np.testing.assert_array_equal(gather_rows(torch.from_numpy(data), rows), want)
+    np.testing.assert_array_equal(gather_rows(data.tolist(), rows), want.astype(np.float64))
+
+
+def test_gather_fills_the_buffer_given():
+    store = SequenceStore.from_sequences(_seqs(3))
+    rows = np.array([[0, 2], [1, -1]])
+    buf = np.full((2, 2, 2), np.nan, np.float32)
+    got = store.gather(rows, buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, store.gather(rows))
+
+
+def test_coerce_copies_unless_told_and_names_its_argument():
+    arrays = [np.zeros((2, 1), np.float32), np.ones((1, 1), np.float32)]
+    copied, viewed = SequenceStore.coerce(arrays), SequenceStore.coerce(arrays, copy=False)
+    arrays[0][1] = 5.0
+    assert copied.gather(np.array([1])).ravel().tolist() == [0.0]
+    assert viewed.gather(np.array([1])).ravel().tolist() == [5.0]
+    with pytest.raises(ValueError, match=r"^Expected every item of sequences to be non-empty, got length 0 at "
+                                         r"sequences\[1\]\.$"):
+        SequenceStore.coerce([np.zeros((2, 1)), np.zeros((0, 1))])
+    with pytest.raises(ValueError, match=r"^Expected sequences\[1\] to have a time axis"):
+        SequenceStore.from_sequences([np.zeros((2, 1)), np.array(5.0)])
+
+
+def test_an_empty_store_is_float32_with_int64_lengths():
+    empty = SequenceStore.from_sequences([])
+    assert empty.dtype == np.float32 and empty.lengths.dtype == np.int64 and len(empty) == 0
+    assert SequenceStore.from_sequences([], dtype=np.float64).dtype == np.float64
