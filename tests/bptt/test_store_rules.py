@@ -438,7 +438,10 @@ def test_a_killed_writer_loses_nothing_it_appended(tmp_path):
             "    w.append(np.full((t, 2), t, np.float32))\n"
             "w.extend(np.zeros((3, 2), np.float32), [1, 2])\n"
             "os._exit(0)  # no flush, no close: as if killed\n")
-    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
+    # -P and another folder: the child imports the fastseq under test, not a source tree beside it
+    done = subprocess.run([sys.executable, "-P", "-c", code, str(tmp_path)], cwd=tmp_path, timeout=120,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
     with SequenceStoreWriter(tmp_path, "a") as writer:
         assert writer.count == 5
     assert SequenceStore.load(tmp_path, verify=True).lengths.tolist() == [1, 2, 3, 1, 2]
