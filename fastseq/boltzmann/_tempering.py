@@ -38,7 +38,11 @@ roughly Gaussian, a pair whose beta differ by d swaps at rate ``erfc(sigma_E d /
 ``erfcinv(rate)`` measures each gap in units that add up along the ladder. The rungs are
 moved to equal steps of that length (equal swap rates), keeping 1 and ``beta_min``; when the
 number of rungs is not given it becomes ``1 + ceil(length / erfcinv(target_rate))``, so that
-every pair swaps near ``target_rate`` (0.3), within ``max_rungs``.
+every pair swaps near ``target_rate`` (0.3), within ``max_rungs``. A given number of rungs too
+few to span 1 to ``beta_min`` at that rate would leave every pair swapping at rate 0 (a
+4-rung ladder on a 784-unit machine does): such a ladder ends where its ``M - 1`` steps of
+``erfcinv(target_rate)`` run out, above ``beta_min``, so that its rungs swap and the hottest
+one is as hot as that rate allows.
 """
 from __future__ import annotations
 
@@ -113,24 +117,33 @@ def check_ladder(name: str, betas) -> np.ndarray:
 
 def respace(betas: np.ndarray, rates: np.ndarray, n_rungs: int | None = None, target: float = TARGET_RATE,
             max_rungs: int = MAX_RUNGS) -> np.ndarray:
-    """A new ladder with the same ends, rungs at equal ``erfcinv(rate)`` steps (see the module).
+    """A new ladder from 1, rungs at equal ``erfcinv(rate)`` steps (see the module).
 
-    ``n_rungs`` None chooses the count so that each pair swaps near ``target``.
+    ``n_rungs`` None chooses the count so that each pair swaps near ``target``, keeping the
+    lowest beta. A given ``n_rungs`` keeps the lowest beta when its steps are no longer than
+    the target's; otherwise the ladder ends after ``n_rungs - 1`` target steps, above it.
 
+    >>> respace(np.array([1.0, 0.5, 0.25]), np.array([0.9, 0.2]), 3).round(3).tolist()
+    [1.0, 0.366, 0.25]
     >>> respace(np.array([1.0, 0.5, 0.25]), np.array([0.9, 0.01]), 3).round(3).tolist()
-    [1.0, 0.36, 0.25]
+    [1.0, 0.391, 0.296]
     """
     if len(betas) < 2:
         return betas
     seen = np.where(np.isnan(rates), target, rates)
     step = erfcinv(np.clip(seen, 0.005, 0.995))
     length = np.concatenate([[0.0], np.cumsum(step)])
+    span = length[-1]
     if n_rungs is None:
-        n_rungs = int(min(max_rungs, max(2, 1 + math.ceil(length[-1] / erfcinv(target)))))
-    at = np.linspace(0.0, length[-1], n_rungs)
+        n_rungs = int(min(max_rungs, max(2, 1 + math.ceil(span / erfcinv(target)))))
+    else:
+        span = min(span, (n_rungs - 1) * erfcinv(target))
+    at = np.linspace(0.0, span, n_rungs)
     # interpolate log beta along the length: a geometric ladder stays geometric at equal rates
     new = np.exp(np.interp(at, length, np.log(betas)))
-    new[0], new[-1] = 1.0, betas[-1]
+    new[0] = 1.0
+    if span == length[-1]:
+        new[-1] = betas[-1]
     return new
 
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy.special import erfc
 from sklearn.utils._param_validation import InvalidParameterError
 
 from fastseq.boltzmann import BetaRBM, GaussianRBM, R3BM, RBM, RRBM, TemperingStats
@@ -186,14 +187,53 @@ def test_ladders():
     # equal rates keep a geometric ladder; unequal ones move rungs toward the slow gap
     lad = pt.geometric_ladder(5, 0.1)
     np.testing.assert_allclose(pt.respace(lad, np.full(4, 0.3), 5), lad)
-    new = pt.respace(np.array([1.0, 0.5, 0.25]), np.array([0.9, 0.01]), 3)
+    new = pt.respace(np.array([1.0, 0.5, 0.25]), np.array([0.9, 0.2]), 3)
     assert new[0] == 1.0 and new[-1] == 0.25 and 0.25 < new[1] < 0.5
+    # a given count too small to span the ladder at the target rate ends above its old end
+    new = pt.respace(np.array([1.0, 0.5, 0.25]), np.array([0.9, 0.01]), 3)
+    assert new[0] == 1.0 and 0.25 < new[-1] < new[1] < 0.5
     # without a count, low rates ask for more rungs, high ones for fewer
     assert len(pt.respace(lad, np.full(4, 0.05))) > 5 and len(pt.respace(lad, np.full(4, 0.9))) < 5
     assert len(pt.respace(lad, np.zeros(4), max_rungs=9)) == 9
     for bad in ([0.9, 0.5], [1.0, 1.0], [1.0, 0.5, 0.7], [1.0, 0.0], [1.0, np.nan], [[1.0]], []):
         with pytest.raises(ValueError, match="betas"):
             pt.check_ladder("betas", bad)
+
+
+def _gaussian_energy_rates(betas, sigma):
+    """The swap rates of neighbours on a ladder whose energies are Gaussian with spread sigma."""
+    return erfc(sigma * -np.diff(betas) / 2)
+
+
+@pytest.mark.parametrize("n_rungs", [2, 4, 7])
+def test_respace_brings_a_given_count_to_the_target_rate_when_the_ends_are_too_far_apart(n_rungs):
+    """A machine whose energy spreads over sigma = 40: from 1 to 0.2, four rungs swap at rate
+    0. Re-placed from the rates they measure, a given count of rungs closes up until every
+    pair swaps near the target, and the hottest rung is as hot as that allows."""
+    lad = pt.geometric_ladder(n_rungs)
+    assert (_gaussian_energy_rates(lad, 40.0) < 0.1).all()
+    for _ in range(12):
+        lad = pt.respace(lad, _gaussian_energy_rates(lad, 40.0), n_rungs)
+    rates = _gaussian_energy_rates(lad, 40.0)
+    assert len(lad) == n_rungs and lad[0] == 1.0 and (np.diff(lad) < 0).all()
+    np.testing.assert_allclose(rates, pt.TARGET_RATE, atol=0.05)
+    # the same count on a machine that spans 1 to 0.2 easily keeps the ends, at equal rates
+    wide = pt.geometric_ladder(n_rungs)
+    for _ in range(12):
+        wide = pt.respace(wide, _gaussian_energy_rates(wide, 1.0), n_rungs)
+    assert wide[-1] == pt.BETA_MIN and np.ptp(_gaussian_energy_rates(wide, 1.0)) < 0.02
+
+
+def test_pt_sampler_with_few_rungs_on_a_wide_machine_swaps():
+    """The case that left every pair at rate 0: a 4-rung ladder on a machine too large for 4
+    rungs from 1 to 0.2. After the burn-in the rungs are close enough to swap."""
+    rng = np.random.default_rng(1)
+    X = (rng.random((300, 400)) < 0.5).astype(np.float32)
+    X[:150, :200] = 1.0
+    m = RBM(n_components=64, n_iter=3, learning_rate=0.1, random_state=0).fit(X)
+    m.sample(20, 200, sampler="pt", n_temperatures=4)
+    st_ = m.last_tempering_
+    assert st_.betas[-1] > pt.BETA_MIN and (st_.swap_rates > 0.05).all(), st_
 
 
 # ---------------------------------------------------------------- the estimator surface
