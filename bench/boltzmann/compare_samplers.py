@@ -22,8 +22,8 @@ machine's held-out log-likelihood above the plain PCD machine's.
 
 ``--schedule linear`` trains both machines with ``learning_rate_schedule="linear"`` (the rate
 falls to 0 over the epochs), so the tempered machine cannot train "for the same time" (the
-schedule needs its epoch count up front): it trains ``--epochs`` epochs too, and the times
-say how the two compare (equal with ``--pt-rungs 4 --pt-chains 25``, where an update costs what
+schedule needs its epoch count up front): it trains ``--pt-epochs`` epochs (default
+``--epochs``), and the times say how the two compare (equal with ``--pt-rungs 4 --pt-chains 25``, where an update costs what
 a PCD update with 100 chains costs).
 
     flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_samplers.py --json out.json
@@ -93,6 +93,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--epochs", type=int, default=20, help="epochs of the plain PCD machine")
+    ap.add_argument("--pt-epochs", type=int, default=None,
+                    help="epochs of the tempered machine with --schedule linear (default: --epochs)")
     ap.add_argument("--pt-chains", type=int, default=10, help="persistent chains per temperature, tempered training")
     ap.add_argument("--pt-rungs", default="auto", help="tempered training's ladder: 'auto' or a number of rungs")
     ap.add_argument("--schedule", choices=("constant", "linear"), default="constant",
@@ -119,8 +121,9 @@ def main(argv=None) -> int:
         if args.schedule == "constant":
             pt_train_s, (_, updates) = timed(lambda: train_for(ptm, X[tr], train_s))
         else:
-            pt_train_s, _ = timed(lambda: ptm.set_params(n_iter=args.epochs).fit(X[tr]))
-            updates = args.epochs * -(-len(tr) // 20)
+            pt_epochs = args.epochs if args.pt_epochs is None else args.pt_epochs
+            pt_train_s, _ = timed(lambda: ptm.set_params(n_iter=pt_epochs).fit(X[tr]))
+            updates = pt_epochs * -(-len(tr) // 20)
         machines = {"pcd": (pcd, train_s, pcd.n_iter * -(-len(tr) // 20)), "pt-trained": (ptm, pt_train_s, updates)}
 
         cases = {"gibbs": ("pcd", "gibbs"), "pt": ("pcd", "pt"), "pt-trained": ("pt-trained", "pt")}
