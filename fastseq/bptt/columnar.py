@@ -95,11 +95,11 @@ def _wide_chunk(pa, chunk, what: str, row0: int = 0) -> tuple[np.ndarray, np.nda
                 raise ValueError(f"Expected every step of {what} to have the same number of features {width}, "
                                  f"got {int(sizes[step])} in the sequence at row {seq}.")
         flat = _values(pa, inner.flatten(), f"the values of {what}")
-        return flat.reshape(-1, width), lengths
+        return flat.reshape(len(inner), width), lengths  # not -1: an empty column has width 0
     return _values(pa, inner, f"the values of {what}").reshape(-1, 1), lengths
 
 
-def _long_chunk(pa, table, names: list[str], what: str) -> np.ndarray:
+def _long_chunk(pa, table, names: list[str]) -> np.ndarray:
     """The ``R x F`` rows of the value columns of a long table (a view when it can be)."""
     parts = []
     for name in names:
@@ -179,7 +179,7 @@ def store_from_arrow(cls: type[Store], data, column: str | Sequence[str] | None 
         return _finish(cls, rows, lengths, dtype, path)
     names = _columns(column, [n for n in table.column_names if n != id_column], "value")
     ids = _id_array(pa, table, id_column)
-    rows = _long_chunk(pa, table, names, f"columns {names}")
+    rows = _long_chunk(pa, table, names)
     starts = _runs(ids)
     if ids.size:
         _check_contiguous(ids[starts[:-1]], id_column)
@@ -209,7 +209,7 @@ def _long_sequences(pa, batches: Iterator, names: list[str], id_column: str) -> 
         ids = _id_array(pa, table, id_column)
         if not ids.size:
             continue
-        rows = _long_chunk(pa, table, names, f"columns {names}")
+        rows = _long_chunk(pa, table, names)
         starts = _runs(ids)
         for k in range(starts.size - 1):
             key = ids[starts[k]:starts[k] + 1].tolist()[0]  # a plain Python value, hashable
