@@ -119,7 +119,7 @@ def _runs(ids: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], change, [ids.size]]).astype(np.int64)
 
 
-def _id_array(pa, table, id_column: str) -> np.ndarray:
+def _id_array(table, id_column: str) -> np.ndarray:
     if id_column not in table.column_names:
         raise KeyError(f"Expected id_column {id_column!r} in the table, got columns {table.column_names}.")
     col = table.column(id_column)
@@ -178,7 +178,7 @@ def store_from_arrow(cls: type[Store], data, column: str | Sequence[str] | None 
         rows, lengths = _wide_chunk(pa, arr, f"column {name[0]!r}")
         return _finish(cls, rows, lengths, dtype, path)
     names = _columns(column, [n for n in table.column_names if n != id_column], "value")
-    ids = _id_array(pa, table, id_column)
+    ids = _id_array(table, id_column)
     rows = _long_chunk(pa, table, names)
     starts = _runs(ids)
     if ids.size:
@@ -206,7 +206,7 @@ def _long_sequences(pa, batches: Iterator, names: list[str], id_column: str) -> 
     carry_id, carry = None, []
     for batch in batches:
         table = pa.Table.from_batches([batch])
-        ids = _id_array(pa, table, id_column)
+        ids = _id_array(table, id_column)
         if not ids.size:
             continue
         rows = _long_chunk(pa, table, names)

@@ -221,3 +221,23 @@ def test_parquet_path_replaces_a_store_already_there(tmp_path):
         store = SequenceStore.from_parquet(_wide_parquet(tmp_path, seqs, f"{i}.parquet"), "x", path=tmp_path / "s",
                                            dtype=np.float32)
     _same(store, second)
+
+
+# ---------------------------------------------------------------- errors name the column
+
+@pytest.mark.parametrize("data, kwargs, message", [
+    (pa.table({"x": [[["a", "b"]]]}), {}, r"the values of column 'x' to hold numbers"),
+    (pa.table({"id": [0], "x": ["a"]}), {"column": "x", "id_column": "id"}, r"column 'x' to hold numbers"),
+    (pa.table({"id": [0], "v": pa.array([[1.0, None]], pa.list_(pa.float64(), 2))}),
+     {"column": "v", "id_column": "id"}, r"column 'v' to hold no nulls"),
+    (pa.array([1.0, 2.0]), {}, r"column 'values' to be a list column"),
+])
+def test_errors_name_the_column_they_found(data, kwargs, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        SequenceStore.from_arrow(data, **kwargs)
+
+
+def test_parquet_stream_errors_name_the_column(tmp_path):
+    pq.write_table(pa.table({"x": [[1.0], None, [2.0]]}), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match=r"column 'x' to hold no nulls, got 1 \(the first at row 1\)"):
+        SequenceStore.from_parquet(tmp_path / "x.parquet", "x", path=tmp_path / "s", batch_size=2)
