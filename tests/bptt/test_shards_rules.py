@@ -1,0 +1,82 @@
+"""The finer rules of shards: loads carried into a resumed epoch, the tail policy on short
+shards, compacting and end flags of continued shards, and a rank's padded windows."""
+import numpy as np
+import pytest
+
+from fastseq.bptt.epoch import EpochSpec
+from fastseq.bptt.schedule import SlotSchedule
+from fastseq.bptt.shards import Remaining, Shard, padded_windows, plan_epoch, shard_windows
+
+LENGTHS = np.array([9, 2, 7, 3, 1, 5])
+CONTINUED = Shard(np.array([0, 2, 1, 3, 4, 5]), np.array([4, 2, 0, 0, 0, 0]))  # two continued, four fresh
+
+
+def _as_tuples(windows):
+    return [(w.index, w.rows.tolist(), w.sequence.tolist(), w.reset.tolist(), w.valid.tolist(), w.end.tolist(),
+             w.slot_map.tolist()) for w in windows]
+
+
+def test_fresh_sequences_are_balanced_on_top_of_the_continued_loads():
+    """A resumed epoch: rank 0 carries the 10 steps left of sequence 0, so both fresh
+    3-step sequences go to rank 1 (balanced without those loads, one would go to each)."""
+    lengths = np.array([12, 3, 3])
+    resume = Remaining(done=np.zeros(3, bool), sequence=np.array([0]), position=np.array([2]),
+                       rank=np.array([0]), slot=np.array([0]))
+    plan = plan_epoch(lengths, np.arange(3), 2, batch_size=1, bptt=4, resume=resume)
+    assert [s.order.tolist() for s in plan.shards] == [[0], [1, 2]]
+    assert [s.start.tolist() for s in plan.shards] == [[2], [0, 0]]
+
+
+def test_tail_policy_arranges_a_shard_of_two():
+    plan = plan_epoch(np.array([1, 5]), np.arange(2), 1, batch_size=1, bptt=2)
+    assert plan.shards[0].order.tolist() == [1, 0]  # the longest is admitted first
+    plan = plan_epoch(np.array([1, 5]), np.arange(2), 1, batch_size=1, bptt=2, tail_first=False)
+    assert plan.shards[0].order.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_continued_shard_compacts_as_asked(compact):
+    windows = list(shard_windows(LENGTHS, CONTINUED, 3, 2, compact=compact))
+    widths = [w.sequence.shape[1] for w in windows]
+    assert widths[0] == 3
+    if compact:
+        assert min(widths) < 3  # the drain narrows the windows to the slots still in use
+    else:
+        assert set(widths) == {3}
+
+
+def test_shard_windows_compact_by_default():
+    for shard in (CONTINUED, Shard(CONTINUED.order, np.zeros(6, np.int64))):
+        assert _as_tuples(shard_windows(LENGTHS, shard, 3, 2)) == \
+            _as_tuples(shard_windows(LENGTHS, shard, 3, 2, compact=True))
+
+
+def test_continued_shard_flags_each_sequence_end_once_at_its_last_row():
+    offsets = np.concatenate([[0], np.cumsum(LENGTHS)[:-1]])
+    ends = {}
+    for w in shard_windows(LENGTHS, CONTINUED, 3, 2):
+        for s, r in zip(w.sequence[w.end], w.rows[w.end]):
+            ends.setdefault(int(s), []).append(int(r))
+    assert ends == {int(s): [int(offsets[s] + LENGTHS[s] - 1)] for s in CONTINUED.order}
+
+
+def test_a_single_continued_sequence_beside_an_idle_slot():
+    """One continued sequence with 3 steps left in two slots that are not compacted: the
+    second slot is idle throughout (no row, no sequence, no reset)."""
+    windows = list(shard_windows(np.array([5]), Shard(np.array([0]), np.array([2])), 2, 2, compact=False))
+    assert [w.rows.tolist() for w in windows] == [[[2, -1], [3, -1]], [[4, -1]]]
+    assert [w.sequence.tolist() for w in windows] == [[[0, -1], [0, -1]], [[0, -1]]]
+    assert not any(w.reset.any() for w in windows) and windows[1].end.tolist() == [[True, False]]
+
+
+@pytest.mark.parametrize("compact, wrap_around", [(False, False), (True, False), (False, True)])
+def test_padded_windows_follow_the_spec(compact, wrap_around):
+    lengths = np.array([9, 2, 7, 3, 1, 5, 2])
+    spec = EpochSpec(batch_size=3, bptt=2, compact=compact, wrap_around=wrap_around, rank=1, world_size=2)
+    epoch = plan_epoch(lengths, np.arange(lengths.size), spec=spec)
+    got = list(padded_windows(lengths, epoch, spec))
+    shard = epoch.shards[1]
+    real = list(SlotSchedule(lengths, epoch.slots[1], 2, shard.order, compact=compact, wrap_around=wrap_around))
+    assert len(got) == epoch.windows and epoch.windows_per_rank[1] == len(real)
+    assert _as_tuples(got[:len(real)]) == _as_tuples(real)
+    assert all(not w.valid.any() for w in got[len(real):])
