@@ -146,6 +146,7 @@ def main(argv=None) -> int:
                 info["held-out log-likelihood"] = average_log_likelihood(model, X[te], z)
             if machine == "pt-trained":
                 info["training rungs"] = len(model.tempering_.betas)
+                info["training betas"] = model.tempering_.betas.round(4).tolist()
                 info["training swap rates"] = model.tempering_.swap_rates.round(3).tolist()
             machines[machine] = info
     result["cases"], result["machines"] = rows, machines
