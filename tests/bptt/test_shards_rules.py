@@ -80,3 +80,31 @@ def test_padded_windows_follow_the_spec(compact, wrap_around):
     assert len(got) == epoch.windows and epoch.windows_per_rank[1] == len(real)
     assert _as_tuples(got[:len(real)]) == _as_tuples(real)
     assert all(not w.valid.any() for w in got[len(real):])
+
+
+def test_continued_sequences_are_dealt_longest_remainder_first():
+    """Sequence 1 has 5 steps left and sequence 0 has 2 (though 0 is the longer sequence and
+    further along): 1 goes to rank 0, 0 to rank 1."""
+    resume = Remaining(done=np.zeros(2, bool), sequence=np.array([0, 1]), position=np.array([8, 1]),
+                       rank=np.array([0, 0]), slot=np.array([0, 1]))
+    plan = plan_epoch(np.array([10, 6]), np.arange(2), 2, batch_size=1, bptt=2, resume=resume)
+    assert [s.order.tolist() for s in plan.shards] == [[1], [0]]
+    assert [s.start.tolist() for s in plan.shards] == [[1], [8]]
+
+
+def test_continued_sequences_with_equal_remainders_keep_their_resume_order():
+    rng = np.random.default_rng(0)
+    n = 100
+    left = rng.integers(1, 4, n)
+    resume = Remaining(done=np.zeros(n, bool), sequence=np.arange(n), position=np.ones(n, np.int64),
+                       rank=np.zeros(n, np.int64), slot=np.arange(n))
+    plan = plan_epoch(left + 1, np.arange(n), 1, batch_size=4, bptt=2, resume=resume)
+    assert plan.shards[0].order.tolist() == sorted(range(n), key=lambda k: (-left[k], k))
+
+
+def test_explicit_tail_first_and_wrap_around_are_kept():
+    assert plan_epoch(np.array([1, 5]), np.arange(2), 1, batch_size=1, bptt=2,
+                      tail_first=True).shards[0].order.tolist() == [1, 0]
+    # wrap-around keeps every slot busy: all batch_size slots, even with fewer sequences
+    assert plan_epoch(np.array([3, 2]), np.arange(2), 1, batch_size=4, bptt=2, wrap_around=True).slots == [4]
+    assert plan_epoch(np.array([3, 2]), np.arange(2), 1, batch_size=4, bptt=2).slots == [2]
