@@ -108,3 +108,29 @@ def test_explicit_tail_first_and_wrap_around_are_kept():
     # wrap-around keeps every slot busy: all batch_size slots, even with fewer sequences
     assert plan_epoch(np.array([3, 2]), np.arange(2), 1, batch_size=4, bptt=2, wrap_around=True).slots == [4]
     assert plan_epoch(np.array([3, 2]), np.arange(2), 1, batch_size=4, bptt=2).slots == [2]
+
+
+def test_each_rank_carries_the_sum_of_its_continued_remainders():
+    """Remainders 5, 4, 3 are dealt to ranks 0, 1, 0: rank 0 carries 8 steps, rank 1 carries 4,
+    so a fresh 4-step sequence goes to rank 1."""
+    resume = Remaining(done=np.zeros(4, bool), sequence=np.array([0, 1, 2]), position=np.array([1, 1, 1]),
+                       rank=np.zeros(3, np.int64), slot=np.arange(3))
+    plan = plan_epoch(np.array([6, 5, 4, 4]), np.arange(4), 2, batch_size=1, bptt=2, resume=resume)
+    assert [s.order.tolist() for s in plan.shards] == [[0, 2], [1, 3]]
+
+
+def test_wrap_around_admits_in_the_epoch_order():
+    """Wrap-around has no tail to drain, so the longest are not moved first."""
+    plan = plan_epoch(np.array([1, 5]), np.arange(2), 1, batch_size=1, bptt=2, wrap_around=True)
+    assert plan.shards[0].order.tolist() == [0, 1]
+
+
+def test_plan_asks_the_memory_guard_for_40_bytes_per_window(monkeypatch):
+    """The longest sequence (11 steps, bptt 4) makes 3 windows; the guard is asked for their
+    bytes before any is counted."""
+    import fastseq.bptt.shards as shards
+
+    asked = []
+    monkeypatch.setattr(shards, "check_fits", lambda what, nbytes: asked.append((what, nbytes)))
+    plan_epoch(np.array([11, 2, 5]), np.arange(3), 2, batch_size=1, bptt=4)
+    assert asked == [("plan_epoch of 3 windows (lengths up to 11, bptt=4)", 120.0)]
