@@ -134,3 +134,13 @@ def test_plan_asks_the_memory_guard_for_40_bytes_per_window(monkeypatch):
     monkeypatch.setattr(shards, "check_fits", lambda what, nbytes: asked.append((what, nbytes)))
     plan_epoch(np.array([11, 2, 5]), np.arange(3), 2, batch_size=1, bptt=4)
     assert asked == [("plan_epoch of 3 windows (lengths up to 11, bptt=4)", 120.0)]
+
+
+def test_plan_arrays_are_int64_with_and_without_continued_sequences():
+    lengths = np.array([6, 5, 4, 4])
+    resume = Remaining(done=np.zeros(4, bool), sequence=np.array([0]), position=np.array([2]),
+                       rank=np.zeros(1, np.int64), slot=np.zeros(1, np.int64))
+    for plan in (plan_epoch(lengths, np.arange(4), 2, batch_size=1, bptt=2),
+                 plan_epoch(lengths, np.arange(4), 2, batch_size=1, bptt=2, resume=resume)):
+        assert plan.real_steps.dtype == np.int64
+        assert all(s.order.dtype == np.int64 and s.start.dtype == np.int64 for s in plan.shards)
