@@ -144,3 +144,21 @@ def test_plan_arrays_are_int64_with_and_without_continued_sequences():
                  plan_epoch(lengths, np.arange(4), 2, batch_size=1, bptt=2, resume=resume)):
         assert plan.real_steps.dtype == np.int64
         assert all(s.order.dtype == np.int64 and s.start.dtype == np.int64 for s in plan.shards)
+
+
+def _lpt_reference(lengths, world):
+    """Longest first (ties in id order), each to the least-loaded rank (ties: the lower rank)."""
+    loads, owner = [0] * world, [0] * len(lengths)
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        r = min(range(world), key=lambda r: (loads[r], r))
+        owner[i], loads[r] = r, loads[r] + lengths[i]
+    return owner
+
+
+def test_assignment_takes_the_longest_first_and_breaks_ties_by_id():
+    from fastseq.bptt.shards import balanced_assignment
+
+    assert balanced_assignment(np.array([1, 5]), np.arange(2), 2).tolist() == [1, 0]
+    lengths = np.random.default_rng(3).integers(1, 4, 200)
+    for world in (2, 3, 7):
+        assert balanced_assignment(lengths, np.arange(200), world).tolist() == _lpt_reference(lengths.tolist(), world)
