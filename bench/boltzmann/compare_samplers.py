@@ -23,8 +23,8 @@ machine's held-out log-likelihood above the plain PCD machine's.
 ``--schedule linear`` trains both machines with ``learning_rate_schedule="linear"`` (the rate
 falls to 0 over the epochs), so the tempered machine cannot train "for the same time" (the
 schedule needs its epoch count up front): it trains ``--pt-epochs`` epochs (default
-``--epochs``), and the times say how the two compare (equal with ``--pt-rungs 4 --pt-chains 25``, where an update costs what
-a PCD update with 100 chains costs).
+``--epochs``), and the times say how the two compare (about equal per update with
+``--pt-rungs 4 --pt-chains 25``, where an update costs what a PCD update with 100 chains costs).
 
     flock /tmp/fastseq-bench.lock python bench/boltzmann/compare_samplers.py --json out.json
 """
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pt-chains", type=int, default=10, help="persistent chains per temperature, tempered training")
     ap.add_argument("--pt-rungs", default="auto", help="tempered training's ladder: 'auto' or a number of rungs")
     ap.add_argument("--schedule", choices=("constant", "linear"), default="constant",
-                    help="both machines' learning_rate_schedule (linear: the tempered one trains --epochs epochs)")
+                    help="both machines' learning_rate_schedule (linear: the tempered one trains --pt-epochs epochs)")
     ap.add_argument("--seed", type=int, default=0, help="both machines' random_state")
     ap.add_argument("--samples", type=int, default=100, help="0 skips the sampling cases")
     ap.add_argument("--steps", type=int, default=1000)
@@ -127,8 +127,10 @@ def main(argv=None) -> int:
         machines = {"pcd": (pcd, train_s, pcd.n_iter * -(-len(tr) // 20)), "pt-trained": (ptm, pt_train_s, updates)}
 
         cases = {"gibbs": ("pcd", "gibbs"), "pt": ("pcd", "pt"), "pt-trained": ("pt-trained", "pt")}
+        if not args.samples:
+            cases = {}
         rows = {}
-        for name, (machine, sampler) in (cases.items() if args.samples else ()):
+        for name, (machine, sampler) in cases.items():
             model = machines[machine][0]
             took, s = timed(lambda: model.sample(args.samples, args.steps, sampler=sampler))
             row = {"machine": machine, "sampler": sampler, "sampling seconds": took,

@@ -5,20 +5,10 @@ import pytest
 
 from fastseq.bptt import columnar
 from fastseq.bptt.store import SequenceStore
+from test_columnar import _assert_same as _same, _long_table, _sequences
 
 pa = pytest.importorskip("pyarrow")  # in the test extra; the base install does not need it
 pq = pytest.importorskip("pyarrow.parquet")
-
-
-def _sequences(n=11, width=2, seed=1):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal((int(t), width)).astype(np.float32) for t in rng.integers(1, 6, n)]
-
-
-def _long_table(sequences, first_id=0):
-    ids = np.repeat(np.arange(first_id, first_id + len(sequences)), [len(s) for s in sequences])
-    rows = np.concatenate(sequences)
-    return pa.table({"id": ids, **{f"f{j}": rows[:, j] for j in range(rows.shape[1])}})
 
 
 def _fixed_long_table(sequences):
@@ -29,16 +19,10 @@ def _fixed_long_table(sequences):
     return pa.table({"id": ids, "v": values})
 
 
-def _same(store, sequences):
-    assert store.lengths.tolist() == [len(s) for s in sequences]
-    for got, want in zip(store, sequences):
-        np.testing.assert_array_equal(got, want)
-
-
 # ---------------------------------------------------------------- the long layout
 
 def test_long_layout_fixed_size_list_column_gives_f_features_per_step():
-    seqs = _sequences(width=3)
+    seqs = _sequences()
     _same(SequenceStore.from_arrow(_fixed_long_table(seqs), "v", id_column="id"), seqs)
 
 
@@ -50,8 +34,8 @@ def test_long_layout_fixed_size_list_column_with_a_null_step_is_refused():
 
 
 def test_long_layout_reads_every_chunk_of_a_chunked_table():
-    seqs = _sequences(n=8)
-    table = pa.concat_tables([_long_table(seqs[:5]), _long_table(seqs[5:], first_id=5)])
+    seqs = _sequences(n=8, width=2)
+    table = pa.concat_tables([_long_table(seqs[:5]), _long_table(seqs[5:], ids=[10 * i + 7 for i in range(5, 8)])])
     assert table.column("f0").num_chunks == 2
     _same(SequenceStore.from_arrow(table, ["f0", "f1"], id_column="id"), seqs)
     fixed = pa.concat_tables([_fixed_long_table(seqs[:5]), _fixed_long_table(seqs[5:]).set_column(
@@ -74,18 +58,18 @@ def test_long_layout_with_no_rows_is_an_empty_table():
 
 def test_long_layout_without_column_needs_a_single_value_column():
     with pytest.raises(ValueError, match=r"name the value column\(s\) of a table with several, got None"):
-        SequenceStore.from_arrow(_long_table(_sequences()), id_column="id")
+        SequenceStore.from_arrow(_long_table(_sequences(width=2)), id_column="id")
 
 
 def test_long_layout_writes_the_store_to_path(tmp_path):
-    seqs = _sequences()
+    seqs = _sequences(width=2)
     store = SequenceStore.from_arrow(_long_table(seqs), ["f0", "f1"], id_column="id", path=tmp_path / "s")
     assert store._map is not None
     _same(SequenceStore.load(tmp_path / "s"), seqs)
 
 
 def test_long_sequences_skip_an_empty_batch_and_read_the_rest():
-    seqs = _sequences(n=4)
+    seqs = _sequences(n=4, width=2)
     table = _long_table(seqs)
     empty = table.slice(0, 0).to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
     batches = iter([empty[0], *table.to_batches(max_chunksize=3)])
@@ -116,20 +100,20 @@ def test_wide_layout_names_the_sequence_of_a_ragged_step():
 
 
 def test_record_batch_is_read_like_its_table():
-    seqs = _sequences()
+    seqs = _sequences(width=2)
     batch = pa.RecordBatch.from_pydict({"x": [s.tolist() for s in seqs]})
     _same(SequenceStore.from_arrow(batch, dtype=np.float32), seqs)
 
 
 def test_dtype_equal_to_the_data_keeps_the_zero_copy_view():
-    seqs = _sequences()
+    seqs = _sequences(width=2)
     table = pa.table({"x": [s[:, 0].tolist() for s in seqs]}).cast(pa.schema([("x", pa.list_(pa.float32()))]))
     store = SequenceStore.from_arrow(table, dtype=np.float32)
     assert np.shares_memory(store.data, table.column("x").chunk(0).values.to_numpy())
 
 
 def test_path_replaces_a_store_already_there(tmp_path):
-    first, second = _sequences(n=5, seed=2), _sequences(n=3, seed=3)
+    first, second = _sequences(n=5, width=2, seed=2), _sequences(n=3, width=2, seed=3)
     SequenceStore.from_arrow(pa.table({"x": [s.tolist() for s in first]}), dtype=np.float32, path=tmp_path / "s")
     store = SequenceStore.from_arrow(pa.table({"x": [s.tolist() for s in second]}), dtype=np.float32,
                                      path=tmp_path / "s")
@@ -147,17 +131,17 @@ def _wide_parquet(tmp_path, sequences, name="x.parquet", row_group_size=4):
 
 
 def test_parquet_reads_the_named_list_column_not_the_first(tmp_path):
-    seqs = _sequences()
+    seqs = _sequences(width=2)
     store = SequenceStore.from_parquet(_wide_parquet(tmp_path, seqs), "x", path=tmp_path / "s", dtype=np.float32)
     _same(store, seqs)
 
 
 def test_parquet_without_column_needs_a_single_list_column(tmp_path):
-    path = _wide_parquet(tmp_path, _sequences())
+    path = _wide_parquet(tmp_path, _sequences(width=2))
     with pytest.raises(ValueError, match=r"name the list column\(s\) of a table with several, got None"):
         SequenceStore.from_parquet(path, path=tmp_path / "s")
     with pytest.raises(ValueError, match=r"name the value column\(s\) of a table with several, got None"):
-        pq.write_table(_long_table(_sequences()), tmp_path / "long.parquet")
+        pq.write_table(_long_table(_sequences(width=2)), tmp_path / "long.parquet")
         SequenceStore.from_parquet(tmp_path / "long.parquet", id_column="id", path=tmp_path / "s2")
 
 
@@ -172,7 +156,7 @@ def test_parquet_ragged_step_in_a_later_batch_names_the_file_row(tmp_path):
 
 
 def test_parquet_long_layout_names_the_file_row_of_an_id_that_comes_back(tmp_path):
-    seqs = _sequences(n=4)
+    seqs = _sequences(n=4, width=2)
     lengths = [len(s) for s in seqs]
     ids = np.repeat([0, 1, 2, 0], lengths)  # the last sequence reuses the first one's id
     table = _long_table(seqs).set_column(0, "id", pa.array(ids))
@@ -183,14 +167,14 @@ def test_parquet_long_layout_names_the_file_row_of_an_id_that_comes_back(tmp_pat
 
 
 def test_parquet_long_layout_without_path_reads_the_whole_table(tmp_path):
-    seqs = _sequences()
+    seqs = _sequences(width=2)
     pq.write_table(_long_table(seqs), tmp_path / "x.parquet")
     _same(SequenceStore.from_parquet(tmp_path / "x.parquet", ["f0", "f1"], id_column="id"), seqs)
 
 
 @pytest.mark.parametrize("bad", [True, 2.5, "4"])
 def test_parquet_batch_size_must_be_a_positive_integer(tmp_path, bad):
-    path = _wide_parquet(tmp_path, _sequences())
+    path = _wide_parquet(tmp_path, _sequences(width=2))
     with pytest.raises(ValueError, match=rf"batch_size to be a positive integer, got {bad!r}"):
         SequenceStore.from_parquet(path, "x", path=tmp_path / "s", batch_size=bad)
 
@@ -198,7 +182,7 @@ def test_parquet_batch_size_must_be_a_positive_integer(tmp_path, bad):
 def test_parquet_streams_batches_of_the_size_asked_for(tmp_path, monkeypatch):
     """Memory is bounded by ``batch_size`` rows: the file is read in batches of that size,
     of the named columns only."""
-    path = _wide_parquet(tmp_path, _sequences())
+    path = _wide_parquet(tmp_path, _sequences(width=2))
     seen = []
     real = pq.ParquetFile.iter_batches
 
@@ -209,14 +193,14 @@ def test_parquet_streams_batches_of_the_size_asked_for(tmp_path, monkeypatch):
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
     SequenceStore.from_parquet(path, "x", path=tmp_path / "s", batch_size=5, dtype=np.float32)
     assert seen == [{"batch_size": 5, "columns": ["x"]}]
-    long = _long_table(_sequences())
+    long = _long_table(_sequences(width=2))
     pq.write_table(long.append_column("note", pa.array(["n"] * long.num_rows)), tmp_path / "l.parquet")
     SequenceStore.from_parquet(tmp_path / "l.parquet", ["f0"], id_column="id", path=tmp_path / "s2", batch_size=7)
     assert seen[1] == {"batch_size": 7, "columns": ["id", "f0"]}
 
 
 def test_parquet_path_replaces_a_store_already_there(tmp_path):
-    first, second = _sequences(n=5, seed=2), _sequences(n=3, seed=3)
+    first, second = _sequences(n=5, width=2, seed=2), _sequences(n=3, width=2, seed=3)
     for i, seqs in enumerate((first, second)):
         store = SequenceStore.from_parquet(_wide_parquet(tmp_path, seqs, f"{i}.parquet"), "x", path=tmp_path / "s",
                                            dtype=np.float32)
