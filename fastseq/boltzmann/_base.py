@@ -443,9 +443,12 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
 
         A copy: training goes on from the model's own chains, and later training leaves
         this array alone. Before any update (or with ``persistent=False``) they are zeros.
+        With tempering they are the hidden rows of the ``beta = 1`` rung.
         """
         check_is_fitted(self)
-        return self._h_chain.detach().cpu().numpy().copy()
+        rep = getattr(self, "_replicas", None)
+        chains = self._h_chain if rep is None or self.tempering is None else rep.top(rep.h)
+        return chains.detach().cpu().numpy().copy()
 
     @property
     def tempering_(self) -> "_tempering.TemperingStats":
@@ -743,7 +746,7 @@ class BoltzmannMachine(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEs
         self._opt.zero_grad(set_to_none=True)
         loss.backward()
         self._opt.step()
-        if self.persistent:
+        if self.persistent and self.tempering is None:  # tempered chains live in the replicas
             with torch.no_grad():
                 self._h_chain = self._sample_hidden(pre_neg.detach())
 

@@ -25,7 +25,8 @@ import math
 import numpy as np
 from numba import njit
 
-from fastseq.boltzmann._sampling_nb import BERNOULLI, _gibbs_chain_kernel, _sample_units, _sigmoid_block, _swap_kernel
+from fastseq.boltzmann._sampling_nb import (BERNOULLI, _bernoulli_units, _gibbs_chain_kernel, _sample_units, _sigmoid_block,
+                                           _swap_kernel)
 
 __all__ = ["cd_epoch", "pt_epoch"]
 
@@ -129,67 +130,93 @@ def cd_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, k, persistent, lr
                    vis_kind, hid_kind, sigma_v, sigma_h, gens, stack_v, stack_h)
 
 
-@njit(cache=True)
-def _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u, accepted, attempted, gens, sigma_v, sigma_h):
-    """k tempered sweeps of the replicas ``rv`` (M N x D) and ``rh`` (M N x H), rung-major, in
-    place: h at each rung's beta, one round of swaps of pairs of the current parity on the
-    joint energy ``E = -b.v - h.(v W + c)``, then v at each rung's beta. ``u[s]`` holds the
-    (M - 1) x N uniforms of sweep s. Returns the parity of the next sweep."""
+@njit(cache=True, fastmath=True)
+def _tempered_logits(pre, bias, betas, n, out):
+    """pre += bias, then out = beta * pre row by row, rung m's n rows at ``betas[m]``
+    (``out`` may be ``pre``)."""
+    rows, cols = pre.shape
+    for r in range(rows):
+        beta = betas[r // n]
+        for j in range(cols):
+            x = pre[r, j] + bias[j]
+            pre[r, j] = x
+            out[r, j] = beta * x
+
+
+@njit(cache=True, fastmath=True)
+def _joint_energies(rv, rh, pre, b, out):
+    """out[r] = E(v_r, h_r) = -b.v_r - h_r.pre_r, with ``pre`` = v W + c, summed in float64."""
     rows, d = rv.shape
-    hdim = w.shape[1]
+    hdim = rh.shape[1]
+    for r in range(rows):
+        e = 0.0
+        for i in range(d):
+            e -= b[i] * rv[r, i]
+        for j in range(hdim):
+            e -= rh[r, j] * pre[r, j]
+        out[r] = e
+
+
+@njit(cache=True)
+def _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u, accepted, attempted, gens, v_top, stats_top):
+    """k tempered sweeps of the replicas ``rv`` (M N x D) and ``rh`` (M N x H), rung-major, in
+    place: v at each rung's beta from h, h at each rung's beta from v, then one round of swaps
+    of pairs of the current parity on the joint energy ``E = -b.v - h.(v W + c)`` (a swap
+    exchanges both rows). ``u[s]`` holds the (M - 1) x N uniforms of sweep s. The last sweep's
+    rung 0 (``beta = 1``) before its swap gives the negative statistics: its visible rows go
+    to ``v_top`` and ``sigmoid(v W + c) / N`` to ``stats_top``, from the product the hidden
+    draw needs anyway. Returns the parity of the next sweep."""
+    rows, d = rv.shape
     n_rungs = betas.shape[0]
     n = rows // n_rungs
-    zero_v = np.zeros(d, dtype=w.dtype)
-    zero_h = np.zeros(hdim, dtype=w.dtype)
     energy = np.empty((n_rungs, n))
     order = np.empty((n_rungs, n), dtype=np.intp)
-    moved = np.empty_like(rh)
+    scaled = np.empty_like(rh)
+    zero_h = np.zeros(rh.shape[1], dtype=rh.dtype)
     wt = w.T
     for s in range(k):
+        pv = np.dot(rh, wt)
+        _tempered_logits(pv, b, betas, n, pv)
+        _bernoulli_units(gens, pv, rv)
         pre = np.dot(rv, w)
-        scaled = np.empty_like(pre)
-        for r in range(rows):
-            beta = betas[r // n]
-            for j in range(hdim):
-                pre[r, j] += c[j]
-                scaled[r, j] = beta * pre[r, j]
-        _sample_units(BERNOULLI, gens, scaled, zero_h, sigma_h, rh)
+        _tempered_logits(pre, c, betas, n, scaled)
+        if s == k - 1:
+            v_top[:] = rv[:n]
+            _sigmoid_rows(pre[:n], zero_h, stats_top, 1.0 / n)
+        _bernoulli_units(gens, scaled, rh)
         if n_rungs > 1:
-            for r in range(rows):
-                e = 0.0
-                for i in range(d):
-                    e -= b[i] * rv[r, i]
-                for j in range(hdim):
-                    e -= rh[r, j] * pre[r, j]
-                energy[r // n, r % n] = e
-                order[r // n, r % n] = r // n
+            _joint_energies(rv, rh, pre, b, energy.reshape(-1))
+            for m in range(n_rungs):
+                order[m] = m
             _swap_kernel(energy, betas, parity, u[s], order, accepted)
             for m in range(parity, n_rungs - 1, 2):
                 attempted[m] += 1
+                for j in range(n):
+                    if order[m, j] != m:  # pairs of one parity are disjoint: a swap exchanges two rows
+                        _exchange_rows(rv, m * n + j, (m + 1) * n + j)
+                        _exchange_rows(rh, m * n + j, (m + 1) * n + j)
             parity = 1 - parity
-            for r in range(rows):
-                moved[r] = rh[order[r // n, r % n] * n + r % n]
-            rh[:] = moved
-        pv = np.dot(rh, wt)
-        for r in range(rows):
-            beta = betas[r // n]
-            for i in range(d):
-                pv[r, i] = beta * (pv[r, i] + b[i])
-        _sample_units(BERNOULLI, gens, pv, zero_v, sigma_v, rv)
     return parity
 
 
 @njit(cache=True)
-def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, rv, rh, betas, k, lr, momentum, weight_decay,
-             u, state, accepted, attempted, gens, sigma_v, sigma_h):
+def _exchange_rows(a, i, j):
+    for col in range(a.shape[1]):
+        a[i, col], a[j, col] = a[j, col], a[i, col]
+
+
+@njit(cache=True)
+def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, rv, rh, betas, k, lr, momentum, weight_decay,
+             u, state, accepted, attempted, gens):
     """One pass of tempered PCD-k with SGD over the rows ``X[order]`` in mini-batches (an RBM).
 
     ``rv``, ``rh`` are the replicas (M N x D, M N x H, rung-major), ``betas`` the M inverse
     temperatures, ``u`` ``(updates k, M - 1, N)`` swap uniforms, ``state[0]`` the parity of
-    the next sweep; ``accepted`` / ``attempted`` ``(M - 1,)`` count the swaps. The negative
-    statistics are rung 0's visible rows (``beta = 1``); ``chain`` (N x H) gets hidden units
-    drawn from them with the parameters before the step, as in ``cd_epoch``. Everything is
-    updated in place.
+    the next sweep; ``accepted`` / ``attempted`` ``(M - 1,)`` count the swaps. Each update's
+    k sweeps start from the hidden rows (as a PCD chain does); the negative statistics are
+    rung 0's visible rows (``beta = 1``) of the last sweep, whose hidden draw and swaps use
+    the parameters before the step. The persistent state is the replicas alone (the chains'
+    hidden rows are rung 0's rows of ``rh``). Everything is updated in place.
     """
     n_rows = order.shape[0]
     d, h = w.shape
@@ -209,12 +236,7 @@ def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, rv, rh, betas, k,
         pre0 = np.dot(sv[:n], w)
         _sigmoid_rows(pre0, c, sh[:n], -1.0 / n)
         parity = _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u[t * k:(t + 1) * k], accepted, attempted,
-                                  gens, sigma_v, sigma_h)
-        sv[n:] = rv[:n_chains]
-        pren = np.dot(sv[n:], w)
-        _sigmoid_rows(pren, c, sh[n:], 1.0 / n_chains)
-        c_old = c.copy()
+                                  gens, sv[n:], sh[n:])
         _descend(sv, sh, n, n_chains, w, b, c, mw, mb, mc, lr, momentum, weight_decay)
-        _sample_units(BERNOULLI, gens, pren, c_old, sigma_h, chain)
         t += 1
     state[0] = parity

@@ -33,7 +33,7 @@ def cd_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, k, persistent, lr
             chain[...] = draw(hid_kind, pren, sigma_h)
 
 
-def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, rv, rh, betas, k, lr, momentum, weight_decay,
+def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, rv, rh, betas, k, lr, momentum, weight_decay,
              u, state, accepted, attempted, rng):
     """Twin of ``_cd_nb.pt_epoch``: tempered PCD-k with SGD; updates its arrays in place."""
     n_rungs = len(betas)
@@ -44,7 +44,9 @@ def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, rv, rh, betas, k,
         v0 = X[order[s:s + batch_size]].astype(w.dtype)
         h0 = ref.sigmoid(v0 @ w + c)
         for _ in range(k):
+            rv[...] = ref.bernoulli_logits(beta * (rh @ w.T + b), rng)
             pre = rv @ w + c
+            vneg, hn = rv[:n].copy(), ref.sigmoid(pre[:n])
             rh[...] = ref.bernoulli_logits(beta * pre, rng)
             if n_rungs > 1:
                 energy = (-(rv @ b) - (rh * pre).sum(1)).astype(np.float64).reshape(n_rungs, n)
@@ -58,16 +60,12 @@ def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, rv, rh, betas, k,
                     accepted[m] += int(take.sum())
                     attempted[m] += 1
                 state[0] = 1 - parity
-                rh[...] = rh[(where * n + np.arange(n)).ravel()]
-            rv[...] = ref.bernoulli_logits(beta * (rh @ w.T + b), rng)
+                rows = (where * n + np.arange(n)).ravel()
+                rv[...], rh[...] = rv[rows], rh[rows]
             sweep += 1
-        vneg = rv[:n]
-        pren = vneg @ w + c
-        hn = ref.sigmoid(pren)
         grads = (vneg.T @ hn / n - v0.T @ h0 / len(v0) + weight_decay * w,
                  vneg.mean(0) - v0.mean(0), hn.mean(0) - h0.mean(0))
         for p, buf, g in zip((w, b, c), (mw, mb, mc), grads):
             buf *= momentum
             buf += g
             p -= lr * buf
-        chain[...] = ref.bernoulli_logits(pren, rng)

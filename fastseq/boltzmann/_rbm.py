@@ -103,7 +103,6 @@ class _SigmoidRBM(BoltzmannMachine):
             _tempering.start_training(self, int(self._h_chain.shape[0]))
         p, m = self.params_, self._velocity
         w = p["W"].detach().numpy()
-        sigma_v, sigma_h = nbs._sigma_row(1.0, w.shape[0], w.dtype), nbs._sigma_row(1.0, w.shape[1], w.dtype)
         n_batches, done = -(-len(order) // batch_size), 0
         while done < n_batches:
             rep = self._replicas
@@ -116,9 +115,9 @@ class _SigmoidRBM(BoltzmannMachine):
             with serial_blas():
                 pt_epoch(X, order[done * batch_size:(done + todo) * batch_size], int(batch_size), w,
                          p["b"].detach().numpy(), p["c"].detach().numpy(), m["W"].numpy(), m["b"].numpy(),
-                         m["c"].numpy(), self._h_chain.numpy(), rep.v.numpy(), rep.h.numpy(), rep.betas, k,
-                         float(self._rate), float(self.momentum), float(self.weight_decay), u, state,
-                         rep.accepted, rep.attempted, self._streams, sigma_v, sigma_h)
+                         m["c"].numpy(), rep.v.numpy(), rep.h.numpy(), rep.betas, k, float(self._rate),
+                         float(self.momentum), float(self.weight_decay), u, state, rep.accepted, rep.attempted,
+                         self._streams)
             rep.parity, rep.n_sweeps = int(state[0]), rep.n_sweeps + todo * k
             _tempering.count_updates(self, todo)
             done += todo

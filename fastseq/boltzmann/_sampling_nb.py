@@ -574,13 +574,23 @@ def _sample_units(kind, gens, pre, bias, sigma, out):
     for i in range(rows):
         for j in range(cols):
             pre[i, j] += bias[j]
+    if kind == BERNOULLI:
+        _bernoulli_units(gens, pre, out)
+        return
     x, o = pre.reshape(-1), out.reshape(-1)
     n, s = o.size, _n_chunks(o.size, len(gens))
     for t in range(s):
-        if kind == BERNOULLI:
-            _bernoulli_chunk(gens[t], x, o, n * t // s, n * (t + 1) // s)
-        else:
-            _sigmoid_beta_chunk(gens[t], x, sigma, o, n * t // s, n * (t + 1) // s)
+        _sigmoid_beta_chunk(gens[t], x, sigma, o, n * t // s, n * (t + 1) // s)
+
+
+@njit(cache=True)
+def _bernoulli_units(gens, logits, out):
+    """out = 1 with probability sigmoid(logits), elementwise: the Bernoulli case of
+    :func:`_sample_units` without a bias (the same chunks and streams)."""
+    x, o = logits.reshape(-1), out.reshape(-1)
+    n, s = o.size, _n_chunks(o.size, len(gens))
+    for t in range(s):
+        _bernoulli_chunk(gens[t], x, o, n * t // s, n * (t + 1) // s)
 
 
 @njit(cache=True)

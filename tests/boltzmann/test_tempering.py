@@ -380,15 +380,15 @@ def test_fused_tempered_epoch_equals_its_twin(dtype):
     order = np.random.default_rng(2).permutation(37)
     u = np.random.default_rng(5).random((5 * 2, n_rungs - 1, n))
     outs = []
-    for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0), np.ones(d, dtype), np.ones(h, dtype))),
+    for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0),)),
                           (_cd_py.pt_epoch, (np.random.default_rng(0),))):
         w, b, c = _certain_rbm_arrays(dtype)
         arrays = dict(w=w, b=b, c=c, mw=np.zeros_like(w), mb=np.zeros_like(b), mc=np.zeros_like(c),
-                      chain=np.zeros((n, h), dtype), rv=np.zeros((n_rungs * n, d), dtype),
+                      rv=np.zeros((n_rungs * n, d), dtype),
                       rh=np.zeros((n_rungs * n, h), dtype), state=np.array([1]),
                       accepted=np.zeros(n_rungs - 1, np.int64), attempted=np.zeros(n_rungs - 1, np.int64))
         a = arrays
-        kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["chain"], a["rv"], a["rh"],
+        kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["rv"], a["rh"],
                np.array([1.0, 0.6, 0.3]), 2, 0.1, 0.5, 0.01, u, a["state"], a["accepted"], a["attempted"], *extra)
         outs.append(arrays)
     fused, twin = outs
@@ -453,8 +453,8 @@ def test_fused_tempered_sweeps_keep_the_exact_distribution_at_beta_1():
     streams, counts = nbs.make_streams(4), np.zeros(2 ** h)
     for s in range(300):
         _cd_nb.pt_epoch(np.zeros((1, d)), np.zeros(1, np.intp), 1, p["W"], p["b"], p["c"], np.zeros((d, h)),
-                        np.zeros(d), np.zeros(h), np.zeros((n, h)), rv, rh, betas, 1, 0.0, 0.0, 0.0,
-                        rng.random((1, 2, n)), state, acc, att, streams, np.ones(d), np.ones(h))
+                        np.zeros(d), np.zeros(h), rv, rh, betas, 1, 0.0, 0.0, 0.0,
+                        rng.random((1, 2, n)), state, acc, att, streams)
         if s >= 20:
             counts += np.bincount(_code(rh[:n]), minlength=counts.size)
     tv = 0.5 * np.abs(counts / counts.sum() - exact).sum()
@@ -475,7 +475,7 @@ def _deterministic_rbm_arrays(dtype, d=6, h=4, seed=16):
 
 @pytest.mark.parametrize("n_rungs", [1, 2, 4])
 def test_fused_tempered_epoch_equals_its_twin_when_the_rungs_hold_different_states(n_rungs):
-    """The rungs start from different visible rows and stay apart, so the joint energies differ
+    """The rungs start from different hidden rows and stay apart, so the joint energies differ
     and each swap depends on its uniform: the twin must make the same swaps, count them alike
     and move the same hidden rows with them."""
     from fastseq.boltzmann import _cd_nb, _cd_py
@@ -485,16 +485,16 @@ def test_fused_tempered_epoch_equals_its_twin_when_the_rungs_hold_different_stat
     X = (np.random.default_rng(1).random((37, d)) < 0.5).astype(dtype)
     order = np.random.default_rng(2).permutation(37)
     u = np.random.default_rng(5).random((5, n_rungs - 1, n))  # 5 updates of one sweep: an odd count
-    rv0 = (np.random.default_rng(3).random((n_rungs * n, d)) < 0.5).astype(dtype)
+    rh0 = (np.random.default_rng(3).random((n_rungs * n, h)) < 0.5).astype(dtype)  # sweeps start from h
     outs = []
-    for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0), np.ones(d, dtype), np.ones(h, dtype))),
+    for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0),)),
                           (_cd_py.pt_epoch, (np.random.default_rng(0),))):
         w, b, c = _deterministic_rbm_arrays(dtype)
         a = dict(w=w, b=b, c=c, mw=np.zeros_like(w), mb=np.zeros_like(b), mc=np.zeros_like(c),
-                 chain=np.zeros((n, h), dtype), rv=rv0.copy(), rh=np.zeros((n_rungs * n, h), dtype),
+                 rv=np.zeros((n_rungs * n, d), dtype), rh=rh0.copy(),
                  state=np.array([0]), accepted=np.zeros(max(n_rungs - 1, 0), np.int64),
                  attempted=np.zeros(max(n_rungs - 1, 0), np.int64))
-        kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["chain"], a["rv"], a["rh"],
+        kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["rv"], a["rh"],
                betas, 1, 0.1, 0.5, 0.01, u, a["state"], a["accepted"], a["attempted"], *extra)
         outs.append(a)
     fused, twin = outs
@@ -519,12 +519,12 @@ def test_tempered_twin_refuses_far_swaps_without_an_overflow_warning():
 
     d, h, n, betas = 6, 4, 5, np.array([1.0, 0.5, 0.25])
     w, b, c = _deterministic_rbm_arrays(np.float64)
-    rv = (np.random.default_rng(3).random((3 * n, d)) < 0.5).astype(np.float64)
+    rh = (np.random.default_rng(3).random((3 * n, h)) < 0.5).astype(np.float64)  # sweeps start from h
     accepted, attempted = np.zeros(2, np.int64), np.zeros(2, np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _cd_py.pt_epoch(np.ones((8, d)), np.arange(8), 8, w, b, c, np.zeros_like(w), np.zeros_like(b),
-                        np.zeros_like(c), np.zeros((n, h)), rv, np.zeros((3 * n, h)), betas, 4, 0.0, 0.0, 0.0,
+                        np.zeros_like(c), np.zeros((3 * n, d)), rh, betas, 4, 0.0, 0.0, 0.0,
                         np.random.default_rng(5).random((4, 2, n)), np.array([0]), accepted, attempted,
                         np.random.default_rng(0))
     assert attempted.tolist() == [2, 2] and 0 < accepted.sum() < 4 * n
