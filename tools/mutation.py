@@ -22,6 +22,7 @@ one line each in ``tools/mutation_equivalent.json`` leave the score's denominato
     python tools/mutation.py --quick              # 3 per module, about 5-10 minutes
     python tools/mutation.py --modules schedule,native_schedule --max-mutants-per-module 40
     python tools/mutation.py --list               # the modules and their test files
+    python tools/mutation.py --rekey-equivalents HEAD   # after editing: re-key equivalents by their mutation
 
 Needs ``pip install "mutmut==3.8.*"`` (the ``mutation`` extra) for the Python modules.
 Lines that raise or warn are not mutated: a changed message text is not a bug the
@@ -168,6 +169,70 @@ def mutant_names(root: Path, sources: list[str]) -> list[str]:
     res = subprocess.run([sys.executable, "-c", code, *sources], cwd=root, capture_output=True,
                          text=True, check=True)
     return json.loads(res.stdout)
+
+
+_MUTANT_BODIES = r"""
+import json, re, sys, warnings
+warnings.simplefilter("ignore")
+from mutmut.mutation.file_mutation import mutate_file_contents
+code = mutate_file_contents(sys.argv[1], open(sys.argv[1]).read()).code
+defs = list(re.finditer(r"^( *)def (\S+?__mutmut_(?:\d+|orig))\(", code, re.M))
+out = {}
+for d in defs:
+    end = re.compile(r"^ {0,%d}\S" % len(d.group(1)), re.M).search(code, d.end())
+    out[d.group(2)] = code[d.end():end.start() if end else len(code)]
+print(json.dumps(out))
+"""
+
+
+def mutation_keys(source: str, text: str) -> dict[str, tuple[str, str]]:
+    """``{mutant name: (function, the lines it changes)}`` for one file's text: a key that
+    survives edits elsewhere in the function, unlike mutmut's numbers."""
+    import difflib
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / source).parent.mkdir(parents=True)
+        (Path(d) / source).write_text(text)
+        (Path(d) / "pyproject.toml").write_text(mutmut_config([source], [], [], 1.0))
+        bodies = json.loads(subprocess.run([sys.executable, "-c", _MUTANT_BODIES, source], cwd=d, check=True,
+                                           capture_output=True, text=True).stdout)
+    keys = {}
+    for name, body in bodies.items():
+        if not name.endswith("__mutmut_orig"):
+            func = name.rsplit("__mutmut_", 1)[0]
+            orig = bodies[func + "__mutmut_orig"].splitlines()
+            diff = difflib.unified_diff(orig, body.splitlines(), n=1, lineterm="")
+            keys[name] = (func, "\n".join(line for line in diff if not line.startswith(("@@", "---", "+++"))))
+    return keys
+
+
+def rekey_equivalents(rev: str) -> None:
+    """Re-key the equivalent mutants of every module changed since ``rev`` to the numbers
+    mutmut gives the same mutations now; entries whose mutation is gone are dropped."""
+    equivalent = json.loads(EQUIVALENT.read_text())
+    changed = subprocess.run(["git", "diff", "--name-only", rev, "--", "fastseq"], cwd=ROOT, check=True,
+                             capture_output=True, text=True).stdout.split()
+    renamed = {}  # old key -> new key, or None where the mutation is gone
+    for source in (f for f in changed if f.endswith(".py") and (ROOT / f).exists()):
+        module = source[:-3].replace("/", ".") + "."
+        mine = [k for k in equivalent if k.startswith(module)]
+        if not mine:
+            continue
+        old_text = subprocess.run(["git", "show", f"{rev}:{source}"], cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout
+        old, new = mutation_keys(source, old_text), mutation_keys(source, (ROOT / source).read_text())
+        by_change = {}
+        for name, key in new.items():
+            by_change.setdefault(key, []).append(name)
+        for k in mine:
+            match = by_change.get(old.get(k[len(module):]), [])
+            renamed[k] = module + match[0] if len(match) == 1 else None
+            if renamed[k] is None:
+                print(f"dropped   {k} (its mutation {'is gone' if not match else 'is ambiguous'})")
+            elif renamed[k] != k:
+                print(f"re-keyed  {k} -> {match[0]}")
+    out = {renamed.get(k, k): v for k, v in equivalent.items() if renamed.get(k, k) is not None}
+    EQUIVALENT.write_text(json.dumps(out, indent=2) + "\n")
 
 
 def run_mutmut(name, spec, args) -> dict:
@@ -379,8 +444,12 @@ def main(argv=None) -> dict:
                    "a.py+b.py: modules of one group in one run)")
     p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
+    p.add_argument("--rekey-equivalents", metavar="REV",
+                   help="after editing modules: re-key their entries in mutation_equivalent.json from REV's numbers")
     p.add_argument("--json")
     args = p.parse_args(argv)
+    if args.rekey_equivalents:
+        return rekey_equivalents(args.rekey_equivalents)
     if args.quick:
         args.max_mutants_per_module = 3
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
