@@ -142,8 +142,12 @@ def _as_table(pa, data, column):
     if isinstance(data, pa.RecordBatch):
         return pa.Table.from_batches([data])
     if isinstance(data, (pa.Array, pa.ChunkedArray)):
-        name = column if isinstance(column, str) else "values"
-        return pa.table({name: data})
+        if column is None or isinstance(column, str):
+            return pa.table({column or "values": data})
+        names = list(column)
+        if len(names) != 1:
+            raise ValueError(f"Expected column to name the one column of a bare {type(data).__name__}, got {names}.")
+        return pa.table({names[0]: data})
     raise TypeError(f"Expected data to be a pyarrow Table, RecordBatch, ChunkedArray or Array, "
                     f"got {type(data).__name__}.")
 

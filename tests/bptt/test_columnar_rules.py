@@ -225,3 +225,19 @@ def test_parquet_stream_errors_name_the_column(tmp_path):
     pq.write_table(pa.table({"x": [[1.0], None, [2.0]]}), tmp_path / "x.parquet")
     with pytest.raises(ValueError, match=r"column 'x' to hold no nulls, got 1 \(the first at row 1\)"):
         SequenceStore.from_parquet(tmp_path / "x.parquet", "x", path=tmp_path / "s", batch_size=2)
+
+
+# ---------------------------------------------------------------- a bare array
+
+
+def test_bare_list_array_takes_a_one_name_list_as_its_column_name():
+    seqs = [np.arange(t, dtype=np.float32) for t in (3, 1, 4)]
+    array = pa.array([s.tolist() for s in seqs], pa.list_(pa.float32()))
+    for column in (None, "x", ["x"], ("x",)):
+        _same(SequenceStore.from_arrow(array, column=column), [s[:, None] for s in seqs])
+
+
+def test_bare_list_array_with_two_column_names_is_refused_by_name():
+    array = pa.array([[1.0, 2.0]], pa.list_(pa.float32()))
+    with pytest.raises(ValueError, match=r"one column of a bare ChunkedArray, got \['x', 'y'\]"):
+        SequenceStore.from_arrow(pa.chunked_array([array]), column=["x", "y"])
