@@ -206,12 +206,13 @@ def mutation_keys(source: str, text: str) -> dict[str, tuple[str, str]]:
     return keys
 
 
-def rekey_equivalents(rev: str) -> None:
-    """Re-key the equivalent mutants of every module changed since ``rev`` to the numbers
-    mutmut gives the same mutations now; entries whose mutation is gone are dropped."""
+def rekey_equivalents(rev: str, only: list[str]) -> None:
+    """Re-key the equivalent mutants of every module changed since ``rev`` (of ``only``, if
+    given) to the numbers mutmut gives the same mutations now; entries whose mutation is gone
+    are dropped."""
     equivalent = json.loads(EQUIVALENT.read_text())
-    changed = subprocess.run(["git", "diff", "--name-only", rev, "--", "fastseq"], cwd=ROOT, check=True,
-                             capture_output=True, text=True).stdout.split()
+    changed = subprocess.run(["git", "diff", "--name-only", rev, "--", *(only or ["fastseq"])], cwd=ROOT,
+                             check=True, capture_output=True, text=True).stdout.split()
     renamed = {}  # old key -> new key, or None where the mutation is gone
     for source in (f for f in changed if f.endswith(".py") and (ROOT / f).exists()):
         module = source[:-3].replace("/", ".") + "."
@@ -446,10 +447,12 @@ def main(argv=None) -> dict:
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
     p.add_argument("--rekey-equivalents", metavar="REV",
                    help="after editing modules: re-key their entries in mutation_equivalent.json from REV's numbers")
+    p.add_argument("--rekey-only", default="", metavar="PATHS",
+                   help="with --rekey-equivalents: only these modules (comma-separated), whose keys REV made")
     p.add_argument("--json")
     args = p.parse_args(argv)
     if args.rekey_equivalents:
-        return rekey_equivalents(args.rekey_equivalents)
+        return rekey_equivalents(args.rekey_equivalents, [m for m in args.rekey_only.split(",") if m])
     if args.quick:
         args.max_mutants_per_module = 3
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
