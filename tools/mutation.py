@@ -172,15 +172,14 @@ def mutant_names(root: Path, sources: list[str]) -> list[str]:
 
 
 _MUTANT_BODIES = r"""
-import json, re, sys, warnings
+import ast, json, sys, warnings
 warnings.simplefilter("ignore")
 from mutmut.mutation.file_mutation import mutate_file_contents
 code = mutate_file_contents(sys.argv[1], open(sys.argv[1]).read()).code
-defs = list(re.finditer(r"^( *)def (\S+?__mutmut_(?:\d+|orig))\(", code, re.M))
-out = {}
-for d in defs:
-    end = re.compile(r"^ {0,%d}\S" % len(d.group(1)), re.M).search(code, d.end())
-    out[d.group(2)] = code[d.end():end.start() if end else len(code)]
+lines = code.splitlines()
+out = {node.name: "\n".join(lines[node.body[0].lineno - 1:node.end_lineno])  # the body, without the def line
+       for node in ast.walk(ast.parse(code))
+       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in node.name}
 print(json.dumps(out))
 """
 
@@ -222,11 +221,18 @@ def rekey_equivalents(rev: str, only: list[str]) -> None:
         old_text = subprocess.run(["git", "show", f"{rev}:{source}"], cwd=ROOT, check=True, capture_output=True,
                                   text=True).stdout
         old, new = mutation_keys(source, old_text), mutation_keys(source, (ROOT / source).read_text())
-        by_change = {}
-        for name, key in new.items():
-            by_change.setdefault(key, []).append(name)
+        def by_change(keys):  # change -> its mutants in mutmut's order (a change can recur in a function)
+            out = {}
+            for name in sorted(keys, key=lambda n: int(n.rsplit("_", 1)[1])):
+                out.setdefault(keys[name], []).append(name)
+            return out
+
+        old_by, new_by = by_change(old), by_change(new)
         for k in mine:
-            match = by_change.get(old.get(k[len(module):]), [])
+            change = old.get(k[len(module):])
+            before, match = old_by.get(change, []), new_by.get(change, [])
+            if len(before) == len(match) > 1:  # the same change as often as before: pair them in order
+                match = [match[before.index(k[len(module):])]]
             renamed[k] = module + match[0] if len(match) == 1 else None
             if renamed[k] is None:
                 print(f"dropped   {k} (its mutation {'is gone' if not match else 'is ambiguous'})")
