@@ -1,6 +1,6 @@
 """Run the Boltzmann machine comparisons (fastseq's RBMs against scikit-learn and NumPy, Gibbs
 chains of the Beta-unit machines against a Bernoulli RBM, plain Gibbs sampling and training against
-parallel tempering, a deep belief net against its bottom RBM, which digits two recipes generate), each script in its own process.
+parallel tempering and the cost of a tempered update, a deep belief net against its bottom RBM, which digits two recipes generate), each script in its own process.
 
 Held-out quality and the sample mosaic are separate runs of compare_rbm.py (``--quality``,
 ``--samples PNG``; see docs/guide/boltzmann.md).
@@ -21,6 +21,8 @@ JOBS = (
     Job("compare_samplers", "compare_samplers.py",
         quick=("--hidden", "32", "--epochs", "1", "--rows", "500", "--samples", "20", "--steps", "40",
                "--ais-betas", "100")),
+    Job("compare_tempered_update", "compare_tempered_update.py", quick=("--hidden", "32", "--rows", "500",
+                                                                     "--repeats", "1")),
     Job("compare_deep", "compare_deep.py",
         quick=("--hidden", "32", "16", "--epochs", "1", "--rows", "500", "--samples", "20", "--steps", "40",
                "--ais-betas", "100", "--bound-samples", "2")),
