@@ -44,9 +44,7 @@ def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, rv, rh, betas, k, lr, mo
         v0 = X[order[s:s + batch_size]].astype(w.dtype)
         h0 = ref.sigmoid(v0 @ w + c)
         for _ in range(k):
-            rv[...] = ref.bernoulli_logits(beta * (rh @ w.T + b), rng)
             pre = rv @ w + c
-            vneg, hn = rv[:n].copy(), ref.sigmoid(pre[:n])
             rh[...] = ref.bernoulli_logits(beta * pre, rng)
             if n_rungs > 1:
                 energy = (-(rv @ b) - (rh * pre).sum(1)).astype(np.float64).reshape(n_rungs, n)
@@ -60,9 +58,12 @@ def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, rv, rh, betas, k, lr, mo
                     accepted[m] += int(take.sum())
                     attempted[m] += 1
                 state[0] = 1 - parity
-                rows = (where * n + np.arange(n)).ravel()
-                rv[...], rh[...] = rv[rows], rh[rows]
+                rh[...] = rh[(where * n + np.arange(n)).ravel()]
+            rv[...] = ref.bernoulli_logits(beta * (rh @ w.T + b), rng)
             sweep += 1
+        vneg = rv[:n]
+        pren = vneg @ w + c
+        hn = ref.sigmoid(pren)
         grads = (vneg.T @ hn / n - v0.T @ h0 / len(v0) + weight_decay * w,
                  vneg.mean(0) - v0.mean(0), hn.mean(0) - h0.mean(0))
         for p, buf, g in zip((w, b, c), (mw, mb, mc), grads):

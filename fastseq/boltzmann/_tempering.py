@@ -380,18 +380,13 @@ def start_training(model, n_chains: int) -> None:
 
 
 def negatives(model, k: int) -> torch.Tensor:
-    """k tempered sweeps of the persistent chains, each from the hidden rows as a PCD chain
-    steps: v at each beta, h at each beta, swaps. Rung 0's visible rows (beta = 1) of the last
-    sweep, before its swaps, are returned (``_cd_nb.pt_epoch`` makes the same sweeps)."""
+    """k tempered sweeps of the persistent chains; rung 0's visible rows (beta = 1) are returned."""
     rep = model._replicas
     rep.path = path_for(model)  # the parameters moved (BetaRBM's shapes are computed from them)
     for _ in range(k):
-        rep.visible()
-        pre = rep.hidden()
-        top = rep.top(rep.v)
-        rep.swap(pre)  # a swap makes new tensors: top keeps the rows the statistics use
+        rep.sweep()
     count_updates(model, 1)
-    return top
+    return rep.top(rep.v)
 
 
 def updates_before_adapting(model) -> int:

@@ -298,6 +298,9 @@ def test_tempered_training(binary):
     st_ = m.tempering_
     assert len(st_.betas) == 4 and st_.betas[0] == 1.0 and st_.n_sweeps > 0
     assert m._replicas.v.shape == (40, 16) and m.h_samples_.shape == (10, 6)
+    # the persistent chains' hidden rows are rung 0's (beta = 1) of the replicas, as a copy
+    np.testing.assert_array_equal(m.h_samples_, m._replicas.h[:10].numpy())
+    assert m.h_samples_.any() and not np.shares_memory(m.h_samples_, m._replicas.h.numpy())
     again = RBM(n_components=6, n_iter=3, n_chains=10, random_state=0, tempering=4).fit(binary)
     np.testing.assert_array_equal(m.components_, again.components_)
     plain = RBM(n_components=6, n_iter=3, n_chains=10, random_state=0).fit(binary)
@@ -475,7 +478,7 @@ def _deterministic_rbm_arrays(dtype, d=6, h=4, seed=16):
 
 @pytest.mark.parametrize("n_rungs", [1, 2, 4])
 def test_fused_tempered_epoch_equals_its_twin_when_the_rungs_hold_different_states(n_rungs):
-    """The rungs start from different hidden rows and stay apart, so the joint energies differ
+    """The rungs start from different visible rows and stay apart, so the joint energies differ
     and each swap depends on its uniform: the twin must make the same swaps, count them alike
     and move the same hidden rows with them."""
     from fastseq.boltzmann import _cd_nb, _cd_py
@@ -485,13 +488,13 @@ def test_fused_tempered_epoch_equals_its_twin_when_the_rungs_hold_different_stat
     X = (np.random.default_rng(1).random((37, d)) < 0.5).astype(dtype)
     order = np.random.default_rng(2).permutation(37)
     u = np.random.default_rng(5).random((5, n_rungs - 1, n))  # 5 updates of one sweep: an odd count
-    rh0 = (np.random.default_rng(3).random((n_rungs * n, h)) < 0.5).astype(dtype)  # sweeps start from h
+    rv0 = (np.random.default_rng(3).random((n_rungs * n, d)) < 0.5).astype(dtype)
     outs = []
     for kernel, extra in ((_cd_nb.pt_epoch, (nbs.make_streams(0),)),
                           (_cd_py.pt_epoch, (np.random.default_rng(0),))):
         w, b, c = _deterministic_rbm_arrays(dtype)
         a = dict(w=w, b=b, c=c, mw=np.zeros_like(w), mb=np.zeros_like(b), mc=np.zeros_like(c),
-                 rv=np.zeros((n_rungs * n, d), dtype), rh=rh0.copy(),
+                 rv=rv0.copy(), rh=np.zeros((n_rungs * n, h), dtype),
                  state=np.array([0]), accepted=np.zeros(max(n_rungs - 1, 0), np.int64),
                  attempted=np.zeros(max(n_rungs - 1, 0), np.int64))
         kernel(X, order, 8, a["w"], a["b"], a["c"], a["mw"], a["mb"], a["mc"], a["rv"], a["rh"],
@@ -519,12 +522,12 @@ def test_tempered_twin_refuses_far_swaps_without_an_overflow_warning():
 
     d, h, n, betas = 6, 4, 5, np.array([1.0, 0.5, 0.25])
     w, b, c = _deterministic_rbm_arrays(np.float64)
-    rh = (np.random.default_rng(3).random((3 * n, h)) < 0.5).astype(np.float64)  # sweeps start from h
+    rv = (np.random.default_rng(3).random((3 * n, d)) < 0.5).astype(np.float64)
     accepted, attempted = np.zeros(2, np.int64), np.zeros(2, np.int64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _cd_py.pt_epoch(np.ones((8, d)), np.arange(8), 8, w, b, c, np.zeros_like(w), np.zeros_like(b),
-                        np.zeros_like(c), np.zeros((3 * n, d)), rh, betas, 4, 0.0, 0.0, 0.0,
+                        np.zeros_like(c), rv, np.zeros((3 * n, h)), betas, 4, 0.0, 0.0, 0.0,
                         np.random.default_rng(5).random((4, 2, n)), np.array([0]), accepted, attempted,
                         np.random.default_rng(0))
     assert attempted.tolist() == [2, 2] and 0 < accepted.sum() < 4 * n
