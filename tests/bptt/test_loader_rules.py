@@ -178,6 +178,7 @@ def test_auto_rank_and_world_reads_an_initialized_group(monkeypatch):
 
     for name in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
         assert loader_module._auto_rank_and_world(None) == (0, 1)
