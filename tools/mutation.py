@@ -326,15 +326,20 @@ def survivor_diff(root: Path, key: str, env: dict) -> list[str]:
 def run_group(group: str, args) -> dict[str, dict]:
     """Every mutant of the group's logic modules; the result per module."""
     paths, tests = group_spec(group)
-    root = scratch_copy(group.replace("/", "_"))
-    tests = existing(root, tests)
-    with open(root / "pyproject.toml", "a") as fh:
-        fh.write(mutmut_config(paths, tests, ["-m", "not slow"], args.timeout_multiplier, args.timeout_constant))
+    if args.from_kept:  # a kept copy of a run stopped part way: tally what it finished
+        root = Path(args.from_kept)
+        tests = existing(root, tests)
+    else:
+        root = scratch_copy(group.replace("/", "_"))
+        tests = existing(root, tests)
+        with open(root / "pyproject.toml", "a") as fh:
+            fh.write(mutmut_config(paths, tests, ["-m", "not slow"], args.timeout_multiplier, args.timeout_constant))
     modules = logic_modules(root, paths)
     env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
-    with open(root / "mutmut.log", "w") as fh:
-        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
-                       cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    if not args.from_kept:
+        with open(root / "mutmut.log", "w") as fh:
+            subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
+                           cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
     from mutmut.stats import status_by_exit_code
 
     equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
@@ -359,7 +364,7 @@ def run_group(group: str, args) -> dict[str, dict]:
         counted = res["mutants"] - res["equivalent"] - res["not_run"]
         res["score"] = round(res["killed"] / counted, 4) if counted else None
         out[module] = res
-    if not args.keep:
+    if not args.keep and not args.from_kept:
         shutil.rmtree(root, ignore_errors=True)
     return out
 
@@ -451,6 +456,9 @@ def main(argv=None) -> dict:
                    "a.py+b.py: modules of one group in one run)")
     p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
+    p.add_argument("--from-kept", metavar="DIR",
+                   help="with --full and one group: record a kept copy's results (a run stopped part way) "
+                        "without running; mutants it did not reach count as not run")
     p.add_argument("--rekey-equivalents", metavar="REV",
                    help="after editing modules: re-key their entries in mutation_equivalent.json from REV's numbers")
     p.add_argument("--rekey-only", default="", metavar="PATHS",
