@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers
 from _json_out import write_json  # noqa: E402
-from compare_samplers import digits_split  # noqa: E402
+from compare_samplers import digits_split, settings  # noqa: E402
 
 from fastseq.boltzmann import RBM  # noqa: E402
 
@@ -39,8 +39,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     X, _, tr, _, _ = digits_split(args.rows)
-    base = dict(n_components=args.hidden, learning_rate=0.05, batch_size=20, momentum=0.5, random_state=0,
-                learning_rate_schedule="linear", n_iter=1)
+    base = dict(settings(argparse.Namespace(hidden=args.hidden, seed=0, schedule="linear")), n_iter=1)
     machines = {f"PCD, {args.pcd_chains} chains": RBM(**base, n_chains=args.pcd_chains),
                 f"tempered, {args.rungs} x {args.chains}": RBM(**base, n_chains=args.chains, tempering=args.rungs)}
     data = {}
