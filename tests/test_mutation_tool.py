@@ -54,3 +54,40 @@ def test_modules_of_one_group_joined_by_plus_run_together_with_its_tests():
         except KeyError:
             continue
         raise AssertionError(f"{bad!r} was taken as one group's modules")
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+def test_rekeying_follows_a_mutation_whose_neighbour_line_was_edited(tmp_path, monkeypatch):
+    """An equivalent entry keeps its mutation when the edit renumbers it and also changes a line
+    beside it (the docstring's last line), where the diff's context no longer matches."""
+    import json
+
+    import pytest
+
+    pytest.importorskip("mutmut")
+    tool = _tool()
+    source = tmp_path / "fastseq" / "m.py"
+    source.parent.mkdir()
+    source.write_text('def f(a, b):\n    """Sum."""\n    if a is None:\n        return b\n    return a + b\n')
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "m")
+    old = tool.mutation_keys("fastseq/m.py", source.read_text())
+    target = next(n for n, (_, c) in old.items() if "+    if a is not None:" in c)
+    source.write_text('def f(a, b):\n    """Sum,\n    now longer."""\n    c = 1\n    if a is None:\n        return b\n'
+                      '    return a + b + c\n')
+    new = tool.mutation_keys("fastseq/m.py", source.read_text())
+    moved = next(n for n, (_, c) in new.items() if "+    if a is not None:" in c)
+    assert moved != target  # the edit renumbered it (else the test shows nothing)
+    equivalent = tmp_path / "equivalent.json"
+    equivalent.write_text(json.dumps({f"fastseq.m.{target}": "why"}))
+    monkeypatch.setattr(tool, "ROOT", tmp_path)
+    monkeypatch.setattr(tool, "EQUIVALENT", equivalent)
+    tool.rekey_equivalents("HEAD", [])
+    assert json.loads(equivalent.read_text()) == {f"fastseq.m.{moved}": "why"}

@@ -205,6 +205,11 @@ def mutation_keys(source: str, text: str) -> dict[str, tuple[str, str]]:
     return keys
 
 
+def _changed_lines(change: str) -> str:
+    """A mutation key's removed and added lines, without the context lines around them."""
+    return "\n".join(line for line in change.splitlines() if line.startswith(("-", "+")))
+
+
 def rekey_equivalents(rev: str, only: list[str]) -> None:
     """Re-key the equivalent mutants of every module changed since ``rev`` (of ``only``, if
     given) to the numbers mutmut gives the same mutations now; entries whose mutation is gone
@@ -228,9 +233,14 @@ def rekey_equivalents(rev: str, only: list[str]) -> None:
             return out
 
         old_by, new_by = by_change(old), by_change(new)
+        bare = lambda keys: {n: (f, _changed_lines(c)) for n, (f, c) in keys.items()}  # noqa: E731
+        old_bare, new_bare = by_change(bare(old)), by_change(bare(new))
         for k in mine:
             change = old.get(k[len(module):])
             before, match = old_by.get(change, []), new_by.get(change, [])
+            if not match and change is not None:  # an edited neighbour line: match on the changed lines alone
+                change = (change[0], _changed_lines(change[1]))
+                before, match = old_bare.get(change, []), new_bare.get(change, [])
             if len(before) == len(match) > 1:  # the same change as often as before: pair them in order
                 match = [match[before.index(k[len(module):])]]
             renamed[k] = module + match[0] if len(match) == 1 else None
