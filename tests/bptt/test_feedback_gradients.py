@@ -195,6 +195,25 @@ def test_stacked_cost_calls_any_other_cost_once_per_step():
                                torch.stack([pairwise(out[k], tgt[k]) for k in range(4)]))
 
 
+
+def test_stacked_cost_backward_is_one_stack_of_the_steps_gradients():
+    """The per-step costs' gradient reaches the window's outputs through one stack, equal to
+    indexing each step, and without K window-sized gradients summed."""
+    g = torch.Generator().manual_seed(1)
+    out = torch.randn(5, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    tgt = torch.randn(5, 3, 2, generator=g, dtype=torch.float64)
+    cost = lambda p, t: (p - t).pow(3).sum(1)  # noqa: E731
+    weights = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((feedback.stacked_cost(cost, out, tgt) * weights).sum(), out)
+    (indexed,) = torch.autograd.grad((torch.stack([cost(out[k], tgt[k]) for k in range(5)]) * weights).sum(), out)
+    assert torch.equal(grad, indexed)
+    nodes, todo = set(), [feedback.stacked_cost(cost, out, tgt).grad_fn]
+    while todo:
+        node = todo.pop()
+        nodes.add(type(node).__name__)
+        todo += [n for n, _ in node.next_functions if n is not None]
+    assert "UnbindBackward0" in nodes and "SelectBackward0" not in nodes
+
 def test_context_part_is_units_first_and_empty_without_context():
     torch.manual_seed(0)
     ctx = torch.randn(4, 6, C, dtype=torch.float64)  # K x W x C
