@@ -165,6 +165,32 @@ def test_the_prefetching_thread_is_a_named_daemon_and_ends_with_an_abandoned_pas
     assert not threads[0].is_alive()
 
 
+
+def test_leaving_a_pass_while_the_thread_makes_its_next_window_does_not_hang():
+    """The consumer stops (here: the producer hands it an error) while the thread is still
+    making the next window, the queue empty: the thread then sees the stop and ends without
+    queueing anything, so the clean-up must wait on the queue with a timeout, not for ever."""
+    loader = make(prefetch=True)
+
+    def produce():
+        yield ValueError("the first window failed")
+        time.sleep(0.3)  # the thread is busy here when the consumer leaves
+        yield "a window never taken"
+
+    outcome = []
+
+    def consume():
+        try:
+            next(loader._threaded(produce(), None, []))
+        except ValueError as exc:
+            outcome.append(str(exc))
+
+    runner = threading.Thread(target=consume, daemon=True)
+    runner.start()
+    runner.join(timeout=10)
+    assert not runner.is_alive(), "the clean-up hung waiting on an empty queue"
+    assert outcome == ["the first window failed"]
+
 # ---------------------------------------------------------------- world_size="auto"
 
 
