@@ -138,3 +138,44 @@ def test_linear_falls_back_to_torch_off_the_kernel():
     x, w = torch.randn(4, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)
     assert not _products.usable(x)
     torch.testing.assert_close(_products.linear(x, w, None), x @ w.t())
+
+
+def _torch_mkl():
+    """MKL's ``sgemm_``/``dgemm_`` addresses and thread setter in PyTorch's CPU library, or None."""
+    import ctypes
+    import os
+
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        return tuple(ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in ("sgemm_", "dgemm_")), \
+            lib.MKL_Set_Num_Threads_Local
+    except (OSError, AttributeError):
+        return None
+
+
+@pytest.mark.parametrize("setting", [None, "", "mkl", "MKL", "scipy", "Scipy", "other"])
+def test_the_gemm_in_use_follows_fastseq_gemm(monkeypatch, setting):
+    """FASTSEQ_GEMM (any case) forces MKL or scipy's BLAS for float32 too; unset, empty or
+    anything else, float32 runs fastseq's kernel where the processor has AVX-512. float64 runs
+    PyTorch's MKL where its library exports it, else scipy's BLAS, whose threads are not
+    pinned here (no thread setter)."""
+    if setting is None:
+        monkeypatch.delenv("FASTSEQ_GEMM", raising=False)
+    else:
+        monkeypatch.setenv("FASTSEQ_GEMM", setting)
+    g = _blas_nb.Gemm()
+    mkl = _torch_mkl()
+    forced = (setting or "").lower()
+    base = "mkl (torch)" if mkl is not None and forced != "scipy" else "scipy"
+    kernel = forced not in ("mkl", "scipy") and _gemm_cy.available()
+    assert g.source == (f"fastseq avx512 (float64: {base})" if kernel else base)
+    if base == "mkl (torch)":
+        assert g.dgemm == mkl[0][1] and (kernel or g.sgemm == mkl[0][0])
+        saved = g.one_thread_here()
+        g.restore_here(saved)
+        assert isinstance(saved, int)
+    else:
+        assert g.one_thread_here() is None
+    if kernel:
+        assert g.sgemm == _gemm_cy.fortran_address()
+    assert g.address(np.float32) == g.sgemm and g.address(np.float64) == g.dgemm
