@@ -311,6 +311,34 @@ def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], a
             (root / src).write_text(text)
 
 
+def recheck_timeouts(root: Path, keys: list[str], env: dict, jobs: int, limit: float) -> dict[str, str]:
+    """Re-run each timed-out mutant's selected tests in a fresh process under a wall-clock
+    ``limit``: ``"killed"`` where they fail, ``"hang"`` where they run out the limit, else
+    ``"passed"`` (a survivor).
+
+    mutmut limits a mutant by CPU time, estimated from the tests' wall time: tests whose
+    PyTorch, Numba or BLAS threads keep two cores busy spend CPU time about twice as fast as
+    wall time, so an unchanged run of them can hit the limit and be reported killed.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    stats = json.loads((root / "mutants" / "mutmut-stats.json").read_text())["tests_by_mangled_function_name"]
+    clean = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # the trampolined copy in mutants/ comes first
+
+    def one(key: str) -> str:
+        tests = stats.get(key.rsplit("__mutmut_", 1)[0], [])
+        try:
+            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+                               cwd=root / "mutants", env=clean | {"MUTANT_UNDER_TEST": key}, capture_output=True,
+                               timeout=limit)
+        except subprocess.TimeoutExpired:
+            return "hang"
+        return "killed" if r.returncode else "passed"
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        return dict(zip(keys, pool.map(one, keys)))
+
+
 # ------------------------------------------------------------------ full mode (every mutant)
 
 
@@ -353,18 +381,25 @@ def run_group(group: str, args) -> dict[str, dict]:
     from mutmut.stats import status_by_exit_code
 
     equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    metas = {m: root / "mutants" / (m + ".meta") for m in modules}
+    codes_by = {m: json.loads(f.read_text())["exit_code_by_key"] if f.exists() else {} for m, f in metas.items()}
+    timed_out = [k for codes in codes_by.values() for k, c in codes.items() if status_by_exit_code[c] == "timeout"]
+    rechecked = recheck_timeouts(root, timed_out, env, args.jobs, args.timeout_recheck) if timed_out else {}
     out = {}
     for module, total in modules.items():
-        meta = root / "mutants" / (module + ".meta")
-        codes = json.loads(meta.read_text())["exit_code_by_key"] if meta.exists() else {}
-        res = {"mutants": total, "killed": 0, "equivalent": 0, "survivors": [], "not_run": 0}
+        codes = codes_by[module]
+        res = {"mutants": total, "killed": 0, "equivalent": 0, "survivors": [], "not_run": 0,
+               "timeouts": {"killed": 0, "hang": 0, "passed": 0}}
         for key, code in sorted(codes.items()):
             status = status_by_exit_code[code]
-            if status in ("killed", "timeout", "segfault", "caught by type check"):
+            if status == "timeout":
+                res["timeouts"][rechecked[key]] += 1
+                status = "survived (timed out under mutmut)" if rechecked[key] == "passed" else "killed"
+            if status in ("killed", "segfault", "caught by type check"):
                 res["killed"] += 1
             elif key in equivalent:
                 res["equivalent"] += 1
-            elif status in ("survived", "suspicious", "no tests"):
+            elif status in ("survived", "suspicious", "no tests", "survived (timed out under mutmut)"):
                 if args.recheck and status != "no tests" and recheck_killed(root, key, [module], tests, args):
                     res["killed"] += 1
                     continue
@@ -466,6 +501,8 @@ def main(argv=None) -> dict:
                    "a.py+b.py: modules of one group in one run)")
     p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
+    p.add_argument("--timeout-recheck", type=float, default=300.0,
+                   help="with --full: wall-clock seconds for re-running a mutant mutmut timed out (see recheck_timeouts)")
     p.add_argument("--from-kept", metavar="DIR",
                    help="with --full and one group: record a kept copy's results (a run stopped part way) "
                         "without running; mutants it did not reach count as not run")

@@ -179,3 +179,24 @@ def test_the_gemm_in_use_follows_fastseq_gemm(monkeypatch, setting):
     if kernel:
         assert g.sgemm == _gemm_cy.fortran_address()
     assert g.address(np.float32) == g.sgemm and g.address(np.float64) == g.dgemm
+
+
+@pytest.mark.parametrize("setting", [None, "mkl", "MKL", "scipy", "other"])
+def test_whole_window_products_use_the_kernel_unless_fastseq_gemm_names_a_library(monkeypatch, setting):
+    if setting is None:
+        monkeypatch.delenv("FASTSEQ_GEMM", raising=False)
+    else:
+        monkeypatch.setenv("FASTSEQ_GEMM", setting)
+    monkeypatch.setattr(_products, "_AVAILABLE", None)  # found again under this setting
+    assert _products._available() == (_gemm_cy.available() and (setting or "").lower() not in ("mkl", "scipy"))
+
+
+@needs_kernel
+def test_linear_gives_the_input_its_gradient_under_a_frozen_weight():
+    """Each gradient is computed where its own input needs one: here the input, not the weight."""
+    torch.manual_seed(6)
+    x = torch.randn(4, 5, 20, requires_grad=True)
+    w, b = torch.randn(30, 20), torch.randn(30)
+    (got,) = torch.autograd.grad(_products.linear(x, w, b).square().sum(), (x,))
+    (want,) = torch.autograd.grad(torch.nn.functional.linear(x, w, b).square().sum(), (x,))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
