@@ -311,7 +311,7 @@ def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], a
             (root / src).write_text(text)
 
 
-def recheck_timeouts(root: Path, keys: list[str], env: dict, jobs: int, limit: float) -> dict[str, str]:
+def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float) -> dict[str, str]:
     """Re-run each timed-out mutant's selected tests in a fresh process under a wall-clock
     ``limit``: ``"killed"`` where they fail, ``"hang"`` where they run out the limit, else
     ``"passed"`` (a survivor).
@@ -323,17 +323,11 @@ def recheck_timeouts(root: Path, keys: list[str], env: dict, jobs: int, limit: f
     from concurrent.futures import ThreadPoolExecutor
 
     stats = json.loads((root / "mutants" / "mutmut-stats.json").read_text())["tests_by_mangled_function_name"]
-    clean = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # the trampolined copy in mutants/ comes first
 
     def one(key: str) -> str:
         tests = stats.get(key.rsplit("__mutmut_", 1)[0], [])
-        try:
-            r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
-                               cwd=root / "mutants", env=clean | {"MUTANT_UNDER_TEST": key}, capture_output=True,
-                               timeout=limit)
-        except subprocess.TimeoutExpired:
-            return "hang"
-        return "killed" if r.returncode else "passed"
+        ok, last = pytest_passes(root / "mutants", tests, limit, None, mutant=key)  # the trampolined copy
+        return "passed" if ok else "hang" if last == "timeout" else "killed"
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         return dict(zip(keys, pool.map(one, keys)))
@@ -384,7 +378,7 @@ def run_group(group: str, args) -> dict[str, dict]:
     metas = {m: root / "mutants" / (m + ".meta") for m in modules}
     codes_by = {m: json.loads(f.read_text())["exit_code_by_key"] if f.exists() else {} for m, f in metas.items()}
     timed_out = [k for codes in codes_by.values() for k, c in codes.items() if status_by_exit_code[c] == "timeout"]
-    rechecked = recheck_timeouts(root, timed_out, env, args.jobs, args.timeout_recheck) if timed_out else {}
+    rechecked = recheck_timeouts(root, timed_out, args.jobs, args.timeout_recheck) if timed_out else {}
     out = {}
     for module, total in modules.items():
         codes = codes_by[module]
@@ -426,9 +420,16 @@ def record(results: dict[str, dict]) -> None:
 # ------------------------------------------------------------------ curated patches (native)
 
 
-def pytest_passes(root: Path, tests: list[str], timeout: float, numba_cache: Path) -> tuple[bool, str]:
-    env = dict(os.environ, PYTHONPATH=str(root), NUMBA_CACHE_DIR=str(numba_cache),
-               PYTHONDONTWRITEBYTECODE="1")
+def pytest_passes(root: Path, tests: list[str], timeout: float, numba_cache: Path | None,
+                  mutant: str | None = None) -> tuple[bool, str]:
+    """Whether ``tests`` pass in a fresh process importing from ``root`` (``mutant``: with that
+    mutmut mutant switched on; ``numba_cache`` None: Numba's own cache); ``(False, "timeout")``
+    past ``timeout`` seconds, else the output's last line."""
+    env = dict(os.environ, PYTHONPATH=str(root), PYTHONDONTWRITEBYTECODE="1")
+    if numba_cache is not None:
+        env["NUMBA_CACHE_DIR"] = str(numba_cache)
+    if mutant is not None:
+        env["MUTANT_UNDER_TEST"] = mutant
     cmd = [sys.executable, "-P", "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not cuda", *tests]
     try:
         res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
