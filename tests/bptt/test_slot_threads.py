@@ -150,3 +150,161 @@ def test_the_loaded_runtime_is_pytorchs_openmp_and_exports_gomp_parallel():
     assert ctypes.CDLL(path).GOMP_parallel is not None
     with open("/proc/self/maps") as maps:
         assert path in maps.read()
+
+
+# ---------------------------------------------------------------- how the runner is chosen (in process)
+
+
+@pytest.fixture
+def fresh_choice(monkeypatch):
+    """The runner chosen anew in this process (the choice is made once and kept)."""
+    monkeypatch.setattr(_slot_threads, "_OPENMP", [])
+    return monkeypatch
+
+
+@pytest.mark.parametrize("setting", ["pool", "POOL", "Pool"])
+def test_the_pool_setting_is_read_in_any_case(fresh_choice, setting):
+    fresh_choice.setenv("FASTSEQ_SLOT_THREADS", setting)
+    assert _slot_threads._openmp_parallel() is None
+    assert _slot_threads.runner() == "pool"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_without_the_setting_pytorchs_openmp_runs_the_blocks(fresh_choice):
+    if "OpenMP" not in torch.__config__.parallel_info():
+        pytest.skip("this PyTorch does not run its operations on OpenMP")
+    fresh_choice.delenv("FASTSEQ_SLOT_THREADS", raising=False)
+    assert _slot_threads._openmp_parallel() is not None
+    assert _slot_threads.runner() == "openmp"
+
+
+def test_no_openmp_runtime_found_means_the_pool(fresh_choice):
+    fresh_choice.delenv("FASTSEQ_SLOT_THREADS", raising=False)
+    fresh_choice.setattr(_slot_threads, "_loaded_openmp", lambda: None)
+    assert _slot_threads._openmp_parallel() is None
+    assert _slot_threads.runner() == "pool"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a Linux shared library without GOMP_parallel")
+def test_a_runtime_without_gomp_parallel_means_the_pool(fresh_choice):
+    import ctypes.util
+
+    libm = ctypes.util.find_library("m")
+    if libm is None:
+        pytest.skip("no libm found")
+    fresh_choice.delenv("FASTSEQ_SLOT_THREADS", raising=False)
+    fresh_choice.setattr(_slot_threads, "_loaded_openmp", lambda: libm)  # loads, but has no GOMP_parallel
+    assert _slot_threads._openmp_parallel() is None
+    assert _slot_threads.runner() == "pool"
+
+
+def test_threads_for_is_the_smaller_of_pytorchs_threads_and_the_blocks():
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert [_slot_threads.threads_for(n) for n in (0, 1, 2, 3, 4, 9)] == [1, 1, 2, 3, 4, 4]
+        torch.set_num_threads(1)
+        assert _slot_threads.threads_for(9) == 1
+    finally:
+        torch.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_blocks_run_one_per_call_on_several_threads_and_in_one_call_on_one(four_threads, threads):
+    calls: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def task(j0: int, j1: int) -> None:
+        with lock:
+            calls.append((j0, j1))
+
+    torch.set_num_threads(threads)  # the fixture restores the count
+    _slot_threads.run_split(task, 6)
+    assert sorted(calls) == ([(0, 6)] if threads == 1 else [(j, j + 1) for j in range(6)])
+
+
+# ---------------------------------------------------------------- MKL's per-thread setting
+
+
+def _mkl_local():
+    from fastseq.bptt._blas_nb import gemm
+
+    local = gemm()._local
+    if local is None:
+        pytest.skip("the products do not run on MKL here")
+    return local
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_callers_mkl_setting_is_restored_after_the_call(four_threads, threads):
+    local = _mkl_local()
+    torch.set_num_threads(threads)
+    inside: list[int] = []
+
+    def task(j0: int, j1: int) -> None:
+        inside.append(int(local(1)))  # the setting the block ran under (left at 1)
+
+    previous = local(3)
+    try:
+        _slot_threads.run_split(task, 4)
+        assert int(local(3)) == 3  # the caller's own setting is back
+    finally:
+        local(previous)
+    assert len(inside) == (1 if threads == 1 else 4) and set(inside) == {1}  # every block ran pinned to one thread
+
+
+# ---------------------------------------------------------------- the pool
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch):
+    """An empty pool of this process, on the pool runner, with four PyTorch threads."""
+    import queue
+
+    monkeypatch.setattr(_slot_threads, "_OPENMP", [None])
+    monkeypatch.setattr(_slot_threads, "_WORKERS", [])
+    monkeypatch.setattr(_slot_threads, "_JOBS", queue.SimpleQueue())
+    monkeypatch.setattr(_slot_threads, "_WORKERS_PID", os.getpid())
+    saved = torch.get_num_threads()
+    torch.set_num_threads(4)
+    yield _slot_threads
+    torch.set_num_threads(saved)
+
+
+def test_the_pool_starts_one_thread_per_block_beyond_the_caller_and_keeps_them(fresh_pool):
+    fresh_pool.run_split(lambda j0, j1: None, 3)
+    first = list(fresh_pool._WORKERS)
+    assert len(first) == 2 and all(t.is_alive() for t in first)
+    fresh_pool.run_split(lambda j0, j1: None, 8)
+    assert fresh_pool._WORKERS[:2] == first and len(fresh_pool._WORKERS) == 3
+    fresh_pool._ensure_workers(3)
+    assert len(fresh_pool._WORKERS) == 3  # already there: none started
+
+
+def test_a_forked_child_starts_its_own_pool(fresh_pool):
+    dead = threading.Thread(target=lambda: None)
+    dead.start()
+    dead.join()
+    fresh_pool._WORKERS.extend([dead, dead])  # the parent's threads, gone after a fork
+    fresh_pool._WORKERS_PID = -1  # the fixture puts the real value back afterwards
+    fresh_pool._ensure_workers(2)
+    assert len(fresh_pool._WORKERS) == 2 and all(t.is_alive() for t in fresh_pool._WORKERS)
+    assert fresh_pool._WORKERS_PID == os.getpid()
+    fresh_pool.run_split(lambda j0, j1: None, 3)  # the new threads serve the new queue
+
+
+def test_the_pool_call_waits_for_a_slow_pool_thread(fresh_pool):
+    torch.set_num_threads(2)  # one pool thread beside the caller
+    started, finished = threading.Event(), []
+    caller = threading.get_ident()
+
+    def task(j0: int, j1: int) -> None:
+        if threading.get_ident() == caller:
+            assert started.wait(10)  # the pool thread has its block
+        else:
+            started.set()
+            __import__("time").sleep(0.3)
+        finished.append(j0)
+
+    fresh_pool.run_split(task, 2)
+    assert sorted(finished) == [0, 1]

@@ -95,3 +95,12 @@ def test_a_host_slot_map_becomes_an_index_on_the_states_device():
     assert idx.device.type == "meta" and idx.dtype == torch.long and idx.shape == (2,)
     out = carry_state(torch.zeros(2, 3, 2, device="meta"), slot_map=[2, 0])
     assert out.device.type == "meta" and out.shape == (2, 2, 2)
+
+
+def test_a_two_dimensional_state_is_taken_with_its_slots_along_dim_one():
+    """The slots are dim 1 whatever follows: an ``L x W`` state (one unit per slot, no H axis)
+    is a state too, and is narrowed like any other."""
+    state = torch.arange(6.0).view(2, 3)
+    assert carry_state(state, slot_map=[2, 0]).tolist() == [[2.0, 0.0], [5.0, 3.0]]
+    h, c = carry_state((state, state + 10), slot_map=np.array([1]))
+    assert h.tolist() == [[1.0], [4.0]] and c.tolist() == [[11.0], [14.0]]
