@@ -333,6 +333,20 @@ def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float) -> di
         return dict(zip(keys, pool.map(one, keys)))
 
 
+def kept_rechecks(root: Path, keys: list[str], jobs: int, limit: float) -> dict[str, str]:
+    """:func:`recheck_timeouts` of ``keys``, keeping the verdicts in the copy (``timeout-rechecks.json``),
+    so recording the copy again (``--from-kept``, say after arguing an equivalent) re-runs only
+    mutants not yet re-checked under this ``limit``."""
+    kept_file = root / "timeout-rechecks.json"
+    kept = json.loads(kept_file.read_text()) if kept_file.exists() else {}
+    verdicts = kept.get("verdicts", {}) if kept.get("limit") == limit else {}
+    todo = [k for k in keys if k not in verdicts]
+    if todo:
+        verdicts.update(recheck_timeouts(root, todo, jobs, limit))
+        kept_file.write_text(json.dumps({"limit": limit, "verdicts": verdicts}, indent=2))
+    return {k: verdicts[k] for k in keys}
+
+
 # ------------------------------------------------------------------ full mode (every mutant)
 
 
@@ -378,7 +392,7 @@ def run_group(group: str, args) -> dict[str, dict]:
     metas = {m: root / "mutants" / (m + ".meta") for m in modules}
     codes_by = {m: json.loads(f.read_text())["exit_code_by_key"] if f.exists() else {} for m, f in metas.items()}
     timed_out = [k for codes in codes_by.values() for k, c in codes.items() if status_by_exit_code[c] == "timeout"]
-    rechecked = recheck_timeouts(root, timed_out, args.jobs, args.timeout_recheck) if timed_out else {}
+    rechecked = kept_rechecks(root, timed_out, args.jobs, args.timeout_recheck)
     out = {}
     for module, total in modules.items():
         codes = codes_by[module]
