@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 import torch
@@ -42,7 +43,7 @@ def test_blocks_run_on_pytorchs_openmp_threads_where_it_uses_openmp():
     torch.set_num_threads(2)
     try:
         torch.ones(1 << 20).sum()  # PyTorch's workers exist and are (or were) spinning
-        _slot_threads.run_split(lambda j0, j1: task(j0, j1) or __import__("time").sleep(0.01), 8)
+        _slot_threads.run_split(lambda j0, j1: task(j0, j1) or time.sleep(0.01), 8)
     finally:
         torch.set_num_threads(saved)
     assert threading.get_ident() in names  # the caller works too
@@ -303,7 +304,7 @@ def test_the_pool_call_waits_for_a_slow_pool_thread(fresh_pool):
             assert started.wait(10)  # the pool thread has its block
         else:
             started.set()
-            __import__("time").sleep(0.3)
+            time.sleep(0.3)
         finished.append(j0)
 
     fresh_pool.run_split(task, 2)
