@@ -91,3 +91,28 @@ def test_rekeying_follows_a_mutation_whose_neighbour_line_was_edited(tmp_path, m
     monkeypatch.setattr(tool, "EQUIVALENT", equivalent)
     tool.rekey_equivalents("HEAD", [])
     assert json.loads(equivalent.read_text()) == {f"fastseq.m.{moved}": "why"}
+
+
+def test_new_tests_judge_only_survivors_not_yet_judged(tmp_path, monkeypatch):
+    """A test file written after a run is copied into the kept copy and run against each
+    survivor once: a failure or a hang kills it, a pass leaves it; a second recording with the
+    same files re-runs none, and another file is judged afresh."""
+    tool = _tool()
+    (tmp_path / "mutants").mkdir()
+    ran = []
+
+    def fake(root, tests, limit, cache, mutant=None):
+        ran.append((mutant, tuple(tests)))
+        assert root == tmp_path / "mutants" and (root / tests[0]).is_file() and (tmp_path / tests[0]).is_file()
+        return {"m_1": (False, "1 failed"), "m_2": (True, "3 passed"), "m_3": (False, "timeout")}[mutant]
+
+    monkeypatch.setattr(tool, "pytest_passes", fake)
+    files = ["tests/test_mutation_tool.py"]
+    assert tool.killed_by_new_tests(tmp_path, ["m_1", "m_2", "m_3"], files, 2, 10.0) == {"m_1", "m_3"}
+    assert sorted(m for m, _ in ran) == ["m_1", "m_2", "m_3"]
+    ran.clear()
+    assert tool.killed_by_new_tests(tmp_path, ["m_2", "m_1"], files, 1, 10.0) == {"m_1"}
+    assert ran == []
+    other = ["tests/conftest.py"]
+    assert tool.killed_by_new_tests(tmp_path, ["m_2"], other, 1, 10.0) == set()
+    assert ran == [("m_2", tuple(other))]

@@ -347,6 +347,37 @@ def kept_rechecks(root: Path, keys: list[str], jobs: int, limit: float) -> dict[
     return {k: verdicts[k] for k in keys}
 
 
+def killed_by_new_tests(root: Path, keys: list[str], paths: list[str], jobs: int, limit: float) -> set[str]:
+    """The survivors among ``keys`` that test files written after the run kill: each file is
+    copied from this checkout into the kept copy, and each survivor runs them there with its
+    mutation switched on (as mutmut would, in a fresh process, under a wall-clock ``limit``;
+    running out of it counts as killed, as for :func:`recheck_timeouts`). Verdicts are kept in
+    the copy (``new-test-verdicts.json``, per set of files), so recording it again re-runs none."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for rel in paths:
+        if not (ROOT / rel).is_file():
+            raise SystemExit(f"--new-tests: {rel} is not a file of this checkout")
+        for dest in (root / rel, root / "mutants" / rel):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / rel, dest)
+    kept_file = root / "new-test-verdicts.json"
+    kept = json.loads(kept_file.read_text()) if kept_file.exists() else {}
+    label = ",".join(sorted(paths))
+    verdicts = kept.setdefault(label, {})
+    todo = [k for k in keys if k not in verdicts]
+
+    def one(key: str) -> str:
+        ok, last = pytest_passes(root / "mutants", paths, limit, None, mutant=key)
+        return "passed" if ok else "hang" if last == "timeout" else "killed"
+
+    if todo:
+        with ThreadPoolExecutor(max(1, jobs)) as pool:
+            verdicts.update(zip(todo, pool.map(one, todo)))
+        kept_file.write_text(json.dumps(kept, indent=2))
+    return {k for k in keys if verdicts[k] != "passed"}
+
+
 # ------------------------------------------------------------------ full mode (every mutant)
 
 
@@ -393,6 +424,12 @@ def run_group(group: str, args) -> dict[str, dict]:
     codes_by = {m: json.loads(f.read_text())["exit_code_by_key"] if f.exists() else {} for m, f in metas.items()}
     timed_out = [k for codes in codes_by.values() for k, c in codes.items() if status_by_exit_code[c] == "timeout"]
     rechecked = kept_rechecks(root, timed_out, args.jobs, args.timeout_recheck)
+    new_kills: set[str] = set()
+    if args.new_tests:
+        lived = [k for codes in codes_by.values() for k, c in codes.items() if k not in equivalent and (
+            status_by_exit_code[c] in ("survived", "suspicious")
+            or (status_by_exit_code[c] == "timeout" and rechecked[k] == "passed"))]
+        new_kills = killed_by_new_tests(root, lived, args.new_tests.split(","), args.jobs, args.timeout_recheck)
     out = {}
     for module, total in modules.items():
         codes = codes_by[module]
@@ -407,6 +444,9 @@ def run_group(group: str, args) -> dict[str, dict]:
                 res["killed"] += 1
             elif key in equivalent:
                 res["equivalent"] += 1
+            elif key in new_kills:
+                res["killed"] += 1
+                res["killed_by_new_tests"] = res.get("killed_by_new_tests", 0) + 1
             elif status in ("survived", "suspicious", "no tests", "survived (timed out under mutmut)"):
                 if args.recheck and status != "no tests" and recheck_killed(root, key, [module], tests, args):
                     res["killed"] += 1
@@ -518,6 +558,9 @@ def main(argv=None) -> dict:
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
     p.add_argument("--timeout-recheck", type=float, default=300.0,
                    help="with --full: wall-clock seconds for re-running a mutant mutmut timed out (see recheck_timeouts)")
+    p.add_argument("--new-tests", default="", metavar="PATHS",
+                   help="with --from-kept: comma-separated test files written after the run; each survivor "
+                        "runs them in the copy with its mutation on, and counts killed where they fail")
     p.add_argument("--from-kept", metavar="DIR",
                    help="with --full and one group: record a kept copy's results (a run stopped part way) "
                         "without running; mutants it did not reach count as not run")
