@@ -5,6 +5,8 @@ import importlib.util
 import tomllib
 from pathlib import Path
 
+import pytest
+
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "mutation.py"
 
 
@@ -104,15 +106,28 @@ def test_new_tests_judge_only_survivors_not_yet_judged(tmp_path, monkeypatch):
     def fake(root, tests, limit, cache, mutant=None):
         ran.append((mutant, tuple(tests)))
         assert root == tmp_path / "mutants" and (root / tests[0]).is_file() and (tmp_path / tests[0]).is_file()
-        return {"m_1": (False, "1 failed"), "m_2": (True, "3 passed"), "m_3": (False, "timeout")}[mutant]
+        return {"m_1": (False, "1 failed"), "m_2": (True, "3 passed"), "m_3": (False, "timeout"),
+                "none": (True, "3 passed")}[mutant]
 
     monkeypatch.setattr(tool, "pytest_passes", fake)
     files = ["tests/test_mutation_tool.py"]
     assert tool.killed_by_new_tests(tmp_path, ["m_1", "m_2", "m_3"], files, 2, 10.0) == {"m_1", "m_3"}
-    assert sorted(m for m, _ in ran) == ["m_1", "m_2", "m_3"]
+    assert sorted(m for m, _ in ran) == ["m_1", "m_2", "m_3", "none"]  # "none": the clean copy first
     ran.clear()
     assert tool.killed_by_new_tests(tmp_path, ["m_2", "m_1"], files, 1, 10.0) == {"m_1"}
-    assert ran == []
+    assert ran == [("none", tuple(files))]
+    ran.clear()
     other = ["tests/conftest.py"]
     assert tool.killed_by_new_tests(tmp_path, ["m_2"], other, 1, 10.0) == set()
-    assert ran == [("m_2", tuple(other))]
+    assert ran == [("none", tuple(other)), ("m_2", tuple(other))]
+
+
+def test_new_tests_that_fail_without_any_mutation_are_refused(tmp_path, monkeypatch):
+    """Tests of code changed since the run fail on the copy's old code: they would count every
+    survivor killed."""
+    tool = _tool()
+    (tmp_path / "mutants").mkdir()
+    monkeypatch.setattr(tool, "pytest_passes", lambda root, tests, limit, cache, mutant=None: (False, "1 failed"))
+    with pytest.raises(SystemExit, match="fail on the copy with no mutation on"):
+        tool.killed_by_new_tests(tmp_path, ["m_1"], ["tests/test_mutation_tool.py"], 1, 10.0)
+    assert not (tmp_path / "new-test-verdicts.json").exists()

@@ -361,6 +361,10 @@ def killed_by_new_tests(root: Path, keys: list[str], paths: list[str], jobs: int
         for dest in (root / rel, root / "mutants" / rel):
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / rel, dest)
+    ok, last = pytest_passes(root / "mutants", paths, limit, None, mutant="none")  # every mutation off
+    if not ok:
+        raise SystemExit(f"--new-tests: {', '.join(paths)} fail on the copy with no mutation on ({last}); "
+                         "they would count every survivor killed. Tests of code changed since the run need a new run.")
     kept_file = root / "new-test-verdicts.json"
     kept = json.loads(kept_file.read_text()) if kept_file.exists() else {}
     label = ",".join(sorted(paths))

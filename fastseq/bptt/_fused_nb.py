@@ -437,7 +437,7 @@ def check_kernel_arrays(what: str, arrays, dtype=None) -> None:
 
 
 def _run(kernel, first, *args) -> None:
-    check_kernel_arrays("fused", (first,) + args)
+    check_kernel_arrays("fused", (first,) + args, first.dtype)  # one float type: the products are by address
     run_blocks(kernel, gemm().address(first.dtype), n_blocks(first.shape[1]), SLOT_BLOCK, first, *args)
 
 

@@ -209,7 +209,7 @@ def test_projected_lstm_falls_back_with_a_reason():
     rnn = nn.LSTM(3, 6, proj_size=4).double()
     x = torch.randn(4, 2, 3, dtype=torch.float64)
     reset = torch.tensor([[True, True], [False, True], [True, False], [False, False]])
-    with pytest.warns(UserWarning, match="proj_size"):
+    with pytest.warns(UserWarning, match=r"does not run nn\.LSTM with proj_size > 0"):
         out, _ = run_window(rnn, x, reset, engine="fused")
     torch.testing.assert_close(out, run_window(rnn, x, reset, engine="steps")[0])
 
@@ -434,3 +434,21 @@ def test_input_bias_added_in_the_layer_gets_its_gradient_alone(cell, frozen):
     for k, g in grads["steps"].items():
         if g is not None:
             torch.testing.assert_close(grads["fused"][k], g, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["GRU", "LSTM", "RNN_TANH", "RNN_RELU"])
+def test_twins_take_exactly_zero_state_gradients(mode):
+    """A loss on the last steps alone: the earlier steps' state gradients are exact zeros, and the
+    twins' backward, like the kernels', gives finite gradients through them."""
+    k_steps, width, hid = 4, 3, 2
+    g = {"GRU": 3, "LSTM": 4}.get(mode, 1) * hid
+    rng = np.random.default_rng(11)
+    r = lambda *s: rng.standard_normal(s)  # noqa: E731
+    dhs = r(k_steps, width, hid)
+    dhs[:2] = 0.0
+    reset = np.zeros((k_steps, width), bool)
+    got, want = _run_pair(mode, r(k_steps, width, g), r(g, hid), r(g), r(width, hid), r(width, hid), (r(hid), r(hid)),
+                          reset, dhs, r(width, hid))
+    for a, b in zip(got, want):
+        assert np.isfinite(b).all()
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11)
