@@ -493,6 +493,8 @@ def _touched_bytes(rows: np.ndarray, row_bytes: int) -> int:
     Rows that follow each other along the first (time) axis form a run; a run of
     ``n`` rows spans at most ``n * row_bytes`` bytes plus two partly used pages.
     """
+    if rows.size == 0:  # numpy cannot infer the -1 below for no rows
+        return 0
     r = rows.reshape(rows.shape[0], -1) if rows.ndim >= 2 else rows.reshape(-1, 1)
     valid = r >= 0
     runs = int(valid.sum())
