@@ -69,7 +69,7 @@ class SequenceStoreWriter:
         self._base_name: str | None = None  # the committed lengths file appended to, None for a new store
         self._lengths = array("q")
         self._crc = 0
-        self._rows = 0
+        self._rows = 0  # rows the data file must hold when opened (and the journal's base_rows); not updated by writes
         self._journal: dict | None = None
         self._data_fh = self._log_fh = None
         self._data_name = f"data-{files.token()}.bin"
@@ -189,7 +189,6 @@ class SequenceStoreWriter:
         self._crc = files.crc32(arr, self._crc)
         files.write_all(self._log_fh, _RECORD.pack(arr.shape[0], self._crc))
         self._lengths.append(arr.shape[0])
-        self._rows += arr.shape[0]
 
     def extend(self, rows, lengths) -> None:
         """Write many sequences at once: ``rows`` (``R x *F``) holds them back to back.
@@ -229,7 +228,6 @@ class SequenceStoreWriter:
         files.write_all(self._log_fh, records)
         self._crc = crc
         self._lengths.extend(lengths.tolist())
-        self._rows += arr.shape[0]
 
     def _check_open(self) -> None:
         if self.closed:
