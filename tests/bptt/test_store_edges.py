@@ -38,3 +38,36 @@ def test_an_idle_window_has_one_slot_and_nothing_valid():
     assert w.slot_map.tolist() == [0]
     w.valid[0, 0] = True
     assert not w.reset.any() and not w.end.any()  # separate arrays
+
+
+def test_appended_rows_reach_the_data_file_before_their_journal_record(tmp_path):
+    """Unbuffered writes: once append returns, the file holds the rows that the journal's
+    record vouches for, so a crash right after it leaves a store that resumes."""
+    from fastseq.bptt.store_writer import SequenceStoreWriter
+
+    writer = SequenceStoreWriter(tmp_path / "s", "w")
+    writer.append(np.ones((3, 2), np.float32))
+    data = list((tmp_path / "s").glob("data-*.bin"))
+    assert len(data) == 1 and data[0].stat().st_size == 3 * 2 * 4
+    writer.extend(np.ones((5, 2), np.float32), [2, 3])
+    assert data[0].stat().st_size == 8 * 2 * 4
+    writer.close()
+    with SequenceStoreWriter(tmp_path / "s", "a") as resumed:
+        assert resumed.count == 3
+
+
+def test_a_saved_store_s_data_is_all_in_its_file_when_synced(tmp_path, monkeypatch):
+    """save fsyncs the data file before the commit names it: every byte must be written to the
+    file by then (an unflushed buffer would reach the disk later, unsynced)."""
+    import os
+
+    sizes = []
+    real = os.fsync
+
+    def fsync(fd):
+        sizes.append(os.fstat(fd).st_size)
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    SequenceStore.from_sequences([np.ones((3, 2), np.float32), np.ones((5, 2), np.float32)]).save(tmp_path / "s")
+    assert sizes[0] == 8 * 2 * 4
