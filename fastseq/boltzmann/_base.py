@@ -832,6 +832,7 @@ def _machine_from(header: dict[str, Any], params: dict[str, torch.Tensor], path:
         model.n_features_in_ = positive_int("n_features_in", header["n_features_in"])
         d, h = model.n_features_in_, positive_int("n_components", model.n_components)
         check_fits(f"{klass.__name__} with {n_chains} chains of {h} hidden units", n_chains * h * 8)
+        tdtype = model._tdtype  # the header's dtype: a corrupt one is the file's error
     template = model._param_template()
     model.params_ = {}
     for name, requires_grad in template.items():
@@ -841,7 +842,7 @@ def _machine_from(header: dict[str, Any], params: dict[str, torch.Tensor], path:
         if not (shape == (d, h) or shape in ((d,), (h,))):
             raise files.FileError(f"Expected parameter {name!r} in {path!r} to fit {d} visible and {h} hidden "
                                   f"units, got shape {shape}.")
-        t = params[name].to(dtype=model._tdtype, device=model.device)
+        t = params[name].to(dtype=tdtype, device=model.device)
         model.params_[name] = t.requires_grad_(requires_grad)
     model._start_training(n_chains)
     return model

@@ -284,6 +284,10 @@ def test_contents_that_do_not_fit_their_kind_name_the_file(tmp_path):
     files.write(path, "rbm", {"class": "RBM", "config": m._config(), "n_features_in": 5, "n_chains": 2}, m.params_)
     with pytest.raises(ValueError, match=r"parameter 'W' in .* to fit 5 visible and 3 hidden units, got shape \(4, 3\)"):
         fastseq.load(path)
+    files.write(path, "rbm", {"class": "RBM", "config": {**m._config(), "dtype": " loat32"}, "n_features_in": 4,
+                              "n_chains": 2}, m.params_)  # a damaged dtype (found by the fuzzer)
+    with pytest.raises(ValueError, match="contents fit together, got KeyError: ' loat32'"):
+        fastseq.load(path)
     files.write(path, "rbm", {"class": "Pickle", "config": {}, "n_features_in": 4}, {})
     with pytest.raises(ValueError, match=r"to hold one of \['BetaRBM', 'GaussianRBM', 'R3BM', 'RBM', 'RRBM'\], got "
                                          "class 'Pickle'"):
