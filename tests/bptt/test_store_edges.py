@@ -41,16 +41,17 @@ def test_an_idle_window_has_one_slot_and_nothing_valid():
 
 
 def test_appended_rows_reach_the_data_file_before_their_journal_record(tmp_path):
-    """Unbuffered writes: once append returns, the file holds the rows that the journal's
-    record vouches for, so a crash right after it leaves a store that resumes."""
+    """Unbuffered writes: once append returns, the data file holds the rows and the journal's
+    log the record that vouches for them, so a crash right after it leaves a store that resumes."""
     from fastseq.bptt.store_writer import SequenceStoreWriter
 
     writer = SequenceStoreWriter(tmp_path / "s", "w")
     writer.append(np.ones((3, 2), np.float32))
-    data = list((tmp_path / "s").glob("data-*.bin"))
+    data, log = list((tmp_path / "s").glob("data-*.bin")), list((tmp_path / "s").glob("append-*.log"))
     assert len(data) == 1 and data[0].stat().st_size == 3 * 2 * 4
+    assert len(log) == 1 and log[0].stat().st_size == 16  # one record: length and CRC, 8 bytes each
     writer.extend(np.ones((5, 2), np.float32), [2, 3])
-    assert data[0].stat().st_size == 8 * 2 * 4
+    assert data[0].stat().st_size == 8 * 2 * 4 and log[0].stat().st_size == 3 * 16
     writer.close()
     with SequenceStoreWriter(tmp_path / "s", "a") as resumed:
         assert resumed.count == 3
