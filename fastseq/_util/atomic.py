@@ -10,8 +10,9 @@ hidden ``.NAME.*.tmp*`` file next to it).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -47,19 +48,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"Expected a file to write, got the folder {str(path)!r}.")
+    tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp" + path.suffix, dir=path.parent)
-    except OSError as exc:
-        raise _naming(exc, path) from None
-    os.close(fd)
-    try:
+        # named before it is made, inside the try: Ctrl-C at any moment after the file exists
+        # (even between its creation and the next statement) still finds it to remove
+        for _ in range(100):
+            tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+            try:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(errno.EEXIST, "no unused temporary name", tmp)
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 (some writers recreate it): the mode open() gives
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # FileNotFoundError where it was never made
         if isinstance(exc, OSError) and tmp in (exc.filename, exc.filename2):
             raise _naming(exc, path) from None
         raise
