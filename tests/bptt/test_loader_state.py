@@ -110,3 +110,22 @@ def test_set_shard_refuses_mid_epoch_and_a_bad_shard():
         loader.set_shard(0, 2)
     with pytest.raises(ValueError, match="rank"):
         make().set_shard(2, 2)
+
+
+@pytest.mark.parametrize("missing", [(), ("wrap_around",), ("wrap_around", "tail")])
+def test_a_state_from_before_world_size_and_newer_settings_loads_as_one_process(missing):
+    """A state holding only epoch, window and config (no world_size, no resumed), its config
+    without settings added later, loads with those settings' defaults on one process and
+    yields exactly the windows that were still to come."""
+    first = make()
+    it = iter(first)
+    for _ in range(3):
+        next(it)
+    state = first.state_dict()
+    rest = [w.schedule.rows.tolist() for w in it]
+    old = {"epoch": state["epoch"], "window": state["window"],
+           "config": {k: v for k, v in state["config"].items() if k not in missing}}
+    again = make()
+    again.load_state_dict(old)
+    assert again.state_dict()["world_size"] == 1
+    assert [w.schedule.rows.tolist() for w in again] == rest
