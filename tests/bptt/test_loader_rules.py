@@ -221,10 +221,13 @@ def test_tail_order_names_the_argument_of_a_bad_tail():
 
 
 def test_a_ring_of_three_buffers_reuses_each_every_third_window():
-    """buffers=3 on the CPU: window i's inputs live in the same host memory as window i + 3's and
-    in other memory than the next two (one in use, one queued, one filling): memory bounded by
-    the ring, no fresh arrays per window."""
-    ptrs = [w.inputs.data_ptr() for w in SlotSwapLoader(_sequences(), None, batch_size=2, bptt=4, buffers=3)]
-    assert len(ptrs) > 6
-    assert all(ptrs[i] == ptrs[i + 3] for i in range(len(ptrs) - 3))
-    assert all(len({ptrs[i], ptrs[i + 1], ptrs[i + 2]}) == 3 for i in range(len(ptrs) - 2))
+    """buffers=3 on the CPU: window i's inputs, targets and masks live in the same host memory as
+    window i + 3's and in other memory than the next two (one in use, one queued, one filling):
+    memory bounded by the ring, no fresh arrays per window."""
+    seqs = _sequences()
+    loader = SlotSwapLoader(seqs, [s[:, :1] * 2 for s in seqs], batch_size=2, bptt=4, buffers=3)
+    for part in ("inputs", "targets", "reset"):
+        ptrs = [getattr(w, part).data_ptr() for w in loader]
+        assert len(ptrs) > 6
+        assert all(ptrs[i] == ptrs[i + 3] for i in range(len(ptrs) - 3)), part
+        assert all(len({ptrs[i], ptrs[i + 1], ptrs[i + 2]}) == 3 for i in range(len(ptrs) - 2)), part
