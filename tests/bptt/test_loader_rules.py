@@ -231,3 +231,24 @@ def test_a_ring_of_three_buffers_reuses_each_every_third_window():
         assert len(ptrs) > 6
         assert all(ptrs[i] == ptrs[i + 3] for i in range(len(ptrs) - 3)), part
         assert all(len({ptrs[i], ptrs[i + 1], ptrs[i + 2]}) == 3 for i in range(len(ptrs) - 2)), part
+
+
+@pytest.mark.parametrize("plan", ["packed", "dense"])
+@pytest.mark.parametrize("mode", ["prefetch", "inline", "data_on_device"])
+def test_every_tensor_of_a_window_is_on_the_loaders_device(plan, mode):
+    """PyTorch's "meta" device stands in for an accelerator on a machine without one: every
+    tensor a window hands over is on the loader's device (a packed plan's ``batch_sizes`` stays
+    on the CPU, as ``PackedSequence`` needs)."""
+    seqs = _sequences()
+    kw = {"prefetch": mode == "prefetch", "data_on_device": mode == "data_on_device"}
+    loader = SlotSwapLoader(seqs, [s[:, :1] for s in seqs], batch_size=2, bptt=4, device="meta", plan=plan, **kw)
+    count = 0
+    for w in loader:
+        plan_tensors = [t for f in dataclasses.fields(w.plan) if f.name != "batch_sizes"
+                        for t in (getattr(w.plan, f.name) if isinstance(getattr(w.plan, f.name), tuple)
+                                  else (getattr(w.plan, f.name),)) if isinstance(t, torch.Tensor)]
+        assert plan_tensors
+        for t in [w.inputs, w.targets, w.reset, w.valid, w.sequence, w.slot_map, *plan_tensors]:
+            assert t.device.type == "meta"
+        count += 1
+    assert count == len(loader)
