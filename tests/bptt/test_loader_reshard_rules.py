@@ -111,3 +111,15 @@ def test_a_state_saved_between_epochs_loads_on_another_count_as_that_epochs_star
     fresh = make()
     list(fresh)
     assert [w.schedule.rows.tolist() for w in one] == [w.schedule.rows.tolist() for w in fresh]
+
+
+def test_a_plan_read_before_a_re_sharded_state_is_loaded_is_not_reused_for_it():
+    """``len(loader)`` plans the epoch; loading a re-sharded state for that same epoch must plan
+    it again with what was left, not serve the plan already made."""
+    a, _, rows_a, _ = run_world(2, 3)
+    one = make()
+    whole = len(one)
+    one.load_state_dict(a[0].state_dict())
+    assert len(one) < whole
+    rows = [r for w in one for r in w.schedule.rows[w.schedule.valid].tolist()]
+    assert _once(rows_a + rows)

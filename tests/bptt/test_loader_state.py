@@ -129,3 +129,18 @@ def test_a_state_from_before_world_size_and_newer_settings_loads_as_one_process(
     again.load_state_dict(old)
     assert again.state_dict()["world_size"] == 1
     assert [w.schedule.rows.tolist() for w in again] == rest
+
+
+@pytest.mark.parametrize("batch_size, wrap_around, targets, slots, row_bytes", [
+    (5, False, True, 3, 12 + 16), (5, True, True, 5, 12 + 16), (5, False, False, 3, 12), (1, False, True, 1, 12 + 16)])
+def test_the_memory_guard_is_asked_for_the_windows_bytes_before_anything_is_made(
+        monkeypatch, batch_size, wrap_around, targets, slots, row_bytes):
+    """Rows (float32 x 3 in, float64 x 2 out), two mask bytes and two int64 ids per (step, slot),
+    for each of the ring's buffers and the window in use; slots are capped by the sequences
+    unless wrapping around refills them."""
+    asked = []
+    monkeypatch.setattr(loader_module, "check_fits", lambda what, nbytes: asked.append((what, nbytes)))
+    xs = [np.zeros((n, 3), np.float32) for n in (4, 6, 2)]
+    ys = [np.zeros((n, 2), np.float64) for n in (4, 6, 2)] if targets else None
+    SlotSwapLoader(xs, ys, batch_size=batch_size, bptt=4, buffers=3, wrap_around=wrap_around)
+    assert asked == [(f"a window of bptt=4 x batch_size={slots} rows", 4 * slots * (row_bytes + 2 + 8 + 8) * 4)]
