@@ -62,7 +62,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         else:
             raise FileExistsError(errno.EEXIST, "no unused temporary name", tmp)
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 (some writers recreate it): the mode open() gives
+        os.chmod(tmp, 0o666 & ~_UMASK)  # made 0600 above (some writers recreate it): the mode open() gives
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException as exc:

@@ -233,6 +233,10 @@ def test_a_ring_of_three_buffers_reuses_each_every_third_window():
         assert all(len({ptrs[i], ptrs[i + 1], ptrs[i + 2]}) == 3 for i in range(len(ptrs) - 2)), part
 
 
+def _as_tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
 @pytest.mark.parametrize("plan", ["packed", "dense"])
 @pytest.mark.parametrize("mode", ["prefetch", "inline", "data_on_device"])
 def test_every_tensor_of_a_window_is_on_the_loaders_device(plan, mode):
@@ -245,8 +249,7 @@ def test_every_tensor_of_a_window_is_on_the_loaders_device(plan, mode):
     count = 0
     for w in loader:
         plan_tensors = [t for f in dataclasses.fields(w.plan) if f.name != "batch_sizes"
-                        for t in (getattr(w.plan, f.name) if isinstance(getattr(w.plan, f.name), tuple)
-                                  else (getattr(w.plan, f.name),)) if isinstance(t, torch.Tensor)]
+                        for t in _as_tuple(getattr(w.plan, f.name)) if isinstance(t, torch.Tensor)]
         assert plan_tensors
         for t in [w.inputs, w.targets, w.reset, w.valid, w.sequence, w.slot_map, *plan_tensors]:
             assert t.device.type == "meta"
