@@ -356,8 +356,11 @@ def masked_mean(values: Tensor, valid) -> Tensor:
     valid = _mask_tensor("valid", valid, tuple(values.shape[:2]), values.device)
     if values.dim() > 2:
         values = values.flatten(2).mean(-1)
-    weight = valid.to(values.dtype)
-    return (values * weight).sum() / weight.sum().clamp_min(1)
+    # summed in float32 at least: a float16 sum overflows past 65,504 real steps (K x W = 64 x
+    # 1024 makes 65,536); the count is an integer, never rounded to the values' precision
+    wide = torch.promote_types(values.dtype, torch.float32)
+    total = (values.to(wide) * valid).sum()
+    return (total / valid.sum().clamp_min(1)).to(values.dtype)
 
 
 def _mask_tensor(name: str, mask, shape: tuple[int, int] | None, device) -> Tensor:
