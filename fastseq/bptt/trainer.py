@@ -163,6 +163,12 @@ def _per_slot_cost(cost: torch.Tensor, steps: int, width: int) -> torch.Tensor:
     return cost.reshape(steps, width, -1).mean(dim=2) if cost.ndim > 2 else cost
 
 
+def _real_sum(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The ``K x W`` costs summed over real steps, in float32 at least: a float16 sum overflows
+    past 65,504 (a 64 x 1024 window of costs near 1), where the mean is still representable."""
+    return (cost.to(torch.promote_types(cost.dtype, torch.float32)) * valid).sum()
+
+
 def _check_step(outputs, hidden, width: int, seeds: _Seeds) -> None:
     """Exact shapes, no broadcasting: outputs ``1 x W x F`` like the visible seed they replace
     when fed back, hidden like the expanded hidden seed."""
@@ -205,7 +211,7 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
     fused = fused_window(decoder, context, target, w.reset, teacher, carried, seeds, step.cost_fn)
     if fused is not None:  # FeedbackGRU / FeedbackLSTM: the window as one node (fastseq/bptt/feedback.py)
         cost = _per_slot_cost(fused[0], steps, width)
-        return (cost * w.valid.to(cost.dtype)).sum(), _Carried(fused[1][0], tuple(fused[1][1:]))
+        return _real_sum(cost, w.valid), _Carried(fused[1][0], tuple(fused[1][1:]))
     # per-step views made once per window: indexing a tensor every step is a dispatch each time
     contexts, targets = context.unbind(0), target.unbind(0)
     teachers = None if teacher is None else teacher.view(steps, 1, width, 1).unbind(0)
@@ -240,7 +246,7 @@ def _window_cost(decoder: nn.Module, w: LoaderWindow, carried: _Carried, seeds: 
                              (seeds.visible,) + seeds.hidden, one_step, w.schedule.reset.any(1).tolist(),
                              _reset_slots(w.schedule.reset) if w.reset.device.type == "cpu" else None)
     cost = _per_slot_cost(torch.stack(costs), steps, width)
-    total = (cost * w.valid.to(cost.dtype)).sum()  # the loss reduced once per window
+    total = _real_sum(cost, w.valid)  # the loss reduced once per window
     return total, _Carried(final[0], tuple(final[1:]))
 
 
