@@ -357,10 +357,12 @@ def masked_mean(values: Tensor, valid) -> Tensor:
     if values.dim() > 2:
         values = values.flatten(2).mean(-1)
     # summed in float32 at least: a float16 sum overflows past 65,504 real steps (K x W = 64 x
-    # 1024 makes 65,536); the count is an integer, never rounded to the values' precision
-    wide = torch.promote_types(values.dtype, torch.float32)
-    total = (values.to(wide) * valid).sum()
-    return (total / valid.sum().clamp_min(1)).to(values.dtype)
+    # 1024 makes 65,536), and bfloat16 stops counting by ones at 256
+    half = values.dtype in (torch.float16, torch.bfloat16)
+    wide = values.float() if half else values
+    weight = valid.to(wide.dtype)
+    mean = (wide * weight).sum() / weight.sum().clamp_min(1)
+    return mean.to(values.dtype) if half else mean
 
 
 def _mask_tensor(name: str, mask, shape: tuple[int, int] | None, device) -> Tensor:

@@ -163,10 +163,15 @@ def _per_slot_cost(cost: torch.Tensor, steps: int, width: int) -> torch.Tensor:
     return cost.reshape(steps, width, -1).mean(dim=2) if cost.ndim > 2 else cost
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
 def _real_sum(cost: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """The ``K x W`` costs summed over real steps, in float32 at least: a float16 sum overflows
     past 65,504 (a 64 x 1024 window of costs near 1), where the mean is still representable."""
-    return (cost.to(torch.promote_types(cost.dtype, torch.float32)) * valid).sum()
+    if cost.dtype in _HALF:
+        cost = cost.float()
+    return (cost * valid.to(cost.dtype)).sum()
 
 
 def _check_step(outputs, hidden, width: int, seeds: _Seeds) -> None:
