@@ -131,3 +131,13 @@ def test_new_tests_that_fail_without_any_mutation_are_refused(tmp_path, monkeypa
     with pytest.raises(SystemExit, match="fail on the copy with no mutation on"):
         tool.killed_by_new_tests(tmp_path, ["m_1"], ["tests/test_mutation_tool.py"], 1, 10.0)
     assert not (tmp_path / "new-test-verdicts.json").exists()
+
+
+def test_a_timed_out_mutant_argued_equivalent_is_never_counted_killed():
+    # a hang on recheck kills a mutant, unless it is argued equivalent: then its tests were only
+    # slower than the recheck's limit (engines._state_sizes's, past 60 s under load)
+    status = _tool().timeout_status
+    assert status("killed", False) == status("killed", True) == "killed"
+    assert status("hang", False) == "killed"
+    assert status("hang", True) == "survived (timed out under mutmut)"
+    assert status("passed", False) == status("passed", True) == "survived (timed out under mutmut)"

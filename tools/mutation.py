@@ -333,6 +333,16 @@ def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float) -> di
         return dict(zip(keys, pool.map(one, keys)))
 
 
+def timeout_status(verdict: str, equivalent: bool) -> str:
+    """What a mutant mutmut timed out counts as, from its recheck's ``verdict``: killed where its
+    tests failed or ran out the limit, a survivor where they passed. A mutant argued equivalent
+    that runs out the limit ran a test set slower than the limit, not a loop the mutation made:
+    it stays equivalent (tallied as such), never counted killed."""
+    if verdict == "passed" or (verdict == "hang" and equivalent):
+        return "survived (timed out under mutmut)"
+    return "killed"
+
+
 def kept_rechecks(root: Path, keys: list[str], jobs: int, limit: float) -> dict[str, str]:
     """:func:`recheck_timeouts` of ``keys``, keeping the verdicts in the copy (``timeout-rechecks.json``),
     so recording the copy again (``--from-kept``, say after arguing an equivalent) re-runs only
@@ -443,7 +453,7 @@ def run_group(group: str, args) -> dict[str, dict]:
             status = status_by_exit_code[code]
             if status == "timeout":
                 res["timeouts"][rechecked[key]] += 1
-                status = "survived (timed out under mutmut)" if rechecked[key] == "passed" else "killed"
+                status = timeout_status(rechecked[key], key in equivalent)
             if status in ("killed", "segfault", "caught by type check"):
                 res["killed"] += 1
             elif key in equivalent:
