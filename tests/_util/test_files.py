@@ -29,6 +29,14 @@ EXPECTED = dict(np.load(OLD / "expected.npz"))
 MACHINES = [(RBM, {}), (RRBM, {"sigma": 0.2}), (R3BM, {}), (BetaRBM, {"eps": 1e-2}), (GaussianRBM, {"learn_sigma": True})]
 
 
+def _assert_as_computed(got, expected):
+    """``expected`` was computed when the old files were written, on another processor: a float32
+    product's rounding depends on the processor's kernels (AVX2 or AVX-512, MKL's path), so the
+    outputs agree to float32 rounding, not bit for bit; a file read wrongly (a weight transposed,
+    missing or misplaced) is off by far more."""
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def _raw_header(path) -> dict:
     """The header as safetensors itself reads it, without fastseq's reader."""
     with safe_open(str(path), framework="pt") as fh:
@@ -141,23 +149,23 @@ def test_old_boltzmann_npz_files_load(tmp_path, cls):
     old = OLD / f"{cls.__name__}.npz"
     for back in (fastseq.load(old), load_rbm(old), cls.load(old)):
         assert type(back) is cls
-        np.testing.assert_array_equal(back.transform(EXPECTED["rbm_input"]), EXPECTED[cls.__name__])
+        _assert_as_computed(back.transform(EXPECTED["rbm_input"]), EXPECTED[cls.__name__])
     with np.load(old, allow_pickle=False) as data:
         for name, p in back.params_.items():
             np.testing.assert_array_equal(p.detach().numpy(), data[f"param/{name}"])
     fastseq.save(back, tmp_path / "new.safetensors")  # converts it
     assert _raw_header(tmp_path / "new.safetensors")["kind"] == "rbm"
     np.testing.assert_array_equal(fastseq.load(tmp_path / "new.safetensors").transform(EXPECTED["rbm_input"]),
-                                  EXPECTED[cls.__name__])
+                                  back.transform(EXPECTED["rbm_input"]))
 
 
 @pytest.mark.parametrize("name", ["conv.safetensors", "conv.npz"])
 def test_old_conv_files_load(tmp_path, name):
     for back in (fastseq.load(OLD / name), load_autoencoder(OLD / name, config=ConvConfig(8, (2,), (2,)))):
-        np.testing.assert_array_equal(back.encode(EXPECTED["conv_input"]), EXPECTED["conv"])
+        _assert_as_computed(back.encode(EXPECTED["conv_input"]), EXPECTED["conv"])
     fastseq.save(back, tmp_path / "new.safetensors")
     np.testing.assert_array_equal(fastseq.load(tmp_path / "new.safetensors").encode(EXPECTED["conv_input"]),
-                                  EXPECTED["conv"])
+                                  back.encode(EXPECTED["conv_input"]))
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm"])
@@ -166,7 +174,7 @@ def test_old_row_model_files_load(kind):
     x = torch.as_tensor(EXPECTED["rowrnn_input"])
     for back in (fastseq.load(old), load_model(old)):
         assert back.kind == kind
-        np.testing.assert_array_equal(back(x)[0].detach().numpy(), EXPECTED[f"rowrnn_{kind}"])
+        _assert_as_computed(back(x)[0].detach().numpy(), EXPECTED[f"rowrnn_{kind}"])
 
 
 def test_old_checkpoint_loads_as_it_did():

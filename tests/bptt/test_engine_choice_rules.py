@@ -149,8 +149,10 @@ def test_masked_mean_errors_say_what_they_got(values, got):
 @pytest.mark.parametrize("cls", [nn.GRU, nn.LSTM, nn.RNN])
 def test_the_step_engine_drops_out_between_layers_as_the_module_does(cls):
     """In training, with ``dropout`` set, the step engine draws the same masks as the module
-    itself (the same calls in the same order), so a reset-free window matches it exactly; in
-    evaluation, none."""
+    itself (the same calls in the same order), so a reset-free window matches it to float64
+    rounding (a different mask is off by O(1)); in evaluation, none. Not bit for bit: the module
+    projects the whole sequence's inputs in one product, the engine step by step, and whether
+    the two round alike depends on the processor's kernels (on AVX-512 Xeons an RNN's do not)."""
     torch.manual_seed(0)
     rnn = cls(3, 5, num_layers=3, dropout=0.5).double()
     x = torch.randn(6, 4, 3, dtype=torch.float64)
@@ -159,8 +161,8 @@ def test_the_step_engine_drops_out_between_layers_as_the_module_does(cls):
     got, _ = run_window(rnn, x, reset, engine="steps")
     torch.manual_seed(7)
     want, _ = rnn(x)
-    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
     rnn.eval()
     plain, _ = run_window(rnn, x, reset, engine="steps")
-    torch.testing.assert_close(plain, rnn(x)[0], rtol=0, atol=0)
+    torch.testing.assert_close(plain, rnn(x)[0], rtol=1e-12, atol=1e-14)
     assert (plain - got).abs().max() > 1e-3  # the training run did drop units

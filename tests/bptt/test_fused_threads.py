@@ -1,5 +1,7 @@
 """The fused engine gives the same bits on any number of threads: slot blocks are fixed, and
-the thread count decides only who runs which block."""
+the thread count decides only who runs which block. The one exception is a weight gradient
+that PyTorch's product computes (not fastseq's float32 kernel): MKL may split its sum across
+threads, so it is equal to rounding."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastseq.bptt import _fused_nb, _slot_threads
+from fastseq.bptt import _fused_nb, _products, _slot_threads
 from fastseq.bptt.engines import run_window
 
 
@@ -44,9 +46,17 @@ def test_results_are_identical_on_1_2_and_more_threads_than_blocks_on_either_run
         results["pool"] = _run(rnn, x, reset, state, seed)
     finally:
         torch.set_num_threads(saved)
+    # the outputs, final state and input gradient come from the slot blocks: the same bits on any
+    # count; so do the weight gradients where fastseq's own product kernel computes them (float32,
+    # AVX-512), while PyTorch's (float64 here) may split a sum across threads: equal to rounding
+    own_products = _products.usable(x)
+    recurrence = 2 + len(state) if cell == "LSTM" else 3
     for threads in (2, 8, "pool"):
-        for got, want in zip(results[threads], results[1]):
-            assert torch.equal(got, want), threads
+        for i, (got, want) in enumerate(zip(results[threads], results[1])):
+            if i < recurrence or own_products:
+                assert torch.equal(got, want), (threads, i)
+            else:
+                torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13, msg=f"{threads} threads, result {i}")
 
 
 def test_kernels_refuse_strided_arrays():
