@@ -44,8 +44,10 @@ def _data():
 
 def worker(rank, folder, tag, stop_at):
     os.environ["GLOO_SOCKET_IFNAME"] = "lo"
-    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous-{tag}", rank=rank, world_size=WORLD,
-                            timeout=timedelta(seconds=60))
+    # one rendezvous file per launch: a file left by an earlier launch still holds that group's
+    # addresses, which a rank can read before this group overwrites them ("Connection refused")
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous-{tag}-{stop_at}", rank=rank,
+                            world_size=WORLD, timeout=timedelta(seconds=60))
     try:
         torch.set_num_threads(1)
         torch.manual_seed(0)
