@@ -141,3 +141,25 @@ def test_a_timed_out_mutant_argued_equivalent_is_never_counted_killed():
     assert status("hang", False) == "killed"
     assert status("hang", True) == "survived (timed out under mutmut)"
     assert status("passed", False) == status("passed", True) == "survived (timed out under mutmut)"
+
+
+def test_a_run_that_tests_no_mutant_records_nothing(tmp_path, monkeypatch):
+    """When the clean tests fail in the copy, mutmut tests no mutant: recording that would
+    replace a module's earlier results with "0 killed, all not run"."""
+    tool = _tool()
+    (tmp_path / "pyproject.toml").write_text("")
+    monkeypatch.setattr(tool, "scratch_copy", lambda tag: tmp_path)
+    monkeypatch.setattr(tool, "logic_modules", lambda root, paths: {"fastseq/_util/files.py": 5})
+    monkeypatch.setattr(tool.subprocess, "run", lambda *a, **k: None)  # mutmut wrote no result
+    recorded = []
+    monkeypatch.setattr(tool, "record", recorded.append)
+    with pytest.raises(SystemExit, match="util: mutmut ran no mutant .* nothing recorded"):
+        tool.main(["--full", "--groups", "util", "--keep"])
+    assert recorded == []
+    # one result is enough to record: the run did start
+    (tmp_path / "mutants" / "fastseq" / "_util").mkdir(parents=True)
+    (tmp_path / "mutants" / "fastseq" / "_util" / "files.py.meta").write_text(
+        '{"exit_code_by_key": {"fastseq._util.files.x_f__mutmut_1": 1, "fastseq._util.files.x_f__mutmut_2": null}}')
+    tool.main(["--full", "--groups", "util", "--keep"])
+    [res] = recorded
+    assert (res["fastseq/_util/files.py"]["killed"], res["fastseq/_util/files.py"]["not_run"]) == (1, 1)

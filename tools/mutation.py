@@ -414,6 +414,13 @@ def survivor_diff(root: Path, key: str, env: dict) -> list[str]:
     return [x for x in diff.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---")]
 
 
+def nothing_ran(group: str, root: Path) -> str:
+    """The message when a run tested no mutant, usually because the clean tests failed in the copy:
+    nothing is recorded, so a module's earlier results are not replaced by "0 killed"."""
+    return (f"{group}: mutmut ran no mutant (the clean tests must pass first); nothing recorded; "
+            f"its output: {root / 'mutmut.log'}")
+
+
 def run_group(group: str, args) -> dict[str, dict]:
     """Every mutant of the group's logic modules; the result per module."""
     paths, tests = group_spec(group)
@@ -436,6 +443,8 @@ def run_group(group: str, args) -> dict[str, dict]:
     equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     metas = {m: root / "mutants" / (m + ".meta") for m in modules}
     codes_by = {m: json.loads(f.read_text())["exit_code_by_key"] if f.exists() else {} for m, f in metas.items()}
+    if not args.from_kept and all(c is None for codes in codes_by.values() for c in codes.values()):
+        raise SystemExit(nothing_ran(group, root))
     timed_out = [k for codes in codes_by.values() for k, c in codes.items() if status_by_exit_code[c] == "timeout"]
     rechecked = kept_rechecks(root, timed_out, args.jobs, args.timeout_recheck)
     new_kills: set[str] = set()
