@@ -90,3 +90,18 @@ def spread(values: Sequence[float]) -> list[float]:
     """Smallest and largest sample over the median: how far the repeats strayed."""
     m = median(values)
     return [min(values) / m, max(values) / m]
+
+
+def processor() -> str:
+    """The processor's model name (Linux), and which product library the fused engine uses on it:
+    figures from different processors are not comparable (MKL runs AVX-512 code on Intel's, AVX2
+    on AMD's, where fastseq's own kernel runs instead)."""
+    name = "unknown processor"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            name = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), name)
+    except OSError:
+        pass
+    from fastseq.bptt._blas_nb import gemm
+
+    return f"{name}; float32 products: {gemm().source}"

@@ -80,6 +80,11 @@ bool gemm_available() {
   return ok;
 }
 
+bool processor_is_intel() {
+  static const bool intel = __builtin_cpu_is("intel");
+  return intel;
+}
+
 void sgemm_rows(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                 int64_t ldb, float* c, int64_t ldc) {
   sgemm_strided(m, n, k, a, lda, 1, b, ldb, c, ldc);
@@ -120,6 +125,8 @@ void sgemm_strided(int64_t m, int64_t n, int64_t k, const float* a, int64_t ars,
 #else  // not x86-64 with GCC/Clang: the callers use another ?gemm
 
 bool gemm_available() { return false; }
+
+bool processor_is_intel() { return false; }
 
 void sgemm_rows(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
                 int64_t) {

@@ -17,6 +17,9 @@ namespace fastseq {
 // -march so that the library runs on any x86-64).
 bool gemm_available();
 
+// Whether the processor is Intel's: MKL then takes its own AVX-512 path (on others, AVX2).
+bool processor_is_intel();
+
 // C[m x n] = A[m x k] @ B[k x n], row-major with row strides lda, ldb, ldc (in elements).
 // Requires gemm_available(). m, n or k may be 0 (k == 0 writes zeros).
 void sgemm_rows(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,

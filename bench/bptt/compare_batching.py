@@ -35,7 +35,7 @@ from _time_to_quality import time_to_quality  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
 from _json_out import write_json  # noqa: E402
-from _timing import interleave, median, spread, timed  # noqa: E402
+from _timing import interleave, median, processor, spread, timed  # noqa: E402
 
 ORDER = ["original", "padded_random", "pack_padded", "bucketed", "fastseq_step", "fastseq_seq",
          "fastseq_seq_fused", "fastseq_seq_steps", "fastseq_seq_dense", "fastseq_seq_packed", "ideal",
@@ -264,7 +264,9 @@ def main(argv=None) -> int:
         budget = args.ttq_seconds or (5.0 if q else 30.0)
         results["time_to_quality"] = time_to_quality(budget, quick=q)
     results["seconds"] = time.perf_counter() - t0
-    print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__}, intra-op thread(s): {args.threads})")
+    results["processor"] = processor()
+    print(f"\n(total {results['seconds']:.0f} s, torch {torch.__version__}, intra-op thread(s): {args.threads}; "
+          f"{results['processor']})")
     if args.json:
         write_json(args.json, results)
     return 0

@@ -21,7 +21,7 @@ from fastseq.bptt import _gemm_cy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared helpers, when run as a path
 from _json_out import write_json  # noqa: E402
-from _timing import median, spread, time_cases  # noqa: E402
+from _timing import median, processor, spread, time_cases  # noqa: E402
 
 # (label, m, k, n, a transposed)
 SHAPES = [
@@ -68,8 +68,10 @@ def main(argv=None) -> int:
             rows.append(row)
             print(f"| {label} | {m} x {k} x {n} | {1e6 * med['fastseq']:.1f} | {1e6 * med['mkl']:.1f} | "
                   f"{1e6 * med['openblas']:.1f} | {gflops:.0f} | {row['vs_mkl']:.2f} | {row['vs_openblas']:.2f} |", flush=True)
+    print(f"({processor()})")
     if args.json:
-        write_json(args.json, {"torch": torch.__version__, "numpy": np.__version__, "rows": rows})
+        write_json(args.json, {"torch": torch.__version__, "numpy": np.__version__, "processor": processor(),
+                               "rows": rows})
     return 0
 
 

@@ -6,8 +6,10 @@ several blocks at once on several threads. Each step multiplies one block of row
 ``np.dot`` cannot take such a slice without a copy and calls scipy's OpenBLAS, whose
 thread pool is process-wide. Here the kernels call a Fortran ``?gemm`` by address:
 
-- float32 on a processor with AVX-512: fastseq's own kernel (``csrc/gemm.cpp``), made for
-  these shapes; here it ran 2.4-2.7x MKL on them (``bench/bptt/compare_gemm.py``);
+- float32 on a processor with AVX-512 that is not Intel's: fastseq's own kernel
+  (``csrc/gemm.cpp``), made for these shapes; on AMD's it ran 2.4-2.7x MKL on them
+  (``bench/bptt/compare_gemm.py``), as MKL takes an AVX2 path there. On Intel's MKL runs
+  AVX-512 code and is used (:func:`fastseq.bptt._products.kernel_preferred`);
 - PyTorch's CPU wheel for x86-64 links Intel MKL statically and exports ``sgemm_``,
   ``dgemm_`` and ``MKL_Set_Num_Threads_Local``; when they are there, MKL is used and
   each calling thread pins it to one thread for itself alone (PyTorch's own use of MKL
@@ -15,8 +17,8 @@ thread pool is process-wide. Here the kernels call a Fortran ``?gemm`` by addres
 - Otherwise scipy's BLAS (``scipy.linalg.cython_blas``) is used, with its pool pinned
   to one thread by the caller (see :mod:`fastseq.bptt._engines_fused`).
 
-``FASTSEQ_GEMM=mkl`` or ``FASTSEQ_GEMM=scipy`` forces one of the libraries for float32 too
-(tests and benchmarks). Both take the
+``FASTSEQ_GEMM=mkl`` or ``FASTSEQ_GEMM=scipy`` forces one of the libraries for float32 too,
+``FASTSEQ_GEMM=fastseq`` the kernel (tests and benchmarks). Both take the
 Fortran (column-major, all-by-reference) arguments; a row-major product
 ``C = A @ B`` is computed as ``C^T = B^T A^T``. The plain twin is ``A @ B``.
 """
@@ -74,11 +76,10 @@ class Gemm:
 
     def __init__(self) -> None:
         self.source, self.sgemm, self.dgemm, self._local = _find()
-        if os.environ.get("FASTSEQ_GEMM", "").lower() not in ("mkl", "scipy"):
-            from fastseq.bptt import _gemm_cy
+        from fastseq.bptt import _gemm_cy, _products
 
-            if _gemm_cy.available():
-                self.source, self.sgemm = f"fastseq avx512 (float64: {self.source})", _gemm_cy.fortran_address()
+        if _products.kernel_preferred():
+            self.source, self.sgemm = f"fastseq avx512 (float64: {self.source})", _gemm_cy.fortran_address()
 
     def address(self, dtype) -> int:
         return self.sgemm if np.dtype(dtype) == np.float32 else self.dgemm

@@ -4,6 +4,7 @@ from libc.stdint cimport int64_t
 
 cdef extern from "gemm.hpp" namespace "fastseq" nogil:
     bint gemm_available()
+    bint processor_is_intel()
     void sgemm_rows(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                     int64_t ldb, float* c, int64_t ldc)
     void sgemm_strided(int64_t m, int64_t n, int64_t k, const float* a, int64_t ars, int64_t acs,

@@ -1,12 +1,17 @@
 """Thin wrapper of csrc/gemm.hpp: the products of the fused engine on CPU (twin: ``a @ b``)."""
 from libc.stdint cimport int64_t, uintptr_t
 
-from fastseq.bptt._csrc_gemm cimport fastseq_sgemm_fortran, gemm_available, sgemm_strided
+from fastseq.bptt._csrc_gemm cimport fastseq_sgemm_fortran, gemm_available, processor_is_intel, sgemm_strided
 
 
 def available() -> bool:
     """Whether this processor runs the kernel (AVX-512)."""
     return gemm_available()
+
+
+def intel() -> bool:
+    """Whether the processor is Intel's, where MKL runs its own AVX-512 path."""
+    return processor_is_intel()
 
 
 def fortran_address() -> int:

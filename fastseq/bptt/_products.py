@@ -2,9 +2,10 @@
 
 The input projection of a window (``K * W`` rows times the input weights), its gradients and
 the hidden weights' gradient (a sum over the window's ``K * W`` rows) are the larger half
-of a recurrent layer's arithmetic. PyTorch computes them with MKL, which on this project's
-AMD machines takes an AVX2 path; fastseq's AVX-512 kernel (``csrc/gemm.cpp``) ran them
-1.3-2.6x faster (``bench/bptt/compare_gemm.py``). Here they are split by rows of the result
+of a recurrent layer's arithmetic. PyTorch computes them with MKL, which on AMD's processors
+takes an AVX2 path; fastseq's AVX-512 kernel (``csrc/gemm.cpp``) ran them 1.3-2.6x faster
+there (``bench/bptt/compare_gemm.py``). On Intel's, MKL's own AVX-512 code is faster and
+PyTorch's operations run them (:func:`kernel_preferred`). Here they are split by rows of the result
 across the threads PyTorch allows (:mod:`fastseq.bptt._slot_threads`), and a result of few
 rows by columns too (in fixed units of whole column panels): each element of the result is
 one sum in one order, so the result does not depend on the thread count.
@@ -29,12 +30,26 @@ _COLS = 128  # columns per unit where the result has only one unit of rows (a mu
 _AVAILABLE: bool | None = None
 
 
+def kernel_preferred() -> bool:
+    """Whether fastseq's float32 kernel runs the fused engine's products (else MKL or scipy's BLAS).
+
+    Where the processor has AVX-512 and is not Intel's: MKL takes an AVX2 path there, and the
+    kernel ran 1.3-2.6x faster. On Intel's AVX-512 processors MKL runs its own AVX-512 code and
+    won on these shapes (0.59-0.96x for the kernel, ``bench/bptt/compare_gemm.py``), and
+    sequence mode ran 2-28% faster on it (GRU, LSTM and RNN, H=32 to 512, 1 and 2 threads). ``FASTSEQ_GEMM=mkl`` or ``scipy`` forces a library,
+    ``FASTSEQ_GEMM=fastseq`` the kernel (where the processor has AVX-512)."""
+    from fastseq.bptt import _gemm_cy
+
+    setting = os.environ.get("FASTSEQ_GEMM", "").lower()
+    if setting in ("mkl", "scipy") or not _gemm_cy.available():
+        return False
+    return setting == "fastseq" or not _gemm_cy.intel()
+
+
 def _available() -> bool:
     global _AVAILABLE
     if _AVAILABLE is None:
-        from fastseq.bptt import _gemm_cy
-
-        _AVAILABLE = bool(_gemm_cy.available()) and os.environ.get("FASTSEQ_GEMM", "").lower() not in ("mkl", "scipy")
+        _AVAILABLE = kernel_preferred()
     return _AVAILABLE
 
 

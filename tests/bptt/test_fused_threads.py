@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from fastseq.bptt import _fused_nb, _products, _slot_threads
+from fastseq.bptt import _blas_nb, _fused_nb, _gemm_cy, _products, _slot_threads
 from fastseq.bptt.engines import run_window
 
 
@@ -23,9 +23,26 @@ def _run(rnn, x, reset, state, seed):
     return [out.detach(), *(p.detach() for p in parts), x.grad, *(p.grad for p in rnn.parameters())]
 
 
+@pytest.fixture(params=["default", "fastseq"])
+def gemm_choice(request, monkeypatch):
+    """The products as this processor runs them by default, and on fastseq's kernel (which runs
+    by default only on AVX-512 processors other than Intel's)."""
+    if request.param == "fastseq":
+        if not _gemm_cy.available():
+            pytest.skip("needs a processor with AVX-512")
+        monkeypatch.setenv("FASTSEQ_GEMM", "fastseq")
+    else:
+        monkeypatch.delenv("FASTSEQ_GEMM", raising=False)
+    monkeypatch.setattr(_products, "_AVAILABLE", None)  # found again under this setting
+    monkeypatch.setattr(_blas_nb, "_GEMM", None)
+    yield request.param
+    _blas_nb._GEMM = None  # the next test finds the default again
+
+
 @pytest.mark.parametrize("cell", ["GRU", "LSTM", "RNN"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_results_are_identical_on_1_2_and_more_threads_than_blocks_on_either_runner(cell, dtype, monkeypatch):
+def test_results_are_identical_on_1_2_and_more_threads_than_blocks_on_either_runner(cell, dtype, monkeypatch,
+                                                                                    gemm_choice):
     torch.manual_seed(0)
     width = 2 * _fused_nb.SLOT_BLOCK + 5  # three blocks, the last one narrow
     rnn = getattr(nn, cell)(6, 11, num_layers=2).to(dtype)
@@ -48,7 +65,7 @@ def test_results_are_identical_on_1_2_and_more_threads_than_blocks_on_either_run
         torch.set_num_threads(saved)
     # the outputs, final state and input gradient come from the slot blocks: the same bits on any
     # count; so do the weight gradients where fastseq's own product kernel computes them (float32,
-    # AVX-512), while PyTorch's (float64 here) may split a sum across threads: equal to rounding
+    # AVX-512), while PyTorch's (MKL) may split a sum across threads: equal to rounding
     own_products = _products.usable(x)
     recurrence = 2 + len(state) if cell == "LSTM" else 3
     for threads in (2, 8, "pool"):
@@ -56,7 +73,7 @@ def test_results_are_identical_on_1_2_and_more_threads_than_blocks_on_either_run
             if i < recurrence or own_products:
                 assert torch.equal(got, want), (threads, i)
             else:
-                torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13, msg=f"{threads} threads, result {i}")
+                torch.testing.assert_close(got, want, msg=f"{threads} threads, result {i}")  # dtype's rounding
 
 
 def test_kernels_refuse_strided_arrays():
