@@ -156,10 +156,36 @@ def test_a_run_that_tests_no_mutant_records_nothing(tmp_path, monkeypatch):
     with pytest.raises(SystemExit, match="util: mutmut ran no mutant .* nothing recorded"):
         tool.main(["--full", "--groups", "util", "--keep"])
     assert recorded == []
-    # one result is enough to record: the run did start
+    # one result is enough to record: the run did start (reading its codes takes mutmut's table)
+    pytest.importorskip("mutmut")
     (tmp_path / "mutants" / "fastseq" / "_util").mkdir(parents=True)
     (tmp_path / "mutants" / "fastseq" / "_util" / "files.py.meta").write_text(
         '{"exit_code_by_key": {"fastseq._util.files.x_f__mutmut_1": 1, "fastseq._util.files.x_f__mutmut_2": null}}')
     tool.main(["--full", "--groups", "util", "--keep"])
     [res] = recorded
     assert (res["fastseq/_util/files.py"]["killed"], res["fastseq/_util/files.py"]["not_run"]) == (1, 1)
+
+
+def test_new_tests_also_judge_mutants_no_test_of_the_group_reached(tmp_path, monkeypatch):
+    """A function only a test outside the group calls (the stub writer, by test_layout.py) has
+    "no tests" in the run; a new test file that calls it is run against those mutants too."""
+    pytest.importorskip("mutmut")  # its table of exit codes (the tool's "mutation" extra)
+    tool = _tool()
+    (tmp_path / "mutants" / "fastseq" / "_util").mkdir(parents=True)
+    (tmp_path / "mutants" / "fastseq" / "_util" / "stub.py.meta").write_text(
+        '{"exit_code_by_key": {"fastseq._util.stub.x_f__mutmut_1": 33, "fastseq._util.stub.x_f__mutmut_2": 33}}')
+    monkeypatch.setattr(tool, "logic_modules", lambda root, paths: {"fastseq/_util/stub.py": 2})
+    judged = []
+
+    def fake(root, keys, paths, jobs, limit):
+        judged.extend(keys)
+        return {"fastseq._util.stub.x_f__mutmut_1"}
+
+    monkeypatch.setattr(tool, "killed_by_new_tests", fake)
+    monkeypatch.setattr(tool, "survivor_diff", lambda root, key, env: [])
+    recorded = []
+    monkeypatch.setattr(tool, "record", recorded.append)
+    tool.main(["--full", "--groups", "util", "--from-kept", str(tmp_path), "--new-tests", "tests/test_layout.py"])
+    assert sorted(judged) == ["fastseq._util.stub.x_f__mutmut_1", "fastseq._util.stub.x_f__mutmut_2"]
+    res = recorded[0]["fastseq/_util/stub.py"]
+    assert res["killed"] == 1 and [s["status"] for s in res["survivors"]] == ["no tests"]

@@ -438,19 +438,20 @@ def run_group(group: str, args) -> dict[str, dict]:
         with open(root / "mutmut.log", "w") as fh:
             subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)],
                            cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT)
-    from mutmut.stats import status_by_exit_code
-
-    equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     metas = {m: root / "mutants" / (m + ".meta") for m in modules}
     codes_by = {m: json.loads(f.read_text())["exit_code_by_key"] if f.exists() else {} for m, f in metas.items()}
     if not args.from_kept and all(c is None for codes in codes_by.values() for c in codes.values()):
         raise SystemExit(nothing_ran(group, root))
+    from mutmut.stats import status_by_exit_code
+
+    equivalent = json.loads(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
     timed_out = [k for codes in codes_by.values() for k, c in codes.items() if status_by_exit_code[c] == "timeout"]
     rechecked = kept_rechecks(root, timed_out, args.jobs, args.timeout_recheck)
     new_kills: set[str] = set()
     if args.new_tests:
         lived = [k for codes in codes_by.values() for k, c in codes.items() if k not in equivalent and (
-            status_by_exit_code[c] in ("survived", "suspicious")
+            # "no tests": mutmut traced no test to the function (one only a test outside the group calls)
+            status_by_exit_code[c] in ("survived", "suspicious", "no tests")
             or (status_by_exit_code[c] == "timeout" and rechecked[k] == "passed"))]
         new_kills = killed_by_new_tests(root, lived, args.new_tests.split(","), args.jobs, args.timeout_recheck)
     out = {}
