@@ -36,8 +36,9 @@ def kernel_preferred() -> bool:
     Where the processor has AVX-512 and is not Intel's: MKL takes an AVX2 path there, and the
     kernel ran 1.3-2.6x faster. On Intel's AVX-512 processors MKL runs its own AVX-512 code and
     won on these shapes (0.59-0.96x for the kernel, ``bench/bptt/compare_gemm.py``), and
-    sequence mode ran 2-28% faster on it (GRU, LSTM and RNN, H=32 to 512, 1 and 2 threads). ``FASTSEQ_GEMM=mkl`` or ``scipy`` forces a library,
-    ``FASTSEQ_GEMM=fastseq`` the kernel (where the processor has AVX-512)."""
+    sequence mode ran 2-28% faster on it (GRU, LSTM and RNN, H=32 to 512, 1 and 2 threads).
+    ``FASTSEQ_GEMM=mkl`` or ``scipy`` forces a library, ``FASTSEQ_GEMM=fastseq`` the kernel
+    (where the processor has AVX-512)."""
     from fastseq.bptt import _gemm_cy
 
     setting = os.environ.get("FASTSEQ_GEMM", "").lower()
