@@ -40,7 +40,7 @@ def from_safetensors(metadata: dict[str, str]) -> dict[str, Any] | None:
     return None
 
 
-def read_npz(path: str, tensors: bool = True) -> tuple[dict[str, Any] | None, dict]:
+def read_npz(path: str, tensors: bool) -> tuple[dict[str, Any] | None, dict]:
     """The header (less ``format`` and ``version``) and tensors (torch, CPU) of an ``.npz``
     Boltzmann machine or network; None and no tensors for an ``.npz`` without fastseq's header.
     A damaged file, or one holding Python objects, raises (zipfile's, NumPy's or json's errors)."""

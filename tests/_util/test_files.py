@@ -362,3 +362,45 @@ def test_load_imports_only_the_subpackage_of_the_file(saved):
             "if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     assert out.stdout.split() == ["['fastseq.rowrnn']"]
+
+
+def test_save_needs_both_a_known_kind_and_a_save_method(tmp_path):
+    class SavesButIsNoModel:
+        def save(self, path):
+            raise AssertionError("save must not be called")
+
+    class KindWithoutSave:
+        _file_kind = "rbm"
+
+    for obj in (SavesButIsNoModel(), KindWithoutSave()):
+        with pytest.raises(TypeError, match=f"Expected obj to be a fastseq model .*got {type(obj).__name__}"):
+            fastseq.save(obj, tmp_path / "x.safetensors")
+
+
+def test_write_takes_numpy_arrays_and_names_the_path_argument(tmp_path):
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]  # not contiguous
+    path = tmp_path / "m.safetensors"
+    files.write(path, "rowrnn", {"model": "rnn", "n_visible": 2, "n_hidden": 1}, {"a": a, "t": torch.ones(2)})
+    header, tensors = files.read(path, "rowrnn")
+    assert header["format"] == files.FORMAT and torch.equal(tensors["a"], torch.from_numpy(np.ascontiguousarray(a)))
+    assert torch.equal(tensors["t"], torch.ones(2))
+    with pytest.raises(TypeError, match="Expected path to be a file path"):
+        files.write(3, "rowrnn", {}, {})
+
+
+def test_old_npz_headers_read_as_version_one_of_the_format(tmp_path):
+    header = files.read_header(OLD / "RBM.npz")
+    assert header["format"] == files.FORMAT and header["version"] == 1 and header["kind"] == "rbm"
+    with pytest.raises(ValueError, match="to be a fastseq row model .*got a fastseq Boltzmann machine"):
+        files.read_header(OLD / "RBM.npz", kind="rowrnn")
+    with pytest.raises(FileNotFoundError, match="to be a fastseq row model"):
+        files.read_header(tmp_path / "missing.safetensors", kind="rowrnn")
+
+
+def test_read_header_reads_no_tensor(tmp_path):
+    """The header of an old .npz reads even where its arrays could not become tensors."""
+    path = tmp_path / "strings.npz"
+    np.savez(path, meta=json.dumps({"format": "fastseq-rbm-1", "class": "RBM"}), **{"param/w": np.array(["a"])})
+    assert files.read_header(path)["kind"] == "rbm"
+    with pytest.raises(ValueError, match="unreadable file"):
+        files.read(path)

@@ -152,3 +152,54 @@ def test_arrays_refuse_empty_unless_allowed_and_messages_name_the_argument():
         finite_array("data", ["a"])
     with pytest.raises(TypeError, match=r"^Expected out to be a path \(str or os.PathLike\), got int 3\.$"):
         path_arg("out", 3)
+
+
+def test_blas_libs_finds_the_blas_numba_calls_once(monkeypatch):
+    from fastseq._util import blas
+
+    monkeypatch.setattr(blas, "_BLAS_LIBS", None)
+    libs = blas.blas_libs()
+    assert isinstance(libs, list) and libs and all(lib.user_api == "blas" for lib in libs)
+    assert blas.blas_libs() is libs  # looked up once
+    scipy_blas = [lib for lib in libs if "scipy" in lib.filepath or "openblas" in lib.internal_api]
+    assert scipy_blas, [(lib.internal_api, lib.filepath) for lib in libs]  # the one Numba's np.dot calls
+
+
+def test_serial_blas_runs_on_one_thread_and_restores_each_count(monkeypatch):
+    from fastseq._util import blas
+
+    class Lib:
+        def __init__(self, n):
+            self.n, self.calls = n, []
+
+        def get_num_threads(self):
+            return self.n
+
+        def set_num_threads(self, n):
+            self.calls.append(n)
+            self.n = n
+
+    libs = [Lib(4), Lib(1)]
+    monkeypatch.setattr(blas, "_BLAS_LIBS", libs)
+    with blas.serial_blas():
+        assert [lib.n for lib in libs] == [1, 1]
+    assert [lib.n for lib in libs] == [4, 1] and libs[1].calls == []  # one already serial: left alone
+    with pytest.raises(RuntimeError), blas.serial_blas():
+        raise RuntimeError("restored even so")
+    assert [lib.n for lib in libs] == [4, 1]
+
+
+def test_the_stub_lists_subpackages_then_flagships_by_module_and_name(monkeypatch, tmp_path):
+    import fastseq
+    from fastseq._util import stub
+
+    text = stub.top_level_stub()
+    assert text == (Path(fastseq.__file__).with_name("__init__.pyi")).read_text()
+    monkeypatch.setattr(fastseq, "_FLAGSHIPS", {"b_x": "m", "bz": "m", "A": "m", "c": "a"})
+    monkeypatch.setattr(fastseq, "SUBPACKAGES", ("sub",))
+    lines = stub.top_level_stub().splitlines()
+    assert lines[:5] == ["from fastseq import sub as sub", "from a import c as c", "from m import A as A",
+                         "from m import b_x as b_x", "from m import bz as bz"]  # "_" sorts before letters
+    monkeypatch.setattr(fastseq, "__file__", str(tmp_path / "__init__.py"))
+    assert stub.write_stub() == tmp_path / "__init__.pyi"
+    assert (tmp_path / "__init__.pyi").read_text() == stub.top_level_stub()

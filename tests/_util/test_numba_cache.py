@@ -97,3 +97,108 @@ def test_private_folder_is_never_one_others_can_write(tmp_path):
     folder.chmod(0o777)  # writable by anyone: a planted cache could run code here
     other = numba_cache.private_folder(tmp_path)
     assert other != folder and other.parent == tmp_path and (other.stat().st_mode & 0o777) == 0o700
+
+
+# --- each decision of ensure_numba_cache in this process, with a fake Numba config and environment
+
+
+@pytest.fixture
+def fallback(monkeypatch, tmp_path):
+    """ensure_numba_cache where Numba would find no place: a fake, already imported Numba
+    config, the temporary directory under ``tmp_path``, and CACHE put back afterwards."""
+    import tempfile
+    import types
+
+    config = types.SimpleNamespace()  # Numba's config module, imported, no CACHE_DIR set in code
+    monkeypatch.setitem(sys.modules, "numba.core.config", config)
+    monkeypatch.setattr(numba_cache, "fallback_needed", lambda folders, environ: True)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(numba_cache, "CACHE", True)
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)  # put back whatever a wrong write does
+    return config
+
+
+def test_fallback_points_the_given_environment_and_numba_at_a_private_folder(fallback, tmp_path):
+    environ: dict[str, str] = {}
+    assert numba_cache.ensure_numba_cache(environ) is True
+    folder = str(tmp_path / f"fastseq-numba-{os.getuid()}")
+    assert environ == {"NUMBA_CACHE_DIR": folder}  # the mapping given, not os.environ
+    assert fallback.CACHE_DIR == folder  # Numba read its environment already
+    assert "NUMBA_CACHE_DIR" not in os.environ
+
+
+def test_a_cache_dir_set_in_code_after_numba_was_imported_is_kept(fallback, tmp_path):
+    fallback.CACHE_DIR = "/chosen/in/code"
+    environ: dict[str, str] = {}
+    assert numba_cache.ensure_numba_cache(environ) is True
+    assert environ == {} and fallback.CACHE_DIR == "/chosen/in/code"
+    assert not list(tmp_path.iterdir())  # no folder made
+
+
+def test_caching_is_off_when_no_private_folder_can_be_had(fallback, monkeypatch):
+    monkeypatch.setattr(numba_cache, "private_folder", lambda base: None)
+    environ: dict[str, str] = {}
+    assert numba_cache.ensure_numba_cache(environ) is False
+    assert numba_cache.CACHE is False and environ == {} and not hasattr(fallback, "CACHE_DIR")
+
+
+def test_caching_is_off_without_a_temporary_directory(fallback, monkeypatch, tmp_path):
+    import tempfile
+
+    def no_tmp():
+        raise FileNotFoundError("no usable temporary directory")
+
+    monkeypatch.setattr(tempfile, "gettempdir", no_tmp)
+    monkeypatch.chdir(tmp_path)
+    environ: dict[str, str] = {}
+    assert numba_cache.ensure_numba_cache(environ) is False
+    assert environ == {} and not list(tmp_path.iterdir())  # nothing made in the working directory
+
+
+def test_the_install_counts_as_writable_only_through_its_pycache_folders(tmp_path):
+    only_pycache = lambda p: p.name == "__pycache__"  # noqa: E731
+    assert not numba_cache.fallback_needed([tmp_path / "a", tmp_path / "b"], {}, only_pycache)
+    never = lambda p: False  # noqa: E731
+    assert numba_cache.fallback_needed([tmp_path / "a"], {"XDG_CACHE_HOME": str(tmp_path)}, never)
+
+
+def test_writable_is_false_when_nothing_of_the_path_exists(monkeypatch, tmp_path):
+    """A path on a drive that does not exist: the walk up reaches the root without finding a folder."""
+    monkeypatch.setattr(Path, "exists", lambda self: False)
+    assert numba_cache.writable(tmp_path / "a" / "b") is False
+
+
+@pytest.mark.parametrize("platform, environ, expected", [
+    ("linux", {"XDG_CACHE_HOME": "/xdg"}, "/xdg/numba"),
+    ("linux", {}, "HOME/.cache/numba"),
+    ("freebsd14", {}, "HOME/.cache/numba"),
+    ("darwin", {"XDG_CACHE_HOME": "/xdg"}, "HOME/Library/Caches/numba"),
+    ("win32", {"LOCALAPPDATA": "/local"}, "/local/numba"),
+    ("win32", {}, None),
+    ("linux", {"XDG_CACHE_HOME": "~nobody-here/cache"}, None),  # a home expanduser could not find
+])
+def test_user_wide_cache_follows_numbas_rule_per_platform(monkeypatch, tmp_path, platform, environ, expected):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", platform)
+    got = numba_cache.user_wide_cache(environ)
+    assert got == (None if expected is None else Path(expected.replace("HOME", str(tmp_path))))
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_private_folder_is_named_for_the_user_and_accepts_only_others_execute(monkeypatch, tmp_path):
+    folder = numba_cache.private_folder(tmp_path / "a")  # base missing: refused, not created
+    assert folder is None
+    monkeypatch.setattr(os, "getuid", lambda: 4242)  # another uid than the folder's owner
+    other = numba_cache.private_folder(tmp_path)
+    assert (tmp_path / "fastseq-numba-4242").is_dir()  # named for the uid, but not ours: not used
+    assert other.parent == tmp_path and other.name.startswith("fastseq-numba-") and other.name != "fastseq-numba-4242"
+    monkeypatch.undo()
+    mine = numba_cache.private_folder(tmp_path)
+    mine.chmod(0o701)  # others may pass through, not list or write: still private enough
+    assert numba_cache.private_folder(tmp_path) == mine
+
+
+def test_private_folder_without_user_ids_is_user_zeros(monkeypatch, tmp_path):
+    monkeypatch.delattr(os, "getuid")
+    numba_cache.private_folder(tmp_path)
+    assert (tmp_path / "fastseq-numba-0").is_dir()
