@@ -14,10 +14,15 @@ accumulate the hidden weights' gradient step by step. Here each layer is one
   step and one fused loop over the gates, the reset folded in as the choice of each
   slot's previous state (seed or carried). Blocks are independent, so they run on
   the threads ``torch.get_num_threads()`` allows with no barrier per step
-  (:mod:`fastseq.bptt._slot_threads`); the result does not depend on the count;
+  (:mod:`fastseq.bptt._slot_threads`); what the blocks compute does not depend on the
+  count (the input projection they start from does where PyTorch computes it, below);
 - the backward runs through time the same way, and the hidden weights' gradient is
   one product over all ``K * W`` rows (PyTorch's, on its threads: its rounding may
-  depend on the thread count, as any PyTorch product's does).
+  depend on the thread count, as any PyTorch product's does). So may the input
+  projection's and the input gradient's, where MKL computes them rather than fastseq's
+  kernel: on an AVX2 AMD processor MKL rounded a 621-row projection differently on 3 or
+  more threads than on 1 or 2 (computing it in fixed row units on one thread each, the
+  same bits on any count, ran 1.15-1.9x slower on two threads; measured, not adopted).
 
 On CUDA the same steps run as torch ops (:mod:`fastseq.bptt._fused_py`); the packed
 engine (one cuDNN call per window) stays the CUDA default.
