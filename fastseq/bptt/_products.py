@@ -23,7 +23,7 @@ from torch import Tensor
 
 from fastseq.bptt._slot_threads import run_split
 
-__all__ = ["usable", "matmul", "linear"]
+__all__ = ["kernel_in_use", "kernel_preferred", "usable", "matmul", "linear"]
 
 _ROWS = 64  # rows of the result per unit of work split across threads (a multiple of the kernel's 8)
 _COLS = 128  # columns per unit where the result has only one unit of rows (a multiple of the kernel's 32)
@@ -47,7 +47,8 @@ def kernel_preferred() -> bool:
     return setting == "fastseq" or not _gemm_cy.intel()
 
 
-def _available() -> bool:
+def kernel_in_use() -> bool:
+    """Whether fastseq's kernel runs the float32 products in this process (:func:`kernel_preferred`, found once)."""
     global _AVAILABLE
     if _AVAILABLE is None:
         _AVAILABLE = kernel_preferred()
@@ -56,7 +57,7 @@ def _available() -> bool:
 
 def usable(t: Tensor) -> bool:
     """Whether :func:`matmul` runs for tensors like ``t``."""
-    return t.device.type == "cpu" and t.dtype == torch.float32 and _available()
+    return t.device.type == "cpu" and t.dtype == torch.float32 and kernel_in_use()
 
 
 def _flip(m: int, n: int, k: int, stride: int) -> bool:

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from fastseq._util.validate import one_of, positive_int, torch_device
+from fastseq.bptt import _products
 from fastseq.bptt._engines_dense import run_dense
 from fastseq.bptt._engines_fused import fused_unsupported, run_fused
 from fastseq.bptt.plans import DensePlan, SegmentPlan, default_engine, window_plan
@@ -270,10 +271,14 @@ def run_window(
 _SEGMENTS_WIN = {"LSTM": (64, 256)}
 """Per module type ``(H at least, H at most)``: where the plain module between reset steps
 (``"segments"``) beats the fused engine on a CPU window in which at most K/8 steps hold a
-reset (bench/bptt/compare_engines.py, docs/benchmarks/compare_engines.txt: PyTorch runs an
+reset, on processors where fastseq's product kernel runs (bench/bptt/compare_engines.py,
+docs/benchmarks/compare_engines.txt, an AMD processor with AVX-512: PyTorch runs an
 ``nn.LSTM`` segment as one oneDNN call, 1.07x the fused engine on a reset-free 64-slot window
 at H=128 on one thread, level on two; the fused engine wins at H=32 on 1024 slots, 1.25x and
-1.21x, and at H=512, 1.10x and 1.07x, and every GRU and RNN row)."""
+1.21x, and at H=512, 1.10x and 1.07x, and every GRU and RNN row). Where MKL runs the fused
+engine's products the rule does not apply: on an AMD processor with AVX2 and no AVX-512 the
+fused engine took 0.91x, 0.98x and 0.91x the segments' time on that window in three runs on
+one thread, and 0.85x, 0.84x and 0.83x on two (the last run: docs/benchmarks/compare_engines_avx2.txt)."""
 
 _STEPS_WIN = {"GRU": (32, 512, 1)}
 """Per module type ``(H at most, slots at least, threads at most)``: windows where the step engine
@@ -294,7 +299,8 @@ def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=Non
     ``proj_size`` (the fused engine does not run it) and for a GRU of at most 32 hidden units
     on 512 slots or more on one thread, and ``"segments"`` (the plain module between reset
     steps) for an ``nn.LSTM`` of 64 to 256 hidden units on a window whose ``reset`` (``K x W``
-    bool; None: unknown) holds a reset on at most K/8 steps. Each new choice is logged once
+    bool; None: unknown) holds a reset on at most K/8 steps, where fastseq's product kernel
+    runs (AVX-512 processors other than Intel's; elsewhere the fused engine won there). Each new choice is logged once
     on the ``fastseq.bptt`` logger (INFO), for ``"fused"`` with the threads that run its slot
     blocks (PyTorch's OpenMP threads, or a thread pool where PyTorch has no OpenMP or with
     ``FASTSEQ_SLOT_THREADS=pool``). Pass ``engine=`` to :func:`run_window` to override.
@@ -319,7 +325,7 @@ def _engine_for(rnn, mode: str, k_steps: int, width: int, device: torch.device, 
     few_resets = reset_t is not None and int(reset_t.any(1).sum()) <= k_steps // 8
     if engine == "fused" and fused_unsupported(rnn):
         engine = "segments" if few_resets else "steps"
-    elif engine == "fused" and few_resets and mode in _SEGMENTS_WIN \
+    elif engine == "fused" and few_resets and mode in _SEGMENTS_WIN and _products.kernel_in_use() \
             and _SEGMENTS_WIN[mode][0] <= rnn.hidden_size <= _SEGMENTS_WIN[mode][1]:
         engine = "segments"
     elif engine == "fused" and mode in _STEPS_WIN and rnn.hidden_size <= _STEPS_WIN[mode][0] \

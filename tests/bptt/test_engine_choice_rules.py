@@ -3,6 +3,7 @@ helpers of ``fastseq.bptt.engines`` (``masked_mean``, the step engine's dropout)
 where a near miss gives another answer."""
 
 import logging
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,6 +12,13 @@ from torch import nn
 
 from fastseq.bptt import engine_for, masked_mean, run_window
 from fastseq.bptt import engines as eng
+
+
+@pytest.fixture(autouse=True)
+def kernel_table(monkeypatch):
+    """The crossover table of processors where fastseq's product kernel runs (it holds the
+    segments rule; where MKL runs the products the fused engine takes those windows)."""
+    monkeypatch.setattr(eng, "_products", SimpleNamespace(kernel_in_use=lambda: True))
 
 
 @pytest.fixture

@@ -211,7 +211,7 @@ def test_whole_window_products_use_the_kernel_unless_fastseq_gemm_names_a_librar
     else:
         monkeypatch.setenv("FASTSEQ_GEMM", setting)
     monkeypatch.setattr(_products, "_AVAILABLE", None)  # found again under this setting
-    assert _products._available() == _kernel_expected((setting or "").lower())
+    assert _products.kernel_in_use() == _kernel_expected((setting or "").lower())
 
 
 @needs_kernel

@@ -130,7 +130,7 @@ def test_an_unset_or_empty_fastseq_gemm_keeps_the_kernel(monkeypatch):
         else:
             monkeypatch.setenv("FASTSEQ_GEMM", setting)
         monkeypatch.setattr(_products, "_AVAILABLE", None)
-        assert _products._available() == bool(_gemm_cy.available() and not _gemm_cy.intel())
+        assert _products.kernel_in_use() == bool(_gemm_cy.available() and not _gemm_cy.intel())
 
 
 def test_restoring_a_setting_without_mkl_does_nothing(monkeypatch):

@@ -2,6 +2,8 @@
 window's masks, plan and seeds as given: the engines agree with each other to rounding, so a
 window run by the wrong one passes every exactness test; these tests watch which one ran."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -69,12 +71,17 @@ def test_a_plan_of_the_engines_kind_is_used_and_another_kind_is_remade(engine, k
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
-def test_auto_runs_what_engine_for_picks(calls):
+def test_auto_runs_what_engine_for_picks(calls, monkeypatch):
     x, reset, valid = _window()
     run_window(_gru(), x, reset, valid=valid)
     assert [name for name, _ in calls] == ["run_fused"]
     calm = np.zeros((32, 64), bool)
-    calm[0] = True  # one step of 32 holds resets: an LSTM of 128 units runs as segments
+    calm[0] = True  # one step of 32 holds resets: an LSTM of 128 units runs as segments beside fastseq's kernel
+    calls.clear()
+    run_window(nn.LSTM(2, 128), torch.randn(32, 64, 2), calm)
+    picked = eng.engine_for(nn.LSTM(2, 128), 32, 64, "cpu", calm)
+    assert [name for name, _ in calls] == [{"fused": "run_fused", "segments": "_run_segments"}[picked]]
+    monkeypatch.setattr(eng, "_products", SimpleNamespace(kernel_in_use=lambda: True))
     calls.clear()
     run_window(nn.LSTM(2, 128), torch.randn(32, 64, 2), calm)
     assert [name for name, _ in calls] == ["_run_segments"]
