@@ -21,8 +21,9 @@ accumulate the hidden weights' gradient step by step. Here each layer is one
   depend on the thread count, as any PyTorch product's does). So may the input
   projection's and the input gradient's, where MKL computes them rather than fastseq's
   kernel: on an AVX2 AMD processor MKL rounded a 621-row projection differently on 3 or
-  more threads than on 1 or 2 (computing it in fixed row units on one thread each, the
-  same bits on any count, ran 1.15-1.9x slower on two threads; measured, not adopted).
+  more threads than on 1 or 2 (computing it in fixed units of 256 or 512 rows on one
+  thread each, the same bits on any count, took 1.14-1.5x the time on two threads;
+  measured, not adopted).
 
 On CUDA the same steps run as torch ops (:mod:`fastseq.bptt._fused_py`); the packed
 engine (one cuDNN call per window) stays the CUDA default.

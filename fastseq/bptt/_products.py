@@ -48,7 +48,8 @@ def kernel_preferred() -> bool:
 
 
 def kernel_in_use() -> bool:
-    """Whether fastseq's kernel runs the float32 products in this process (:func:`kernel_preferred`, found once)."""
+    """Whether fastseq's kernel runs the float32 products in this process (:func:`kernel_preferred`,
+    decided once)."""
     global _AVAILABLE
     if _AVAILABLE is None:
         _AVAILABLE = kernel_preferred()

@@ -300,10 +300,11 @@ def engine_for(rnn: nn.Module, k_steps: int, width: int, device="cpu", reset=Non
     on 512 slots or more on one thread, and ``"segments"`` (the plain module between reset
     steps) for an ``nn.LSTM`` of 64 to 256 hidden units on a window whose ``reset`` (``K x W``
     bool; None: unknown) holds a reset on at most K/8 steps, where fastseq's product kernel
-    runs (AVX-512 processors other than Intel's; elsewhere the fused engine won there). Each new choice is logged once
-    on the ``fastseq.bptt`` logger (INFO), for ``"fused"`` with the threads that run its slot
-    blocks (PyTorch's OpenMP threads, or a thread pool where PyTorch has no OpenMP or with
-    ``FASTSEQ_SLOT_THREADS=pool``). Pass ``engine=`` to :func:`run_window` to override.
+    runs (AVX-512 processors other than Intel's; elsewhere the fused engine won there). Each
+    new choice is logged once on the ``fastseq.bptt`` logger (INFO), for ``"fused"`` with the
+    threads that run its slot blocks (PyTorch's OpenMP threads, or a thread pool where PyTorch
+    has no OpenMP or with ``FASTSEQ_SLOT_THREADS=pool``). Pass ``engine=`` to
+    :func:`run_window` to override.
 
     >>> engine_for(nn.GRU(3, 8), k_steps=32, width=64)
     'fused'

@@ -6,6 +6,7 @@ input projection the outputs too, are equal to rounding. With the projection com
 same way on every count, everything the slot blocks compute is compared bit for bit."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,6 +17,16 @@ from torch import nn
 
 from fastseq.bptt import _blas_nb, _fused_nb, _gemm_cy, _products, _slot_threads
 from fastseq.bptt.engines import run_window
+
+
+@contextmanager
+def _one_thread():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 class _OneThreadLinear(torch.autograd.Function):
@@ -37,15 +48,6 @@ class _OneThreadLinear(torch.autograd.Function):
             dw = g.t() @ x.reshape(-1, x.shape[-1])
             db = g.sum(0) if ctx.has_bias else None
         return dx, dw, db
-
-
-class _one_thread:
-    def __enter__(self):
-        self.saved = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.saved)
 
 
 def _run(rnn, x, reset, state, seed):
