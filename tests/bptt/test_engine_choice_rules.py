@@ -13,6 +13,8 @@ from torch import nn
 from fastseq.bptt import engine_for, masked_mean, run_window
 from fastseq.bptt import engines as eng
 
+from _threads import torch_threads
+
 
 @pytest.fixture(autouse=True)
 def kernel_table(monkeypatch):
@@ -23,12 +25,8 @@ def kernel_table(monkeypatch):
 
 @pytest.fixture
 def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(saved)
 
 
 def _reset_on_steps(k_steps: int, width: int, steps: int) -> torch.Tensor:

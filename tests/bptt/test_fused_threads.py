@@ -6,7 +6,6 @@ input projection the outputs too, are equal to rounding. With the projection com
 same way on every count, everything the slot blocks compute is compared bit for bit."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from types import SimpleNamespace
 
 import numpy as np
@@ -18,15 +17,7 @@ from torch import nn
 from fastseq.bptt import _blas_nb, _fused_nb, _gemm_cy, _products, _slot_threads
 from fastseq.bptt.engines import run_window
 
-
-@contextmanager
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
+from _threads import torch_threads
 
 
 class _OneThreadLinear(torch.autograd.Function):
@@ -36,14 +27,14 @@ class _OneThreadLinear(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        with _one_thread():
+        with torch_threads(1):
             return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         g = grad.reshape(-1, grad.shape[-1])
-        with _one_thread():
+        with torch_threads(1):
             dx = (g @ weight).view(x.shape)
             dw = g.t() @ x.reshape(-1, x.shape[-1])
             db = g.sum(0) if ctx.has_bias else None
