@@ -189,3 +189,31 @@ def test_new_tests_also_judge_mutants_no_test_of_the_group_reached(tmp_path, mon
     assert sorted(judged) == ["fastseq._util.stub.x_f__mutmut_1", "fastseq._util.stub.x_f__mutmut_2"]
     res = recorded[0]["fastseq/_util/stub.py"]
     assert res["killed"] == 1 and [s["status"] for s in res["survivors"]] == ["no tests"]
+
+
+def test_tests_named_replace_the_groups_and_are_recorded(tmp_path, monkeypatch):
+    """``--tests`` runs mutmut over the files named instead of the group's, and the record says
+    which: a score from fewer tests is not mistaken for the group's."""
+    pytest.importorskip("mutmut")
+    tool = _tool()
+    (tmp_path / "pyproject.toml").write_text("")
+    for folder in ("_util", "bptt"):
+        (tmp_path / "tests" / folder).mkdir(parents=True)
+    (tmp_path / "mutants" / "fastseq" / "_util").mkdir(parents=True)
+    (tmp_path / "mutants" / "fastseq" / "_util" / "stub.py.meta").write_text(
+        '{"exit_code_by_key": {"fastseq._util.stub.x_f__mutmut_1": 1}}')
+    monkeypatch.setattr(tool, "scratch_copy", lambda tag: tmp_path)
+    monkeypatch.setattr(tool, "logic_modules", lambda root, paths: {"fastseq/_util/stub.py": 1})
+    monkeypatch.setattr(tool.subprocess, "run", lambda *a, **k: None)
+    recorded = []
+    monkeypatch.setattr(tool, "record", recorded.append)
+    tool.main(["--full", "--groups", "fastseq/_util/stub.py", "--tests", "tests/_util", "--keep"])
+    config = tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert config["pytest_add_cli_args_test_selection"] == ["tests/_util"]
+    assert recorded[0]["fastseq/_util/stub.py"]["tests"] == ["tests/_util"]
+    recorded.clear()
+    (tmp_path / "pyproject.toml").write_text("")
+    tool.main(["--full", "--groups", "fastseq/_util/stub.py", "--keep"])  # without: the group's tests
+    config = tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["mutmut"]
+    assert config["pytest_add_cli_args_test_selection"] == ["tests/_util", "tests/bptt"]  # those in the copy
+    assert "tests" not in recorded[0]["fastseq/_util/stub.py"]

@@ -422,8 +422,12 @@ def nothing_ran(group: str, root: Path) -> str:
 
 
 def run_group(group: str, args) -> dict[str, dict]:
-    """Every mutant of the group's logic modules; the result per module."""
+    """Every mutant of the group's logic modules; the result per module. With ``args.tests``, only
+    those tests run (a shorter tracing pass for one module); the record names them, and a mutant
+    only the group's other tests would kill counts as a survivor: the score can only be lower."""
     paths, tests = group_spec(group)
+    if args.tests:
+        tests = [t for t in args.tests.split(",") if t]
     if args.from_kept:  # a kept copy of a run stopped part way: tally what it finished
         root = Path(args.from_kept)
         tests = existing(root, tests)
@@ -480,6 +484,8 @@ def run_group(group: str, args) -> dict[str, dict]:
                 res["not_run"] += 1
         counted = res["mutants"] - res["equivalent"] - res["not_run"]
         res["score"] = round(res["killed"] / counted, 4) if counted else None
+        if args.tests:
+            res["tests"] = tests
         out[module] = res
     if not args.keep and not args.from_kept:
         shutil.rmtree(root, ignore_errors=True)
@@ -579,6 +585,9 @@ def main(argv=None) -> dict:
                    "(fastseq/mosaic/tiles.py: that module alone, with its group's tests; "
                    "a.py+b.py: modules of one group in one run)")
     p.add_argument("--inventory", action="store_true", help="mutants per logic module, no run")
+    p.add_argument("--tests", default="", metavar="PATHS",
+                   help="with --full: comma-separated test files or folders to run instead of the group's "
+                        "(recorded with the result; survivors the group's other tests would kill stay survivors)")
     p.add_argument("--recheck", action="store_true", help="with --full: rerun each survivor in a fresh process")
     p.add_argument("--timeout-recheck", type=float, default=300.0,
                    help="with --full: wall-clock seconds for re-running a mutant mutmut timed out (see recheck_timeouts)")
