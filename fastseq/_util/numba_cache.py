@@ -22,7 +22,7 @@ from typing import Callable, Iterable, MutableMapping
 
 # Numba-using subpackages: Numba caches next to each source file, in its __pycache__
 _PACKAGE = Path(__file__).resolve().parent.parent
-_NUMBA_FOLDERS = ("boltzmann", "mosaic")
+_NUMBA_FOLDERS = ("boltzmann", "bptt", "mosaic")
 
 CACHE = True  # whether ``@njit(cache=...)`` may ask for an on-disk cache
 

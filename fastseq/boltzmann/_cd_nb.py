@@ -25,13 +25,14 @@ import math
 import numpy as np
 from numba import njit
 
+from fastseq._util.numba_cache import CACHE
 from fastseq.boltzmann._sampling_nb import (BERNOULLI, _bernoulli_units, _gibbs_chain_kernel, _sample_units, _sigmoid_block,
                                            _swap_kernel)
 
 __all__ = ["cd_epoch", "pt_epoch"]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _sigmoid_rows(pre, bias, out, scale):
     """out = scale * sigmoid(pre + bias), row by row: float32 by the vectorised polynomial of
     the Bernoulli sampler (relative error ~1e-7, float32's own), float64 exactly."""
@@ -52,7 +53,7 @@ def _sigmoid_rows(pre, bias, out, scale):
                 out[i, j] = scale / (1.0 + math.exp(-(pre[i, j] + bias[j])))
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _descend(sv, sh, n, mneg, w, b, c, mw, mb, mc, lr, momentum, weight_decay):
     """The SGD step from the stacked statistics: rows ``[v0; v_neg]`` of ``sv`` and
     ``[-E[h|v0] / n; E[h|v_neg] / mneg]`` of ``sh``."""
@@ -79,7 +80,7 @@ def _descend(sv, sh, n, mneg, w, b, c, mw, mb, mc, lr, momentum, weight_decay):
             w[i, j] -= lr * mw[i, j]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _cd_update(v0, w, b, c, mw, mb, mc, chain, k, persistent, lr, momentum, weight_decay,
                vis_kind, hid_kind, sigma_v, sigma_h, gens, stack_v, stack_h):
     n = v0.shape[0]
@@ -108,7 +109,7 @@ def _cd_update(v0, w, b, c, mw, mb, mc, chain, k, persistent, lr, momentum, weig
         _sample_units(hid_kind, gens, pren, c_old, sigma_h, chain)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def cd_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, k, persistent, lr, momentum, weight_decay,
              vis_kind, hid_kind, sigma_v, sigma_h, gens):
     """One epoch of CD-k / PCD-k with SGD over the rows ``X[order]`` in mini-batches.
@@ -130,7 +131,7 @@ def cd_epoch(X, order, batch_size, w, b, c, mw, mb, mc, chain, k, persistent, lr
                    vis_kind, hid_kind, sigma_v, sigma_h, gens, stack_v, stack_h)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _tempered_logits(pre, bias, betas, n, out):
     """pre += bias, then out = beta * pre row by row, rung m's n rows at ``betas[m]``
     (``out`` may be ``pre``)."""
@@ -143,7 +144,7 @@ def _tempered_logits(pre, bias, betas, n, out):
             out[r, j] = beta * x
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=CACHE, fastmath=True)
 def _joint_energies(rv, rh, pre, b, out):
     """out[r] = E(v_r, h_r) = -b.v_r - h_r.pre_r, with ``pre`` = v W + c, summed in float64."""
     rows, d = rv.shape
@@ -157,7 +158,7 @@ def _joint_energies(rv, rh, pre, b, out):
         out[r] = e
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u, accepted, attempted, gens):
     """k tempered sweeps of the replicas ``rv`` (M N x D) and ``rh`` (M N x H), rung-major, in
     place: h at each rung's beta, one round of swaps of pairs of the current parity on the
@@ -197,13 +198,13 @@ def _tempered_sweeps(rv, rh, w, b, c, betas, k, parity, u, accepted, attempted, 
     return parity
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _exchange_rows(a, i, j):
     for col in range(a.shape[1]):
         a[i, col], a[j, col] = a[j, col], a[i, col]
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def pt_epoch(X, order, batch_size, w, b, c, mw, mb, mc, rv, rh, betas, k, lr, momentum, weight_decay,
              u, state, accepted, attempted, gens):
     """One pass of tempered PCD-k with SGD over the rows ``X[order]`` in mini-batches (an RBM).

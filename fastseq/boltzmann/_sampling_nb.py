@@ -38,6 +38,7 @@ from numba import njit, prange
 
 from fastseq._util.blas import serial_blas
 from fastseq._util.exp_nb import LN2_HI, LN2_LO, LOG2E, exp_reduced
+from fastseq._util.numba_cache import CACHE
 
 __all__ = ["make_streams", "bernoulli_logits", "beta_ab", "beta_mean_sigma", "beta_params",
            "gibbs_chain", "swap_replicas", "BERNOULLI", "BETA"]
@@ -66,7 +67,7 @@ def make_streams(seed, n_streams: int = 8) -> tuple[np.random.Generator, ...]:
     return tuple(np.random.default_rng(s) for s in ss.spawn(n_streams))
 
 
-@njit(fastmath=True, cache=True, inline="always")
+@njit(fastmath=True, cache=CACHE, inline="always")
 def beta_params(mean, sigma):
     """(alpha, beta) of the Beta with this mean and standard deviation, guarded.
 
@@ -119,7 +120,7 @@ def _seed_state(g):
     return s0, s1, s2, s3
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=CACHE)
 def _sigmoid_block(x, start, m, p, bits):
     """p[:m] = sigmoid(x[start:start+m]) in float32 by a polynomial 2^f: loops that vectorise."""
     for j in range(m):
@@ -135,7 +136,7 @@ def _sigmoid_block(x, start, m, p, bits):
         p[j] = np.float32(1.0) / (np.float32(1.0) + p[j] * scale[j])
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=CACHE)
 def _bernoulli_chunk(g, x, out, lo, hi):
     """out[lo:hi] = 1 where u < sigmoid(x), u a 24-bit uniform.
 
@@ -195,7 +196,7 @@ _LN4 = 1.3862943611198906
 _I = np.int64
 
 
-@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=CACHE)
 def _log_block(x, out, m):
     """out[:m] = log(x[:m]) for normal positive x (fdlibm's ``__ieee754_log``, branch-free).
 
@@ -220,7 +221,7 @@ def _log_block(x, out, m):
         out[j] = k * _LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + k * _LN2_LO)) - f)
 
 
-@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=CACHE)
 def _exp_block(x, out, bits, m):
     """out[:m] = exp(x[:m]) for |x| < 700 (Cody-Waite reduction, degree-13 Taylor on |r| <= ln2 / 2)."""
     for j in range(m):
@@ -293,7 +294,7 @@ def _bb_consts(a, b):
     return lo, hi, lo + hi, math.sqrt((lo + hi - 2.0) / (2.0 * lo * hi - lo - hi))
 
 
-@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=CACHE)
 def _bb_try(a, b, u1, u2, x, buf, m):
     """One BB try for every entry of a block, vectorised: x[j] = the draw where the try is
     accepted, else -1 (always -1 where min(a, b) <= 1: BC's entries). ``buf`` is scratch."""
@@ -324,7 +325,7 @@ def _bb_try(a, b, u1, u2, x, buf, m):
         x[j] = val if ok & (min(a[j], b[j]) > 1.0) else -1.0
 
 
-@njit(fastmath=_EXACT_MATH, error_model="numpy", cache=True)
+@njit(fastmath=_EXACT_MATH, error_model="numpy", cache=CACHE)
 def _beta_block(st, a, b, out, start, m, buf):
     """out[start:start+m] = Beta(a[j], b[j]) for the block's shapes a[:m], b[:m] (float64).
 
@@ -359,7 +360,7 @@ def _beta_block(st, a, b, out, start, m, buf):
         _retry(st, out, buf)
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=CACHE)
 def _retry(st, out, buf):
     """One more BB try for every pending entry (vectorised); the rejected stay pending."""
     u1, u2, x, pidx, pa, pb, pn, scratch = buf
@@ -393,7 +394,7 @@ def _block_buffers():
             (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int64)))
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=CACHE)
 def _beta_ab_chunk(g, a, b, out, lo, hi):
     st = _new_state(g)
     buf = _block_buffers()
@@ -407,7 +408,7 @@ def _beta_ab_chunk(g, a, b, out, lo, hi):
     _finish(st, out, buf)
 
 
-@njit(fastmath=True, error_model="numpy", cache=True)
+@njit(fastmath=True, error_model="numpy", cache=CACHE)
 def _params_block(mean, sig, sa, sb, m):
     """sa, sb = beta_params(mean, sig) over a block (vectorised)."""
     for j in range(m):
@@ -425,7 +426,7 @@ def _sigma_block(sigma, start, m, sig):
             col = 0
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=CACHE)
 def _beta_ms_chunk(g, mean, sigma, out, lo, hi):
     st = _new_state(g)
     buf = _block_buffers()
@@ -440,7 +441,7 @@ def _beta_ms_chunk(g, mean, sigma, out, lo, hi):
     _finish(st, out, buf)
 
 
-@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=True)
+@njit(fastmath=_SAFE_MATH, error_model="numpy", cache=CACHE)
 def _sigmoid64_block(x, start, m, mu, tmp, bits):
     """mu[:m] = sigmoid(x[start:start+m]) in float64 by ``_exp_block`` (vectorised). Inputs
     beyond +-700 are clipped there: their means are clamped to [EPS_MEAN, 1 - EPS_MEAN] anyway."""
@@ -451,7 +452,7 @@ def _sigmoid64_block(x, start, m, mu, tmp, bits):
         mu[j] = 1.0 / (1.0 + mu[j])
 
 
-@njit(fastmath=True, cache=True)
+@njit(fastmath=True, cache=CACHE)
 def _sigmoid_beta_chunk(g, x, sigma, out, lo, hi):
     st = _new_state(g)
     buf = _block_buffers()
@@ -465,7 +466,7 @@ def _sigmoid_beta_chunk(g, x, sigma, out, lo, hi):
     _finish(st, out, buf)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _bernoulli_driver(gens, x, out):
     n = out.size
     s = _n_chunks(n, len(gens))
@@ -473,7 +474,7 @@ def _bernoulli_driver(gens, x, out):
         _bernoulli_chunk(gens[t], x, out, n * t // s, n * (t + 1) // s)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _beta_ab_driver(gens, a, b, out):
     n = out.size
     s = _n_chunks(n, len(gens))
@@ -481,7 +482,7 @@ def _beta_ab_driver(gens, a, b, out):
         _beta_ab_chunk(gens[t], a, b, out, n * t // s, n * (t + 1) // s)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _beta_ms_driver(gens, mean, sigma, out):
     n = out.size
     s = _n_chunks(n, len(gens))
@@ -489,7 +490,7 @@ def _beta_ms_driver(gens, mean, sigma, out):
         _beta_ms_chunk(gens[t], mean, sigma, out, n * t // s, n * (t + 1) // s)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=CACHE)
 def _sigmoid_beta_driver(gens, x, sigma, out):
     n = out.size
     s = _n_chunks(n, len(gens))
@@ -562,7 +563,7 @@ def sigmoid_beta(x: np.ndarray, sigma, gens, out: np.ndarray | None = None) -> n
     return res
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _sample_units(kind, gens, pre, bias, sigma, out):
     """out = draws with mean sigmoid(pre + bias) (``pre`` is scratch: the bias is added in place).
 
@@ -583,7 +584,7 @@ def _sample_units(kind, gens, pre, bias, sigma, out):
         _sigmoid_beta_chunk(gens[t], x, sigma, o, n * t // s, n * (t + 1) // s)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _bernoulli_units(gens, logits, out):
     """out = 1 with probability sigmoid(logits), elementwise: the Bernoulli case of
     :func:`_sample_units` without a bias (the same chunks and streams)."""
@@ -593,7 +594,7 @@ def _bernoulli_units(gens, logits, out):
         _bernoulli_chunk(gens[t], x, o, n * t // s, n * (t + 1) // s)
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _gibbs_chain_kernel(gens, h, w, b, c, k, vis_kind, hid_kind, sigma_v, sigma_h, v_out):
     """k half-step pairs from hidden state h (B x H, updated in place): v ~ p(v|h), h ~ p(h|v).
 
@@ -627,7 +628,7 @@ def gibbs_chain(h0: np.ndarray, w: np.ndarray, b: np.ndarray, c: np.ndarray, k: 
     return v, h
 
 
-@njit(cache=True)
+@njit(cache=CACHE)
 def _swap_kernel(energy, betas, parity, u, order, accepted):
     """Metropolis swaps of the pairs (m, m + 1), m = parity, parity + 2, ..., of every chain.
 

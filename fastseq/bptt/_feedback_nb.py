@@ -42,6 +42,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from fastseq._util.numba_cache import CACHE
 from fastseq.bptt._blas_nb import gemm, matmul_rows
 from fastseq.bptt._fused_nb import _pass_back as _pass_back_visible
 from fastseq.bptt._fused_nb import _previous as _previous_visible
@@ -176,7 +177,7 @@ def _lstm_unit_backward(d, dct, dcj, cp, i, f, g, o, tc, di, df, dg, do):
         dcj[b] = dct[b] * f[b]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, seed_v, seed_h,
                 ys, hs, vprev, hprev, gates):
     """GRU feedback decoder over a window. gc ``K x 3H x W`` (or ``0 x 3H x W``: no context);
@@ -210,7 +211,7 @@ def gru_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_o
         v, h = fed, hs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, dy, dgi, dgh, dv0, dh0,
                  dseed_v, dseed_h):
     """Backward of :func:`gru_forward`. dys ``K x W x F``, dhs ``K x H x W`` (gradients of the
@@ -251,7 +252,7 @@ def gru_backward(dys, dhs, teacher, reset, w_iv, w_hh_t, w_out_t, hprev, gates, 
     dv0[:] = dv
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def lstm_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_out, v0, h0, c0, seed_v, seed_h,
                  seed_c, ys, hs, cs, vprev, hprev, cprev, gates):
     """LSTM feedback decoder over a window. gc ``K x 4H x W`` (or ``0 x 4H x W``); w_iv
@@ -291,7 +292,7 @@ def lstm_forward(gc, target, teacher, reset, w_iv, w_hh, b_ih, b_hh, w_out_t, b_
         v, h, c = fed, hs[k], cs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def lstm_backward(dys, dhs, dc_last, teacher, reset, w_iv, w_hh_t, w_out_t, cprev, gates, dy, dga, dv0, dh0, dc0,
                   dseed_v, dseed_h, dseed_c):
     """Backward of :func:`lstm_forward`. dc_last ``H x W`` is the gradient of the final cell
@@ -454,7 +455,7 @@ def _block(blk, block, width):
     return lo, min(lo + block, width)
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def gru_folded_forward_blocks(fn, j0, j1, block, gc, reset, wcat, bcat, corr0, corr_reset, h0, seed_h, hs, hprev,
                               gates):
     """Folded GRU feedback decoder over the slot blocks j0 <= j < j1 of a window. gc ``K x 3H x W``
@@ -485,7 +486,7 @@ def gru_folded_forward_blocks(fn, j0, j1, block, gc, reset, wcat, bcat, corr0, c
             h = hs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def gru_folded_backward_blocks(fn, j0, j1, block, dhs, reset, wcat_t, hprev, gates, dpre, dh0, dseed_h, dcorr0,
                                dcorr_reset):
     """Backward of :func:`gru_folded_forward_blocks`. dhs ``K x H x W``; wcat_t ``H x 4H``. Writes
@@ -522,7 +523,7 @@ def gru_folded_backward_blocks(fn, j0, j1, block, dhs, reset, wcat_t, hprev, gat
             dh0[j, lo:hi] = dh[j, :nb]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def lstm_folded_forward_blocks(fn, j0, j1, block, gc, reset, wcat, bcat, corr0, corr_reset, h0, c0, seed_h, seed_c,
                                hs, cs, hprev, cprev, gates):
     """Folded LSTM feedback decoder over the slot blocks j0 <= j < j1 of a window. wcat ``4H x H``,
@@ -556,7 +557,7 @@ def lstm_folded_forward_blocks(fn, j0, j1, block, gc, reset, wcat, bcat, corr0, 
             h, c = hs[k], cs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def lstm_folded_backward_blocks(fn, j0, j1, block, dhs, dc_last, reset, wcat_t, cprev, gates, dpre, dh0, dc0,
                                 dseed_h, dseed_c, dcorr0, dcorr_reset):
     """Backward of :func:`lstm_folded_forward_blocks`; writes the blocks' columns of dpre

@@ -32,6 +32,7 @@ from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from fastseq._util.exp_nb import LN2_HI, LN2_LO, LOG2E, exp_reduced
+from fastseq._util.numba_cache import CACHE
 from fastseq.bptt._blas_nb import gemm, matmul_rows
 from fastseq.bptt._slot_threads import run_blocks
 
@@ -181,7 +182,7 @@ def _hidden_product(fn, scratch, scal, k, h, seed, reset, hprev, lo, hi, w_hh_t,
 # hidden weights (fn: the ?gemm address, see fastseq.bptt._blas_nb).
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def gru_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, hs, hprev, gates):
     """GRU over a window. gi ``K x W x 3H``; w_hh_t ``H x 3H``; b_hh ``3H``; h0 ``W x H``;
     seed ``H``; reset ``K x W``. Writes hs, hprev ``K x W x H`` and gates, a tuple of four
@@ -213,7 +214,7 @@ def gru_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, hs,
             h = hs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def gru_backward_blocks(fn, j0, j1, block, dhs, w_hh, hprev, gates, reset, dgi, dgh, dh0, dseed):
     """Backward of :func:`gru_forward_blocks`. dhs ``K x W x H`` (gradient of the outputs);
     w_hh ``3H x H``. Writes dgi, dgh ``K x W x 3H`` (gradients of the input and hidden
@@ -269,7 +270,7 @@ def _lstm_cell(i, f, g, o, cp, cell, tc, out):
         out[j] = o[j] * tc[j]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def lstm_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, c0, seed_h, seed_c, reset, hs, cs, hprev, cprev,
                         gates):
     """LSTM over a window. gi ``K x W x 4H``; w_hh_t ``H x 4H``; h0, c0 ``W x H``; seeds
@@ -306,7 +307,7 @@ def lstm_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, c0, seed_h, see
             h, c = hs[k], cs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def lstm_backward_blocks(fn, j0, j1, block, dhs, dc_last, w_hh, cprev, gates, reset, dga, dh0, dc0, dseed_h,
                          dseed_c):
     """Backward of :func:`lstm_forward_blocks`. dc_last ``W x H`` is the gradient of the final
@@ -355,7 +356,7 @@ def lstm_backward_blocks(fn, j0, j1, block, dhs, dc_last, w_hh, cprev, gates, re
             dc0[b] = dc[b - lo]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def rnn_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, relu, hs, hprev):
     """Elman RNN (tanh, or relu if ``relu``) over a window. gi ``K x W x H``; w_hh_t ``H x H``."""
     n_steps, width, hid = gi.shape
@@ -378,7 +379,7 @@ def rnn_forward_blocks(fn, j0, j1, block, gi, w_hh_t, b_hh, h0, seed, reset, rel
             h = hs[k]
 
 
-@njit(fastmath=True, cache=True, nogil=True, error_model="numpy")
+@njit(fastmath=True, cache=CACHE, nogil=True, error_model="numpy")
 def rnn_backward_blocks(fn, j0, j1, block, dhs, w_hh, hs, reset, relu, dga, dh0, dseed):
     """Backward of :func:`rnn_forward_blocks`; writes dga ``K x W x H``, dh0 and adds into dseed's rows."""
     n_steps, width, hid = dhs.shape

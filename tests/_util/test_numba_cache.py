@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 real_open, real_mkdir, real_access = os.open, os.mkdir, os.access
 
 def allowed(path):
-    return os.path.realpath(os.fsdecode(path)).startswith(ALLOWED + os.sep)
+    real = os.path.realpath(os.fsdecode(path))
+    return real.startswith(ALLOWED + os.sep) or real == os.devnull  # dill, imported by torch, opens it r+b
 
 def fake_open(path, flags, *args, **kwargs):
     if flags & WRITE and not allowed(path):
@@ -28,7 +30,7 @@ def fake_open(path, flags, *args, **kwargs):
     return real_open(path, flags, *args, **kwargs)
 
 def fake_mkdir(path, *args, **kwargs):
-    if not allowed(path):
+    if not allowed(path) or os.environ.get("DENY_MKDIR"):
         raise PermissionError(13, "Permission denied (read-only in this test)", path)
     return real_mkdir(path, *args, **kwargs)
 
@@ -42,6 +44,9 @@ import numpy as np
 from fastseq.mosaic import corrsort
 print(corrsort(np.random.default_rng(0).normal(size=(6, 5))).tolist())
 print(os.environ.get("NUMBA_CACHE_DIR"))
+import fastseq.bptt._feedback_nb, fastseq.boltzmann  # every subpackage with cached kernels
+from fastseq._util import numba_cache
+print(numba_cache.CACHE)
 """
 
 
@@ -64,6 +69,28 @@ def test_kernels_compile_and_cache_without_a_writable_install_or_home(tmp_path):
     assert folder.parent == tmp_path / "tmp" and folder.name.startswith("fastseq-numba-")
     assert (folder.stat().st_mode & 0o777) == 0o700
     assert any(p.suffix == ".nbi" for p in folder.rglob("*"))  # Numba wrote its cache there
+
+
+def test_kernels_import_and_run_uncached_where_not_even_the_temporary_directory_is_writable(tmp_path):
+    """No folder can be made anywhere: caching is off, and every kernel still imports and runs.
+    (A temporary directory whose files cannot even be written stops ``import torch`` itself.)"""
+    proc = _child(tmp_path, DENY_MKDIR="1")
+    # was: "cannot cache function 'gru_forward_blocks': no locator available" (cache=True in bptt)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    order, folder, cache = proc.stdout.strip().splitlines()
+    assert sorted(eval(order)) == list(range(6))
+    assert (folder, cache) == ("None", "False")
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_every_cached_kernel_follows_the_cache_switch():
+    """A kernel with ``cache=True`` raises at import where no cache folder can be had; and the
+    install counts as writable only if every subpackage holding cached kernels is."""
+    package = Path(numba_cache.__file__).resolve().parents[1]
+    sources = {p: p.read_text() for p in package.rglob("*.py")}
+    assert [p for p, text in sources.items() if re.search(r"^\s*@njit\([^)]*cache=True", text, re.M)] == []
+    cached = sorted({p.parent.name for p, text in sources.items() if re.search(r"^\s*@njit\([^)]*cache=CACHE", text, re.M)})
+    assert cached == sorted(numba_cache._NUMBA_FOLDERS) and "bptt" in cached
 
 
 def test_a_user_cache_dir_is_kept(tmp_path):
@@ -153,6 +180,32 @@ def test_caching_is_off_without_a_temporary_directory(fallback, monkeypatch, tmp
     environ: dict[str, str] = {}
     assert numba_cache.ensure_numba_cache(environ) is False
     assert environ == {} and not list(tmp_path.iterdir())  # nothing made in the working directory
+
+
+def test_without_an_environment_given_the_processes_own_is_changed(fallback, tmp_path):
+    assert numba_cache.ensure_numba_cache() is True
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / f"fastseq-numba-{os.getuid()}")
+
+
+def test_the_install_is_judged_by_its_numba_subpackages_and_the_environment_given(fallback, monkeypatch):
+    seen = []
+    monkeypatch.setattr(numba_cache, "fallback_needed", lambda folders, environ: seen.append((folders, environ)))
+    environ = {"XDG_CACHE_HOME": "/somewhere"}
+    assert numba_cache.ensure_numba_cache(environ) is True
+    package = Path(numba_cache.__file__).resolve().parents[1]
+    assert seen == [([package / "boltzmann", package / "bptt", package / "mosaic"], environ)]
+    assert seen[0][1] is environ and environ == {"XDG_CACHE_HOME": "/somewhere"}  # no fallback: unchanged
+
+
+def test_writable_needs_a_folder_with_write_and_search_permission(monkeypatch, tmp_path):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK)  # may not write
+    assert numba_cache.writable(tmp_path) is False
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.X_OK)  # may not enter
+    assert numba_cache.writable(tmp_path) is False
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
+    assert numba_cache.writable(tmp_path) is True
+    assert numba_cache.writable(tmp_path / "file") is False  # a file, however permissive, holds no cache
 
 
 def test_the_install_counts_as_writable_only_through_its_pycache_folders(tmp_path):
