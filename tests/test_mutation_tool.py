@@ -120,6 +120,13 @@ def test_new_tests_judge_only_survivors_not_yet_judged(tmp_path, monkeypatch):
     other = ["tests/conftest.py"]
     assert tool.killed_by_new_tests(tmp_path, ["m_2"], other, 1, 10.0) == set()
     assert ran == [("none", tuple(other)), ("m_2", tuple(other))]
+    ran.clear()  # the same file, edited since its verdicts: judged afresh
+    edited = tmp_path / "checkout"
+    (edited / "tests").mkdir(parents=True)
+    (edited / "tests" / "test_mutation_tool.py").write_text("# edited\n")
+    monkeypatch.setattr(tool, "ROOT", edited)
+    assert tool.killed_by_new_tests(tmp_path, ["m_2", "m_1"], files, 1, 10.0) == {"m_1"}
+    assert sorted(m for m, _ in ran) == ["m_1", "m_2", "none"]
 
 
 def test_new_tests_that_fail_without_any_mutation_are_refused(tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ suite is meant to catch.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -362,7 +363,8 @@ def killed_by_new_tests(root: Path, keys: list[str], paths: list[str], jobs: int
     copied from this checkout into the kept copy, and each survivor runs them there with its
     mutation switched on (as mutmut would, in a fresh process, under a wall-clock ``limit``;
     running out of it counts as killed, as for :func:`recheck_timeouts`). Verdicts are kept in
-    the copy (``new-test-verdicts.json``, per set of files), so recording it again re-runs none."""
+    the copy (``new-test-verdicts.json``, per set of files and their contents), so recording it
+    again re-runs none, unless a file was edited since."""
     from concurrent.futures import ThreadPoolExecutor
 
     for rel in paths:
@@ -377,7 +379,8 @@ def killed_by_new_tests(root: Path, keys: list[str], paths: list[str], jobs: int
                          "they would count every survivor killed. Tests of code changed since the run need a new run.")
     kept_file = root / "new-test-verdicts.json"
     kept = json.loads(kept_file.read_text()) if kept_file.exists() else {}
-    label = ",".join(sorted(paths))
+    # keyed by the files' names and contents: a test edited after its verdicts judges afresh
+    label = ",".join(f"{rel}@{hashlib.sha256((ROOT / rel).read_bytes()).hexdigest()[:16]}" for rel in sorted(paths))
     verdicts = kept.setdefault(label, {})
     todo = [k for k in keys if k not in verdicts]
 
