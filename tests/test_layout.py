@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import fastseq
 
 PACKAGE = Path(fastseq.__file__).parent
@@ -62,6 +64,19 @@ def test_top_level_is_subpackages_and_flagships():
         assert f" as {name}\n" in stub, f"{name} missing from __init__.pyi"
     for name, module in fastseq._FLAGSHIPS.items():  # a flagship is the object its subpackage exports
         assert getattr(fastseq, name) is getattr(importlib.import_module(module), name)
+
+
+def test_top_level_names_load_on_first_use_and_stay(monkeypatch):
+    """``fastseq.<name>`` goes through the module's ``__getattr__`` until first used: a subpackage
+    or a flagship is imported then and kept, so the next use is a plain lookup."""
+    for name, expected in [("mosaic", importlib.import_module("fastseq.mosaic")),
+                           ("train_bptt", importlib.import_module("fastseq.bptt").train_bptt)]:
+        monkeypatch.delitem(fastseq.__dict__, name, raising=False)  # as before its first use
+        assert getattr(fastseq, name) is expected
+        assert fastseq.__dict__[name] is expected
+    with pytest.raises(AttributeError, match="module 'fastseq' has no attribute 'nothing'"):
+        fastseq.nothing  # noqa: B018
+    assert "nothing" not in fastseq.__dict__
 
 
 def test_every_subpackage_exports_what_it_lists():

@@ -3,6 +3,7 @@ output paths, thread counts and up-front memory checks."""
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from pathlib import Path
@@ -28,7 +29,8 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _format_action_invocation(self, action: argparse.Action) -> str:
         if len(action.option_strings) > 1:
             shown = [s for s in action.option_strings if not (s.startswith("--") and "_" in s)]
-            action = argparse.Action(shown, action.dest, nargs=action.nargs, metavar=action.metavar)
+            action = copy.copy(action)  # choices, nargs and metavar kept: only the names differ
+            action.option_strings = shown
         return super()._format_action_invocation(action)
 
 
