@@ -21,6 +21,8 @@ def test_the_parser_wires_every_subcommand_to_its_module():
         assert command.description == module.HELP and command.formatter_class is HelpFormatter
         assert command.get_default("_run") is module.run
         assert command.prog == f"fastseq {name}"
+    assert parser.format_help().splitlines()[2] == \
+        "Slot-swap truncated-BPTT training and pictures of what sequence models learn."
     helps = {a.dest: a.help for a in sub._choices_actions}
     assert helps == {name: importlib.import_module(m).HELP for name, m in cli.COMMANDS.items()}
 

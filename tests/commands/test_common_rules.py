@@ -54,6 +54,14 @@ def test_help_shows_each_option_once_by_its_dashed_name_with_its_choices_and_arg
     assert parser.parse_args(["--max_length", "3", "--tsp_solver", "lkh"]).max_length == 3  # but accepted
 
 
+def test_help_shows_an_option_with_only_an_underscore_name():
+    parser = OneLineParser(prog="x", formatter_class=HelpFormatter)
+    parser.add_argument("--old_only", help="o")
+    parser.add_argument("--n_a", "--n-a", help="n")  # two names, both kept out of the list but the dashed one
+    listed = [line.split("  ")[1] for line in parser.format_help().splitlines() if line.startswith("  -")]
+    assert listed == ["-h, --help", "--old_only OLD_ONLY", "--n-a N_A"]
+
+
 def test_every_checked_type_keeps_its_bounds():
     from fastseq.commands._common import count, finite_float, positive_float
 
@@ -113,6 +121,8 @@ def test_threads_warns_only_when_asked_for_more_than_the_cores(capsys, monkeypat
     assert capsys.readouterr().err == ""
     assert _common.threads(4, "--workers") == 3
     assert capsys.readouterr().err == "warning: --workers 4 is more than the 3 cores available; using 3\n"
+    assert _common.threads(5) == 3
+    assert capsys.readouterr().err.startswith("warning: --threads 5 is more")
 
 
 def test_fits_turns_a_memory_check_into_a_command_error(monkeypatch):
