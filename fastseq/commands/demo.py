@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     device = torch_device(args.device)
     h = args.hidden
     # weights, gradients, Adam's moments of the embedding, the GRU and the head (float32)
-    fits(16.0 * (256 * 32 + 3 * h * (32 + h + 2) + 257 * h), f"--hidden {h}")
+    fits(16.0 * (256 * 32 + 3 * h * (32 + h + 2) + 256 * (h + 1)), f"--hidden {h}")
     torch.set_num_threads(threads(args.threads))
     torch.manual_seed(args.random_seed)
     paragraphs = stdlib_paragraphs(max_sequences=args.sequences, max_length=args.max_length + 1)
