@@ -29,7 +29,8 @@ def test_marker_selections_merge_into_one_expression():
     plain = tomllib.loads(_tool().mutmut_config(["fastseq/a.py"], ["tests/t.py"], [], 1.5)[1:])["tool"]["mutmut"]
     assert plain["pytest_add_cli_args"][-2:] == ["-m", "not cuda"]
     # tests import the examples (the DDP example) and the benchmark helpers: the copy has them
-    assert set(plain["also_copy"]) >= {"fastseq", "tests", "examples", "bench"}
+    assert set(plain["also_copy"]) >= {"fastseq", "tests", "examples", "bench", "tools",
+                                       "docs/guide"}
 
 
 def test_a_module_path_runs_that_module_with_its_groups_tests():

@@ -139,6 +139,10 @@ def existing(root: Path, tests: list[str]) -> list[str]:
 # ------------------------------------------------------------------ mutmut (pure Python)
 
 
+# what the tests read besides the package: the command-line page and the tool that writes it
+ALSO_COPY = ["fastseq", "tests", "examples", "bench", "tools", "docs/guide"]
+
+
 def mutmut_config(sources, tests, extra, timeout_multiplier, timeout_constant=2.0) -> str:
     q = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"  # noqa: E731
     # one -m expression: pytest keeps only the last -m given, and mutmut puts the selection's
@@ -151,7 +155,7 @@ def mutmut_config(sources, tests, extra, timeout_multiplier, timeout_constant=2.
         else:
             rest.append(extra[i])
             i += 1
-    return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(['fastseq', 'tests', 'examples', 'bench'])}\n"
+    return (f"\n[tool.mutmut]\nsource_paths = {q(sources)}\nalso_copy = {q(ALSO_COPY)}\n"
             f"pytest_add_cli_args_test_selection = {q(tests + rest)}\n"
             f"pytest_add_cli_args = {q(['-p', 'no:cacheprovider', '-q', '-x', '-m', ' and '.join(marks)])}\n"
             f"do_not_mutate_patterns = {q(DO_NOT_MUTATE)}\n"
