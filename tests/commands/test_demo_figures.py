@@ -105,9 +105,31 @@ def test_train_bptt_gets_the_corpus_model_and_settings_asked_for(capsys, recorde
     target = torch.tensor([[1.0], [200.0], [7.0]])
     expected = torch.nn.functional.cross_entropy(logits, target[:, 0].long(), reduction="none")
     assert torch.allclose(call["cost_fn"](logits, target), expected) and call["cost_fn"](logits, target).shape == (3,)
-    # the model reads one byte per slot and step
-    out, hidden = model(None, torch.tensor([[65.0], [10.0]]), torch.zeros(1, 2, 5))
+    # the model reads one byte per slot and step, and carries the state it is given
+    byte = torch.tensor([[65.0], [10.0]])
+    with torch.no_grad():
+        out, hidden = model(None, byte, torch.zeros(1, 2, 5))
+        carried, _ = model(None, byte, hidden)
+        again, _ = model(None, byte, torch.zeros(1, 2, 5))
     assert out.shape == (1, 2, 256) and hidden.shape == (1, 2, 5)
+    assert torch.equal(out, again) and not torch.allclose(out, carried)
+    with torch.no_grad():
+        assert torch.equal(hidden, model.rnn(model.embed(byte[:, 0].long()).unsqueeze(0), torch.zeros(1, 2, 5))[1])
+
+
+def test_the_model_goes_to_the_device_asked_for(capsys, monkeypatch):
+    """On a device other than the CPU (here PyTorch's meta device, standing in for a GPU) the
+    model is moved there and train_bptt is told the same device."""
+    seen = {}
+
+    def train_bptt(model, *args, device=None, **kwargs):
+        seen.update(device=device, parameters={p.device for p in model.parameters()})
+        return [1.0, 0.5]
+
+    monkeypatch.setattr(_common, "torch_device", lambda text: torch.device("meta"))
+    monkeypatch.setattr(trainer, "train_bptt", train_bptt)
+    _demo(capsys, "--sequences", "10", "--hidden", "4", "--batch", "2", "--device", "meta")
+    assert seen == {"device": torch.device("meta"), "parameters": {torch.device("meta")}}
 
 
 def test_the_seed_sets_the_weights_and_the_order(capsys, recorded):

@@ -18,6 +18,8 @@ class Recorder:
         self.random_state, self.progress = random_state, progress
 
     def _note(self, name, *args, **kwargs):
+        if args and args[0] is None:
+            raise TypeError(f"{name} got None")
         self.calls.append((name, args, kwargs))
         return np.full((2, 3), self.tag) if not args or not isinstance(args[0], np.ndarray) else args[0] + self.tag
 
@@ -78,6 +80,8 @@ def test_the_deep_net_stacks_a_gaussian_machine_under_rbms_with_the_shared_setti
         assert (m.n_iter, m.batch_size, m.optimizer, m.learning_rate, m.persistent, m.k) == (3, 6, "adam", 0.05,
                                                                                               False, 3)
     assert (codes.n_betas, codes.n_runs, codes.n_samples) == (30, 5, 100)
+    plain = fm.DeepCodes(net)
+    assert (plain.n_betas, plain.n_runs, plain.n_samples, plain.net, plain.name) == (3000, 64, 100, net, "dbn")
     assert [m.n_components for m in fm.make_machine("dbn", 9, 1, seed=0).net.layers] == [9, 4]
     assert (fm.DeepCodes.scaling, fm.DeepCodes.has_energy) == ("standard", True)
 
@@ -97,6 +101,7 @@ def test_an_unknown_machine_name_lists_the_known_ones():
 def test_machine_codes_pass_each_call_to_the_machine(draws):
     machine = Recorder(1.0)
     codes = fm.MachineCodes(machine)
+    assert (codes.n_betas, codes.n_runs, codes.name) == (3000, 64, "Recorder")
     codes.draws = draws
     x = np.zeros((2, 3))
     assert codes.fit(x) is codes and machine.calls[-1][0] == "fit" and machine.calls[-1][1][0] is x
