@@ -168,3 +168,55 @@ def test_sizes_beyond_memory_are_refused_before_training(capsys, recorded, monke
     monkeypatch.setattr(memory, "machine_memory", lambda: 10**6)
     assert main(["demo", "--quiet", "--hidden", "300"]) == 2  # 300 units: about 6 MB of weights and moments
     assert "--hidden 300 would need" in capsys.readouterr().err and not calls
+
+
+def test_the_speed_is_the_real_steps_over_the_seconds_trained(capsys, recorded):
+    import time
+
+    start = time.perf_counter()
+    out = _demo(capsys, "--sequences", "40", "--hidden", "6", "--batch", "4", "--bptt", "6")
+    wall = time.perf_counter() - start
+    real = sum(len(p) - 1 for p in stdlib_paragraphs(max_sequences=40, max_length=2001))
+    rate, seconds = re.search(r"epoch 1: ([\d,]+) real steps/s \(([\d.]+) s,", out[1]).groups()
+    rate, seconds = float(rate.replace(",", "")), float(seconds)
+    assert 0 < seconds <= wall + 0.05
+    assert abs(rate * seconds - real) <= 0.05 * rate + 1  # seconds are printed to 0.1 s
+
+
+def test_a_short_epoch_averages_one_window_at_each_end_and_counts_its_idle_slots(capsys, recorded):
+    """Under 20 windows a tenth is one window; a drain that leaves many slots idle shows its share."""
+    calls, _ = recorded
+    out = _demo(capsys, "--sequences", "9", "--hidden", "4", "--batch", "6", "--bptt", "40")
+    losses = calls[0]["losses"]
+    assert 2 <= len(losses) < 20
+    head, tail = losses[0] / np.log(2), losses[-1] / np.log(2)
+    assert f"bits per byte {head:.2f} -> {tail:.2f} " in out[1]
+    lengths = np.array([len(p) - 1 for p in stdlib_paragraphs(max_sequences=9, max_length=2001)])
+    order = tail_order(epoch_order(9, shuffle=True, seed=0), lengths, 6, EpochSpec().tail)
+    steps = sum(w.steps * w.width for w in SlotSchedule(lengths, 6, 40, order, compact=True))
+    idle = 100 * (steps - lengths.sum()) / steps
+    assert idle >= 5 and f"({idle:.1f}% idle while draining)" in out[2]  # a share whose 1% error shows
+
+
+def test_the_bar_counts_windows_under_the_demos_name(capsys, monkeypatch):
+    from fastseq._util import progress
+
+    bars = []
+    real_bar = progress.progress_bar
+
+    def progress_bar(enabled, **kwargs):
+        bars.append((enabled, kwargs))
+        return real_bar(enabled, **kwargs)
+
+    monkeypatch.setattr(progress, "progress_bar", progress_bar)
+    before = torch.get_num_threads()
+    try:
+        for quiet in ((), ("--quiet",)):
+            assert main(["demo", "--sequences", "10", "--hidden", "4", "--batch", "3", "--bptt", "8", *quiet]) == 0
+    finally:
+        torch.set_num_threads(before)
+    (shown, kwargs), (hidden, _) = bars
+    assert shown is True and hidden is False
+    assert kwargs["unit"] == "window" and kwargs["desc"] == "demo" and kwargs["total"] >= 1
+    err = capsys.readouterr().err
+    assert "demo: 100%" in err and f"{kwargs['total']}/{kwargs['total']} [" in err and "window/s" in err

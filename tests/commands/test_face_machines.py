@@ -60,6 +60,11 @@ def test_each_name_builds_its_machine_with_the_commands_settings(name, cls, sigm
     assert codes.has_energy == (cls in (BetaRBM, GaussianRBM)) and codes.draws == (cls is BetaRBM)
 
 
+def test_the_device_reaches_every_machine():
+    assert fm.make_machine("BetaRBM", 4, 1, seed=0, device="cuda:1").machine.device == "cuda:1"
+    assert {m.device for m in fm.make_machine("dbn", 4, 1, seed=0, device="cuda:1").net.layers} == {"cuda:1"}
+
+
 def test_defaults_are_rate_0_01_cd_1_and_3000_by_64_annealing():
     codes = fm.make_machine("GaussianRBM", 4, 2, seed=0)
     m = codes.machine
@@ -194,7 +199,7 @@ def test_a_one_layer_deep_net_samples_its_machine_with_means():
 def test_deep_codes_likelihood_bound_uses_the_top_machines_ais_on_the_up_pass(monkeypatch):
     rng = np.random.default_rng(1)
     train, test = rng.normal(size=(24, 5)), rng.normal(size=(8, 5))
-    codes = fm.make_machine("dbn", 4, 2, seed=3, ais_betas=40, ais_runs=3, deep_hidden=(4, 3))
+    codes = fm.make_machine("dbn", 4, 2, seed=3, ais_betas=40, ais_runs=3, deep_hidden=(4, 3, 2))
     codes.n_samples = 7
     codes.fit(train)
     top = codes.net.layers_[-1]
@@ -209,7 +214,7 @@ def test_deep_codes_likelihood_bound_uses_the_top_machines_ais_on_the_up_pass(mo
     got = codes.held_out_log_likelihood(train, test)
     machine, data, kwargs = seen["ais"]
     assert machine is top and kwargs == dict(n_betas=40, n_runs=3, random_state=top.random_state, progress=False)
-    np.testing.assert_array_equal(data, codes.net.layers_[0].transform(train))
+    np.testing.assert_array_equal(data, codes.net.layers_[1].transform(codes.net.layers_[0].transform(train)))
     result = real_ais(top, data, n_betas=40, n_runs=3, random_state=top.random_state)
     bound = codes.net.log_likelihood_bound(test, log_z=result, n_samples=7, random_state=top.random_state)
     assert got == {"log_z": float(result.log_z), "log_z_std": float(result.log_z_std),

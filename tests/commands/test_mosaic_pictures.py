@@ -130,6 +130,8 @@ def test_verbose_says_what_it_drew(tmp_path, capsys):
     (np.zeros((3, 2, 2, 3, 1)), (), "Expected N x D, N x H x W or N x H x W x 3, got shape (3, 2, 2, 3, 1)."),
     (np.zeros(4), (), "Expected N x D, N x H x W or N x H x W x 3, got shape (4,)."),
     (np.array([1, None], dtype=object), (), "Cannot read"),
+    (np.array(3.0), (), "Expected '"),  # 0-D: no tiles at all
+    (np.zeros((3, 4), complex), (), "Expected '"),
 ])
 def test_shapes_without_a_picture_are_one_line(tmp_path, capsys, arr, options, message):
     np.save(tmp_path / "w.npy", arr, allow_pickle=True)
@@ -137,3 +139,21 @@ def test_shapes_without_a_picture_are_one_line(tmp_path, capsys, arr, options, m
     err = capsys.readouterr().err
     assert err.startswith(f"fastseq mosaic: error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "m.png").exists()
+
+
+def test_a_zip_named_npy_is_one_line(tmp_path, capsys):
+    np.savez(tmp_path / "w.npz", a=np.zeros((3, 4)))
+    (tmp_path / "w.npz").rename(tmp_path / "w.npy")  # np.load returns the archive, not an array
+    assert main(["mosaic", str(tmp_path / "w.npy"), "-o", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"fastseq mosaic: error: Expected '{tmp_path / 'w.npy'}' to hold real numbers, got dtype None.\n"
+
+
+def test_the_output_name_is_checked_before_the_input_is_read(tmp_path, capsys):
+    assert main(["mosaic", str(tmp_path / "missing.npy"), "-o", str(tmp_path / "m.jpg")]) == 2
+    assert capsys.readouterr().err.startswith("fastseq mosaic: error: Expected --output to end in .png, got ")
+
+
+def test_a_single_value_is_a_one_pixel_tile(tmp_path):
+    img = _run(tmp_path, np.ones((1, 1)), "--order", "none", "--spacing", "0")
+    np.testing.assert_array_equal(img, _library(tmp_path, tile(np.ones((1, 1)), shape=(1, 1), spacing=0)))
