@@ -102,13 +102,22 @@ class _Log:
 _GATES = {"rnn": 1, "rnn_untied": 1, "gru": 3, "lstm": 4}
 
 
-def _check_sizes(args, kind: str, hidden: int, n_visible: int, n_train: int, rows: int) -> None:
+def parameter_count(kind: str, hidden: int, n_visible: int) -> int:
+    """The number of parameters of ``make_model(kind, hidden, n_visible)``, without building it."""
+    h, f = hidden, n_visible
+    if kind in ("rnn", "rnn_untied"):  # Wxh, Whh, b, c (and Why when untied)
+        return f * h + h * h + h + f + (h * f if kind == "rnn_untied" else 0)
+    g = _GATES[kind]  # torch's cell: g gates' input and hidden weights and two biases; a Linear read-out
+    return g * h * (f + h) + 2 * g * h + h * f + f
+
+
+def _check_sizes(args, kind: str, hidden: int, n_visible: int, n_train: int) -> None:
     """Refuse sizes whose memory cannot fit, before any is allocated (float32 throughout)."""
     from fastseq.commands._common import fits
 
     g, f = _GATES[kind], n_visible
     # weights, gradients and Adam's two moments
-    fits(16.0 * (g * hidden * (f + hidden) + 2 * hidden * f), f"--hidden {hidden}")
+    fits(16.0 * parameter_count(kind, hidden, f), f"--hidden {hidden}")
     slots = min(args.batch, n_train)  # slots beyond the number of digits are never used
     # per step and slot: the schedule's index arrays (int64 rows, flags) and the saved activations
     window = args.bptt * slots * (24.0 + 4 * ((g + 2) * hidden + 3 * f))
@@ -142,10 +151,11 @@ def run(args: argparse.Namespace) -> int:
     if args.window > rows:
         raise CommandError(f"--window: expected at most {rows} rows, got {args.window}")
     n_visible = digits.train_images.shape[2]
-    if args.params is None:
-        _check_sizes(args, args.model or "rnn", args.hidden or 169, n_visible, len(digits.train_images), rows)
+    if args.params is None:  # refused before the model is built
+        _check_sizes(args, args.model or "rnn", args.hidden or 169, n_visible, len(digits.train_images))
     model = _model(args, n_visible)
-    _check_sizes(args, model.kind, model.n_hidden, n_visible, len(digits.train_images), rows)
+    if args.params is not None:  # the sizes stored in the file
+        _check_sizes(args, model.kind, model.n_hidden, n_visible, len(digits.train_images))
     checkpoint = _checkpoint_meta(args, model, len(digits.train_images))
     with _Log(prefix.with_name(prefix.name + ".log")) as log:
         settings = {k: v for k, v in sorted(vars(args).items()) if not k.startswith("_") and k != "command"}
