@@ -333,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
                "options": {k: v for k, v in vars(args).items() if not k.startswith("_")}}
     with atomic_path(paths["metrics"]) as tmp, open(tmp, "w") as fh:
         json.dump(metrics, fh, indent=1)
-    _say(args, f"closest to real codes (two-sample accuracy with squares nearest 0.5): {best}; wrote {len(paths)} files in "
+    written = len(paths) - (loaded is not None)  # a network read from --model is not written again
+    _say(args, f"closest to real codes (two-sample accuracy with squares nearest 0.5): {best}; wrote {written} files in "
                f"{args.output} ({metrics['seconds']:.0f} s)")
     return 0
