@@ -249,3 +249,31 @@ def test_a_unit_that_never_changes_is_drawn_grey():
     assert np.array_equal(first, np.full((5, 3), 0.5))
     expected = np.concatenate([np.arange(6.0).reshape(2, 3) / 11, [[0.5] * 3], np.arange(6.0, 12).reshape(2, 3) / 11])
     assert np.allclose(second, expected)
+
+
+def _digits_of(labels):
+    """One 2 x 2 digit per label, each with its own grey level."""
+    return np.arange(len(labels), dtype=np.float32)[:, None, None] / len(labels) * np.ones((1, 2, 2))
+
+
+@pytest.mark.parametrize("labels,rows", [
+    ([0, 1, 2, 3, 4, 5, 6, 7, 8, 9] * 3, 2),  # two digits of each class are shown, not three
+    (list(range(10)), 1),  # one of each: the second group is left out
+    ([3, 1, 3, 1, 10, 10], 2),  # classes missing, and a label that is not a digit
+])
+def test_the_completion_figure_shows_two_digits_per_class_at_most(labels, rows):
+    from fastseq.commands.train import _completion_figure
+
+    labels = np.array(labels)
+    test = _digits_of(labels)
+    completed = 1 - test
+    figure = _completion_figure(test, completed, labels, k=1)
+    groups = []
+    for i in range(rows):
+        idx = [np.flatnonzero(labels == c)[i] for c in range(10) if (labels == c).sum() > i]
+        seen = test[idx].copy()
+        seen[:, 1:] = 0.5
+        groups += [seen, completed[idx], test[idx]]
+    width = max(len(g) for g in groups)
+    assert np.array_equal(figure, tile(np.concatenate(groups), width=width, spacing=2, scale=None))
+    assert figure.shape[0] == 3 * rows * 2 + (3 * rows - 1) * 2
