@@ -262,11 +262,12 @@ def _train(model, digits, args, log, first_epoch: int) -> None:
 
 def _first_epoch(args, checkpoint: dict | None) -> int:
     """The epoch to (re)start: the checkpoint's, or the one it finished (which train_bptt
-    reports again and which restores the parameters and the optimizer)."""
+    reports again and which restores the parameters and the optimizer). It is below
+    ``--epochs``: :func:`_checkpoint_meta` refuses a checkpoint beyond them."""
     if checkpoint is None:
         return 0
     at, window = checkpoint["loader"]["epoch"], checkpoint["loader"]["window"]
-    return min(max(at - (window == 0), 0), max(args.epochs - 1, 0))
+    return max(at - (window == 0), 0)
 
 
 def _checkpoint_meta(args, model, n_train: int) -> dict | None:
@@ -298,8 +299,7 @@ def _checkpoint_meta(args, model, n_train: int) -> dict | None:
     ]
     if loader.get("sequences") != n_train:
         differ.append(f"--data with {n_train} training digits (checkpoint {loader.get('sequences')})")
-    decoder = model.as_decoder(feedback=args.teacher_forcing < 1.0)
-    tensors = {k: [list(v.shape), str(v.dtype)] for k, v in decoder.state_dict().items()}
+    tensors = {k: [list(v.shape), str(v.dtype)] for k, v in model.as_decoder().state_dict().items()}
     saved_tensors = config["model"]["tensors"]
     if tensors != saved_tensors:
         shapes = ", ".join(f"{k} {v[0]}" for k, v in sorted(saved_tensors.items()))
