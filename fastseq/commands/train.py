@@ -179,7 +179,7 @@ def _run_logged(model, digits, prefix: Path, args, log, checkpoint: dict | None)
     from fastseq.rowrnn.models import baseline_errors, complete, completion_mse, save_model
 
     start = time.perf_counter()
-    _train(model, digits, args, log, _first_epoch(args, checkpoint))
+    _train(model, digits, args, log, _first_epoch(checkpoint))
     train_s = time.perf_counter() - start
     written = [prefix.name + ".log"]
     if args.epochs > 0:  # an evaluation-only run has nothing new to save
@@ -260,7 +260,7 @@ def _train(model, digits, args, log, first_epoch: int) -> None:
             f"(cross-entropy per row), {time.perf_counter() - t0:.1f} s")
 
 
-def _first_epoch(args, checkpoint: dict | None) -> int:
+def _first_epoch(checkpoint: dict | None) -> int:
     """The epoch to (re)start: the checkpoint's, or the one it finished (which train_bptt
     reports again and which restores the parameters and the optimizer). It is below
     ``--epochs``: :func:`_checkpoint_meta` refuses a checkpoint beyond them."""

@@ -110,6 +110,11 @@ def test_the_log_is_flushed_line_by_line_and_runs_are_separated_by_one_blank_lin
     _run(capsys, *argv)
     both = (tmp_path / "o.log").read_text()
     assert both == first + "\n" + "".join(a[0] + "\n" for a, _ in printed)
+    # a log of a single character (a file the user made) is separated too
+    (tmp_path / "o.log").write_text("x")
+    printed.clear()
+    _run(capsys, *argv)
+    assert (tmp_path / "o.log").read_text() == "x\n" + "".join(a[0] + "\n" for a, _ in printed)
 
 
 def test_the_times_printed_are_the_seconds_spent(capsys, tmp_path, digits_dir):
