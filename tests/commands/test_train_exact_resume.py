@@ -28,20 +28,6 @@ def _tensors(path) -> dict[str, torch.Tensor]:
     return load_file(path)
 
 
-def _interrupt_after(monkeypatch, writes: int) -> None:
-    """Ctrl-C right after the ``writes``-th checkpoint is on disk."""
-    real = fastseq.bptt.checkpoint.save_checkpoint
-    left = [writes]
-
-    def save(*args, **kwargs):
-        real(*args, **kwargs)
-        left[0] -= 1
-        if left[0] == 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fastseq.bptt.checkpoint, "save_checkpoint", save)
-
-
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory, digits_dir):
     folder = tmp_path_factory.mktemp("whole")
@@ -51,7 +37,8 @@ def whole(tmp_path_factory, digits_dir):
 
 @pytest.mark.parametrize("cut", ["after the first window", "mid-epoch 1", "before the last window of epoch 2",
                                  "twice"])
-def test_interrupted_run_resumes_bit_for_bit(capsys, monkeypatch, tmp_path, digits_dir, whole, cut):
+def test_interrupted_run_resumes_bit_for_bit(capsys, monkeypatch, tmp_path, digits_dir, whole, cut,
+                                             interrupt_after):
     capsys.readouterr()
     reference = _tensors(whole / "run.ckpt")
     windows = len(reference["losses"])  # the last epoch's; both have as many
@@ -62,7 +49,7 @@ def test_interrupted_run_resumes_bit_for_bit(capsys, monkeypatch, tmp_path, digi
     for at in cuts:  # windows trained when Ctrl-C comes
         # a write after every window, and one more at the end of epoch 1
         with monkeypatch.context() as m:
-            _interrupt_after(m, at + (at > windows) - writes)
+            interrupt_after(m, at + (at > windows) - writes)
             assert main(_argv(digits_dir, tmp_path, "run", "run.ckpt")) == 130
         writes = at + (at > windows)
         meta, saved = fastseq.bptt.checkpoint.load_checkpoint(tmp_path / "run.ckpt")

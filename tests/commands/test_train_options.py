@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -153,19 +152,6 @@ def test_a_checkpoint_in_a_missing_folder_is_named_as_the_option(capsys, tmp_pat
         f"Expected --checkpoint in an existing folder, got {where!r} ({tmp_path / 'missing'} does not exist).")
 
 
-def _interrupt_after(monkeypatch, writes: int) -> None:
-    real = fastseq.bptt.checkpoint.save_checkpoint
-    left = [writes]
-
-    def save(*args, **kwargs):
-        real(*args, **kwargs)
-        left[0] -= 1
-        if left[0] == 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(fastseq.bptt.checkpoint, "save_checkpoint", save)
-
-
 def test_resume_refuses_other_data_and_fewer_epochs_than_the_checkpoint_reached(capsys, tmp_path, digits_dir,
                                                                                  narrow_dir):
     ckpt = tmp_path / "c.ckpt"
@@ -181,7 +167,8 @@ def test_resume_refuses_other_data_and_fewer_epochs_than_the_checkpoint_reached(
            "with model.Whh [4, 4], model.Wxh [28, 4], model.b [4], model.c [28]); nothing" in err
 
 
-def test_resume_refuses_fewer_epochs_one_window_into_the_last(capsys, tmp_path, digits_dir, monkeypatch):
+def test_resume_refuses_fewer_epochs_one_window_into_the_last(capsys, tmp_path, digits_dir, monkeypatch,
+                                                              interrupt_after):
     common = ["--data", str(digits_dir), "--hidden", "4", "--batch", "7", "--bptt", "9", "--checkpoint-every", "1",
               "--output", str(tmp_path / "o")]
     _run(capsys, *common, "--epochs", "1", "--checkpoint", str(tmp_path / "whole.ckpt"))
@@ -189,7 +176,7 @@ def test_resume_refuses_fewer_epochs_one_window_into_the_last(capsys, tmp_path, 
     ckpt = tmp_path / "c.ckpt"
     common += ["--checkpoint", str(ckpt)]
     with monkeypatch.context() as m:
-        _interrupt_after(m, windows + 2)  # a write per window, one at the end of epoch 1, one window more
+        interrupt_after(m, windows + 2)  # a write per window, one at the end of epoch 1, one window more
         assert main(["train", *common, "--epochs", "2"]) == 130
     capsys.readouterr()
     meta, _ = fastseq.bptt.checkpoint.load_checkpoint(ckpt)
