@@ -324,3 +324,14 @@ def test_a_network_read_from_model_is_used_as_it_is_and_not_written_again(tmp_pa
     loaded = recorded["evaluate"]["autoencoder"]
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(),
                                                  load_autoencoder(net).state_dict().values()))
+
+
+def test_pictures_map_minus_one_to_black_and_one_to_white_clipping_beyond(tmp_path):
+    from fastseq.commands.faces import _picture
+
+    faces = np.array([[[-3.0, -1.0], [0.0, 1.0]], [[3.0, 0.5], [-0.5, 1e9]]], dtype=np.float32)
+    _picture(faces, tmp_path / "p.png", width=2)
+    picture = _png(tmp_path / "p.png")
+    # two 2 x 2 faces side by side, a white line between them, each pixel drawn 2 x 2
+    expected = np.array([[0, 0, 255, 255, 191], [128, 255, 255, 64, 255]], dtype=np.uint8)
+    assert np.array_equal(picture[::2, ::2], expected)
