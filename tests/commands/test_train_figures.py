@@ -27,7 +27,7 @@ def _cross_entropy(pred, target):
 
 
 @pytest.fixture
-def recorded(monkeypatch):
+def recorded(monkeypatch, digits_dir):
     """Run the real train_bptt, recording its arguments, losses and the held-out loss after
     each epoch (computed here from the model it trained), and every memory check."""
     calls, checks = [], []
@@ -39,9 +39,8 @@ def recorded(monkeypatch):
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            x = torch.as_tensor(load_mnist(calls_data[0]).test_images).transpose(0, 1)
-            y, _ = model(x[:-1])
-            held = float(_cross_entropy(y, x[1:]).mean())
+            y, _ = model(held_out[:-1])
+            held = float(_cross_entropy(y, held_out[1:]).mean())
         model.train(was_training)
         calls.append(dict(decoder=decoder, contexts=contexts, targets=targets, visible_seed=visible_seed,
                           hidden_seed=hidden_seed, opt=opt, slots=slots, bptt=bptt, cost=cost, losses=losses,
@@ -52,11 +51,11 @@ def recorded(monkeypatch):
         checks.append((nbytes, what))
         real_fits(nbytes, what)
 
-    calls_data: list = []
+    held_out = torch.as_tensor(load_mnist(digits_dir).test_images).transpose(0, 1)
     monkeypatch.setattr(fastseq, "train_bptt", train_bptt)
     monkeypatch.setattr(_common, "fits", fits)
     before = torch.get_num_threads()
-    yield calls, checks, calls_data
+    yield calls, checks
     torch.set_num_threads(before)
 
 
@@ -68,8 +67,7 @@ def _train(capsys, data, tmp_path, *options, name="run"):
 
 def test_every_line_printed_is_recomputed_from_the_data_and_the_model_written(capsys, tmp_path, digits_dir,
                                                                             recorded):
-    calls, _, data = recorded
-    data.append(digits_dir)
+    calls, _ = recorded
     out = _train(capsys, digits_dir, tmp_path, "--model", "GRU", "--hidden", "8", "--epochs", "2", "--batch", "7",
                  "--bptt", "9", "--learning-rate", "0.02", "--teacher-forcing", "0.7", "--random-seed", "3",
                  "--seen", "10")
@@ -99,8 +97,7 @@ def test_every_line_printed_is_recomputed_from_the_data_and_the_model_written(ca
 
 def test_train_bptt_gets_the_digits_the_options_and_adam_over_the_models_parameters(capsys, tmp_path, digits_dir,
                                                                                   recorded):
-    calls, _, data = recorded
-    data.append(digits_dir)
+    calls, _ = recorded
     _train(capsys, digits_dir, tmp_path, "--model", "lstm", "--hidden", "6", "--epochs", "2", "--batch", "5",
            "--bptt", "9", "--learning-rate", "0.003", "--teacher-forcing", "0.25", "--random-seed", "11",
            "--checkpoint-every", "20", "--checkpoint", str(tmp_path / "c.ckpt"), "--threads", "2")
@@ -133,16 +130,14 @@ def test_train_bptt_gets_the_digits_the_options_and_adam_over_the_models_paramet
 @pytest.mark.parametrize("forcing,feedback", [("1", False), ("0.999", True), ("0", True)])
 def test_the_decoder_reads_its_own_output_unless_always_forced(capsys, tmp_path, digits_dir, recorded, forcing,
                                                                feedback):
-    calls, _, data = recorded
-    data.append(digits_dir)
+    calls, _ = recorded
     _train(capsys, digits_dir, tmp_path, "--hidden", "4", "--epochs", "1", "--bptt", "27",
            "--teacher-forcing", forcing)
     assert calls[0]["decoder"].feedback is feedback and calls[0]["teacher_forcing"] == float(forcing)
 
 
 def test_more_slots_than_digits_use_one_slot_each_and_are_checked_as_such(capsys, tmp_path, digits_dir, recorded):
-    calls, checks, data = recorded
-    data.append(digits_dir)
+    calls, checks = recorded
     _train(capsys, digits_dir, tmp_path, "--hidden", "4", "--epochs", "1", "--batch", "61", "--bptt", "3")
     assert calls[0]["slots"] == 60
     assert checks[1] == (3 * 60 * (24.0 + 4 * (3 * 4 + 3 * 28)), "--batch 61 with --bptt 3 and --hidden 4")
@@ -158,8 +153,7 @@ def test_parameter_count_is_that_of_the_model_built(kind, hidden, visible):
 @pytest.mark.parametrize("kind,gates", [("rnn", 1), ("rnn_untied", 1), ("gru", 3), ("lstm", 4)])
 def test_the_memory_checks_count_the_model_one_window_and_the_pictures(capsys, tmp_path, digits_dir, recorded,
                                                                       kind, gates):
-    calls, checks, data = recorded
-    data.append(digits_dir)
+    calls, checks = recorded
     _train(capsys, digits_dir, tmp_path, "--model", kind, "--hidden", "5", "--epochs", "1", "--batch", "4",
            "--bptt", "6", "--mosaic", "--window", "3", "--windows", "50")
     weights = sum(p.numel() for p in calls[0]["decoder"].model.parameters())
@@ -174,8 +168,7 @@ def test_the_memory_checks_count_the_model_one_window_and_the_pictures(capsys, t
 
 
 def test_a_saved_model_is_checked_with_its_own_sizes_once_it_is_read(capsys, tmp_path, digits_dir, recorded):
-    calls, checks, data = recorded
-    data.append(digits_dir)
+    calls, checks = recorded
     _train(capsys, digits_dir, tmp_path, "--model", "gru", "--hidden", "3", "--epochs", "1", "--batch", "2",
            "--bptt", "5", name="first")
     checks.clear()
@@ -189,7 +182,7 @@ def test_a_model_too_big_is_refused_before_it_is_built(capsys, tmp_path, digits_
     from fastseq._util import memory
     from fastseq.rowrnn import models
 
-    calls, checks, _ = recorded
+    calls, checks = recorded
     built = []
     monkeypatch.setattr(models, "make_model", lambda *a: built.append(a))
     monkeypatch.setattr(memory, "machine_memory", lambda: 10**6)
@@ -210,8 +203,7 @@ def _expected_png(array, tmp_path, zoom):
 @pytest.mark.parametrize("sort_units", [False, True])
 def test_the_pictures_are_the_completions_and_the_hidden_units_of_the_model_written(capsys, tmp_path, digits_dir,
                                                                                    recorded, sort_units):
-    calls, _, data = recorded
-    data.append(digits_dir)
+    calls, _ = recorded
     sort = ["--sort-units"] if sort_units else []
     out = _train(capsys, digits_dir, tmp_path, "--hidden", "9", "--epochs", "1", "--batch", "6", "--bptt", "9",
                  "--mosaic", "--seen", "12", "--window", "4", "--windows", "300", "--random-seed", "5", *sort)
