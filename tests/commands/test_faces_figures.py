@@ -335,3 +335,12 @@ def test_pictures_map_minus_one_to_black_and_one_to_white_clipping_beyond(tmp_pa
     # two 2 x 2 faces side by side, a white line between them, each pixel drawn 2 x 2
     expected = np.array([[0, 0, 255, 255, 191], [128, 255, 255, 64, 255]], dtype=np.uint8)
     assert np.array_equal(picture[::2, ::2], expected)
+
+
+def test_pictures_of_float32_faces_are_scaled_in_float64(tmp_path):
+    """(x + 1) / 2 of float32's -0.4 is 0.30000001 in float32 arithmetic, which 8 bits draw
+    as 77, and 0.29999999 in float64, drawn as 76: the picture takes the float64 value."""
+    from fastseq.commands.faces import _picture
+
+    _picture(np.full((1, 2, 2), -0.4, dtype=np.float32), tmp_path / "p.png", width=1)
+    assert np.unique(_png(tmp_path / "p.png")).tolist() == [76]
