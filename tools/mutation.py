@@ -65,7 +65,7 @@ PYTHON_MODULES = {
     "likelihood": (["fastseq/boltzmann/likelihood.py"], ["tests/boltzmann/test_rbm.py"],
                    ["-k", "not sklearn"]),
 }
-ORDER = ["schedule", "native_schedule", "native_gather", "plans", "state", "engines", "fused", "trainer",
+ORDER = ["schedule", "native_schedule", "native_gather", "native_gemm", "plans", "state", "engines", "fused", "trainer",
          "corrsort", "order_nb", "sampling", "likelihood", "sampling_nb", "cd_nb"]
 # --full: one mutmut run per group of modules, with the tests that exercise them
 # (mutmut selects, per mutant, the tests among these that ran the mutated function)

@@ -86,10 +86,45 @@ ORDER_NB = [
      "    if a < 0 or b < 0:\n        return 0.0", "    if a < 0 or b < 0:\n        return 1.0"),
 ]
 
+# fastseq's float32 product kernel (csrc/gemm.cpp): mutants that change values only where the
+# kernel runs (a processor with AVX-512); elsewhere its tests skip and every one survives.
+GEMM_CPP = [
+    ("gemm: a later pass over k restarts the sum instead of continuing it", "csrc/gemm.cpp",
+     "acc[r][0] = add ? _mm512_maskz_loadu_ps(m0, c + r * ldc) : _mm512_setzero_ps();",
+     "acc[r][0] = _mm512_setzero_ps();"),
+    ("gemm: the right edge's second register masks one column too few", "csrc/gemm.cpp",
+     "(cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1u));",
+     "(cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 17)) - 1u));"),
+    ("gemm: the right edge's first register masks one column too few", "csrc/gemm.cpp",
+     "cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);",
+     "cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (cols - 1)) - 1u);"),
+    ("gemm: each pass leaves out its last term", "csrc/gemm.cpp",
+     "kTiles[rows](depth, ai,", "kTiles[rows](depth - 1, ai,"),
+    ("gemm: the last row block is skipped when it holds one row", "csrc/gemm.cpp",
+     "for (int64_t i = 0; i < m; i += kRows) {", "for (int64_t i = 0; i < m - 1; i += kRows) {"),
+    ("gemm: a product over no terms leaves C unwritten", "csrc/gemm.cpp",
+     "for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = 0.0f;", "for (int64_t j = 0; j < n; ++j) ;"),
+    ("gemm: packing drops the rows past the last whole block of 8", "csrc/gemm.cpp",
+     "for (int64_t i = whole * kRows; i < m; ++i)", "for (int64_t i = whole * kRows; i < m - 1; ++i)"),
+    ("gemm: packing starts one term of the sum late", "csrc/gemm.cpp",
+     "if (packed) pack_rows(a + q * acs, ars, acs, m, depth, pack.data());",
+     "if (packed) pack_rows(a + (q + 1) * acs, ars, acs, m, depth, pack.data());"),
+    ("gemm: B's column panels after the first start one column late", "csrc/gemm.cpp",
+     "b + q * ldb + j, ldb,", "b + q * ldb + j + (j > 0), ldb,"),
+    ("gemm: the Fortran entry swaps its operands", "csrc/gemm.cpp",
+     "fastseq::sgemm_rows(*n, *m, *k, b, *ldb, a, *lda, c, *ldc);",
+     "fastseq::sgemm_rows(*n, *m, *k, a, *lda, b, *ldb, c, *ldc);"),
+    ("gemm: every processor counts as Intel's (MKL runs the products)", "csrc/gemm.cpp",
+     'static const bool intel = __builtin_cpu_is("intel");',
+     'static const bool intel = !__builtin_cpu_is("intel") || __builtin_cpu_is("intel");'),
+]
+
 PATCHES = {
     "native_schedule": (SCHEDULE_CPP, ["tests/bptt/test_schedule.py", "tests/bptt/test_schedule_partial_orders.py"]),
     "native_gather": (GATHER_CPP, ["tests/bptt/test_store.py"]),
     "sampling_nb": (SAMPLING_NB, ["tests/boltzmann/test_sampling.py"]),
     "order_nb": (ORDER_NB, ["tests/mosaic/test_order.py"]),
     "cd_nb": (CD_NB, ["tests/boltzmann/test_cd.py"]),
+    "native_gemm": (GEMM_CPP, ["tests/bptt/test_gemm.py", "tests/bptt/test_products_split.py",
+                               "tests/bptt/test_fused_calls.py"]),
 }

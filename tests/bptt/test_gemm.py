@@ -2,6 +2,8 @@
 against their twin ``a @ b``; and the ?gemm the fused kernels call."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -40,14 +42,34 @@ def test_kernel_matches_its_twin(m, n, k, transposed, fill, seed):
 
 @needs_kernel
 @pytest.mark.parametrize("stride", [256, 512, 300])  # multiples of 256 floats take the packed path
-def test_transposed_views_at_aliasing_strides(stride):
+@pytest.mark.parametrize("rows", [40, 43])  # 43: three rows past the last whole block of 8
+def test_transposed_views_at_aliasing_strides(stride, rows):
     rng = np.random.default_rng(1)
     base = rng.standard_normal((700, stride)).astype(np.float32)
-    a = base[:, :40].T  # 40 x 700, read along a stride of `stride` floats
+    a = base[:, :rows].T  # rows x 700, read along a stride of `stride` floats
     b = rng.standard_normal((700, 33)).astype(np.float32)
-    out = np.empty((40, 33), np.float32)
+    out = np.full((rows, 33), np.nan, np.float32)
     _gemm_cy.matmul(a, b, out)
     _close(out, a, b)
+
+
+@needs_kernel
+@pytest.mark.parametrize("transposed", [False, True])
+def test_a_product_over_no_terms_is_zero(transposed):
+    """k = 0: every element of the result is an empty sum, written as 0 over what was there."""
+    a = np.empty((0, 5), np.float32).T if transposed else np.empty((5, 0), np.float32)
+    out = np.full((5, 3), np.nan, np.float32)
+    _gemm_cy.matmul(a, np.empty((0, 3), np.float32), out)
+    assert np.array_equal(out, np.zeros((5, 3), np.float32))
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="reads the vendor from /proc/cpuinfo (Linux)")
+def test_intel_names_the_processors_vendor():
+    """Whether MKL or the kernel runs the products follows intel(): it must be the vendor's name."""
+    vendors = {line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("vendor_id")}
+    assert len(vendors) == 1
+    assert _gemm_cy.intel() is (vendors.pop() == "GenuineIntel")
 
 
 @needs_kernel
