@@ -225,3 +225,40 @@ def test_tests_named_replace_the_groups_and_are_recorded(tmp_path, monkeypatch):
     config = tomllib.loads((tmp_path / "pyproject.toml").read_text())["tool"]["mutmut"]
     assert config["pytest_add_cli_args_test_selection"] == ["tests/_util", "tests/bptt"]  # those in the copy
     assert "tests" not in recorded[0]["fastseq/_util/stub.py"]
+
+
+class _Stopped(Exception):
+    """A recheck stopped from outside (Ctrl-C, a kill), as the test below simulates it."""
+
+
+def test_a_recheck_stopped_part_way_keeps_the_verdicts_it_reached(tmp_path, monkeypatch):
+    """Each timed-out mutant's verdict is written as it comes: after a recheck is stopped (here by
+    an interrupt during the last mutant), recording the copy again re-runs only the mutants not judged,
+    and a different limit judges all afresh."""
+    tool = _tool()
+    (tmp_path / "mutants").mkdir()
+    (tmp_path / "mutants" / "mutmut-stats.json").write_text('{"tests_by_mangled_function_name": {"f": ["t.py"]}}')
+    ran = []
+    answers = {"f__mutmut_1": (False, "1 failed"), "f__mutmut_2": (True, "3 passed"), "f__mutmut_4": (False, "timeout")}
+
+    def fake(root, tests, limit, cache, mutant=None):
+        ran.append(mutant)
+        assert tests == ["t.py"] and mutant is not None
+        if mutant == "f__mutmut_4" and len(ran) == 4:
+            raise _Stopped
+        return answers.get(mutant, (False, "1 failed"))
+
+    monkeypatch.setattr(tool, "pytest_passes", fake)
+    keys = ["f__mutmut_1", "f__mutmut_2", "f__mutmut_3", "f__mutmut_4"]
+    with pytest.raises(_Stopped):
+        tool.kept_rechecks(tmp_path, keys, 1, 60.0)
+    assert ran == keys
+    ran.clear()
+    assert tool.kept_rechecks(tmp_path, keys, 1, 60.0) == {
+        "f__mutmut_1": "killed", "f__mutmut_2": "passed", "f__mutmut_3": "killed", "f__mutmut_4": "hang"}
+    assert ran == ["f__mutmut_4"]
+    ran.clear()
+    assert tool.kept_rechecks(tmp_path, keys, 1, 60.0)["f__mutmut_2"] == "passed"
+    assert ran == []
+    assert tool.kept_rechecks(tmp_path, keys[:1], 2, 120.0) == {"f__mutmut_1": "killed"}
+    assert ran == ["f__mutmut_1"]

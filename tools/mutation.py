@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mutation_patches import PATCHES  # noqa: E402
@@ -316,16 +317,18 @@ def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], a
             (root / src).write_text(text)
 
 
-def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float) -> dict[str, str]:
+def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float,
+                     done: Callable[[str, str], None] | None = None) -> dict[str, str]:
     """Re-run each timed-out mutant's selected tests in a fresh process under a wall-clock
     ``limit``: ``"killed"`` where they fail, ``"hang"`` where they run out the limit, else
-    ``"passed"`` (a survivor).
+    ``"passed"`` (a survivor). ``done(key, verdict)`` is called (in this thread) as each one
+    finishes, so a caller can keep the verdicts of a recheck stopped part way.
 
     mutmut limits a mutant by CPU time, estimated from the tests' wall time: tests whose
     PyTorch, Numba or BLAS threads keep two cores busy spend CPU time about twice as fast as
     wall time, so an unchanged run of them can hit the limit and be reported killed.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     stats = json.loads((root / "mutants" / "mutmut-stats.json").read_text())["tests_by_mangled_function_name"]
 
@@ -334,8 +337,18 @@ def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float) -> di
         ok, last = pytest_passes(root / "mutants", tests, limit, None, mutant=key)  # the trampolined copy
         return "passed" if ok else "hang" if last == "timeout" else "killed"
 
+    verdicts: dict[str, str] = {}
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        return dict(zip(keys, pool.map(one, keys)))
+        futures = {pool.submit(one, key): key for key in keys}
+        for n, future in enumerate(as_completed(futures), 1):
+            key = futures[future]
+            verdicts[key] = future.result()
+            print(f"\rre-checked {n} of {len(keys)} timed-out mutants", end="", file=sys.stderr, flush=True)
+            if done is not None:
+                done(key, verdicts[key])
+    if keys:
+        print(file=sys.stderr)
+    return {k: verdicts[k] for k in keys}
 
 
 def timeout_status(verdict: str, equivalent: bool) -> str:
@@ -351,14 +364,21 @@ def timeout_status(verdict: str, equivalent: bool) -> str:
 def kept_rechecks(root: Path, keys: list[str], jobs: int, limit: float) -> dict[str, str]:
     """:func:`recheck_timeouts` of ``keys``, keeping the verdicts in the copy (``timeout-rechecks.json``),
     so recording the copy again (``--from-kept``, say after arguing an equivalent) re-runs only
-    mutants not yet re-checked under this ``limit``."""
+    mutants not yet re-checked under this ``limit``. Each verdict is written as it comes: a
+    recheck stopped part way (hundreds of slow mutants can take hours) keeps what it judged."""
     kept_file = root / "timeout-rechecks.json"
     kept = json.loads(kept_file.read_text()) if kept_file.exists() else {}
     verdicts = kept.get("verdicts", {}) if kept.get("limit") == limit else {}
     todo = [k for k in keys if k not in verdicts]
+
+    def keep(key: str, verdict: str) -> None:
+        verdicts[key] = verdict
+        tmp = kept_file.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"limit": limit, "verdicts": verdicts}, indent=2))
+        os.replace(tmp, kept_file)
+
     if todo:
-        verdicts.update(recheck_timeouts(root, todo, jobs, limit))
-        kept_file.write_text(json.dumps({"limit": limit, "verdicts": verdicts}, indent=2))
+        recheck_timeouts(root, todo, jobs, limit, done=keep)
     return {k: verdicts[k] for k in keys}
 
 
