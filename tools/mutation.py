@@ -340,12 +340,16 @@ def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float,
     verdicts: dict[str, str] = {}
     with ThreadPoolExecutor(max(1, jobs)) as pool:
         futures = {pool.submit(one, key): key for key in keys}
-        for n, future in enumerate(as_completed(futures), 1):
-            key = futures[future]
-            verdicts[key] = future.result()
-            print(f"\rre-checked {n} of {len(keys)} timed-out mutants", end="", file=sys.stderr, flush=True)
-            if done is not None:
-                done(key, verdicts[key])
+        try:
+            for n, future in enumerate(as_completed(futures), 1):
+                key = futures[future]
+                verdicts[key] = future.result()
+                print(f"\rre-checked {n} of {len(keys)} timed-out mutants", end="", file=sys.stderr, flush=True)
+                if done is not None:
+                    done(key, verdicts[key])
+        except BaseException:  # Ctrl-C or a failure: start no further mutant, keep what was judged
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     if keys:
         print(file=sys.stderr)
     return {k: verdicts[k] for k in keys}
