@@ -317,6 +317,13 @@ def recheck_killed(root: Path, key: str, sources: list[str], tests: list[str], a
             (root / src).write_text(text)
 
 
+def write_json(path: Path, data, indent: int) -> None:
+    """Write ``data`` as JSON (ending in a newline) atomically: a stopped run never leaves half a file."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=indent) + "\n")
+    os.replace(tmp, path)
+
+
 def recheck_timeouts(root: Path, keys: list[str], jobs: int, limit: float,
                      done: Callable[[str, str], None] | None = None) -> dict[str, str]:
     """Re-run each timed-out mutant's selected tests in a fresh process under a wall-clock
@@ -377,9 +384,7 @@ def kept_rechecks(root: Path, keys: list[str], jobs: int, limit: float) -> dict[
 
     def keep(key: str, verdict: str) -> None:
         verdicts[key] = verdict
-        tmp = kept_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"limit": limit, "verdicts": verdicts}, indent=2))
-        os.replace(tmp, kept_file)
+        write_json(kept_file, {"limit": limit, "verdicts": verdicts}, indent=2)
 
     if todo:
         recheck_timeouts(root, todo, jobs, limit, done=keep)
@@ -527,9 +532,7 @@ def record(results: dict[str, dict]) -> None:
     """Merge per-module results into ``tools/mutation_results.json`` (written atomically)."""
     kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     kept.update(results)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dict(sorted(kept.items())), indent=1) + "\n")
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, dict(sorted(kept.items())), indent=1)
 
 
 # ------------------------------------------------------------------ curated patches (native)
